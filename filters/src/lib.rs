@@ -1,0 +1,75 @@
+//! Document filters for curate.
+//!
+//! A filter is a pure function of one document: it sees the text and the
+//! metadata fields, and answers keep or drop with a stable reason. This crate
+//! knows nothing of files, Arrow or threads; the engine (crate `curate`) reads
+//! documents, calls [`Filter::filter`] for each, and does the counting, the
+//! rejected output and the parallelism, as datatrove's `BaseFilter` does.
+//!
+//! Reasons are `&'static str` in snake_case on purpose: they are stable keys in
+//! `stats.json`, in the rejected output and in annotate columns, so a typo in a
+//! reason is a breaking change that code review can see.
+//!
+//! One filter per file, its thresholds in a config struct whose `Default`
+//! holds the source's values (`None` turns a rule off).
+
+mod field_value;
+mod length;
+
+pub use field_value::{FieldValueFilter, FieldValueFilterConfig, Missing};
+pub use length::{LengthFilter, LengthFilterConfig};
+
+use std::borrow::Cow;
+
+/// One document as a filter sees it.
+pub struct Document<'a> {
+    pub id: &'a str,
+    pub text: &'a str,
+    pub metadata: &'a dyn Metadata,
+}
+
+/// Read access to a document's fields other than the text.
+pub trait Metadata {
+    /// The field's value, or `None` when the document has no such field.
+    fn field(&self, name: &str) -> Option<serde_json::Value>;
+}
+
+/// No metadata at all: for filters that are called on bare text (tests, bench).
+pub struct NoMetadata;
+
+impl Metadata for NoMetadata {
+    fn field(&self, _name: &str) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// A filter's answer for one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Keep,
+    /// Drop, with the rule that fired.
+    Drop(Cow<'static, str>),
+}
+
+impl Verdict {
+    pub fn drop(reason: &'static str) -> Verdict {
+        Verdict::Drop(Cow::Borrowed(reason))
+    }
+}
+
+/// The one trait every filter implements. `Send + Sync` because the engine
+/// calls one instance from many threads at once.
+pub trait Filter: Send + Sync {
+    fn filter(&self, doc: &Document<'_>) -> Verdict;
+}
+
+impl<'a> Document<'a> {
+    /// A document with only text, for tests and benchmarks.
+    pub fn text_only(text: &'a str) -> Document<'a> {
+        Document {
+            id: "",
+            text,
+            metadata: &NoMetadata,
+        }
+    }
+}

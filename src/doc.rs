@@ -1,0 +1,344 @@
+//! A document in flight through the engine, and its JSON form.
+//!
+//! Fields other than the text are kept as raw JSON (`RawValue`) in input
+//! order: they are carried to the output unchanged without ever being
+//! decoded, which is both faithful and cheap. Only the text (and the id) are
+//! decoded, because steps read them.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Why a record could not become a document. The kind is a stable key in
+/// `stats.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// A line that is not valid UTF-8.
+    InvalidUtf8,
+    /// A line that is not one JSON object.
+    InvalidJson,
+    /// No text field, or `null`.
+    MissingText,
+    /// A text field that is not a string.
+    TextNotString,
+    /// A compressed stream or Parquet file that breaks off or does not decode.
+    CorruptInput,
+    /// A file that cannot be opened or read.
+    UnreadableFile,
+    /// A kept document whose fields do not fit the Parquet output's schema.
+    OutputSchema,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidUtf8 => "invalid_utf8",
+            ErrorKind::InvalidJson => "invalid_json",
+            ErrorKind::MissingText => "missing_text",
+            ErrorKind::TextNotString => "text_not_string",
+            ErrorKind::CorruptInput => "corrupt_input",
+            ErrorKind::UnreadableFile => "unreadable_file",
+            ErrorKind::OutputSchema => "output_schema",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DocError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl DocError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> DocError {
+        DocError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// One document.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    /// The input's id, as a string, or a stable one made from the file and
+    /// position (`<file>#<n>`) when the input had none.
+    pub id: String,
+    pub text: String,
+    /// Every field but the text, in input order, as raw JSON. The id is
+    /// always among them (appended when the input had none).
+    pub fields: Vec<(String, Box<RawValue>)>,
+    /// Where the text stood among `fields`, so output keeps the input's order.
+    pub text_pos: usize,
+    /// Byte offset of the line in the (decompressed) file, or the row number.
+    pub position: u64,
+}
+
+/// Names of the two fields the engine reads.
+#[derive(Debug, Clone)]
+pub struct FieldNames {
+    pub text: String,
+    pub id: String,
+}
+
+impl Doc {
+    /// Parses one JSON Lines record. `fallback_id` names a document that has
+    /// no id (or a `null` one).
+    pub fn from_json_line(
+        line: &[u8],
+        names: &FieldNames,
+        position: u64,
+        fallback_id: impl FnOnce() -> String,
+    ) -> Result<Doc, DocError> {
+        let line = std::str::from_utf8(line)
+            .map_err(|e| DocError::new(ErrorKind::InvalidUtf8, format!("invalid UTF-8: {e}")))?;
+        let RawObject(fields) = serde_json::from_str(line)
+            .map_err(|e| DocError::new(ErrorKind::InvalidJson, format!("invalid JSON: {e}")))?;
+        Doc::from_fields(fields, names, position, fallback_id)
+    }
+
+    /// Builds a document from raw fields that still include the text.
+    pub fn from_fields(
+        mut fields: Vec<(String, Box<RawValue>)>,
+        names: &FieldNames,
+        position: u64,
+        fallback_id: impl FnOnce() -> String,
+    ) -> Result<Doc, DocError> {
+        let Some(text_pos) = fields.iter().position(|(k, _)| *k == names.text) else {
+            return Err(DocError::new(
+                ErrorKind::MissingText,
+                format!("no field {:?}", names.text),
+            ));
+        };
+        let (_, raw_text) = fields.remove(text_pos);
+        let text = match raw_text.get().as_bytes()[0] {
+            b'"' => serde_json::from_str::<String>(raw_text.get()).map_err(|e| {
+                DocError::new(
+                    ErrorKind::InvalidJson,
+                    format!("invalid JSON string in {:?}: {e}", names.text),
+                )
+            })?,
+            b'n' => {
+                return Err(DocError::new(
+                    ErrorKind::MissingText,
+                    format!("field {:?} is null", names.text),
+                ))
+            }
+            _ => {
+                return Err(DocError::new(
+                    ErrorKind::TextNotString,
+                    format!(
+                        "field {:?} is {}, not a string",
+                        names.text,
+                        json_type(raw_text.get())
+                    ),
+                ))
+            }
+        };
+        Ok(Doc::assemble(
+            fields,
+            text,
+            text_pos,
+            names,
+            position,
+            fallback_id,
+        ))
+    }
+
+    /// Builds a document from its decoded text and the other raw fields,
+    /// giving it an id from `fallback_id` when it has none.
+    pub fn assemble(
+        mut fields: Vec<(String, Box<RawValue>)>,
+        text: String,
+        text_pos: usize,
+        names: &FieldNames,
+        position: u64,
+        fallback_id: impl FnOnce() -> String,
+    ) -> Doc {
+        let id = match fields.iter_mut().find(|(k, _)| *k == names.id) {
+            Some((_, raw)) => match raw.get().as_bytes()[0] {
+                b'"' => serde_json::from_str::<String>(raw.get())
+                    .unwrap_or_else(|_| raw.get().to_owned()),
+                b'n' => {
+                    let id = fallback_id();
+                    *raw = json_string(&id);
+                    id
+                }
+                _ => raw.get().to_owned(),
+            },
+            None => {
+                let id = fallback_id();
+                fields.push((names.id.clone(), json_string(&id)));
+                id
+            }
+        };
+        Doc {
+            id,
+            text,
+            fields,
+            text_pos,
+            position,
+        }
+    }
+
+    /// Appends the document as one JSON object (no newline), with `extra`
+    /// string fields at the end (the rejected output's step and reason).
+    pub fn write_json(&self, out: &mut Vec<u8>, text_field: &str, extra: &[(&str, &str)]) {
+        out.push(b'{');
+        let mut first = true;
+        let mut sep = |out: &mut Vec<u8>| {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+        };
+        for i in 0..=self.fields.len() {
+            if i == self.text_pos {
+                sep(out);
+                write_json_str(out, text_field);
+                out.push(b':');
+                write_json_str(out, &self.text);
+            }
+            if let Some((key, raw)) = self.fields.get(i) {
+                sep(out);
+                write_json_str(out, key);
+                out.push(b':');
+                out.extend_from_slice(raw.get().as_bytes());
+            }
+        }
+        for (key, value) in extra {
+            sep(out);
+            write_json_str(out, key);
+            out.push(b':');
+            write_json_str(out, value);
+        }
+        out.push(b'}');
+    }
+}
+
+impl curate_filters::Metadata for Doc {
+    fn field(&self, name: &str) -> Option<serde_json::Value> {
+        let (_, raw) = self.fields.iter().find(|(k, _)| k == name)?;
+        serde_json::from_str(raw.get()).ok()
+    }
+}
+
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
+}
+
+fn json_string(s: &str) -> Box<RawValue> {
+    RawValue::from_string(serde_json::to_string(s).expect("a string serialises"))
+        .expect("a serialised string is JSON")
+}
+
+fn json_type(raw: &str) -> &'static str {
+    match raw.as_bytes()[0] {
+        b'{' => "an object",
+        b'[' => "an array",
+        b't' | b'f' => "a boolean",
+        _ => "a number",
+    }
+}
+
+/// A JSON object's fields, in order, values left raw.
+pub struct RawObject(pub Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for RawObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = RawObject;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawObject, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
+                    fields.push(entry);
+                }
+                Ok(RawObject(fields))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> FieldNames {
+        FieldNames {
+            text: "text".into(),
+            id: "id".into(),
+        }
+    }
+
+    fn parse(line: &str) -> Result<Doc, DocError> {
+        Doc::from_json_line(line.as_bytes(), &names(), 42, || "f.jsonl#42".into())
+    }
+
+    fn round_trip(line: &str) -> String {
+        let mut out = Vec::new();
+        parse(line).unwrap().write_json(&mut out, "text", &[]);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn other_fields_round_trip_unchanged_and_in_order() {
+        let line = r#"{"a":1.50,"text":"h\u00e9","meta":{"x":[1, 2]},"id":"d1"}"#;
+        let doc = parse(line).unwrap();
+        assert_eq!(doc.text, "hé");
+        assert_eq!(doc.id, "d1");
+        assert_eq!(
+            round_trip(line),
+            r#"{"a":1.50,"text":"hé","meta":{"x":[1, 2]},"id":"d1"}"#
+        );
+    }
+
+    #[test]
+    fn a_missing_or_null_id_gets_the_fallback() {
+        assert_eq!(
+            round_trip(r#"{"text":"t"}"#),
+            r#"{"text":"t","id":"f.jsonl#42"}"#
+        );
+        assert_eq!(
+            round_trip(r#"{"id":null,"text":"t"}"#),
+            r#"{"id":"f.jsonl#42","text":"t"}"#
+        );
+        assert_eq!(parse(r#"{"id":7,"text":"t"}"#).unwrap().id, "7");
+    }
+
+    #[test]
+    fn bad_records_are_classified() {
+        let kind = |line: &[u8]| {
+            Doc::from_json_line(line, &names(), 0, String::new)
+                .unwrap_err()
+                .kind
+        };
+        assert_eq!(kind(b"{\"text\": \"\xff\"}"), ErrorKind::InvalidUtf8);
+        assert_eq!(kind(b"{\"text\": \"abc"), ErrorKind::InvalidJson);
+        assert_eq!(kind(b"[1, 2]"), ErrorKind::InvalidJson);
+        assert_eq!(kind(b"{\"body\": \"abc\"}"), ErrorKind::MissingText);
+        assert_eq!(kind(b"{\"text\": null}"), ErrorKind::MissingText);
+        assert_eq!(kind(b"{\"text\": 12}"), ErrorKind::TextNotString);
+        assert_eq!(kind(b"{\"text\": \"a\"} trailing"), ErrorKind::InvalidJson);
+    }
+
+    #[test]
+    fn rejected_extras_are_appended() {
+        let mut out = Vec::new();
+        parse(r#"{"text":"t","id":"x"}"#).unwrap().write_json(
+            &mut out,
+            "text",
+            &[("step", "len"), ("reason", "too_short")],
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"text":"t","id":"x","step":"len","reason":"too_short"}"#
+        );
+    }
+}

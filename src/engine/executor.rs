@@ -1,0 +1,493 @@
+//! Running one task of a pipeline: plan the input, skip finished units, and
+//! process the rest, several units at a time, each batch spread over the
+//! rayon pool.
+//!
+//! Determinism: a unit's documents are read, judged and written in input
+//! order; parallel work inside a batch is order-preserving; each unit writes
+//! its own shards. So the output depends on the input and the pipeline only,
+//! not on threads, tasks, or on where a previous run was killed.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arrow_schema::SchemaRef;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rayon::prelude::*;
+use xxhash_rust::xxh3::xxh3_128;
+
+use super::progress::{Progress, ProgressMode};
+use super::registry;
+use super::state::{RunDir, StateError};
+use super::stats::Stats;
+use super::step::{Outcome, Step};
+use super::task::Task;
+use crate::config::{InputFormat, OnError, OutputFormat, Pipeline};
+use crate::doc::{Doc, ErrorKind, FieldNames};
+use crate::io::plan::{self, Plan, PlanError, Unit};
+use crate::io::read::{self, ReadOptions};
+use crate::io::write::{self, ShardWriter, WriterOptions, REJECTED_REASON, REJECTED_STEP};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("writing {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    /// A bad document with `on_error = "fail"`.
+    #[error("{location}: {kind}: {message}")]
+    BadDocument {
+        location: String,
+        kind: &'static str,
+        message: String,
+    },
+    #[error("stats do not add up ({0}); this is a bug in curate")]
+    Accounting(String),
+}
+
+pub struct RunOptions {
+    pub task: Task,
+    pub threads: usize,
+    pub progress: ProgressMode,
+}
+
+pub struct TaskReport {
+    pub task: Stats,
+    /// The whole run's stats, once every task is done.
+    pub merged: Option<(Stats, PathBuf)>,
+    /// The task had finished in an earlier run.
+    pub already_done: bool,
+    pub ignored_files: Vec<PathBuf>,
+}
+
+/// Everything a unit worker needs, built once per task.
+struct Context<'a> {
+    pipeline: &'a Pipeline,
+    plan: &'a Plan,
+    run_dir: &'a RunDir,
+    steps: Vec<Box<dyn Step>>,
+    read: Arc<ReadOptions>,
+    kept: Arc<WriterOptions>,
+    rejected: Option<Arc<WriterOptions>>,
+    progress: Progress,
+    abort: AtomicBool,
+}
+
+pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunError> {
+    let started = Instant::now();
+    let task = options.task;
+    let plan = plan::plan(
+        &pipeline.input.path,
+        pipeline.input.format,
+        pipeline.input.split_bytes.0,
+    )?;
+    let out = PathBuf::from(&pipeline.output.path);
+    let run_dir = RunDir::open(&out)?;
+    run_dir.claim(&fingerprint(pipeline, &plan), plan.units.len(), task)?;
+
+    if let Some(stats) = run_dir.task_done(task) {
+        let merged = merge_if_complete(&run_dir, task)?;
+        return Ok(TaskReport {
+            task: stats,
+            merged,
+            already_done: true,
+            ignored_files: plan.ignored,
+        });
+    }
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads)
+        .thread_name(|i| format!("curate-{i}"))
+        .build()
+        .map_err(|e| RunError::Setup(format!("cannot start {} threads: {e}", options.threads)))?;
+    let names = FieldNames {
+        text: pipeline.input.text_field.clone(),
+        id: pipeline.input.id_field.clone(),
+    };
+    let read = Arc::new(ReadOptions {
+        names: names.clone(),
+        batch_size: pipeline.input.batch_size,
+        batch_bytes: usize::try_from(pipeline.input.batch_bytes.0).unwrap_or(usize::MAX),
+    });
+    let schema = match pipeline.output.format {
+        OutputFormat::Parquet => Some(pool.install(|| output_schema(&plan, &read))?),
+        OutputFormat::Jsonl => None,
+    };
+    let writer_options = |schema: Option<SchemaRef>| {
+        Arc::new(WriterOptions {
+            format: pipeline.output.format,
+            shard_bytes: pipeline.output.shard_bytes.0,
+            row_group_rows: pipeline.output.row_group_rows,
+            row_group_bytes: usize::try_from(pipeline.output.row_group_bytes.0)
+                .unwrap_or(usize::MAX),
+            level: pipeline.output.compression_level,
+            schema,
+            text_field: names.text.clone(),
+        })
+    };
+    let steps = pipeline
+        .steps
+        .iter()
+        .map(|s| {
+            registry::build(&s.kind, &s.options)
+                .map_err(|e| RunError::Setup(format!("step {}: {}", s.name, e.message)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mine: Vec<&Unit> = plan.units.iter().filter(|u| task.owns(u.index)).collect();
+    run_dir.remove_stale_temps(&out, task);
+    run_dir.remove_stale_temps(&out.join("rejected"), task);
+
+    let ctx = Context {
+        pipeline,
+        plan: &plan,
+        run_dir: &run_dir,
+        steps,
+        read,
+        kept: writer_options(schema.clone()),
+        rejected: pipeline
+            .output
+            .rejected
+            .then(|| writer_options(schema.as_deref().map(write::with_rejection_fields))),
+        progress: Progress::start(mine.iter().map(|u| u.bytes).sum(), options.progress),
+        abort: AtomicBool::new(false),
+    };
+
+    // Unit workers are plain threads that each hand one unit at a time to
+    // the pool: at most `threads` units are in flight, which bounds memory.
+    let results: Mutex<Vec<Option<Result<Stats, RunError>>>> =
+        Mutex::new((0..mine.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let workers = options.threads.min(mine.len()).max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= mine.len() || ctx.abort.load(Ordering::Relaxed) {
+                    break;
+                }
+                let result = pool.install(|| process_unit(&ctx, mine[i]));
+                if result.is_err() {
+                    ctx.abort.store(true, Ordering::Relaxed);
+                }
+                results
+                    .lock()
+                    .expect("no worker panics while holding the lock")[i] = Some(result);
+            });
+        }
+    });
+    let Context { progress, .. } = ctx;
+    progress.finish();
+
+    let mut stats = Stats::for_steps(
+        pipeline
+            .steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.kind.as_str())),
+    );
+    for result in results.into_inner().expect("workers are done") {
+        match result {
+            Some(Ok(unit_stats)) => stats.merge(&unit_stats),
+            Some(Err(e)) => return Err(e),
+            // Not started because an earlier unit failed; that failure is returned above.
+            None => {}
+        }
+    }
+    stats.wall_seconds = started.elapsed().as_secs_f64();
+    stats.check().map_err(RunError::Accounting)?;
+    run_dir.mark_task(task, &stats)?;
+    let merged = merge_if_complete(&run_dir, task)?;
+    Ok(TaskReport {
+        task: stats,
+        merged,
+        already_done: false,
+        ignored_files: plan.ignored,
+    })
+}
+
+fn merge_if_complete(run_dir: &RunDir, task: Task) -> Result<Option<(Stats, PathBuf)>, RunError> {
+    match run_dir.merged(task.world) {
+        Ok(stats) => {
+            stats.check().map_err(RunError::Accounting)?;
+            let path = run_dir.write_stats(&stats, task)?;
+            Ok(Some((stats, path)))
+        }
+        Err(_) => Ok(None),
+    }
+}
+
+/// What the output folder holds: the pipeline's settings that shape the
+/// output, and the input's files and units. Threads, ranks and paths are
+/// left out: they may change between a run and its resumption.
+fn fingerprint(pipeline: &Pipeline, plan: &Plan) -> String {
+    let mut shaping = serde_json::to_value(pipeline).expect("serialisable");
+    shaping["input"]["path"] = serde_json::Value::Null;
+    shaping["output"]["path"] = serde_json::Value::Null;
+    shaping["run"] = serde_json::Value::Null;
+    let both = serde_json::json!({ "pipeline": shaping, "plan": plan });
+    format!("{:032x}", xxh3_128(both.to_string().as_bytes()))
+}
+
+/// How many input files are sampled to infer a Parquet output schema.
+const SCHEMA_SAMPLE_FILES: usize = 16;
+
+/// The Parquet output's schema, the same for every shard of the run: when
+/// every input is Parquet, the first file's own schema (exact types);
+/// otherwise one inferred from the first batch of each of the first
+/// [`SCHEMA_SAMPLE_FILES`] files, so that fields that only some files have
+/// are columns too.
+fn output_schema(plan: &Plan, read: &Arc<ReadOptions>) -> Result<SchemaRef, RunError> {
+    let names = &read.names;
+    if plan.files.iter().all(|f| f.format == InputFormat::Parquet) {
+        let first = &plan.files[0];
+        let builder = std::fs::File::open(&first.path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| e.to_string()));
+        return match builder {
+            Ok(b) => Ok(write::schema_from_parquet(
+                b.schema(),
+                &names.text,
+                &names.id,
+            )),
+            Err(e) => Err(RunError::Setup(format!(
+                "{}: cannot read the Parquet schema for the output: {e}",
+                first.path.display()
+            ))),
+        };
+    }
+    let mut sample = Vec::new();
+    let mut sampled = std::collections::HashSet::new();
+    for unit in &plan.units {
+        if sampled.len() == SCHEMA_SAMPLE_FILES {
+            break;
+        }
+        if !sampled.insert(unit.file) {
+            continue;
+        }
+        let mut reader = read::open(&plan.files[unit.file], unit, read.clone());
+        if let Some(batch) = reader.next_batch() {
+            sample.extend(
+                batch
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok())
+                    .map(|d| encode(d, &names.text, &[])),
+            );
+        }
+    }
+    write::infer_schema(&sample, &names.text, &names.id)
+        .map_err(|e| RunError::Setup(format!("cannot infer an output schema: {e}")))
+}
+
+fn encode(doc: &Doc, text_field: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(doc.text.len() + 64);
+    doc.write_json(&mut out, text_field, extra);
+    out
+}
+
+/// Batches written by this process, for the test hook below.
+static BATCHES_WRITTEN: AtomicU64 = AtomicU64::new(0);
+
+/// Test hook: with `CURATE_TEST_PAUSE_AFTER_BATCHES=N`, the process stops
+/// after writing N batches, says so on stderr and waits forever, so that a
+/// test can SIGKILL it at a known point. Costs one env lookup per batch.
+fn pause_for_tests() {
+    let Some(limit) = std::env::var("CURATE_TEST_PAUSE_AFTER_BATCHES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    if BATCHES_WRITTEN.fetch_add(1, Ordering::SeqCst) + 1 == limit {
+        eprintln!("curate: paused for test after {limit} batches");
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+fn process_unit(ctx: &Context, unit: &Unit) -> Result<Stats, RunError> {
+    if let Some(stats) = ctx.run_dir.unit_done(unit.index) {
+        ctx.progress.add(unit.bytes, stats.input_docs);
+        return Ok(stats);
+    }
+    let pipeline = ctx.pipeline;
+    let file = &ctx.plan.files[unit.file];
+    let text_field = ctx.read.names.text.as_str();
+    let fail_fast = pipeline.run.on_error == OnError::Fail;
+    let mut stats = Stats::for_steps(
+        pipeline
+            .steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.kind.as_str())),
+    );
+    stats.units = 1;
+    stats.input_bytes = unit.bytes;
+    // An unreadable file also has size 0 in the plan; it is reported as an error.
+    if file.size == 0 && file.path.metadata().is_ok() {
+        stats.warning("empty_file", || file.path.display().to_string());
+    }
+    let stem = format!("part-{:06}", unit.index);
+    let out = &ctx.run_dir.out;
+    let mut kept_writer = ShardWriter::new(out, stem.clone(), ctx.kept.clone());
+    let mut rejected_writer = ctx
+        .rejected
+        .as_ref()
+        .map(|o| ShardWriter::new(&out.join("rejected"), stem.clone(), o.clone()));
+    let write_err = |dir: &Path| {
+        let path = dir.join(format!("{stem}-*")).display().to_string();
+        move |source| RunError::Write { path, source }
+    };
+
+    let mut reader = read::open(file, unit, ctx.read.clone());
+    let mut reported_bytes = 0;
+    loop {
+        let t_read = Instant::now();
+        let Some(records) = reader.next_batch() else {
+            break;
+        };
+        stats.read_seconds += t_read.elapsed().as_secs_f64();
+        if ctx.abort.load(Ordering::Relaxed) {
+            // Another unit failed the run; this one stays uncommitted.
+            return Ok(Stats::default());
+        }
+        let mut docs = Vec::with_capacity(records.len());
+        for record in records {
+            match record {
+                Ok(doc) => docs.push(doc),
+                Err(e) => {
+                    let location = || read::describe(e.at, file, unit);
+                    if fail_fast {
+                        return Err(RunError::BadDocument {
+                            location: location(),
+                            kind: e.error.kind.as_str(),
+                            message: e.error.message,
+                        });
+                    }
+                    stats.input_docs += e.count;
+                    stats.error(e.error.kind.as_str(), e.count, || {
+                        format!("{}: {}", location(), e.error.message)
+                    });
+                }
+            }
+        }
+        stats.input_docs += docs.len() as u64;
+        stats.input_text_bytes += docs.iter().map(|d| d.text.len() as u64).sum::<u64>();
+
+        // Steps run one after the other over the batch (step-major), which
+        // times each step and keeps its code hot in cache.
+        let mut fate: Vec<Option<(usize, Cow<'static, str>)>> = vec![None; docs.len()];
+        for (i, step) in ctx.steps.iter().enumerate() {
+            let t = Instant::now();
+            stats.steps[i].docs_in += fate.iter().filter(|f| f.is_none()).count() as u64;
+            docs.par_iter_mut()
+                .zip(fate.par_iter_mut())
+                .filter(|(_, f)| f.is_none())
+                .for_each(|(doc, f)| {
+                    if let Outcome::Drop(reason) = step.process(doc) {
+                        *f = Some((i, reason));
+                    }
+                });
+            stats.steps[i].seconds += t.elapsed().as_secs_f64();
+        }
+
+        let t_write = Instant::now();
+        let names: Vec<&str> = pipeline.steps.iter().map(|s| s.name.as_str()).collect();
+        let want_rejected = rejected_writer.is_some();
+        let encoded: Vec<Option<Vec<u8>>> = docs
+            .par_iter()
+            .zip(fate.par_iter())
+            .map(|(doc, f)| match f {
+                None => Some(encode(doc, text_field, &[])),
+                Some((step, reason)) => want_rejected.then(|| {
+                    encode(
+                        doc,
+                        text_field,
+                        &[(REJECTED_STEP, names[*step]), (REJECTED_REASON, reason)],
+                    )
+                }),
+            })
+            .collect();
+        let (mut kept, mut kept_bytes, mut rejected_bytes) = (Vec::new(), Vec::new(), Vec::new());
+        for ((doc, f), bytes) in docs.iter().zip(&fate).zip(encoded) {
+            match (f, bytes) {
+                (None, Some(b)) => {
+                    kept.push(doc);
+                    kept_bytes.push(b);
+                }
+                (Some(_), Some(b)) => rejected_bytes.push(b),
+                _ => {}
+            }
+        }
+        for (step, reason) in fate.iter().flatten() {
+            let s = &mut stats.steps[*step];
+            s.dropped += 1;
+            *s.reasons.entry(reason.to_string()).or_default() += 1;
+            stats.dropped_docs += 1;
+        }
+
+        let misfits = kept_writer.write(&kept_bytes).map_err(write_err(out))?;
+        let mut misfit = misfits.iter().peekable();
+        for (i, doc) in kept.iter().enumerate() {
+            if misfit.peek().is_some_and(|(j, _)| *j == i) {
+                let (_, why) = misfit.next().expect("peeked");
+                let location = || format!("{}: document {:?}", file.path.display(), doc.id);
+                if fail_fast {
+                    return Err(RunError::BadDocument {
+                        location: location(),
+                        kind: ErrorKind::OutputSchema.as_str(),
+                        message: why.clone(),
+                    });
+                }
+                stats.error(ErrorKind::OutputSchema.as_str(), 1, || {
+                    format!("{}: {why}", location())
+                });
+            } else {
+                stats.kept_docs += 1;
+                stats.kept_text_bytes += doc.text.len() as u64;
+            }
+        }
+        if let Some(w) = rejected_writer.as_mut() {
+            for (_, why) in w
+                .write(&rejected_bytes)
+                .map_err(write_err(&out.join("rejected")))?
+            {
+                stats.warning("rejected_not_written", || {
+                    format!("{}: {why}", file.path.display())
+                });
+            }
+        }
+        stats.write_seconds += t_write.elapsed().as_secs_f64();
+
+        let read_so_far = reader.bytes_read().min(unit.bytes);
+        ctx.progress.add(
+            read_so_far.saturating_sub(reported_bytes),
+            docs.len() as u64,
+        );
+        reported_bytes = reported_bytes.max(read_so_far);
+        pause_for_tests();
+    }
+
+    let t_write = Instant::now();
+    let kept_paths = kept_writer.finish().map_err(write_err(out))?;
+    let rejected_paths = match rejected_writer {
+        Some(w) => w.finish().map_err(write_err(&out.join("rejected")))?,
+        None => Vec::new(),
+    };
+    write::commit(&kept_paths).map_err(write_err(out))?;
+    write::commit(&rejected_paths).map_err(write_err(&out.join("rejected")))?;
+    stats.write_seconds += t_write.elapsed().as_secs_f64();
+    stats.output_files = kept_paths.len() as u64;
+    stats.check().map_err(RunError::Accounting)?;
+    ctx.run_dir.mark_unit(unit.index, &stats)?;
+    ctx.progress
+        .add(unit.bytes.saturating_sub(reported_bytes), 0);
+    Ok(stats)
+}

@@ -1,0 +1,84 @@
+//! Step types by name: the table that turns a `[[step]]` in the pipeline
+//! file into a running [`Step`]. Adding a step is one entry here.
+
+use serde::de::DeserializeOwned;
+
+use curate_filters::{FieldValueFilter, FieldValueFilterConfig, LengthFilter, LengthFilterConfig};
+
+use super::step::{FilterStep, Step};
+
+pub struct StepType {
+    pub name: &'static str,
+    pub summary: &'static str,
+    build: fn(&toml::Table) -> Result<Box<dyn Step>, BuildError>,
+}
+
+/// Why a step's options were refused: `path` is relative to the step's table.
+#[derive(Debug)]
+pub struct BuildError {
+    pub path: Option<String>,
+    pub message: String,
+}
+
+pub const STEP_TYPES: &[StepType] = &[
+    StepType {
+        name: "length",
+        summary: "drop documents outside character or byte bounds",
+        build: |options| {
+            let config: LengthFilterConfig = options_of(options)?;
+            config.validate().map_err(|message| BuildError {
+                path: None,
+                message,
+            })?;
+            Ok(Box::new(FilterStep(LengthFilter::new(config))))
+        },
+    },
+    StepType {
+        name: "field_value",
+        summary: "keep or drop documents by the value of a metadata field",
+        build: |options| {
+            let config: FieldValueFilterConfig = options_of(options)?;
+            config.validate().map_err(|message| BuildError {
+                path: None,
+                message,
+            })?;
+            Ok(Box::new(FilterStep(FieldValueFilter::new(config))))
+        },
+    },
+];
+
+pub fn known_types() -> String {
+    STEP_TYPES
+        .iter()
+        .map(|t| t.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Builds a step of type `kind` from its options (the step's table without
+/// `type` and `name`).
+pub fn build(kind: &str, options: &toml::Table) -> Result<Box<dyn Step>, BuildError> {
+    match STEP_TYPES.iter().find(|t| t.name == kind) {
+        Some(t) => (t.build)(options),
+        None => Err(BuildError {
+            path: Some("type".into()),
+            message: format!("unknown step type {kind:?}; known steps: {}", known_types()),
+        }),
+    }
+}
+
+fn options_of<T: DeserializeOwned>(options: &toml::Table) -> Result<T, BuildError> {
+    serde_path_to_error::deserialize(toml::Value::Table(options.clone())).map_err(|e| {
+        let path = e.path().to_string();
+        BuildError {
+            path: (path != ".").then_some(path),
+            message: e
+                .into_inner()
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    })
+}

@@ -1,0 +1,39 @@
+//! The one trait through which the engine runs a step on a document.
+
+use std::borrow::Cow;
+
+use curate_filters::{Document, Filter, Verdict};
+
+use crate::doc::Doc;
+
+/// What a step decided for one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Keep,
+    Drop(Cow<'static, str>),
+}
+
+/// A pipeline step. It sees one document at a time and may rewrite its text
+/// (`&mut`), so that filters and transforms share one mechanism; the engine
+/// calls it from many threads, in batch order per unit of input.
+pub trait Step: Send + Sync {
+    fn process(&self, doc: &mut Doc) -> Outcome;
+}
+
+/// Runs a [`Filter`] of the `curate-filters` crate as a step: the adapter
+/// that keeps filters free of the engine's types.
+pub struct FilterStep<F>(pub F);
+
+impl<F: Filter> Step for FilterStep<F> {
+    fn process(&self, doc: &mut Doc) -> Outcome {
+        let view = Document {
+            id: &doc.id,
+            text: &doc.text,
+            metadata: &*doc,
+        };
+        match self.0.filter(&view) {
+            Verdict::Keep => Outcome::Keep,
+            Verdict::Drop(reason) => Outcome::Drop(reason),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Which slice of the input this process works on: rank `R` of `W` tasks.
+//!
+//! Units are dealt round-robin (unit `i` to task `i % W`): deterministic,
+//! disjoint, and the byte ranges of one large file land on different tasks.
+
+/// One task of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Task {
+    pub rank: usize,
+    pub world: usize,
+}
+
+impl Task {
+    pub fn owns(&self, unit: usize) -> bool {
+        unit % self.world == self.rank
+    }
+
+    /// The rank and world size from flags, else from the environment of a
+    /// launcher: a Slurm job array, Slurm tasks, then torchrun-style
+    /// `RANK`/`WORLD_SIZE`; else a single task.
+    pub fn resolve(
+        rank: Option<usize>,
+        world: Option<usize>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Task, String> {
+        let (rank, world, source) = match (rank, world) {
+            (Some(r), Some(w)) => (r, w, "--rank/--world-size"),
+            (None, None) => {
+                let number = |name: &str| -> Result<Option<usize>, String> {
+                    env(name)
+                        .map(|v| {
+                            v.trim()
+                                .parse::<usize>()
+                                .map_err(|_| format!("{name}={v:?} is not a number"))
+                        })
+                        .transpose()
+                };
+                if let (Some(id), Some(count)) = (
+                    number("SLURM_ARRAY_TASK_ID")?,
+                    number("SLURM_ARRAY_TASK_COUNT")?,
+                ) {
+                    // Arrays may start at any index (--array=1-8).
+                    let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+                    let rank = id.checked_sub(min).ok_or_else(|| {
+                        format!("SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}")
+                    })?;
+                    (rank, count, "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
+                } else if let (Some(r), Some(w)) =
+                    (number("SLURM_PROCID")?, number("SLURM_NTASKS")?)
+                {
+                    (r, w, "SLURM_PROCID/SLURM_NTASKS")
+                } else if let (Some(r), Some(w)) = (number("RANK")?, number("WORLD_SIZE")?) {
+                    (r, w, "RANK/WORLD_SIZE")
+                } else {
+                    (0, 1, "")
+                }
+            }
+            _ => return Err("give --rank and --world-size together".into()),
+        };
+        if world == 0 {
+            return Err(format!("world size must be at least 1 (from {source})"));
+        }
+        if rank >= world {
+            return Err(format!(
+                "rank {rank} is not below world size {world} (from {source})"
+            ));
+        }
+        Ok(Task { rank, world })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(
+        flags: (Option<usize>, Option<usize>),
+        env: &[(&str, &str)],
+    ) -> Result<Task, String> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Task::resolve(flags.0, flags.1, |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn flags_win_over_the_environment_and_slurm_arrays_win_over_tasks() {
+        let env = [
+            ("SLURM_ARRAY_TASK_ID", "5"),
+            ("SLURM_ARRAY_TASK_COUNT", "8"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("RANK", "0"),
+            ("WORLD_SIZE", "2"),
+        ];
+        assert_eq!(
+            resolve((Some(1), Some(3)), &env),
+            Ok(Task { rank: 1, world: 3 })
+        );
+        assert_eq!(resolve((None, None), &env), Ok(Task { rank: 4, world: 8 }));
+        assert_eq!(
+            resolve(
+                (None, None),
+                &[
+                    ("SLURM_PROCID", "2"),
+                    ("SLURM_NTASKS", "4"),
+                    ("RANK", "1"),
+                    ("WORLD_SIZE", "2")
+                ]
+            ),
+            Ok(Task { rank: 2, world: 4 })
+        );
+        assert_eq!(
+            resolve((None, None), &[("RANK", "1"), ("WORLD_SIZE", "2")]),
+            Ok(Task { rank: 1, world: 2 })
+        );
+        assert_eq!(resolve((None, None), &[]), Ok(Task { rank: 0, world: 1 }));
+    }
+
+    #[test]
+    fn bad_slices_are_refused() {
+        assert_eq!(
+            resolve((Some(3), Some(3)), &[]).unwrap_err(),
+            "rank 3 is not below world size 3 (from --rank/--world-size)"
+        );
+        assert_eq!(
+            resolve((Some(1), None), &[]).unwrap_err(),
+            "give --rank and --world-size together"
+        );
+        assert_eq!(
+            resolve((None, None), &[("RANK", "x"), ("WORLD_SIZE", "2")]).unwrap_err(),
+            "RANK=\"x\" is not a number"
+        );
+    }
+
+    #[test]
+    fn units_are_dealt_round_robin_and_disjointly() {
+        let tasks: Vec<Task> = (0..3).map(|rank| Task { rank, world: 3 }).collect();
+        for unit in 0..10 {
+            assert_eq!(tasks.iter().filter(|t| t.owns(unit)).count(), 1);
+        }
+        assert!(tasks[1].owns(4));
+    }
+}

@@ -1,0 +1,14 @@
+//! Files in and out: finding inputs and cutting them into units of work
+//! ([`plan`]), streaming documents out of a unit in bounded batches
+//! ([`read`]), and writing shards atomically ([`write`]).
+//!
+//! The unit is the engine's grain of work, resume and output: a whole
+//! compressed file, a byte range of a plain JSON Lines file, or one Parquet
+//! row group. Units are numbered from the sorted file list alone, so every
+//! task of a run (and every rerun) agrees on them, whatever the number of
+//! tasks or threads; each unit writes its own shards, named by its number.
+
+pub mod atomic;
+pub mod plan;
+pub mod read;
+pub mod write;

@@ -1,0 +1,320 @@
+//! Finding the input files and cutting them into numbered units of work.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use serde::Serialize;
+
+use crate::config::InputFormat;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputFile {
+    #[serde(skip)]
+    pub path: PathBuf,
+    /// The path relative to the input root: stable across machines, used in
+    /// made-up ids and in error locations.
+    pub name: String,
+    pub format: InputFormat,
+    pub compression: Compression,
+    pub size: u64,
+}
+
+/// Which part of its file a unit reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Span {
+    /// The whole file (compressed files, which cannot be entered midway).
+    Whole,
+    /// The lines of a plain JSON Lines file that start in `[start, end)`.
+    Bytes { start: u64, end: u64 },
+    /// One Parquet row group, whose first row is `first_row` of the file.
+    RowGroup {
+        index: usize,
+        first_row: u64,
+        rows: u64,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Unit {
+    pub index: usize,
+    pub file: usize,
+    pub span: Span,
+    /// Input bytes this unit stands for (file bytes, compressed size of a
+    /// row group): what progress and `input_bytes` count.
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub files: Vec<InputFile>,
+    pub units: Vec<Unit>,
+    /// Files found under a folder whose extension is not an input format.
+    #[serde(skip)]
+    pub ignored: Vec<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("input {0} does not exist")]
+    Missing(String),
+    #[error("no input files found at {0} (looked for .jsonl, .json, .ndjson, optionally .gz or .zst, and .parquet)")]
+    Empty(String),
+    #[error("bad glob {pattern}: {message}")]
+    Glob { pattern: String, message: String },
+    #[error("cannot list {path}: {source}")]
+    List {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{0}: unknown input format; name it .jsonl[.gz|.zst] or .parquet, or set input.format"
+    )]
+    UnknownFormat(String),
+}
+
+/// Lists the input at `input` (a file, a folder walked recursively, or a
+/// glob) in sorted order and cuts it into units.
+pub fn plan(input: &str, format: Option<InputFormat>, split_bytes: u64) -> Result<Plan, PlanError> {
+    let (root, candidates, explicit) = find(input)?;
+    let mut files = Vec::new();
+    let mut ignored = Vec::new();
+    for path in candidates {
+        let name = path
+            .strip_prefix(&root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        let name = if name.is_empty() {
+            path.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        } else {
+            name
+        };
+        let (detected, compression) = detect(&path);
+        let Some(format) = format.or(detected) else {
+            if explicit {
+                return Err(PlanError::UnknownFormat(path.display().to_string()));
+            }
+            ignored.push(path);
+            continue;
+        };
+        // A file we cannot stat still becomes a unit: reading it fails, and
+        // that failure is counted where the user looks, in the stats.
+        let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        files.push(InputFile {
+            path,
+            name,
+            format,
+            compression,
+            size,
+        });
+    }
+    if files.is_empty() {
+        return Err(PlanError::Empty(input.to_owned()));
+    }
+    let mut units = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let mut push = |span, bytes| {
+            units.push(Unit {
+                index: units.len(),
+                file: i,
+                span,
+                bytes,
+            })
+        };
+        match (file.format, file.compression) {
+            (InputFormat::Jsonl, Compression::None) if file.size > split_bytes => {
+                let mut start = 0;
+                while start < file.size {
+                    let end = (start + split_bytes).min(file.size);
+                    push(Span::Bytes { start, end }, end - start);
+                    start = end;
+                }
+            }
+            (InputFormat::Parquet, _) => match row_groups(&file.path) {
+                Some(groups) if !groups.is_empty() => {
+                    let mut first_row = 0;
+                    for (index, (rows, bytes)) in groups.into_iter().enumerate() {
+                        push(
+                            Span::RowGroup {
+                                index,
+                                first_row,
+                                rows,
+                            },
+                            bytes,
+                        );
+                        first_row += rows;
+                    }
+                }
+                _ => push(Span::Whole, file.size),
+            },
+            _ => push(Span::Whole, file.size),
+        }
+    }
+    Ok(Plan {
+        files,
+        units,
+        ignored,
+    })
+}
+
+/// Rows and compressed bytes of each row group; `None` when the footer does
+/// not read (the reader then reports why, as a counted error).
+fn row_groups(path: &Path) -> Option<Vec<(u64, u64)>> {
+    let reader = SerializedFileReader::new(fs::File::open(path).ok()?).ok()?;
+    let meta = reader.metadata();
+    Some(
+        meta.row_groups()
+            .iter()
+            .map(|rg| {
+                (
+                    rg.num_rows().max(0) as u64,
+                    rg.compressed_size().max(0) as u64,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The format and compression an extension names.
+fn detect(path: &Path) -> (Option<InputFormat>, Compression) {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let (stem, compression) = if let Some(s) = name.strip_suffix(".gz") {
+        (s, Compression::Gzip)
+    } else if let Some(s) = name
+        .strip_suffix(".zst")
+        .or_else(|| name.strip_suffix(".zstd"))
+    {
+        (s, Compression::Zstd)
+    } else {
+        (name.as_str(), Compression::None)
+    };
+    let format = if stem.ends_with(".jsonl") || stem.ends_with(".json") || stem.ends_with(".ndjson")
+    {
+        Some(InputFormat::Jsonl)
+    } else if stem.ends_with(".parquet") && compression == Compression::None {
+        Some(InputFormat::Parquet)
+    } else {
+        None
+    };
+    (format, compression)
+}
+
+/// The root that names are relative to, the sorted candidate files, and
+/// whether the user named them one by one (then an unknown format is an
+/// error rather than a file to skip).
+fn find(input: &str) -> Result<(PathBuf, Vec<PathBuf>, bool), PlanError> {
+    if input.contains(['*', '?', '[']) {
+        let root: PathBuf = Path::new(input)
+            .components()
+            .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+            .collect();
+        let paths = glob::glob(input).map_err(|e| PlanError::Glob {
+            pattern: input.into(),
+            message: e.to_string(),
+        })?;
+        let mut files: Vec<PathBuf> = paths
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        return Ok((root, files, true));
+    }
+    let path = PathBuf::from(input);
+    let meta = fs::metadata(&path).map_err(|_| PlanError::Missing(input.to_owned()))?;
+    if meta.is_dir() {
+        let mut files = Vec::new();
+        walk(&path, &mut files)?;
+        files.sort();
+        Ok((path, files, false))
+    } else {
+        let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok((root, vec![path], true))
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PlanError> {
+    let entries = fs::read_dir(dir).map_err(|source| PlanError::List {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| PlanError::List {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        // Hidden entries are skipped: they include our own temporary files.
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_jsonl_is_cut_into_byte_ranges_and_compressed_files_are_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("b.jsonl"), vec![b'x'; 25]).unwrap();
+        fs::write(dir.path().join("a.jsonl.zst"), vec![0; 25]).unwrap();
+        fs::write(dir.path().join("notes.txt"), "hi").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        fs::write(dir.path().join("sub/c.ndjson.gz"), vec![0; 3]).unwrap();
+        let plan = plan(dir.path().to_str().unwrap(), None, 10).unwrap();
+        let names: Vec<_> = plan.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a.jsonl.zst", "b.jsonl", "sub/c.ndjson.gz"]);
+        let spans: Vec<_> = plan.units.iter().map(|u| (u.file, u.span)).collect();
+        assert_eq!(
+            spans,
+            [
+                (0, Span::Whole),
+                (1, Span::Bytes { start: 0, end: 10 }),
+                (1, Span::Bytes { start: 10, end: 20 }),
+                (1, Span::Bytes { start: 20, end: 25 }),
+                (2, Span::Whole)
+            ]
+        );
+        assert_eq!(plan.ignored, [dir.path().join("notes.txt")]);
+    }
+
+    #[test]
+    fn missing_and_empty_inputs_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            plan(dir.path().to_str().unwrap(), None, 10),
+            Err(PlanError::Empty(_))
+        ));
+        let missing = dir.path().join("nope");
+        assert!(matches!(
+            plan(missing.to_str().unwrap(), None, 10),
+            Err(PlanError::Missing(_))
+        ));
+        fs::write(dir.path().join("x.csv"), "a").unwrap();
+        let err = plan(dir.path().join("x.csv").to_str().unwrap(), None, 10).unwrap_err();
+        assert!(matches!(err, PlanError::UnknownFormat(_)));
+    }
+}

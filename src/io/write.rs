@@ -1,0 +1,313 @@
+//! Output shards: Parquet (zstd) or JSON Lines (.zst), rolled at a target
+//! size, written under hidden temporary names and renamed by [`commit`] only
+//! when the unit that produced them is complete.
+//!
+//! A writer takes documents already encoded as JSON objects: the same bytes
+//! become a JSON line or, through arrow-json, a Parquet row, so the two
+//! formats cannot disagree about a document's fields.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
+
+use crate::config::OutputFormat;
+use crate::io::atomic::temp_path;
+
+pub struct WriterOptions {
+    pub format: OutputFormat,
+    pub shard_bytes: u64,
+    pub row_group_rows: usize,
+    pub row_group_bytes: usize,
+    pub level: i32,
+    /// Parquet only: the columns every shard has.
+    pub schema: Option<SchemaRef>,
+    pub text_field: String,
+}
+
+impl WriterOptions {
+    pub fn extension(&self) -> &'static str {
+        match self.format {
+            OutputFormat::Parquet => "parquet",
+            OutputFormat::Jsonl => "jsonl.zst",
+        }
+    }
+}
+
+/// Compressed bytes that reached the file so far.
+struct CountingWriter<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+enum Sink {
+    Jsonl(zstd::stream::write::Encoder<'static, CountingWriter<BufWriter<File>>>),
+    Parquet(ArrowWriter<File>),
+}
+
+/// The shards of one unit: `{stem}-000.{ext}`, `{stem}-001.{ext}`, ...
+pub struct ShardWriter {
+    dir: PathBuf,
+    stem: String,
+    options: Arc<WriterOptions>,
+    open: Option<(PathBuf, Sink)>,
+    finished: Vec<PathBuf>,
+}
+
+fn other(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
+    io::Error::other(e)
+}
+
+impl ShardWriter {
+    pub fn new(dir: &Path, stem: String, options: Arc<WriterOptions>) -> ShardWriter {
+        ShardWriter {
+            dir: dir.to_owned(),
+            stem,
+            options,
+            open: None,
+            finished: Vec::new(),
+        }
+    }
+
+    fn open_next(&mut self) -> io::Result<()> {
+        fs::create_dir_all(&self.dir)?;
+        let path = self.dir.join(format!(
+            "{}-{:03}.{}",
+            self.stem,
+            self.finished.len(),
+            self.options.extension()
+        ));
+        let file = File::create(temp_path(&path))?;
+        let sink = match self.options.format {
+            OutputFormat::Jsonl => {
+                let counting = CountingWriter {
+                    inner: BufWriter::with_capacity(1 << 20, file),
+                    count: 0,
+                };
+                Sink::Jsonl(zstd::stream::write::Encoder::new(
+                    counting,
+                    self.options.level,
+                )?)
+            }
+            OutputFormat::Parquet => {
+                let schema = self
+                    .options
+                    .schema
+                    .clone()
+                    .expect("Parquet output has a schema");
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(
+                        ZstdLevel::try_new(self.options.level).map_err(other)?,
+                    ))
+                    .set_max_row_group_row_count(Some(self.options.row_group_rows))
+                    // Text rarely repeats: a dictionary for it is work thrown away.
+                    .set_column_dictionary_enabled(
+                        ColumnPath::from(self.options.text_field.as_str()),
+                        false,
+                    )
+                    .build();
+                Sink::Parquet(ArrowWriter::try_new(file, schema, Some(props)).map_err(other)?)
+            }
+        };
+        self.open = Some((path, sink));
+        Ok(())
+    }
+
+    /// Writes documents given as JSON objects. Returns the records that do
+    /// not fit the Parquet schema (their index and why); they are not written.
+    pub fn write<B: AsRef<[u8]> + Sync>(
+        &mut self,
+        records: &[B],
+    ) -> io::Result<Vec<(usize, String)>> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.open.is_none() {
+            self.open_next()?;
+        }
+        let (_, sink) = self.open.as_mut().expect("opened above");
+        let mut misfits = Vec::new();
+        let size = match sink {
+            Sink::Jsonl(encoder) => {
+                for r in records {
+                    encoder.write_all(r.as_ref())?;
+                    encoder.write_all(b"\n")?;
+                }
+                encoder.get_ref().count
+            }
+            Sink::Parquet(writer) => {
+                let schema = self
+                    .options
+                    .schema
+                    .as_ref()
+                    .expect("Parquet output has a schema");
+                let (batch, rejected) = decode(schema, records);
+                misfits = rejected;
+                if let Some(batch) = batch {
+                    writer.write(&batch).map_err(other)?;
+                }
+                if writer.in_progress_size() >= self.options.row_group_bytes {
+                    writer.flush().map_err(other)?;
+                }
+                (writer.bytes_written() + writer.in_progress_size()) as u64
+            }
+        };
+        if size >= self.options.shard_bytes {
+            self.close_current()?;
+        }
+        Ok(misfits)
+    }
+
+    fn close_current(&mut self) -> io::Result<()> {
+        if let Some((path, sink)) = self.open.take() {
+            match sink {
+                Sink::Jsonl(encoder) => encoder.finish()?.inner.flush()?,
+                Sink::Parquet(writer) => {
+                    writer.close().map_err(other)?;
+                }
+            }
+            self.finished.push(path);
+        }
+        Ok(())
+    }
+
+    /// Closes the last shard; returns the final paths, whose temporary files
+    /// are now complete.
+    pub fn finish(mut self) -> io::Result<Vec<PathBuf>> {
+        self.close_current()?;
+        Ok(self.finished)
+    }
+}
+
+/// Renames finished shards from their temporary names to their final ones.
+pub fn commit(paths: &[PathBuf]) -> io::Result<()> {
+    for path in paths {
+        fs::rename(temp_path(path), path)?;
+    }
+    Ok(())
+}
+
+/// Decodes JSON objects into one batch. When the whole batch does not fit
+/// the schema, each record is tried alone, so one misfit costs only itself.
+fn decode<B: AsRef<[u8]>>(
+    schema: &SchemaRef,
+    records: &[B],
+) -> (Option<RecordBatch>, Vec<(usize, String)>) {
+    if let Ok(batch) = decode_all(schema, records.iter().map(AsRef::as_ref)) {
+        return (batch, Vec::new());
+    }
+    let mut misfits = Vec::new();
+    let mut fitting = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let r = r.as_ref();
+        match decode_all(schema, std::iter::once(r)) {
+            Ok(_) => fitting.push(r),
+            Err(e) => misfits.push((i, e.to_string())),
+        }
+    }
+    (
+        decode_all(schema, fitting.into_iter()).ok().flatten(),
+        misfits,
+    )
+}
+
+fn decode_all<'a>(
+    schema: &SchemaRef,
+    records: impl ExactSizeIterator<Item = &'a [u8]>,
+) -> Result<Option<RecordBatch>, ArrowError> {
+    let mut decoder = arrow_json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(records.len() + 1)
+        .with_strict_mode(true)
+        .with_coerce_primitive(true)
+        .build_decoder()?;
+    for r in records {
+        decoder.decode(r)?;
+        decoder.decode(b"\n")?;
+    }
+    decoder.flush()
+}
+
+/// A Parquet schema for documents from JSON Lines, inferred from a sample of
+/// them: text and id are strings, and a field that is only ever null in the
+/// sample is taken to be a string.
+pub fn infer_schema(
+    sample: &[Vec<u8>],
+    text_field: &str,
+    id_field: &str,
+) -> Result<SchemaRef, ArrowError> {
+    let values = sample.iter().map(|r| {
+        serde_json::from_slice::<serde_json::Value>(r)
+            .map_err(|e| ArrowError::JsonError(e.to_string()))
+    });
+    let inferred = arrow_json::reader::infer_json_schema_from_iterator(values)?;
+    let mut fields: Vec<Field> = inferred
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == text_field || f.name() == id_field || f.data_type() == &DataType::Null {
+                Field::new(f.name(), DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    for name in [text_field, id_field] {
+        if !fields.iter().any(|f| f.name() == name) {
+            fields.push(Field::new(name, DataType::Utf8, true));
+        }
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The Parquet output schema for documents from a Parquet input: the input's
+/// columns, with the text as a plain string column and an id column added
+/// when the input has none.
+pub fn schema_from_parquet(input: &Schema, text_field: &str, id_field: &str) -> SchemaRef {
+    let mut fields: Vec<Field> = input
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == text_field {
+                Field::new(text_field, DataType::Utf8, true)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    for name in [text_field, id_field] {
+        if !fields.iter().any(|f| f.name() == name) {
+            fields.push(Field::new(name, DataType::Utf8, true));
+        }
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// The rejected output's schema: the output's, plus the step and the reason.
+pub fn with_rejection_fields(schema: &Schema) -> SchemaRef {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(REJECTED_STEP, DataType::Utf8, false));
+    fields.push(Field::new(REJECTED_REASON, DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Field names the rejected output adds to each document.
+pub const REJECTED_STEP: &str = "rejected_step";
+pub const REJECTED_REASON: &str = "rejected_reason";

@@ -1,0 +1,219 @@
+//! Bad input never panics and never loses a document: it is counted with
+//! its location, or (with `on_error = "fail"`) stops the run naming it.
+
+use std::fs;
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use parquet::arrow::ArrowWriter;
+use serde_json::Value;
+
+use crate::util::*;
+
+fn skip_pipeline(dir: &std::path::Path, input: &str, on_error: &str) -> std::path::PathBuf {
+    pipeline(
+        dir,
+        &format!(
+            "[input]\npath = \"{input}\"\n[output]\npath = \"{}\"\nformat = \"jsonl\"\n[run]\non_error = \"{on_error}\"\n",
+            dir.join("out").display()
+        ),
+    )
+}
+
+const MIXED: &[u8] = b"{\"id\": \"a\", \"text\": \"good one\"}\n\
+{\"id\": \"b\", \"text\": \"broken\n\
+{\"id\": \"c\", \"text\": \"bad \xff utf8\"}\n\
+{\"id\": \"d\"}\n\
+{\"id\": \"e\", \"text\": 42}\n\
+{\"id\": \"f\", \"text\": null}\n\
+\n\
+[\"not\", \"an\", \"object\"]\n\
+{\"id\": \"g\", \"text\": \"good two\"}\n";
+
+#[test]
+fn malformed_records_are_counted_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.jsonl");
+    fs::write(&input, MIXED).unwrap();
+    let p = skip_pipeline(dir.path(), input.to_str().unwrap(), "skip");
+    run_ok(&p, &[]);
+    let out = dir.path().join("out");
+    let stats = stats(&out);
+    assert_eq!(stats["input_docs"], 8);
+    assert_eq!(stats["kept_docs"], 2);
+    assert_eq!(stats["error_docs"], 6);
+    let errors = &stats["errors"];
+    assert_eq!(errors["invalid_json"]["count"], 2);
+    assert_eq!(errors["invalid_utf8"]["count"], 1);
+    assert_eq!(errors["missing_text"]["count"], 2);
+    assert_eq!(errors["text_not_string"]["count"], 1);
+    let first = |kind: &str| errors[kind]["examples"][0].as_str().unwrap().to_owned();
+    assert!(
+        first("invalid_json").starts_with(&format!("{}:2: invalid JSON", input.display())),
+        "{}",
+        first("invalid_json")
+    );
+    assert!(first("invalid_utf8").starts_with(&format!("{}:3: ", input.display())));
+    assert!(first("missing_text").starts_with(&format!("{}:4: ", input.display())));
+    assert!(first("text_not_string").contains(":5: field \"text\" is a number, not a string"));
+    assert!(errors["invalid_json"]["examples"][1]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}:8: ", input.display())));
+    let ids: Vec<Value> = jsonl_docs(&out).iter().map(|d| d["id"].clone()).collect();
+    assert_eq!(ids, ["a", "g"]);
+}
+
+#[test]
+fn on_error_fail_stops_and_names_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("mixed.jsonl");
+    fs::write(&input, MIXED).unwrap();
+    let p = skip_pipeline(dir.path(), input.to_str().unwrap(), "fail");
+    let out = run(&p, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}:2: invalid_json: invalid JSON",
+            input.display()
+        )),
+        "{err}"
+    );
+    assert!(!dir.path().join("out/stats.json").exists());
+    assert!(
+        !dir.path().join("out/part-000000-000.jsonl.zst").exists(),
+        "a failed unit leaves no shard"
+    );
+}
+
+fn lines(n: usize) -> Vec<u8> {
+    let mut text = Vec::new();
+    for (i, d) in generate_docs(n, 7).iter().enumerate() {
+        assert_eq!(d["n"], i);
+        writeln!(text, "{d}").unwrap();
+    }
+    text
+}
+
+#[test]
+fn truncated_gzip_and_zstd_keep_what_came_before_and_count_the_break() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    fs::create_dir(&input).unwrap();
+    let text = lines(2000);
+    let zst = zstd::encode_all(&text[..], 3).unwrap();
+    fs::write(input.join("a.jsonl.zst"), &zst[..zst.len() / 2]).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&text).unwrap();
+    let gz = gz.finish().unwrap();
+    fs::write(input.join("b.jsonl.gz"), &gz[..gz.len() / 2]).unwrap();
+    let p = skip_pipeline(dir.path(), input.to_str().unwrap(), "skip");
+    run_ok(&p, &[]);
+    let stats = stats(&dir.path().join("out"));
+    assert_eq!(stats["errors"]["corrupt_input"]["count"], 2, "{stats:#}");
+    let kept = stats["kept_docs"].as_u64().unwrap();
+    assert!(
+        kept > 500 && kept < 4000,
+        "the first halves are kept: {kept}"
+    );
+    let examples = stats["errors"]["corrupt_input"]["examples"].to_string();
+    assert!(
+        examples.contains("a.jsonl.zst:") && examples.contains("b.jsonl.gz:"),
+        "{examples}"
+    );
+    assert!(examples.contains("truncated or corrupt"), "{examples}");
+}
+
+#[test]
+fn empty_and_unreadable_files_are_reported_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    fs::create_dir(&input).unwrap();
+    fs::write(input.join("empty.jsonl"), b"").unwrap();
+    fs::write(input.join("empty.jsonl.zst"), b"").unwrap();
+    fs::write(input.join("good.jsonl"), b"{\"text\": \"hello\"}\n").unwrap();
+    // A dangling link: a file that is listed but cannot be opened (tests run
+    // as root here, so permissions would not stop a read).
+    std::os::unix::fs::symlink(dir.path().join("gone.jsonl"), input.join("lost.jsonl")).unwrap();
+    let p = skip_pipeline(dir.path(), input.to_str().unwrap(), "skip");
+    run_ok(&p, &[]);
+    let stats = stats(&dir.path().join("out"));
+    assert_eq!(stats["kept_docs"], 1);
+    assert_eq!(stats["errors"]["unreadable_file"]["count"], 1);
+    assert!(stats["errors"]["unreadable_file"]["examples"][0]
+        .as_str()
+        .unwrap()
+        .contains("lost.jsonl: cannot open"));
+    assert_eq!(stats["warnings"]["empty_file"]["count"], 2, "{stats:#}");
+}
+
+#[test]
+fn a_200_mb_document_passes_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.jsonl");
+    let body = "all work and no play makes jack a dull boy. ".repeat(200 * 1024 * 1024 / 44 + 1);
+    let mut f = fs::File::create(&input).unwrap();
+    writeln!(f, "{}", serde_json::json!({"id": "big", "text": body})).unwrap();
+    writeln!(f, "{}", serde_json::json!({"id": "small", "text": "tiny"})).unwrap();
+    drop(f);
+    let p = skip_pipeline(dir.path(), input.to_str().unwrap(), "fail");
+    run_ok(&p, &[]);
+    let docs = jsonl_docs(&dir.path().join("out"));
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[0]["text"].as_str().unwrap().len(), body.len());
+    assert_eq!(docs[1]["id"], "small");
+}
+
+fn write_parquet(path: &std::path::Path, columns: Vec<(&str, ArrayRef)>) {
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let mut w =
+        ArrowWriter::try_new(fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn bad_parquet_rows_and_files_are_counted_by_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    fs::create_dir(&input).unwrap();
+    write_parquet(
+        &input.join("a.parquet"),
+        vec![
+            (
+                "id",
+                Arc::new(StringArray::from(vec![Some("x"), None, Some("z")])) as ArrayRef,
+            ),
+            (
+                "text",
+                Arc::new(StringArray::from(vec![Some("one"), Some("two"), None])) as ArrayRef,
+            ),
+        ],
+    );
+    write_parquet(
+        &input.join("b.parquet"),
+        vec![("text", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)],
+    );
+    fs::write(input.join("c.parquet"), b"PAR1 this is not parquet").unwrap();
+    let p = skip_pipeline(dir.path(), input.to_str().unwrap(), "skip");
+    run_ok(&p, &[]);
+    let out = dir.path().join("out");
+    let stats = stats(&out);
+    assert_eq!(stats["input_docs"], 6, "{stats:#}");
+    assert_eq!(stats["kept_docs"], 2);
+    assert_eq!(stats["errors"]["missing_text"]["count"], 1);
+    assert!(stats["errors"]["missing_text"]["examples"][0]
+        .as_str()
+        .unwrap()
+        .contains("a.parquet: row 2: "));
+    assert_eq!(stats["errors"]["text_not_string"]["count"], 2);
+    assert_eq!(stats["errors"]["corrupt_input"]["count"], 1);
+    let docs = jsonl_docs(&out);
+    assert_eq!(docs[0]["id"], "x");
+    assert_eq!(
+        docs[1]["id"], "a.parquet#1",
+        "a null id gets one from file and row"
+    );
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of the `curate` binary on real files, one module per theme.
+
+mod bad_input;
+mod config;
+mod determinism;
+mod formats;
+mod ranks;
+mod resume;
+mod util;
