@@ -15,16 +15,9 @@ use crate::engine::registry;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read pipeline file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{file}: {path}: {message}")]
-    Invalid {
-        file: String,
-        path: String,
-        message: String,
-    },
+    Invalid { file: String, path: String, message: String },
 }
 
 /// A pipeline file after validation: what `curate run` executes.
@@ -169,14 +162,9 @@ pub struct ByteSize(pub u64);
 impl ByteSize {
     pub fn parse(s: &str) -> Result<ByteSize, String> {
         let s = s.trim();
-        let split = s
-            .find(|c: char| !c.is_ascii_digit() && c != '_')
-            .unwrap_or(s.len());
+        let split = s.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(s.len());
         let (digits, unit) = s.split_at(split);
-        let n: u64 = digits
-            .replace('_', "")
-            .parse()
-            .map_err(|_| format!("{s:?} is not a size such as \"64MiB\""))?;
+        let n: u64 = digits.replace('_', "").parse().map_err(|_| format!("{s:?} is not a size such as \"64MiB\""))?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1_000,
@@ -189,9 +177,7 @@ impl ByteSize {
             "tib" => 1 << 40,
             other => return Err(format!("unknown size unit {other:?} in {s:?}")),
         };
-        n.checked_mul(mult)
-            .map(ByteSize)
-            .ok_or_else(|| format!("{s:?} is too large"))
+        n.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("{s:?} is too large"))
     }
 }
 
@@ -204,9 +190,7 @@ impl<'de> Deserialize<'de> for ByteSize {
                 f.write_str("a size in bytes, as an integer or a string such as \"64MiB\"")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
                 Ok(ByteSize(v))
@@ -233,32 +217,19 @@ struct RawPipeline {
 
 impl Pipeline {
     pub fn load(path: &Path) -> Result<Pipeline, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
         Pipeline::parse(&text, &path.display().to_string())
     }
 
     /// Parses and validates a pipeline; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Pipeline, ConfigError> {
-        let invalid = |path: String, message: String| ConfigError::Invalid {
-            file: file.to_owned(),
-            path,
-            message,
-        };
-        let deserializer = toml::Deserializer::parse(text)
-            .map_err(|e| invalid(toml_location(text, &e), e.message().to_owned()))?;
+        let invalid = |path: String, message: String| ConfigError::Invalid { file: file.to_owned(), path, message };
+        let deserializer =
+            toml::Deserializer::parse(text).map_err(|e| invalid(toml_location(text, &e), e.message().to_owned()))?;
         let raw: RawPipeline = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let path = e.path().to_string();
-            invalid(
-                if path == "." {
-                    "(top level)".into()
-                } else {
-                    path
-                },
-                e.into_inner().message().to_owned(),
-            )
+            invalid(if path == "." { "(top level)".into() } else { path }, e.into_inner().message().to_owned())
         })?;
         let mut steps = Vec::with_capacity(raw.step.len());
         for (i, mut table) in raw.step.into_iter().enumerate() {
@@ -267,10 +238,7 @@ impl Pipeline {
                 Some(toml::Value::String(kind)) => kind,
                 Some(_) => return Err(invalid(at("type"), "must be a string".into())),
                 None => {
-                    return Err(invalid(
-                        at(""),
-                        format!("missing `type`; known steps: {}", registry::known_types()),
-                    ))
+                    return Err(invalid(at(""), format!("missing `type`; known steps: {}", registry::known_types())))
                 }
             };
             let name = match table.remove("name") {
@@ -288,21 +256,10 @@ impl Pipeline {
             // builds again in every worker.
             registry::build(&kind, &table)
                 .map_err(|e| invalid(e.path.map_or_else(|| at(""), |p| at(&p)), e.message))?;
-            steps.push(StepSpec {
-                name,
-                kind,
-                options: table,
-            });
+            steps.push(StepSpec { name, kind, options: table });
         }
-        let pipeline = Pipeline {
-            input: raw.input,
-            steps,
-            output: raw.output,
-            run: raw.run,
-        };
-        pipeline
-            .validate()
-            .map_err(|(path, message)| invalid(path.into(), message))?;
+        let pipeline = Pipeline { input: raw.input, steps, output: raw.output, run: raw.run };
+        pipeline.validate().map_err(|(path, message)| invalid(path.into(), message))?;
         Ok(pipeline)
     }
 
@@ -336,17 +293,11 @@ impl Pipeline {
         if !(1..=22).contains(&self.output.compression_level) {
             return Err((
                 "output.compression_level",
-                format!(
-                    "{} is not a zstd level (1 to 22)",
-                    self.output.compression_level
-                ),
+                format!("{} is not a zstd level (1 to 22)", self.output.compression_level),
             ));
         }
         if self.run.threads == Some(0) {
-            return Err((
-                "run.threads",
-                "must be at least 1 (leave it out for one per core)".into(),
-            ));
+            return Err(("run.threads", "must be at least 1 (leave it out for one per core)".into()));
         }
         Ok(())
     }
@@ -391,12 +342,9 @@ mod tests {
             error(&format!("{MINIMAL}[run]\nthreds = 2\n")),
             "p.toml: run.threds: unknown field `threds`, expected `on_error` or `threads`"
         );
-        assert!(
-            error("[input]\npath = \"in\"\nbatchsize = 3\n[output]\npath = \"o\"\n")
-                .starts_with("p.toml: input.batchsize: unknown field `batchsize`")
-        );
-        assert!(error(&format!("{MINIMAL}[extra]\n"))
-            .starts_with("p.toml: extra: unknown field `extra`"));
+        assert!(error("[input]\npath = \"in\"\nbatchsize = 3\n[output]\npath = \"o\"\n")
+            .starts_with("p.toml: input.batchsize: unknown field `batchsize`"));
+        assert!(error(&format!("{MINIMAL}[extra]\n")).starts_with("p.toml: extra: unknown field `extra`"));
     }
 
     #[test]
@@ -426,15 +374,11 @@ mod tests {
             "p.toml: step[0].min_char: unknown field `min_char`, expected one of `min_chars`, `max_chars`, `min_bytes`, `max_bytes`"
         );
         assert_eq!(
-            error(&format!(
-                "{MINIMAL}[[step]]\ntype = \"length\"\nmin_chars = \"many\"\n"
-            )),
+            error(&format!("{MINIMAL}[[step]]\ntype = \"length\"\nmin_chars = \"many\"\n")),
             "p.toml: step[0].min_chars: invalid type: string \"many\", expected u64"
         );
         assert_eq!(
-            error(&format!(
-                "{MINIMAL}[[step]]\ntype = \"length\"\nmin_chars = 9\nmax_chars = 2\n"
-            )),
+            error(&format!("{MINIMAL}[[step]]\ntype = \"length\"\nmin_chars = 9\nmax_chars = 2\n")),
             "p.toml: step[0]: min_chars (9) is greater than max_chars (2)"
         );
         assert_eq!(

@@ -53,10 +53,7 @@ pub struct DocError {
 
 impl DocError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> DocError {
-        DocError {
-            kind,
-            message: message.into(),
-        }
+        DocError { kind, message: message.into() }
     }
 }
 
@@ -107,44 +104,22 @@ impl Doc {
         fallback_id: impl FnOnce() -> String,
     ) -> Result<Doc, DocError> {
         let Some(text_pos) = fields.iter().position(|(k, _)| *k == names.text) else {
-            return Err(DocError::new(
-                ErrorKind::MissingText,
-                format!("no field {:?}", names.text),
-            ));
+            return Err(DocError::new(ErrorKind::MissingText, format!("no field {:?}", names.text)));
         };
         let (_, raw_text) = fields.remove(text_pos);
         let text = match raw_text.get().as_bytes()[0] {
             b'"' => serde_json::from_str::<String>(raw_text.get()).map_err(|e| {
-                DocError::new(
-                    ErrorKind::InvalidJson,
-                    format!("invalid JSON string in {:?}: {e}", names.text),
-                )
+                DocError::new(ErrorKind::InvalidJson, format!("invalid JSON string in {:?}: {e}", names.text))
             })?,
-            b'n' => {
-                return Err(DocError::new(
-                    ErrorKind::MissingText,
-                    format!("field {:?} is null", names.text),
-                ))
-            }
+            b'n' => return Err(DocError::new(ErrorKind::MissingText, format!("field {:?} is null", names.text))),
             _ => {
                 return Err(DocError::new(
                     ErrorKind::TextNotString,
-                    format!(
-                        "field {:?} is {}, not a string",
-                        names.text,
-                        json_type(raw_text.get())
-                    ),
+                    format!("field {:?} is {}, not a string", names.text, json_type(raw_text.get())),
                 ))
             }
         };
-        Ok(Doc::assemble(
-            fields,
-            text,
-            text_pos,
-            names,
-            position,
-            fallback_id,
-        ))
+        Ok(Doc::assemble(fields, text, text_pos, names, position, fallback_id))
     }
 
     /// Builds a document from its decoded text and the other raw fields,
@@ -159,8 +134,7 @@ impl Doc {
     ) -> Doc {
         let id = match fields.iter_mut().find(|(k, _)| *k == names.id) {
             Some((_, raw)) => match raw.get().as_bytes()[0] {
-                b'"' => serde_json::from_str::<String>(raw.get())
-                    .unwrap_or_else(|_| raw.get().to_owned()),
+                b'"' => serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| raw.get().to_owned()),
                 b'n' => {
                     let id = fallback_id();
                     *raw = json_string(&id);
@@ -174,13 +148,7 @@ impl Doc {
                 id
             }
         };
-        Doc {
-            id,
-            text,
-            fields,
-            text_pos,
-            position,
-        }
+        Doc { id, text, fields, text_pos, position }
     }
 
     /// Appends the document as one JSON object (no newline), with `extra`
@@ -230,8 +198,7 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn json_string(s: &str) -> Box<RawValue> {
-    RawValue::from_string(serde_json::to_string(s).expect("a string serialises"))
-        .expect("a serialised string is JSON")
+    RawValue::from_string(serde_json::to_string(s).expect("a string serialises")).expect("a serialised string is JSON")
 }
 
 fn json_type(raw: &str) -> &'static str {
@@ -271,10 +238,7 @@ mod tests {
     use super::*;
 
     fn names() -> FieldNames {
-        FieldNames {
-            text: "text".into(),
-            id: "id".into(),
-        }
+        FieldNames { text: "text".into(), id: "id".into() }
     }
 
     fn parse(line: &str) -> Result<Doc, DocError> {
@@ -293,32 +257,19 @@ mod tests {
         let doc = parse(line).unwrap();
         assert_eq!(doc.text, "hé");
         assert_eq!(doc.id, "d1");
-        assert_eq!(
-            round_trip(line),
-            r#"{"a":1.50,"text":"hé","meta":{"x":[1, 2]},"id":"d1"}"#
-        );
+        assert_eq!(round_trip(line), r#"{"a":1.50,"text":"hé","meta":{"x":[1, 2]},"id":"d1"}"#);
     }
 
     #[test]
     fn a_missing_or_null_id_gets_the_fallback() {
-        assert_eq!(
-            round_trip(r#"{"text":"t"}"#),
-            r#"{"text":"t","id":"f.jsonl#42"}"#
-        );
-        assert_eq!(
-            round_trip(r#"{"id":null,"text":"t"}"#),
-            r#"{"id":"f.jsonl#42","text":"t"}"#
-        );
+        assert_eq!(round_trip(r#"{"text":"t"}"#), r#"{"text":"t","id":"f.jsonl#42"}"#);
+        assert_eq!(round_trip(r#"{"id":null,"text":"t"}"#), r#"{"id":"f.jsonl#42","text":"t"}"#);
         assert_eq!(parse(r#"{"id":7,"text":"t"}"#).unwrap().id, "7");
     }
 
     #[test]
     fn bad_records_are_classified() {
-        let kind = |line: &[u8]| {
-            Doc::from_json_line(line, &names(), 0, String::new)
-                .unwrap_err()
-                .kind
-        };
+        let kind = |line: &[u8]| Doc::from_json_line(line, &names(), 0, String::new).unwrap_err().kind;
         assert_eq!(kind(b"{\"text\": \"\xff\"}"), ErrorKind::InvalidUtf8);
         assert_eq!(kind(b"{\"text\": \"abc"), ErrorKind::InvalidJson);
         assert_eq!(kind(b"[1, 2]"), ErrorKind::InvalidJson);
@@ -336,9 +287,6 @@ mod tests {
             "text",
             &[("step", "len"), ("reason", "too_short")],
         );
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"text":"t","id":"x","step":"len","reason":"too_short"}"#
-        );
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"text":"t","id":"x","step":"len","reason":"too_short"}"#);
     }
 }

@@ -70,21 +70,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run {
-            pipeline,
-            input,
-            output,
-            rank,
-            world_size,
-            threads,
-            progress,
-        } => run(pipeline, input, output, rank, world_size, threads, progress),
+        Command::Run { pipeline, input, output, rank, world_size, threads, progress } => {
+            run(pipeline, input, output, rank, world_size, threads, progress)
+        }
         Command::Check { pipeline } => match Pipeline::load(&pipeline) {
             Ok(p) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&p).expect("serialisable")
-                );
+                println!("{}", serde_json::to_string_pretty(&p).expect("serialisable"));
                 ExitCode::SUCCESS
             }
             Err(e) => fatal(e),
@@ -135,37 +126,26 @@ fn run(
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let options = RunOptions {
-        task,
-        threads,
-        progress,
-    };
+    let options = RunOptions { task, threads, progress };
     match executor::run(&pipeline, &options) {
         Ok(report) => {
             for path in &report.ignored_files {
                 eprintln!("curate: ignored {} (not an input format)", path.display());
             }
-            let who = if task.world > 1 {
-                format!("task {} of {}: ", task.rank, task.world)
-            } else {
-                String::new()
-            };
+            let who = if task.world > 1 { format!("task {} of {}: ", task.rank, task.world) } else { String::new() };
             if report.already_done {
-                eprintln!(
-                    "curate: {who}already complete in {}; nothing to do",
-                    pipeline.output.path
-                );
+                eprintln!("curate: {who}already complete in {}; nothing to do", pipeline.output.path);
             }
             summarise(&who, &report.task);
             match &report.merged {
                 Some((_, path)) => eprintln!("curate: stats in {}", path.display()),
-                None => eprintln!("curate: {who}done; stats.json is written when the last task finishes (or by `curate stats`)"),
+                None => eprintln!(
+                    "curate: {who}done; stats.json is written when the last task finishes (or by `curate stats`)"
+                ),
             }
             ExitCode::SUCCESS
         }
-        Err(
-            e @ (RunError::BadDocument { .. } | RunError::Write { .. } | RunError::Accounting(_)),
-        ) => {
+        Err(e @ (RunError::BadDocument { .. } | RunError::Write { .. } | RunError::Accounting(_))) => {
             eprintln!("curate: error: {e}");
             ExitCode::from(1)
         }
@@ -179,20 +159,13 @@ fn summarise(who: &str, s: &Stats) {
         s.kept_docs, s.input_docs, s.dropped_docs, s.error_docs
     );
     for (kind, occ) in &s.errors {
-        eprintln!(
-            "curate:   {} {kind}, first at {}",
-            occ.count,
-            occ.examples.first().map_or("?", String::as_str)
-        );
+        eprintln!("curate:   {} {kind}, first at {}", occ.count, occ.examples.first().map_or("?", String::as_str));
     }
 }
 
 fn stats(output: PathBuf, world_size: Option<usize>) -> ExitCode {
     if !output.join(".curate").is_dir() {
-        return fatal(format!(
-            "{} is not the output folder of a curate run",
-            output.display()
-        ));
+        return fatal(format!("{} is not the output folder of a curate run", output.display()));
     }
     let run_dir = match RunDir::open(&output) {
         Ok(d) => d,
@@ -224,10 +197,7 @@ fn stats(output: PathBuf, world_size: Option<usize>) -> ExitCode {
             }
         }
         Err(missing) => {
-            eprintln!(
-                "curate: error: {} of {world} tasks have not finished: ranks {missing:?}",
-                missing.len()
-            );
+            eprintln!("curate: error: {} of {world} tasks have not finished: ranks {missing:?}", missing.len());
             ExitCode::from(1)
         }
     }

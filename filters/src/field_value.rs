@@ -106,11 +106,7 @@ mod tests {
 
     fn verdict(config: FieldValueFilterConfig, fields: Value) -> Verdict {
         let fields = Fields(fields);
-        FieldValueFilter::new(config).filter(&Document {
-            id: "d",
-            text: "t",
-            metadata: &fields,
-        })
+        FieldValueFilter::new(config).filter(&Document { id: "d", text: "t", metadata: &fields })
     }
 
     fn keep_en() -> FieldValueFilterConfig {
@@ -124,34 +120,16 @@ mod tests {
 
     #[test]
     fn keep_values_allow_list_over_a_nested_field() {
-        assert_eq!(
-            verdict(keep_en(), json!({"meta": {"lang": "en"}})),
-            Verdict::Keep
-        );
-        assert_eq!(
-            verdict(keep_en(), json!({"meta": {"lang": "fr"}})),
-            Verdict::drop("field_value_not_allowed")
-        );
+        assert_eq!(verdict(keep_en(), json!({"meta": {"lang": "en"}})), Verdict::Keep);
+        assert_eq!(verdict(keep_en(), json!({"meta": {"lang": "fr"}})), Verdict::drop("field_value_not_allowed"));
     }
 
     #[test]
     fn missing_and_null_fields_follow_the_missing_setting() {
-        assert_eq!(
-            verdict(keep_en(), json!({"meta": {}})),
-            Verdict::drop("field_missing")
-        );
-        assert_eq!(
-            verdict(keep_en(), json!({"meta": {"lang": null}})),
-            Verdict::drop("field_missing")
-        );
-        assert_eq!(
-            verdict(keep_en(), json!({"meta": "flat"})),
-            Verdict::drop("field_missing")
-        );
-        let keep_missing = FieldValueFilterConfig {
-            missing: Missing::Keep,
-            ..keep_en()
-        };
+        assert_eq!(verdict(keep_en(), json!({"meta": {}})), Verdict::drop("field_missing"));
+        assert_eq!(verdict(keep_en(), json!({"meta": {"lang": null}})), Verdict::drop("field_missing"));
+        assert_eq!(verdict(keep_en(), json!({"meta": "flat"})), Verdict::drop("field_missing"));
+        let keep_missing = FieldValueFilterConfig { missing: Missing::Keep, ..keep_en() };
         assert_eq!(verdict(keep_missing, json!({})), Verdict::Keep);
     }
 
@@ -163,14 +141,8 @@ mod tests {
             drop_values: Some(vec![json!(1999), json!(true)]),
             missing: Missing::Keep,
         };
-        assert_eq!(
-            verdict(config.clone(), json!({"year": 1999})),
-            Verdict::drop("field_value_excluded")
-        );
-        assert_eq!(
-            verdict(config.clone(), json!({"year": "1999"})),
-            Verdict::Keep
-        );
+        assert_eq!(verdict(config.clone(), json!({"year": 1999})), Verdict::drop("field_value_excluded"));
+        assert_eq!(verdict(config.clone(), json!({"year": "1999"})), Verdict::Keep);
         assert_eq!(verdict(config, json!({"year": 2000})), Verdict::Keep);
     }
 
@@ -178,17 +150,8 @@ mod tests {
     fn validate_refuses_empty_rules_and_bad_names() {
         let mut config = keep_en();
         config.keep_values = None;
-        assert_eq!(
-            config.validate().unwrap_err(),
-            "set keep_values, drop_values or both"
-        );
-        let config = FieldValueFilterConfig {
-            field: "a..b".into(),
-            ..keep_en()
-        };
-        assert_eq!(
-            config.validate().unwrap_err(),
-            "field \"a..b\" is not a field name"
-        );
+        assert_eq!(config.validate().unwrap_err(), "set keep_values, drop_values or both");
+        let config = FieldValueFilterConfig { field: "a..b".into(), ..keep_en() };
+        assert_eq!(config.validate().unwrap_err(), "field \"a..b\" is not a field name");
     }
 }

@@ -27,16 +27,9 @@ impl LengthFilterConfig {
     }
 }
 
-fn check_bounds(
-    lo: Option<u64>,
-    hi: Option<u64>,
-    lo_key: &str,
-    hi_key: &str,
-) -> Result<(), String> {
+fn check_bounds(lo: Option<u64>, hi: Option<u64>, lo_key: &str, hi_key: &str) -> Result<(), String> {
     match (lo, hi) {
-        (Some(lo), Some(hi)) if lo > hi => {
-            Err(format!("{lo_key} ({lo}) is greater than {hi_key} ({hi})"))
-        }
+        (Some(lo), Some(hi)) if lo > hi => Err(format!("{lo_key} ({lo}) is greater than {hi_key} ({hi})")),
         _ => Ok(()),
     }
 }
@@ -85,11 +78,7 @@ mod tests {
 
     #[test]
     fn char_bounds_are_inclusive_and_count_characters_not_bytes() {
-        let config = LengthFilterConfig {
-            min_chars: Some(3),
-            max_chars: Some(4),
-            ..Default::default()
-        };
+        let config = LengthFilterConfig { min_chars: Some(3), max_chars: Some(4), ..Default::default() };
         assert_eq!(verdict(config.clone(), "éé"), Verdict::drop("too_short"));
         assert_eq!(verdict(config.clone(), "ééé"), Verdict::Keep);
         assert_eq!(verdict(config.clone(), "éééé"), Verdict::Keep);
@@ -98,11 +87,7 @@ mod tests {
 
     #[test]
     fn byte_bounds_count_utf8_bytes() {
-        let config = LengthFilterConfig {
-            min_bytes: Some(4),
-            max_bytes: Some(6),
-            ..Default::default()
-        };
+        let config = LengthFilterConfig { min_bytes: Some(4), max_bytes: Some(6), ..Default::default() };
         assert_eq!(verdict(config.clone(), "é"), Verdict::drop("too_few_bytes"));
         assert_eq!(verdict(config.clone(), "éé"), Verdict::Keep);
         assert_eq!(verdict(config.clone(), "ééé"), Verdict::Keep);
@@ -116,14 +101,7 @@ mod tests {
 
     #[test]
     fn validate_names_the_inverted_bounds() {
-        let config = LengthFilterConfig {
-            min_chars: Some(10),
-            max_chars: Some(5),
-            ..Default::default()
-        };
-        assert_eq!(
-            config.validate().unwrap_err(),
-            "min_chars (10) is greater than max_chars (5)"
-        );
+        let config = LengthFilterConfig { min_chars: Some(10), max_chars: Some(5), ..Default::default() };
+        assert_eq!(config.validate().unwrap_err(), "min_chars (10) is greater than max_chars (5)");
     }
 }

@@ -66,10 +66,6 @@ pub trait Filter: Send + Sync {
 impl<'a> Document<'a> {
     /// A document with only text, for tests and benchmarks.
     pub fn text_only(text: &'a str) -> Document<'a> {
-        Document {
-            id: "",
-            text,
-            metadata: &NoMetadata,
-        }
+        Document { id: "", text, metadata: &NoMetadata }
     }
 }

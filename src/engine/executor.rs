@@ -10,7 +10,9 @@
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
+use std::thread::{Scope, ScopedJoinHandle};
 use std::time::Instant;
 
 use arrow_schema::SchemaRef;
@@ -28,7 +30,7 @@ use crate::config::{InputFormat, OnError, OutputFormat, Pipeline};
 use crate::doc::{Doc, ErrorKind, FieldNames};
 use crate::io::plan::{self, Plan, PlanError, Unit};
 use crate::io::read::{self, ReadOptions};
-use crate::io::write::{self, ShardWriter, WriterOptions, REJECTED_REASON, REJECTED_STEP};
+use crate::io::write::{self, Prepared, ShardWriter, WriterOptions, REJECTED_REASON, REJECTED_STEP};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -39,17 +41,10 @@ pub enum RunError {
     #[error("{0}")]
     Setup(String),
     #[error("writing {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    Write { path: String, source: std::io::Error },
     /// A bad document with `on_error = "fail"`.
     #[error("{location}: {kind}: {message}")]
-    BadDocument {
-        location: String,
-        kind: &'static str,
-        message: String,
-    },
+    BadDocument { location: String, kind: &'static str, message: String },
     #[error("stats do not add up ({0}); this is a bug in curate")]
     Accounting(String),
 }
@@ -85,23 +80,14 @@ struct Context<'a> {
 pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunError> {
     let started = Instant::now();
     let task = options.task;
-    let plan = plan::plan(
-        &pipeline.input.path,
-        pipeline.input.format,
-        pipeline.input.split_bytes.0,
-    )?;
+    let plan = plan::plan(&pipeline.input.path, pipeline.input.format, pipeline.input.split_bytes.0)?;
     let out = PathBuf::from(&pipeline.output.path);
     let run_dir = RunDir::open(&out)?;
     run_dir.claim(&fingerprint(pipeline, &plan), plan.units.len(), task)?;
 
     if let Some(stats) = run_dir.task_done(task) {
         let merged = merge_if_complete(&run_dir, task)?;
-        return Ok(TaskReport {
-            task: stats,
-            merged,
-            already_done: true,
-            ignored_files: plan.ignored,
-        });
+        return Ok(TaskReport { task: stats, merged, already_done: true, ignored_files: plan.ignored });
     }
 
     let pool = rayon::ThreadPoolBuilder::new()
@@ -109,10 +95,7 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
         .thread_name(|i| format!("curate-{i}"))
         .build()
         .map_err(|e| RunError::Setup(format!("cannot start {} threads: {e}", options.threads)))?;
-    let names = FieldNames {
-        text: pipeline.input.text_field.clone(),
-        id: pipeline.input.id_field.clone(),
-    };
+    let names = FieldNames { text: pipeline.input.text_field.clone(), id: pipeline.input.id_field.clone() };
     let read = Arc::new(ReadOptions {
         names: names.clone(),
         batch_size: pipeline.input.batch_size,
@@ -122,14 +105,16 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
         OutputFormat::Parquet => Some(pool.install(|| output_schema(&plan, &read))?),
         OutputFormat::Jsonl => None,
     };
+    let mine: Vec<&Unit> = plan.units.iter().filter(|u| task.owns(u.index)).collect();
+    let workers = options.threads.min(mine.len()).max(1);
     let writer_options = |schema: Option<SchemaRef>| {
         Arc::new(WriterOptions {
             format: pipeline.output.format,
             shard_bytes: pipeline.output.shard_bytes.0,
             row_group_rows: pipeline.output.row_group_rows,
-            row_group_bytes: usize::try_from(pipeline.output.row_group_bytes.0)
-                .unwrap_or(usize::MAX),
+            row_group_bytes: usize::try_from(pipeline.output.row_group_bytes.0).unwrap_or(usize::MAX),
             level: pipeline.output.compression_level,
+            compress_threads: (options.threads / workers).max(1) as u32,
             schema,
             text_field: names.text.clone(),
         })
@@ -138,11 +123,9 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
         .steps
         .iter()
         .map(|s| {
-            registry::build(&s.kind, &s.options)
-                .map_err(|e| RunError::Setup(format!("step {}: {}", s.name, e.message)))
+            registry::build(&s.kind, &s.options).map_err(|e| RunError::Setup(format!("step {}: {}", s.name, e.message)))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let mine: Vec<&Unit> = plan.units.iter().filter(|u| task.owns(u.index)).collect();
     run_dir.remove_stale_temps(&out, task);
     run_dir.remove_stale_temps(&out.join("rejected"), task);
 
@@ -153,20 +136,15 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
         steps,
         read,
         kept: writer_options(schema.clone()),
-        rejected: pipeline
-            .output
-            .rejected
-            .then(|| writer_options(schema.as_deref().map(write::with_rejection_fields))),
+        rejected: pipeline.output.rejected.then(|| writer_options(schema.as_deref().map(write::with_rejection_fields))),
         progress: Progress::start(mine.iter().map(|u| u.bytes).sum(), options.progress),
         abort: AtomicBool::new(false),
     };
 
     // Unit workers are plain threads that each hand one unit at a time to
     // the pool: at most `threads` units are in flight, which bounds memory.
-    let results: Mutex<Vec<Option<Result<Stats, RunError>>>> =
-        Mutex::new((0..mine.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<Stats, RunError>>>> = Mutex::new((0..mine.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
-    let workers = options.threads.min(mine.len()).max(1);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| loop {
@@ -178,21 +156,14 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
                 if result.is_err() {
                     ctx.abort.store(true, Ordering::Relaxed);
                 }
-                results
-                    .lock()
-                    .expect("no worker panics while holding the lock")[i] = Some(result);
+                results.lock().expect("no worker panics while holding the lock")[i] = Some(result);
             });
         }
     });
     let Context { progress, .. } = ctx;
     progress.finish();
 
-    let mut stats = Stats::for_steps(
-        pipeline
-            .steps
-            .iter()
-            .map(|s| (s.name.as_str(), s.kind.as_str())),
-    );
+    let mut stats = Stats::for_steps(pipeline.steps.iter().map(|s| (s.name.as_str(), s.kind.as_str())));
     for result in results.into_inner().expect("workers are done") {
         match result {
             Some(Ok(unit_stats)) => stats.merge(&unit_stats),
@@ -205,12 +176,7 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
     stats.check().map_err(RunError::Accounting)?;
     run_dir.mark_task(task, &stats)?;
     let merged = merge_if_complete(&run_dir, task)?;
-    Ok(TaskReport {
-        task: stats,
-        merged,
-        already_done: false,
-        ignored_files: plan.ignored,
-    })
+    Ok(TaskReport { task: stats, merged, already_done: false, ignored_files: plan.ignored })
 }
 
 fn merge_if_complete(run_dir: &RunDir, task: Task) -> Result<Option<(Stats, PathBuf)>, RunError> {
@@ -252,11 +218,7 @@ fn output_schema(plan: &Plan, read: &Arc<ReadOptions>) -> Result<SchemaRef, RunE
             .map_err(|e| e.to_string())
             .and_then(|f| ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| e.to_string()));
         return match builder {
-            Ok(b) => Ok(write::schema_from_parquet(
-                b.schema(),
-                &names.text,
-                &names.id,
-            )),
+            Ok(b) => Ok(write::schema_from_parquet(b.schema(), &names.text, &names.id)),
             Err(e) => Err(RunError::Setup(format!(
                 "{}: cannot read the Parquet schema for the output: {e}",
                 first.path.display()
@@ -274,12 +236,7 @@ fn output_schema(plan: &Plan, read: &Arc<ReadOptions>) -> Result<SchemaRef, RunE
         }
         let mut reader = read::open(&plan.files[unit.file], unit, read.clone());
         if let Some(batch) = reader.next_batch() {
-            sample.extend(
-                batch
-                    .iter()
-                    .filter_map(|r| r.as_ref().ok())
-                    .map(|d| encode(d, &names.text, &[])),
-            );
+            sample.extend(batch.iter().filter_map(|r| r.as_ref().ok()).map(|d| encode(d, &names.text, &[])));
         }
     }
     write::infer_schema(&sample, &names.text, &names.id)
@@ -299,10 +256,7 @@ static BATCHES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 /// after writing N batches, says so on stderr and waits forever, so that a
 /// test can SIGKILL it at a known point. Costs one env lookup per batch.
 fn pause_for_tests() {
-    let Some(limit) = std::env::var("CURATE_TEST_PAUSE_AFTER_BATCHES")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    else {
+    let Some(limit) = std::env::var("CURATE_TEST_PAUSE_AFTER_BATCHES").ok().and_then(|v| v.parse::<u64>().ok()) else {
         return;
     };
     if BATCHES_WRITTEN.fetch_add(1, Ordering::SeqCst) + 1 == limit {
@@ -313,21 +267,36 @@ fn pause_for_tests() {
     }
 }
 
+/// The sending end of a writer thread, and the thread, which returns the
+/// finished shards (not yet committed) and its seconds of work.
+type WriterThread<'scope> = (SyncSender<Prepared>, ScopedJoinHandle<'scope, std::io::Result<(Vec<PathBuf>, f64)>>);
+
+/// Writes on its own thread, one batch behind the judging, so that
+/// compression overlaps the reading and judging of the next batch. The
+/// channel holds one batch: memory stays bounded.
+fn spawn_writer<'scope>(scope: &'scope Scope<'scope, '_>, mut writer: ShardWriter) -> WriterThread<'scope> {
+    let (tx, rx) = sync_channel::<Prepared>(1);
+    let handle = scope.spawn(move || {
+        let mut seconds = 0.0;
+        for batch in rx {
+            let t = Instant::now();
+            writer.write(batch)?;
+            seconds += t.elapsed().as_secs_f64();
+        }
+        let t = Instant::now();
+        let paths = writer.finish()?;
+        Ok((paths, seconds + t.elapsed().as_secs_f64()))
+    });
+    (tx, handle)
+}
+
 fn process_unit(ctx: &Context, unit: &Unit) -> Result<Stats, RunError> {
     if let Some(stats) = ctx.run_dir.unit_done(unit.index) {
         ctx.progress.add(unit.bytes, stats.input_docs);
         return Ok(stats);
     }
-    let pipeline = ctx.pipeline;
     let file = &ctx.plan.files[unit.file];
-    let text_field = ctx.read.names.text.as_str();
-    let fail_fast = pipeline.run.on_error == OnError::Fail;
-    let mut stats = Stats::for_steps(
-        pipeline
-            .steps
-            .iter()
-            .map(|s| (s.name.as_str(), s.kind.as_str())),
-    );
+    let mut stats = Stats::for_steps(ctx.pipeline.steps.iter().map(|s| (s.name.as_str(), s.kind.as_str())));
     stats.units = 1;
     stats.input_bytes = unit.bytes;
     // An unreadable file also has size 0 in the plan; it is reported as an error.
@@ -336,27 +305,70 @@ fn process_unit(ctx: &Context, unit: &Unit) -> Result<Stats, RunError> {
     }
     let stem = format!("part-{:06}", unit.index);
     let out = &ctx.run_dir.out;
-    let mut kept_writer = ShardWriter::new(out, stem.clone(), ctx.kept.clone());
-    let mut rejected_writer = ctx
-        .rejected
-        .as_ref()
-        .map(|o| ShardWriter::new(&out.join("rejected"), stem.clone(), o.clone()));
+    let rejected_dir = out.join("rejected");
     let write_err = |dir: &Path| {
         let path = dir.join(format!("{stem}-*")).display().to_string();
         move |source| RunError::Write { path, source }
     };
 
+    let (judged, kept, rejected) = std::thread::scope(|scope| {
+        let (kept_tx, kept_thread) = spawn_writer(scope, ShardWriter::new(out, stem.clone(), ctx.kept.clone()));
+        let rejected = ctx
+            .rejected
+            .as_ref()
+            .map(|o| spawn_writer(scope, ShardWriter::new(&rejected_dir, stem.clone(), o.clone())));
+        let (rejected_tx, rejected_thread) = rejected.unzip();
+        let judged = judge_unit(ctx, unit, &mut stats, &kept_tx, rejected_tx.as_ref());
+        drop((kept_tx, rejected_tx));
+        let kept = kept_thread.join().expect("a writer thread does not panic");
+        let rejected = rejected_thread.map(|t| t.join().expect("a writer thread does not panic"));
+        (judged, kept, rejected)
+    });
+    // A writer's own error explains a judging that stopped because the writer did.
+    let (kept_paths, kept_seconds) = kept.map_err(write_err(out))?;
+    let (rejected_paths, rejected_seconds) =
+        rejected.transpose().map_err(write_err(&rejected_dir))?.unwrap_or_default();
+    match judged? {
+        Judged::Complete => {}
+        Judged::Abandoned => return Ok(Stats::default()),
+    }
+    write::commit(&kept_paths).map_err(write_err(out))?;
+    write::commit(&rejected_paths).map_err(write_err(&rejected_dir))?;
+    stats.write_seconds += kept_seconds + rejected_seconds;
+    stats.output_files = kept_paths.len() as u64;
+    stats.check().map_err(RunError::Accounting)?;
+    ctx.run_dir.mark_unit(unit.index, &stats)?;
+    Ok(stats)
+}
+
+enum Judged {
+    Complete,
+    /// Another unit failed the run, or a writer stopped; nothing is committed.
+    Abandoned,
+}
+
+/// Reads the unit batch by batch, runs the steps, counts, and hands the
+/// kept and rejected documents to the writers.
+fn judge_unit(
+    ctx: &Context,
+    unit: &Unit,
+    stats: &mut Stats,
+    kept_tx: &SyncSender<Prepared>,
+    rejected_tx: Option<&SyncSender<Prepared>>,
+) -> Result<Judged, RunError> {
+    let pipeline = ctx.pipeline;
+    let file = &ctx.plan.files[unit.file];
+    let text_field = ctx.read.names.text.as_str();
+    let fail_fast = pipeline.run.on_error == OnError::Fail;
+    let step_names: Vec<&str> = pipeline.steps.iter().map(|s| s.name.as_str()).collect();
     let mut reader = read::open(file, unit, ctx.read.clone());
     let mut reported_bytes = 0;
     loop {
         let t_read = Instant::now();
-        let Some(records) = reader.next_batch() else {
-            break;
-        };
+        let Some(records) = reader.next_batch() else { break };
         stats.read_seconds += t_read.elapsed().as_secs_f64();
         if ctx.abort.load(Ordering::Relaxed) {
-            // Another unit failed the run; this one stays uncommitted.
-            return Ok(Stats::default());
+            return Ok(Judged::Abandoned);
         }
         let mut docs = Vec::with_capacity(records.len());
         for record in records {
@@ -372,9 +384,7 @@ fn process_unit(ctx: &Context, unit: &Unit) -> Result<Stats, RunError> {
                         });
                     }
                     stats.input_docs += e.count;
-                    stats.error(e.error.kind.as_str(), e.count, || {
-                        format!("{}: {}", location(), e.error.message)
-                    });
+                    stats.error(e.error.kind.as_str(), e.count, || format!("{}: {}", location(), e.error.message));
                 }
             }
         }
@@ -387,32 +397,29 @@ fn process_unit(ctx: &Context, unit: &Unit) -> Result<Stats, RunError> {
         for (i, step) in ctx.steps.iter().enumerate() {
             let t = Instant::now();
             stats.steps[i].docs_in += fate.iter().filter(|f| f.is_none()).count() as u64;
-            docs.par_iter_mut()
-                .zip(fate.par_iter_mut())
-                .filter(|(_, f)| f.is_none())
-                .for_each(|(doc, f)| {
-                    if let Outcome::Drop(reason) = step.process(doc) {
-                        *f = Some((i, reason));
-                    }
-                });
+            docs.par_iter_mut().zip(fate.par_iter_mut()).filter(|(_, f)| f.is_none()).for_each(|(doc, f)| {
+                if let Outcome::Drop(reason) = step.process(doc) {
+                    *f = Some((i, reason));
+                }
+            });
             stats.steps[i].seconds += t.elapsed().as_secs_f64();
         }
+        for (step, reason) in fate.iter().flatten() {
+            let s = &mut stats.steps[*step];
+            s.dropped += 1;
+            *s.reasons.entry(reason.to_string()).or_default() += 1;
+            stats.dropped_docs += 1;
+        }
 
-        let t_write = Instant::now();
-        let names: Vec<&str> = pipeline.steps.iter().map(|s| s.name.as_str()).collect();
-        let want_rejected = rejected_writer.is_some();
+        let t_encode = Instant::now();
+        let want_rejected = rejected_tx.is_some();
         let encoded: Vec<Option<Vec<u8>>> = docs
             .par_iter()
             .zip(fate.par_iter())
             .map(|(doc, f)| match f {
                 None => Some(encode(doc, text_field, &[])),
-                Some((step, reason)) => want_rejected.then(|| {
-                    encode(
-                        doc,
-                        text_field,
-                        &[(REJECTED_STEP, names[*step]), (REJECTED_REASON, reason)],
-                    )
-                }),
+                Some((step, reason)) => want_rejected
+                    .then(|| encode(doc, text_field, &[(REJECTED_STEP, step_names[*step]), (REJECTED_REASON, reason)])),
             })
             .collect();
         let (mut kept, mut kept_bytes, mut rejected_bytes) = (Vec::new(), Vec::new(), Vec::new());
@@ -426,14 +433,8 @@ fn process_unit(ctx: &Context, unit: &Unit) -> Result<Stats, RunError> {
                 _ => {}
             }
         }
-        for (step, reason) in fate.iter().flatten() {
-            let s = &mut stats.steps[*step];
-            s.dropped += 1;
-            *s.reasons.entry(reason.to_string()).or_default() += 1;
-            stats.dropped_docs += 1;
-        }
 
-        let misfits = kept_writer.write(&kept_bytes).map_err(write_err(out))?;
+        let (prepared, misfits) = ctx.kept.prepare(kept_bytes);
         let mut misfit = misfits.iter().peekable();
         for (i, doc) in kept.iter().enumerate() {
             if misfit.peek().is_some_and(|(j, _)| *j == i) {
@@ -446,48 +447,31 @@ fn process_unit(ctx: &Context, unit: &Unit) -> Result<Stats, RunError> {
                         message: why.clone(),
                     });
                 }
-                stats.error(ErrorKind::OutputSchema.as_str(), 1, || {
-                    format!("{}: {why}", location())
-                });
+                stats.error(ErrorKind::OutputSchema.as_str(), 1, || format!("{}: {why}", location()));
             } else {
                 stats.kept_docs += 1;
                 stats.kept_text_bytes += doc.text.len() as u64;
             }
         }
-        if let Some(w) = rejected_writer.as_mut() {
-            for (_, why) in w
-                .write(&rejected_bytes)
-                .map_err(write_err(&out.join("rejected")))?
-            {
-                stats.warning("rejected_not_written", || {
-                    format!("{}: {why}", file.path.display())
-                });
+        if prepared.is_some_and(|p| kept_tx.send(p).is_err()) {
+            return Ok(Judged::Abandoned);
+        }
+        if let (Some(tx), Some(options)) = (rejected_tx, ctx.rejected.as_ref()) {
+            let (prepared, misfits) = options.prepare(rejected_bytes);
+            for (_, why) in misfits {
+                stats.warning("rejected_not_written", || format!("{}: {why}", file.path.display()));
+            }
+            if prepared.is_some_and(|p| tx.send(p).is_err()) {
+                return Ok(Judged::Abandoned);
             }
         }
-        stats.write_seconds += t_write.elapsed().as_secs_f64();
+        stats.write_seconds += t_encode.elapsed().as_secs_f64();
 
         let read_so_far = reader.bytes_read().min(unit.bytes);
-        ctx.progress.add(
-            read_so_far.saturating_sub(reported_bytes),
-            docs.len() as u64,
-        );
+        ctx.progress.add(read_so_far.saturating_sub(reported_bytes), docs.len() as u64);
         reported_bytes = reported_bytes.max(read_so_far);
         pause_for_tests();
     }
-
-    let t_write = Instant::now();
-    let kept_paths = kept_writer.finish().map_err(write_err(out))?;
-    let rejected_paths = match rejected_writer {
-        Some(w) => w.finish().map_err(write_err(&out.join("rejected")))?,
-        None => Vec::new(),
-    };
-    write::commit(&kept_paths).map_err(write_err(out))?;
-    write::commit(&rejected_paths).map_err(write_err(&out.join("rejected")))?;
-    stats.write_seconds += t_write.elapsed().as_secs_f64();
-    stats.output_files = kept_paths.len() as u64;
-    stats.check().map_err(RunError::Accounting)?;
-    ctx.run_dir.mark_unit(unit.index, &stats)?;
-    ctx.progress
-        .add(unit.bytes.saturating_sub(reported_bytes), 0);
-    Ok(stats)
+    ctx.progress.add(unit.bytes.saturating_sub(reported_bytes), 0);
+    Ok(Judged::Complete)
 }

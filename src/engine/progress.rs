@@ -31,16 +31,10 @@ struct Counters {
 impl Counters {
     fn line(&self) -> String {
         let secs = self.start.elapsed().as_secs_f64().max(1e-9);
-        let (bytes, docs) = (
-            self.bytes.load(Ordering::Relaxed),
-            self.docs.load(Ordering::Relaxed),
-        );
+        let (bytes, docs) = (self.bytes.load(Ordering::Relaxed), self.docs.load(Ordering::Relaxed));
         let mbs = bytes as f64 / secs / 1e6;
         let eta = if bytes > 0 && self.total > bytes {
-            format!(
-                ", ETA {:.0}s",
-                (self.total - bytes) as f64 * secs / bytes as f64
-            )
+            format!(", ETA {:.0}s", (self.total - bytes) as f64 * secs / bytes as f64)
         } else {
             String::new()
         };
@@ -74,19 +68,16 @@ impl Progress {
             ProgressMode::Auto => ProgressMode::Log,
             m => m,
         };
-        let mut progress = Progress {
-            counters: counters.clone(),
-            bar: None,
-            logger: None,
-        };
+        let mut progress = Progress { counters: counters.clone(), bar: None, logger: None };
         match mode {
             ProgressMode::Bar => {
-                let bar =
-                    ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+                let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
                 bar.set_style(
-                    ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} {msg} ETA {eta}")
-                        .expect("a valid template")
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "{elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} {msg} ETA {eta}",
+                    )
+                    .expect("a valid template")
+                    .progress_chars("=> "),
                 );
                 progress.bar = Some(bar);
             }

@@ -26,10 +26,7 @@ pub const STEP_TYPES: &[StepType] = &[
         summary: "drop documents outside character or byte bounds",
         build: |options| {
             let config: LengthFilterConfig = options_of(options)?;
-            config.validate().map_err(|message| BuildError {
-                path: None,
-                message,
-            })?;
+            config.validate().map_err(|message| BuildError { path: None, message })?;
             Ok(Box::new(FilterStep(LengthFilter::new(config))))
         },
     },
@@ -38,21 +35,14 @@ pub const STEP_TYPES: &[StepType] = &[
         summary: "keep or drop documents by the value of a metadata field",
         build: |options| {
             let config: FieldValueFilterConfig = options_of(options)?;
-            config.validate().map_err(|message| BuildError {
-                path: None,
-                message,
-            })?;
+            config.validate().map_err(|message| BuildError { path: None, message })?;
             Ok(Box::new(FilterStep(FieldValueFilter::new(config))))
         },
     },
 ];
 
 pub fn known_types() -> String {
-    STEP_TYPES
-        .iter()
-        .map(|t| t.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    STEP_TYPES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
 }
 
 /// Builds a step of type `kind` from its options (the step's table without
@@ -72,13 +62,7 @@ fn options_of<T: DeserializeOwned>(options: &toml::Table) -> Result<T, BuildErro
         let path = e.path().to_string();
         BuildError {
             path: (path != ".").then_some(path),
-            message: e
-                .into_inner()
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
+            message: e.into_inner().to_string().lines().next().unwrap_or_default().to_owned(),
         }
     })
 }

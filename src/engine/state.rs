@@ -42,18 +42,11 @@ pub enum StateError {
         "{out} holds the output of a different pipeline or input (fingerprint {found}, this run {expected}); \
          use another output folder, or delete this one to start over"
     )]
-    Mismatch {
-        out: String,
-        found: String,
-        expected: String,
-    },
+    Mismatch { out: String, found: String, expected: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
-    move |source| StateError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| StateError::Io { path: path.display().to_string(), source }
 }
 
 impl RunDir {
@@ -62,10 +55,7 @@ impl RunDir {
         for dir in [state.join("units"), out.join("stats")] {
             fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
-        Ok(RunDir {
-            out: out.to_owned(),
-            state,
-        })
+        Ok(RunDir { out: out.to_owned(), state })
     }
 
     /// Records what this folder holds, or checks that it holds the same:
@@ -87,13 +77,9 @@ impl RunDir {
                 Ok(())
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let info = serde_json::to_vec_pretty(&RunInfo {
-                    fingerprint: fingerprint.into(),
-                    units,
-                })
-                .expect("serialisable");
-                atomic::write_shared(&path, &info, &format!("rank{}", task.rank))
-                    .map_err(io_err(&path))
+                let info = serde_json::to_vec_pretty(&RunInfo { fingerprint: fingerprint.into(), units })
+                    .expect("serialisable");
+                atomic::write_shared(&path, &info, &format!("rank{}", task.rank)).map_err(io_err(&path))
             }
             Err(e) => Err(io_err(&path)(e)),
         }
@@ -104,9 +90,7 @@ impl RunDir {
     }
 
     fn task_path(&self, task: Task) -> PathBuf {
-        self.out
-            .join("stats")
-            .join(format!("rank-{:05}-of-{:05}.json", task.rank, task.world))
+        self.out.join("stats").join(format!("rank-{:05}-of-{:05}.json", task.rank, task.world))
     }
 
     /// The stats of a finished unit. A marker that does not parse (a disk
@@ -117,8 +101,7 @@ impl RunDir {
 
     pub fn mark_unit(&self, unit: usize, stats: &Stats) -> Result<(), StateError> {
         let path = self.unit_path(unit);
-        atomic::write(&path, &serde_json::to_vec(stats).expect("serialisable"))
-            .map_err(io_err(&path))
+        atomic::write(&path, &serde_json::to_vec(stats).expect("serialisable")).map_err(io_err(&path))
     }
 
     pub fn task_done(&self, task: Task) -> Option<Stats> {
@@ -127,11 +110,7 @@ impl RunDir {
 
     pub fn mark_task(&self, task: Task, stats: &Stats) -> Result<(), StateError> {
         let path = self.task_path(task);
-        atomic::write(
-            &path,
-            &serde_json::to_vec_pretty(stats).expect("serialisable"),
-        )
-        .map_err(io_err(&path))
+        atomic::write(&path, &serde_json::to_vec_pretty(stats).expect("serialisable")).map_err(io_err(&path))
     }
 
     /// The sum of all `world` tasks' stats, or the ranks still missing.
@@ -158,11 +137,7 @@ impl RunDir {
             .flatten()
             .filter_map(|e| {
                 let name = e.ok()?.file_name().into_string().ok()?;
-                name.strip_suffix(".json")?
-                    .rsplit_once("-of-")?
-                    .1
-                    .parse()
-                    .ok()
+                name.strip_suffix(".json")?.rsplit_once("-of-")?.1.parse().ok()
             })
             .collect();
         sizes.sort_unstable();
@@ -175,8 +150,7 @@ impl RunDir {
     pub fn write_stats(&self, stats: &Stats, task: Task) -> Result<PathBuf, StateError> {
         let path = self.out.join("stats.json");
         let bytes = serde_json::to_vec_pretty(stats).expect("serialisable");
-        atomic::write_shared(&path, &bytes, &format!("rank{}", task.rank))
-            .map_err(io_err(&path))?;
+        atomic::write_shared(&path, &bytes, &format!("rank{}", task.rank)).map_err(io_err(&path))?;
         Ok(path)
     }
 

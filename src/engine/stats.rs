@@ -72,8 +72,7 @@ impl Occurrences {
     fn merge(&mut self, other: &Occurrences) {
         self.count += other.count;
         let room = MAX_EXAMPLES.saturating_sub(self.examples.len());
-        self.examples
-            .extend(other.examples.iter().take(room).cloned());
+        self.examples.extend(other.examples.iter().take(room).cloned());
     }
 }
 
@@ -82,33 +81,20 @@ impl Stats {
     pub fn for_steps<'a>(steps: impl IntoIterator<Item = (&'a str, &'a str)>) -> Stats {
         let steps = steps
             .into_iter()
-            .map(|(name, kind)| StepStats {
-                name: name.into(),
-                kind: kind.into(),
-                ..Default::default()
-            })
+            .map(|(name, kind)| StepStats { name: name.into(), kind: kind.into(), ..Default::default() })
             .collect();
-        Stats {
-            steps,
-            ..Default::default()
-        }
+        Stats { steps, ..Default::default() }
     }
 
     /// Counts `n` documents as errors of `kind` (they were counted as input
     /// where they were read).
     pub fn error(&mut self, kind: &str, n: u64, example: impl FnOnce() -> String) {
         self.error_docs += n;
-        self.errors
-            .entry(kind.to_owned())
-            .or_default()
-            .add(n, example);
+        self.errors.entry(kind.to_owned()).or_default().add(n, example);
     }
 
     pub fn warning(&mut self, kind: &str, example: impl FnOnce() -> String) {
-        self.warnings
-            .entry(kind.to_owned())
-            .or_default()
-            .add(1, example);
+        self.warnings.entry(kind.to_owned()).or_default().add(1, example);
     }
 
     /// Adds `other` (a later unit or task) into `self`.
@@ -126,11 +112,7 @@ impl Stats {
             self.steps = other
                 .steps
                 .iter()
-                .map(|s| StepStats {
-                    name: s.name.clone(),
-                    kind: s.kind.clone(),
-                    ..Default::default()
-                })
+                .map(|s| StepStats { name: s.name.clone(), kind: s.kind.clone(), ..Default::default() })
                 .collect();
         }
         for (mine, theirs) in self.steps.iter_mut().zip(&other.steps) {
@@ -163,17 +145,11 @@ impl Stats {
         }
         let step_drops: u64 = self.steps.iter().map(|s| s.dropped).sum();
         if step_drops != self.dropped_docs {
-            return Err(format!(
-                "steps dropped {step_drops} documents but dropped_docs is {}",
-                self.dropped_docs
-            ));
+            return Err(format!("steps dropped {step_drops} documents but dropped_docs is {}", self.dropped_docs));
         }
         let errors: u64 = self.errors.values().map(|o| o.count).sum();
         if errors != self.error_docs {
-            return Err(format!(
-                "errors by kind add up to {errors} but error_docs is {}",
-                self.error_docs
-            ));
+            return Err(format!("errors by kind add up to {errors} but error_docs is {}", self.error_docs));
         }
         Ok(())
     }
@@ -201,10 +177,7 @@ mod tests {
         a.merge(&b);
         assert_eq!(a.input_docs, 3 + 4 + 3 + 6);
         assert_eq!(a.errors["invalid_json"].count, 10);
-        assert_eq!(
-            a.errors["invalid_json"].examples,
-            ["a:0", "a:1", "a:2", "a:3", "a:0"]
-        );
+        assert_eq!(a.errors["invalid_json"].examples, ["a:0", "a:1", "a:2", "a:3", "a:0"]);
         assert_eq!(a.steps[0].reasons["too_short"], 2);
         a.check().unwrap();
     }
@@ -214,9 +187,6 @@ mod tests {
         let mut s = Stats::default();
         s.input_docs = 2;
         s.kept_docs = 1;
-        assert_eq!(
-            s.check().unwrap_err(),
-            "input_docs 2 != kept_docs 1 + dropped_docs 0 + error_docs 0"
-        );
+        assert_eq!(s.check().unwrap_err(), "input_docs 2 != kept_docs 1 + dropped_docs 0 + error_docs 0");
     }
 }

@@ -26,11 +26,7 @@ pub struct FilterStep<F>(pub F);
 
 impl<F: Filter> Step for FilterStep<F> {
     fn process(&self, doc: &mut Doc) -> Outcome {
-        let view = Document {
-            id: &doc.id,
-            text: &doc.text,
-            metadata: &*doc,
-        };
+        let view = Document { id: &doc.id, text: &doc.text, metadata: &*doc };
         match self.0.filter(&view) {
             Verdict::Keep => Outcome::Keep,
             Verdict::Drop(reason) => Outcome::Drop(reason),

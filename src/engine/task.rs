@@ -28,26 +28,17 @@ impl Task {
             (None, None) => {
                 let number = |name: &str| -> Result<Option<usize>, String> {
                     env(name)
-                        .map(|v| {
-                            v.trim()
-                                .parse::<usize>()
-                                .map_err(|_| format!("{name}={v:?} is not a number"))
-                        })
+                        .map(|v| v.trim().parse::<usize>().map_err(|_| format!("{name}={v:?} is not a number")))
                         .transpose()
                 };
-                if let (Some(id), Some(count)) = (
-                    number("SLURM_ARRAY_TASK_ID")?,
-                    number("SLURM_ARRAY_TASK_COUNT")?,
-                ) {
+                if let (Some(id), Some(count)) = (number("SLURM_ARRAY_TASK_ID")?, number("SLURM_ARRAY_TASK_COUNT")?) {
                     // Arrays may start at any index (--array=1-8).
                     let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-                    let rank = id.checked_sub(min).ok_or_else(|| {
-                        format!("SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}")
-                    })?;
+                    let rank = id
+                        .checked_sub(min)
+                        .ok_or_else(|| format!("SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}"))?;
                     (rank, count, "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
-                } else if let (Some(r), Some(w)) =
-                    (number("SLURM_PROCID")?, number("SLURM_NTASKS")?)
-                {
+                } else if let (Some(r), Some(w)) = (number("SLURM_PROCID")?, number("SLURM_NTASKS")?) {
                     (r, w, "SLURM_PROCID/SLURM_NTASKS")
                 } else if let (Some(r), Some(w)) = (number("RANK")?, number("WORLD_SIZE")?) {
                     (r, w, "RANK/WORLD_SIZE")
@@ -61,9 +52,7 @@ impl Task {
             return Err(format!("world size must be at least 1 (from {source})"));
         }
         if rank >= world {
-            return Err(format!(
-                "rank {rank} is not below world size {world} (from {source})"
-            ));
+            return Err(format!("rank {rank} is not below world size {world} (from {source})"));
         }
         Ok(Task { rank, world })
     }
@@ -74,14 +63,8 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn resolve(
-        flags: (Option<usize>, Option<usize>),
-        env: &[(&str, &str)],
-    ) -> Result<Task, String> {
-        let env: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+    fn resolve(flags: (Option<usize>, Option<usize>), env: &[(&str, &str)]) -> Result<Task, String> {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Task::resolve(flags.0, flags.1, |k| env.get(k).cloned())
     }
 
@@ -94,27 +77,13 @@ mod tests {
             ("RANK", "0"),
             ("WORLD_SIZE", "2"),
         ];
-        assert_eq!(
-            resolve((Some(1), Some(3)), &env),
-            Ok(Task { rank: 1, world: 3 })
-        );
+        assert_eq!(resolve((Some(1), Some(3)), &env), Ok(Task { rank: 1, world: 3 }));
         assert_eq!(resolve((None, None), &env), Ok(Task { rank: 4, world: 8 }));
         assert_eq!(
-            resolve(
-                (None, None),
-                &[
-                    ("SLURM_PROCID", "2"),
-                    ("SLURM_NTASKS", "4"),
-                    ("RANK", "1"),
-                    ("WORLD_SIZE", "2")
-                ]
-            ),
+            resolve((None, None), &[("SLURM_PROCID", "2"), ("SLURM_NTASKS", "4"), ("RANK", "1"), ("WORLD_SIZE", "2")]),
             Ok(Task { rank: 2, world: 4 })
         );
-        assert_eq!(
-            resolve((None, None), &[("RANK", "1"), ("WORLD_SIZE", "2")]),
-            Ok(Task { rank: 1, world: 2 })
-        );
+        assert_eq!(resolve((None, None), &[("RANK", "1"), ("WORLD_SIZE", "2")]), Ok(Task { rank: 1, world: 2 }));
         assert_eq!(resolve((None, None), &[]), Ok(Task { rank: 0, world: 1 }));
     }
 
@@ -124,10 +93,7 @@ mod tests {
             resolve((Some(3), Some(3)), &[]).unwrap_err(),
             "rank 3 is not below world size 3 (from --rank/--world-size)"
         );
-        assert_eq!(
-            resolve((Some(1), None), &[]).unwrap_err(),
-            "give --rank and --world-size together"
-        );
+        assert_eq!(resolve((Some(1), None), &[]).unwrap_err(), "give --rank and --world-size together");
         assert_eq!(
             resolve((None, None), &[("RANK", "x"), ("WORLD_SIZE", "2")]).unwrap_err(),
             "RANK=\"x\" is not a number"

@@ -9,10 +9,7 @@ use std::path::{Path, PathBuf};
 /// The hidden temporary name for `path`: `.name.tmp` beside it. Hidden so
 /// that globs over the output (`*.parquet`) never see a partial file.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp"))
 }
 
@@ -26,10 +23,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Like [`write`], but with a temporary name unique to `owner`, for files
 /// that several tasks may write at once (the merged stats).
 pub fn write_shared(path: &Path, bytes: &[u8], owner: &str) -> io::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.{owner}.tmp"));
     fs::write(&tmp, bytes)?;
     fs::rename(&tmp, path)

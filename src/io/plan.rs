@@ -37,11 +37,7 @@ pub enum Span {
     /// The lines of a plain JSON Lines file that start in `[start, end)`.
     Bytes { start: u64, end: u64 },
     /// One Parquet row group, whose first row is `first_row` of the file.
-    RowGroup {
-        index: usize,
-        first_row: u64,
-        rows: u64,
-    },
+    RowGroup { index: usize, first_row: u64, rows: u64 },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,13 +68,8 @@ pub enum PlanError {
     #[error("bad glob {pattern}: {message}")]
     Glob { pattern: String, message: String },
     #[error("cannot list {path}: {source}")]
-    List {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error(
-        "{0}: unknown input format; name it .jsonl[.gz|.zst] or .parquet, or set input.format"
-    )]
+    List { path: String, source: std::io::Error },
+    #[error("{0}: unknown input format; name it .jsonl[.gz|.zst] or .parquet, or set input.format")]
     UnknownFormat(String),
 }
 
@@ -89,19 +80,9 @@ pub fn plan(input: &str, format: Option<InputFormat>, split_bytes: u64) -> Resul
     let mut files = Vec::new();
     let mut ignored = Vec::new();
     for path in candidates {
-        let name = path
-            .strip_prefix(&root)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .into_owned();
-        let name = if name.is_empty() {
-            path.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        } else {
-            name
-        };
+        let name = path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().into_owned();
+        let name =
+            if name.is_empty() { path.file_name().unwrap_or_default().to_string_lossy().into_owned() } else { name };
         let (detected, compression) = detect(&path);
         let Some(format) = format.or(detected) else {
             if explicit {
@@ -113,27 +94,14 @@ pub fn plan(input: &str, format: Option<InputFormat>, split_bytes: u64) -> Resul
         // A file we cannot stat still becomes a unit: reading it fails, and
         // that failure is counted where the user looks, in the stats.
         let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        files.push(InputFile {
-            path,
-            name,
-            format,
-            compression,
-            size,
-        });
+        files.push(InputFile { path, name, format, compression, size });
     }
     if files.is_empty() {
         return Err(PlanError::Empty(input.to_owned()));
     }
     let mut units = Vec::new();
     for (i, file) in files.iter().enumerate() {
-        let mut push = |span, bytes| {
-            units.push(Unit {
-                index: units.len(),
-                file: i,
-                span,
-                bytes,
-            })
-        };
+        let mut push = |span, bytes| units.push(Unit { index: units.len(), file: i, span, bytes });
         match (file.format, file.compression) {
             (InputFormat::Jsonl, Compression::None) if file.size > split_bytes => {
                 let mut start = 0;
@@ -147,14 +115,7 @@ pub fn plan(input: &str, format: Option<InputFormat>, split_bytes: u64) -> Resul
                 Some(groups) if !groups.is_empty() => {
                     let mut first_row = 0;
                     for (index, (rows, bytes)) in groups.into_iter().enumerate() {
-                        push(
-                            Span::RowGroup {
-                                index,
-                                first_row,
-                                rows,
-                            },
-                            bytes,
-                        );
+                        push(Span::RowGroup { index, first_row, rows }, bytes);
                         first_row += rows;
                     }
                 }
@@ -163,11 +124,7 @@ pub fn plan(input: &str, format: Option<InputFormat>, split_bytes: u64) -> Resul
             _ => push(Span::Whole, file.size),
         }
     }
-    Ok(Plan {
-        files,
-        units,
-        ignored,
-    })
+    Ok(Plan { files, units, ignored })
 }
 
 /// Rows and compressed bytes of each row group; `None` when the footer does
@@ -175,37 +132,20 @@ pub fn plan(input: &str, format: Option<InputFormat>, split_bytes: u64) -> Resul
 fn row_groups(path: &Path) -> Option<Vec<(u64, u64)>> {
     let reader = SerializedFileReader::new(fs::File::open(path).ok()?).ok()?;
     let meta = reader.metadata();
-    Some(
-        meta.row_groups()
-            .iter()
-            .map(|rg| {
-                (
-                    rg.num_rows().max(0) as u64,
-                    rg.compressed_size().max(0) as u64,
-                )
-            })
-            .collect(),
-    )
+    Some(meta.row_groups().iter().map(|rg| (rg.num_rows().max(0) as u64, rg.compressed_size().max(0) as u64)).collect())
 }
 
 /// The format and compression an extension names.
 fn detect(path: &Path) -> (Option<InputFormat>, Compression) {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     let (stem, compression) = if let Some(s) = name.strip_suffix(".gz") {
         (s, Compression::Gzip)
-    } else if let Some(s) = name
-        .strip_suffix(".zst")
-        .or_else(|| name.strip_suffix(".zstd"))
-    {
+    } else if let Some(s) = name.strip_suffix(".zst").or_else(|| name.strip_suffix(".zstd")) {
         (s, Compression::Zstd)
     } else {
         (name.as_str(), Compression::None)
     };
-    let format = if stem.ends_with(".jsonl") || stem.ends_with(".json") || stem.ends_with(".ndjson")
-    {
+    let format = if stem.ends_with(".jsonl") || stem.ends_with(".json") || stem.ends_with(".ndjson") {
         Some(InputFormat::Jsonl)
     } else if stem.ends_with(".parquet") && compression == Compression::None {
         Some(InputFormat::Parquet)
@@ -224,14 +164,8 @@ fn find(input: &str) -> Result<(PathBuf, Vec<PathBuf>, bool), PlanError> {
             .components()
             .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
             .collect();
-        let paths = glob::glob(input).map_err(|e| PlanError::Glob {
-            pattern: input.into(),
-            message: e.to_string(),
-        })?;
-        let mut files: Vec<PathBuf> = paths
-            .filter_map(Result::ok)
-            .filter(|p| p.is_file())
-            .collect();
+        let paths = glob::glob(input).map_err(|e| PlanError::Glob { pattern: input.into(), message: e.to_string() })?;
+        let mut files: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
         files.sort();
         return Ok((root, files, true));
     }
@@ -249,17 +183,15 @@ fn find(input: &str) -> Result<(PathBuf, Vec<PathBuf>, bool), PlanError> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PlanError> {
-    let entries = fs::read_dir(dir).map_err(|source| PlanError::List {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    let entries = fs::read_dir(dir).map_err(|source| PlanError::List { path: dir.display().to_string(), source })?;
+    // The output folder of an earlier run is the usual input of the next
+    // stage: only its kept shards are documents, not its stats or rejects.
+    let curate_output = dir.join(".curate").is_dir();
     for entry in entries {
-        let entry = entry.map_err(|source| PlanError::List {
-            path: dir.display().to_string(),
-            source,
-        })?;
+        let entry = entry.map_err(|source| PlanError::List { path: dir.display().to_string(), source })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
         // Hidden entries are skipped: they include our own temporary files.
-        if entry.file_name().to_string_lossy().starts_with('.') {
+        if name.starts_with('.') || (curate_output && !name.starts_with("part-")) {
             continue;
         }
         let path = entry.path();
@@ -302,17 +234,30 @@ mod tests {
     }
 
     #[test]
+    fn an_earlier_runs_output_folder_contributes_only_its_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in [".curate", "stats", "rejected"] {
+            fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        for file in [
+            "part-000000-000.jsonl.zst",
+            "stats.json",
+            "stats/rank-00000-of-00001.json",
+            "rejected/part-000000-000.jsonl.zst",
+        ] {
+            fs::write(dir.path().join(file), "").unwrap();
+        }
+        let plan = plan(dir.path().to_str().unwrap(), None, 10).unwrap();
+        let names: Vec<_> = plan.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["part-000000-000.jsonl.zst"]);
+    }
+
+    #[test]
     fn missing_and_empty_inputs_are_errors() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            plan(dir.path().to_str().unwrap(), None, 10),
-            Err(PlanError::Empty(_))
-        ));
+        assert!(matches!(plan(dir.path().to_str().unwrap(), None, 10), Err(PlanError::Empty(_))));
         let missing = dir.path().join("nope");
-        assert!(matches!(
-            plan(missing.to_str().unwrap(), None, 10),
-            Err(PlanError::Missing(_))
-        ));
+        assert!(matches!(plan(missing.to_str().unwrap(), None, 10), Err(PlanError::Missing(_))));
         fs::write(dir.path().join("x.csv"), "a").unwrap();
         let err = plan(dir.path().join("x.csv").to_str().unwrap(), None, 10).unwrap_err();
         assert!(matches!(err, PlanError::UnknownFormat(_)));

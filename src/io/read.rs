@@ -156,10 +156,7 @@ impl JsonlReader {
                 return reader;
             }
         };
-        let counted = Counting {
-            inner: handle,
-            count,
-        };
+        let counted = Counting { inner: handle, count };
         const BUF: usize = 1 << 20;
         let source: Box<dyn BufRead + Send> = match (file.compression, unit.span) {
             (Compression::None, Span::Bytes { start, end }) => {
@@ -180,10 +177,9 @@ impl JsonlReader {
                 Box::new(r)
             }
             (Compression::None, _) => Box::new(BufReader::with_capacity(BUF, counted)),
-            (Compression::Gzip, _) => Box::new(BufReader::with_capacity(
-                BUF,
-                flate2::read::MultiGzDecoder::new(BufReader::new(counted)),
-            )),
+            (Compression::Gzip, _) => {
+                Box::new(BufReader::with_capacity(BUF, flate2::read::MultiGzDecoder::new(BufReader::new(counted))))
+            }
             (Compression::Zstd, _) => match zstd::stream::read::Decoder::new(counted) {
                 Ok(d) => Box::new(BufReader::with_capacity(BUF, d)),
                 Err(e) => {
@@ -232,15 +228,9 @@ impl UnitReader for JsonlReader {
                     self.pending = Some(RecordError {
                         error: DocError::new(
                             ErrorKind::CorruptInput,
-                            format!(
-                                "input breaks off after line {} (truncated or corrupt): {e}",
-                                self.line
-                            ),
+                            format!("input breaks off after line {} (truncated or corrupt): {e}", self.line),
                         ),
-                        at: Where::Line {
-                            offset: self.pos,
-                            line: self.line + 1,
-                        },
+                        at: Where::Line { offset: self.pos, line: self.line + 1 },
                         count: 1,
                     });
                     finished = true;
@@ -255,14 +245,8 @@ impl UnitReader for JsonlReader {
         let mut records: Vec<Record> = spans
             .par_iter()
             .map(|&(offset, line, start, end)| {
-                Doc::from_json_line(&buf[start..end], names, offset, || {
-                    format!("{name}#{offset}")
-                })
-                .map_err(|error| RecordError {
-                    error,
-                    at: Where::Line { offset, line },
-                    count: 1,
-                })
+                Doc::from_json_line(&buf[start..end], names, offset, || format!("{name}#{offset}"))
+                    .map_err(|error| RecordError { error, at: Where::Line { offset, line }, count: 1 })
             })
             .collect();
         if finished {
@@ -294,11 +278,7 @@ struct ParquetReader {
 impl ParquetReader {
     fn open(file: &InputFile, unit: &Unit, options: Arc<ReadOptions>) -> ParquetReader {
         let (group, first_row, rows) = match unit.span {
-            Span::RowGroup {
-                index,
-                first_row,
-                rows,
-            } => (Some(index), first_row, rows),
+            Span::RowGroup { index, first_row, rows } => (Some(index), first_row, rows),
             _ => (None, 0, 0),
         };
         let mut reader = ParquetReader {
@@ -337,12 +317,7 @@ impl ParquetReader {
         });
         match built {
             Ok(batches) => reader.batches = Some(batches),
-            Err(e) => {
-                reader.pending = Some(fail(
-                    ErrorKind::CorruptInput,
-                    format!("not a readable Parquet file: {e}"),
-                ))
-            }
+            Err(e) => reader.pending = Some(fail(ErrorKind::CorruptInput, format!("not a readable Parquet file: {e}"))),
         }
         reader
     }
@@ -363,45 +338,26 @@ impl ParquetReader {
                 .collect()
         };
         let Ok(text_pos) = batch.schema().index_of(&names.text) else {
-            return all_fail(
-                ErrorKind::MissingText,
-                format!("no column {:?}", names.text),
-            );
+            return all_fail(ErrorKind::MissingText, format!("no column {:?}", names.text));
         };
         let column = batch.column(text_pos);
         let text = match column.data_type() {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
                 match arrow_cast::cast(column, &DataType::Utf8) {
                     Ok(a) => a,
-                    Err(e) => {
-                        return all_fail(
-                            ErrorKind::CorruptInput,
-                            format!("column {:?}: {e}", names.text),
-                        )
-                    }
+                    Err(e) => return all_fail(ErrorKind::CorruptInput, format!("column {:?}: {e}", names.text)),
                 }
             }
             other => {
-                return all_fail(
-                    ErrorKind::TextNotString,
-                    format!("column {:?} is {other}, not a string", names.text),
-                )
+                return all_fail(ErrorKind::TextNotString, format!("column {:?} is {other}, not a string", names.text))
             }
         };
-        let text = text
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("cast to Utf8 gives a StringArray");
+        let text = text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8 gives a StringArray");
         let mut rest = batch.clone();
         rest.remove_column(text_pos);
         let lines = match fields_as_json(&rest) {
             Ok(lines) => lines,
-            Err(e) => {
-                return all_fail(
-                    ErrorKind::CorruptInput,
-                    format!("cannot carry the other columns: {e}"),
-                )
-            }
+            Err(e) => return all_fail(ErrorKind::CorruptInput, format!("cannot carry the other columns: {e}")),
         };
         let name = &self.name;
         (0..rows)
@@ -414,10 +370,7 @@ impl ParquetReader {
                     count: 1,
                 };
                 if text.is_null(i) {
-                    return Err(fail(
-                        ErrorKind::MissingText,
-                        format!("column {:?} is null", names.text),
-                    ));
+                    return Err(fail(ErrorKind::MissingText, format!("column {:?} is null", names.text)));
                 }
                 let fields = match &lines {
                     Some((buf, ends)) => {
@@ -434,14 +387,7 @@ impl ParquetReader {
                     }
                     None => Vec::new(),
                 };
-                Ok(Doc::assemble(
-                    fields,
-                    text.value(i).to_owned(),
-                    text_pos,
-                    names,
-                    row,
-                    || format!("{name}#{row}"),
-                ))
+                Ok(Doc::assemble(fields, text.value(i).to_owned(), text_pos, names, row, || format!("{name}#{row}")))
             })
             .collect()
     }
@@ -450,9 +396,7 @@ impl ParquetReader {
 /// The batch's rows as JSON objects (nulls written out, so that the output
 /// keeps every column), and the end of each row in the buffer. `None` when
 /// there are no columns to carry.
-fn fields_as_json(
-    batch: &RecordBatch,
-) -> Result<Option<(Vec<u8>, Vec<usize>)>, arrow_schema::ArrowError> {
+fn fields_as_json(batch: &RecordBatch) -> Result<Option<(Vec<u8>, Vec<usize>)>, arrow_schema::ArrowError> {
     if batch.num_columns() == 0 {
         return Ok(None);
     }
@@ -483,10 +427,8 @@ impl UnitReader for ParquetReader {
             Some(Ok(batch)) => {
                 let records = self.convert(&batch);
                 self.next_row += batch.num_rows() as u64;
-                let (read, total) = (
-                    self.next_row - self.first_row,
-                    self.end_row.saturating_sub(self.first_row).max(1),
-                );
+                let (read, total) =
+                    (self.next_row - self.first_row, self.end_row.saturating_sub(self.first_row).max(1));
                 self.bytes = self.unit_bytes * read.min(total) / total;
                 Some(records)
             }

@@ -27,7 +27,9 @@ pub struct WriterOptions {
     pub row_group_rows: usize,
     pub row_group_bytes: usize,
     pub level: i32,
-    /// Parquet only: the columns every shard has.
+    /// zstd workers per JSON Lines shard.
+    pub compress_threads: u32,
+    /// Parquet only (and then always): the columns every shard has.
     pub schema: Option<SchemaRef>,
     pub text_field: String,
 }
@@ -63,6 +65,32 @@ enum Sink {
     Parquet(ArrowWriter<File>),
 }
 
+/// A batch ready for a shard: JSON lines, or rows already checked against
+/// the Parquet schema. Preparing is separate from writing so that the
+/// (sequential) writing can run on its own thread while the next batch is
+/// read and judged.
+pub enum Prepared {
+    Lines(Vec<Vec<u8>>),
+    Rows(RecordBatch),
+}
+
+impl WriterOptions {
+    /// Prepares documents given as JSON objects. Returns the records that do
+    /// not fit the Parquet schema (their index and why); they are left out.
+    pub fn prepare(&self, records: Vec<Vec<u8>>) -> (Option<Prepared>, Vec<(usize, String)>) {
+        if records.is_empty() {
+            return (None, Vec::new());
+        }
+        match &self.schema {
+            None => (Some(Prepared::Lines(records)), Vec::new()),
+            Some(schema) => {
+                let (batch, misfits) = decode(schema, &records);
+                (batch.map(Prepared::Rows), misfits)
+            }
+        }
+    }
+}
+
 /// The shards of one unit: `{stem}-000.{ext}`, `{stem}-001.{ext}`, ...
 pub struct ShardWriter {
     dir: PathBuf,
@@ -78,51 +106,30 @@ fn other(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
 
 impl ShardWriter {
     pub fn new(dir: &Path, stem: String, options: Arc<WriterOptions>) -> ShardWriter {
-        ShardWriter {
-            dir: dir.to_owned(),
-            stem,
-            options,
-            open: None,
-            finished: Vec::new(),
-        }
+        ShardWriter { dir: dir.to_owned(), stem, options, open: None, finished: Vec::new() }
     }
 
     fn open_next(&mut self) -> io::Result<()> {
         fs::create_dir_all(&self.dir)?;
-        let path = self.dir.join(format!(
-            "{}-{:03}.{}",
-            self.stem,
-            self.finished.len(),
-            self.options.extension()
-        ));
+        let path = self.dir.join(format!("{}-{:03}.{}", self.stem, self.finished.len(), self.options.extension()));
         let file = File::create(temp_path(&path))?;
         let sink = match self.options.format {
             OutputFormat::Jsonl => {
-                let counting = CountingWriter {
-                    inner: BufWriter::with_capacity(1 << 20, file),
-                    count: 0,
-                };
-                Sink::Jsonl(zstd::stream::write::Encoder::new(
-                    counting,
-                    self.options.level,
-                )?)
+                let counting = CountingWriter { inner: BufWriter::with_capacity(1 << 20, file), count: 0 };
+                let mut encoder = zstd::stream::write::Encoder::new(counting, self.options.level)?;
+                // zstd's multithreaded mode writes the same bytes for any
+                // number of workers >= 1 (unlike its single-threaded mode),
+                // so output stays independent of the thread count.
+                encoder.multithread(self.options.compress_threads.max(1))?;
+                Sink::Jsonl(encoder)
             }
             OutputFormat::Parquet => {
-                let schema = self
-                    .options
-                    .schema
-                    .clone()
-                    .expect("Parquet output has a schema");
+                let schema = self.options.schema.clone().expect("Parquet output has a schema");
                 let props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(
-                        ZstdLevel::try_new(self.options.level).map_err(other)?,
-                    ))
+                    .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.options.level).map_err(other)?))
                     .set_max_row_group_row_count(Some(self.options.row_group_rows))
                     // Text rarely repeats: a dictionary for it is work thrown away.
-                    .set_column_dictionary_enabled(
-                        ColumnPath::from(self.options.text_field.as_str()),
-                        false,
-                    )
+                    .set_column_dictionary_enabled(ColumnPath::from(self.options.text_field.as_str()), false)
                     .build();
                 Sink::Parquet(ArrowWriter::try_new(file, schema, Some(props)).map_err(other)?)
             }
@@ -131,49 +138,34 @@ impl ShardWriter {
         Ok(())
     }
 
-    /// Writes documents given as JSON objects. Returns the records that do
-    /// not fit the Parquet schema (their index and why); they are not written.
-    pub fn write<B: AsRef<[u8]> + Sync>(
-        &mut self,
-        records: &[B],
-    ) -> io::Result<Vec<(usize, String)>> {
-        if records.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// Writes a prepared batch, and closes the shard once it reaches the
+    /// target size (the next batch opens a new one).
+    pub fn write(&mut self, batch: Prepared) -> io::Result<()> {
         if self.open.is_none() {
             self.open_next()?;
         }
         let (_, sink) = self.open.as_mut().expect("opened above");
-        let mut misfits = Vec::new();
-        let size = match sink {
-            Sink::Jsonl(encoder) => {
-                for r in records {
-                    encoder.write_all(r.as_ref())?;
+        let size = match (sink, batch) {
+            (Sink::Jsonl(encoder), Prepared::Lines(lines)) => {
+                for line in lines {
+                    encoder.write_all(&line)?;
                     encoder.write_all(b"\n")?;
                 }
                 encoder.get_ref().count
             }
-            Sink::Parquet(writer) => {
-                let schema = self
-                    .options
-                    .schema
-                    .as_ref()
-                    .expect("Parquet output has a schema");
-                let (batch, rejected) = decode(schema, records);
-                misfits = rejected;
-                if let Some(batch) = batch {
-                    writer.write(&batch).map_err(other)?;
-                }
+            (Sink::Parquet(writer), Prepared::Rows(batch)) => {
+                writer.write(&batch).map_err(other)?;
                 if writer.in_progress_size() >= self.options.row_group_bytes {
                     writer.flush().map_err(other)?;
                 }
                 (writer.bytes_written() + writer.in_progress_size()) as u64
             }
+            _ => unreachable!("a batch is prepared by the writer's own options"),
         };
         if size >= self.options.shard_bytes {
             self.close_current()?;
         }
-        Ok(misfits)
+        Ok(())
     }
 
     fn close_current(&mut self) -> io::Result<()> {
@@ -207,10 +199,7 @@ pub fn commit(paths: &[PathBuf]) -> io::Result<()> {
 
 /// Decodes JSON objects into one batch. When the whole batch does not fit
 /// the schema, each record is tried alone, so one misfit costs only itself.
-fn decode<B: AsRef<[u8]>>(
-    schema: &SchemaRef,
-    records: &[B],
-) -> (Option<RecordBatch>, Vec<(usize, String)>) {
+fn decode<B: AsRef<[u8]>>(schema: &SchemaRef, records: &[B]) -> (Option<RecordBatch>, Vec<(usize, String)>) {
     if let Ok(batch) = decode_all(schema, records.iter().map(AsRef::as_ref)) {
         return (batch, Vec::new());
     }
@@ -223,10 +212,7 @@ fn decode<B: AsRef<[u8]>>(
             Err(e) => misfits.push((i, e.to_string())),
         }
     }
-    (
-        decode_all(schema, fitting.into_iter()).ok().flatten(),
-        misfits,
-    )
+    (decode_all(schema, fitting.into_iter()).ok().flatten(), misfits)
 }
 
 fn decode_all<'a>(
@@ -248,15 +234,10 @@ fn decode_all<'a>(
 /// A Parquet schema for documents from JSON Lines, inferred from a sample of
 /// them: text and id are strings, and a field that is only ever null in the
 /// sample is taken to be a string.
-pub fn infer_schema(
-    sample: &[Vec<u8>],
-    text_field: &str,
-    id_field: &str,
-) -> Result<SchemaRef, ArrowError> {
-    let values = sample.iter().map(|r| {
-        serde_json::from_slice::<serde_json::Value>(r)
-            .map_err(|e| ArrowError::JsonError(e.to_string()))
-    });
+pub fn infer_schema(sample: &[Vec<u8>], text_field: &str, id_field: &str) -> Result<SchemaRef, ArrowError> {
+    let values = sample
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(r).map_err(|e| ArrowError::JsonError(e.to_string())));
     let inferred = arrow_json::reader::infer_json_schema_from_iterator(values)?;
     let mut fields: Vec<Field> = inferred
         .fields()
@@ -284,13 +265,7 @@ pub fn schema_from_parquet(input: &Schema, text_field: &str, id_field: &str) -> 
     let mut fields: Vec<Field> = input
         .fields()
         .iter()
-        .map(|f| {
-            if f.name() == text_field {
-                Field::new(text_field, DataType::Utf8, true)
-            } else {
-                f.as_ref().clone()
-            }
-        })
+        .map(|f| if f.name() == text_field { Field::new(text_field, DataType::Utf8, true) } else { f.as_ref().clone() })
         .collect();
     for name in [text_field, id_field] {
         if !fields.iter().any(|f| f.name() == name) {

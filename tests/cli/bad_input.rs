@@ -57,10 +57,7 @@ fn malformed_records_are_counted_with_file_and_line() {
     assert!(first("invalid_utf8").starts_with(&format!("{}:3: ", input.display())));
     assert!(first("missing_text").starts_with(&format!("{}:4: ", input.display())));
     assert!(first("text_not_string").contains(":5: field \"text\" is a number, not a string"));
-    assert!(errors["invalid_json"]["examples"][1]
-        .as_str()
-        .unwrap()
-        .starts_with(&format!("{}:8: ", input.display())));
+    assert!(errors["invalid_json"]["examples"][1].as_str().unwrap().starts_with(&format!("{}:8: ", input.display())));
     let ids: Vec<Value> = jsonl_docs(&out).iter().map(|d| d["id"].clone()).collect();
     assert_eq!(ids, ["a", "g"]);
 }
@@ -74,18 +71,9 @@ fn on_error_fail_stops_and_names_the_file_and_line() {
     let out = run(&p, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(
-        err.contains(&format!(
-            "{}:2: invalid_json: invalid JSON",
-            input.display()
-        )),
-        "{err}"
-    );
+    assert!(err.contains(&format!("{}:2: invalid_json: invalid JSON", input.display())), "{err}");
     assert!(!dir.path().join("out/stats.json").exists());
-    assert!(
-        !dir.path().join("out/part-000000-000.jsonl.zst").exists(),
-        "a failed unit leaves no shard"
-    );
+    assert!(!dir.path().join("out/part-000000-000.jsonl.zst").exists(), "a failed unit leaves no shard");
 }
 
 fn lines(n: usize) -> Vec<u8> {
@@ -114,15 +102,9 @@ fn truncated_gzip_and_zstd_keep_what_came_before_and_count_the_break() {
     let stats = stats(&dir.path().join("out"));
     assert_eq!(stats["errors"]["corrupt_input"]["count"], 2, "{stats:#}");
     let kept = stats["kept_docs"].as_u64().unwrap();
-    assert!(
-        kept > 500 && kept < 4000,
-        "the first halves are kept: {kept}"
-    );
+    assert!(kept > 500 && kept < 4000, "the first halves are kept: {kept}");
     let examples = stats["errors"]["corrupt_input"]["examples"].to_string();
-    assert!(
-        examples.contains("a.jsonl.zst:") && examples.contains("b.jsonl.gz:"),
-        "{examples}"
-    );
+    assert!(examples.contains("a.jsonl.zst:") && examples.contains("b.jsonl.gz:"), "{examples}");
     assert!(examples.contains("truncated or corrupt"), "{examples}");
 }
 
@@ -142,10 +124,7 @@ fn empty_and_unreadable_files_are_reported_not_fatal() {
     let stats = stats(&dir.path().join("out"));
     assert_eq!(stats["kept_docs"], 1);
     assert_eq!(stats["errors"]["unreadable_file"]["count"], 1);
-    assert!(stats["errors"]["unreadable_file"]["examples"][0]
-        .as_str()
-        .unwrap()
-        .contains("lost.jsonl: cannot open"));
+    assert!(stats["errors"]["unreadable_file"]["examples"][0].as_str().unwrap().contains("lost.jsonl: cannot open"));
     assert_eq!(stats["warnings"]["empty_file"]["count"], 2, "{stats:#}");
 }
 
@@ -168,8 +147,7 @@ fn a_200_mb_document_passes_through() {
 
 fn write_parquet(path: &std::path::Path, columns: Vec<(&str, ArrayRef)>) {
     let batch = RecordBatch::try_from_iter(columns).unwrap();
-    let mut w =
-        ArrowWriter::try_new(fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
+    let mut w = ArrowWriter::try_new(fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
 }
@@ -182,20 +160,11 @@ fn bad_parquet_rows_and_files_are_counted_by_row() {
     write_parquet(
         &input.join("a.parquet"),
         vec![
-            (
-                "id",
-                Arc::new(StringArray::from(vec![Some("x"), None, Some("z")])) as ArrayRef,
-            ),
-            (
-                "text",
-                Arc::new(StringArray::from(vec![Some("one"), Some("two"), None])) as ArrayRef,
-            ),
+            ("id", Arc::new(StringArray::from(vec![Some("x"), None, Some("z")])) as ArrayRef),
+            ("text", Arc::new(StringArray::from(vec![Some("one"), Some("two"), None])) as ArrayRef),
         ],
     );
-    write_parquet(
-        &input.join("b.parquet"),
-        vec![("text", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)],
-    );
+    write_parquet(&input.join("b.parquet"), vec![("text", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)]);
     fs::write(input.join("c.parquet"), b"PAR1 this is not parquet").unwrap();
     let p = skip_pipeline(dir.path(), input.to_str().unwrap(), "skip");
     run_ok(&p, &[]);
@@ -204,16 +173,10 @@ fn bad_parquet_rows_and_files_are_counted_by_row() {
     assert_eq!(stats["input_docs"], 6, "{stats:#}");
     assert_eq!(stats["kept_docs"], 2);
     assert_eq!(stats["errors"]["missing_text"]["count"], 1);
-    assert!(stats["errors"]["missing_text"]["examples"][0]
-        .as_str()
-        .unwrap()
-        .contains("a.parquet: row 2: "));
+    assert!(stats["errors"]["missing_text"]["examples"][0].as_str().unwrap().contains("a.parquet: row 2: "));
     assert_eq!(stats["errors"]["text_not_string"]["count"], 2);
     assert_eq!(stats["errors"]["corrupt_input"]["count"], 1);
     let docs = jsonl_docs(&out);
     assert_eq!(docs[0]["id"], "x");
-    assert_eq!(
-        docs[1]["id"], "a.parquet#1",
-        "a null id gets one from file and row"
-    );
+    assert_eq!(docs[1]["id"], "a.parquet#1", "a null id gets one from file and row");
 }

@@ -19,28 +19,18 @@ fn a_bad_pipeline_is_refused_with_its_toml_path_and_nothing_is_written() {
             "[[step]]\ntype = \"langauge\"\n",
             "step[0].type: unknown step type \"langauge\"; known steps: length, field_value",
         ),
-        (
-            "[[step]]\ntype = \"field_value\"\nfield = \"lang\"\n",
-            "step[0]: set keep_values, drop_values or both",
-        ),
+        ("[[step]]\ntype = \"field_value\"\nfield = \"lang\"\n", "step[0]: set keep_values, drop_values or both"),
         ("[output2]\n", "output2: unknown field `output2`"),
     ];
     for (extra, expected) in cases {
         let p = pipeline(
             dir.path(),
-            &format!(
-                "[input]\npath = \"{}\"\n[output]\npath = \"{}\"\n{extra}",
-                input.display(),
-                out_dir.display()
-            ),
+            &format!("[input]\npath = \"{}\"\n[output]\npath = \"{}\"\n{extra}", input.display(), out_dir.display()),
         );
         let out = run(&p, &[]);
         assert_eq!(out.status.code(), Some(2), "{extra}");
         let err = stderr(&out);
-        assert!(
-            err.contains(&format!("{}: {expected}", p.display())),
-            "expected {expected:?} in {err}"
-        );
+        assert!(err.contains(&format!("{}: {expected}", p.display())), "expected {expected:?} in {err}");
         assert!(!out_dir.exists(), "nothing is written for {extra}");
     }
 }
@@ -50,20 +40,9 @@ fn input_and_output_flags_override_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("real.jsonl");
     fs::write(&input, "{\"text\": \"x\"}\n{\"text\": \"y\"}\n").unwrap();
-    let p = pipeline(
-        dir.path(),
-        "[input]\npath = \"/nonexistent\"\n[output]\npath = \"/nonexistent/out\"\n",
-    );
+    let p = pipeline(dir.path(), "[input]\npath = \"/nonexistent\"\n[output]\npath = \"/nonexistent/out\"\n");
     let out_dir = dir.path().join("elsewhere");
-    run_ok(
-        &p,
-        &[
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out_dir.to_str().unwrap(),
-        ],
-    );
+    run_ok(&p, &["--input", input.to_str().unwrap(), "--output", out_dir.to_str().unwrap()]);
     assert_eq!(stats(&out_dir)["kept_docs"], 2);
     let missing = run(&p, &["--output", out_dir.to_str().unwrap()]);
     assert_eq!(missing.status.code(), Some(2));
@@ -73,7 +52,10 @@ fn input_and_output_flags_override_the_file() {
 #[test]
 fn check_prints_the_pipeline_with_defaults() {
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), "[input]\npath = \"in\"\n[output]\npath = \"out\"\n[[step]]\ntype = \"length\"\nmin_chars = 5\n");
+    let p = pipeline(
+        dir.path(),
+        "[input]\npath = \"in\"\n[output]\npath = \"out\"\n[[step]]\ntype = \"length\"\nmin_chars = 5\n",
+    );
     let out = curate().arg("check").arg(&p).output().unwrap();
     assert!(out.status.success());
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

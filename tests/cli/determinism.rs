@@ -22,10 +22,7 @@ fn one_thread_and_four_threads_write_identical_bytes() {
     for format in ["jsonl", "parquet"] {
         let out1 = dir.path().join(format!("{format}-1"));
         let out4 = dir.path().join(format!("{format}-4"));
-        let p = pipeline(
-            dir.path(),
-            &pipeline_body(input.to_str().unwrap(), "unused", format),
-        );
+        let p = pipeline(dir.path(), &pipeline_body(input.to_str().unwrap(), "unused", format));
         run_ok(&p, &["--threads", "1", "--output", out1.to_str().unwrap()]);
         run_ok(&p, &["--threads", "4", "--output", out4.to_str().unwrap()]);
         let (a, b) = (snapshot(&out1), snapshot(&out4));

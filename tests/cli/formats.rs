@@ -41,8 +41,7 @@ fn jsonl_fields_pass_through_byte_for_byte_and_ids_are_made_stable() {
         ),
     );
     run_ok(&p, &[]);
-    let kept =
-        zstd::decode_all(fs::File::open(out.join("part-000000-000.jsonl.zst")).unwrap()).unwrap();
+    let kept = zstd::decode_all(fs::File::open(out.join("part-000000-000.jsonl.zst")).unwrap()).unwrap();
     assert_eq!(
         String::from_utf8(kept).unwrap(),
         "{\"url\":\"http://a\",\"text\":\"café long enough\",\"score\":1.50,\"tags\":[\"x\", {\"y\":null}],\"id\":\"in.jsonl#0\"}\n"
@@ -50,9 +49,7 @@ fn jsonl_fields_pass_through_byte_for_byte_and_ids_are_made_stable() {
     let rejected = jsonl_docs(&out.join("rejected"));
     assert_eq!(
         rejected,
-        [
-            serde_json::json!({"text": "short", "id": "s", "rejected_step": "len", "rejected_reason": "too_short"})
-        ]
+        [serde_json::json!({"text": "short", "id": "s", "rejected_step": "len", "rejected_reason": "too_short"})]
     );
     assert_eq!(stats(&out)["steps"][0]["reasons"]["too_short"], 1);
 }
@@ -67,27 +64,13 @@ fn parquet_columns_keep_their_types() {
         Some(vec![]),
     ]);
     let batch = RecordBatch::try_from_iter(vec![
-        (
-            "text",
-            Arc::new(StringArray::from(vec![
-                "first document",
-                "second",
-                "third document",
-            ])) as ArrayRef,
-        ),
-        (
-            "rank",
-            Arc::new(Int32Array::from(vec![Some(3), None, Some(1)])) as ArrayRef,
-        ),
-        (
-            "score",
-            Arc::new(Float32Array::from(vec![0.5, 1.25, -2.0])) as ArrayRef,
-        ),
+        ("text", Arc::new(StringArray::from(vec!["first document", "second", "third document"])) as ArrayRef),
+        ("rank", Arc::new(Int32Array::from(vec![Some(3), None, Some(1)])) as ArrayRef),
+        ("score", Arc::new(Float32Array::from(vec![0.5, 1.25, -2.0])) as ArrayRef),
         ("tags", Arc::new(tags) as ArrayRef),
     ])
     .unwrap();
-    let mut w =
-        ArrowWriter::try_new(fs::File::create(&input).unwrap(), batch.schema(), None).unwrap();
+    let mut w = ArrowWriter::try_new(fs::File::create(&input).unwrap(), batch.schema(), None).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
     let out = dir.path().join("out");
@@ -102,19 +85,8 @@ fn parquet_columns_keep_their_types() {
     run_ok(&p, &[]);
     let batches = read_parquet(&out.join("part-000000-000.parquet"));
     let schema = batches[0].schema();
-    let types: Vec<(&str, &DataType)> = schema
-        .fields()
-        .iter()
-        .map(|f| (f.name().as_str(), f.data_type()))
-        .collect();
-    assert_eq!(
-        &types[..3],
-        [
-            ("text", &DataType::Utf8),
-            ("rank", &DataType::Int32),
-            ("score", &DataType::Float32)
-        ]
-    );
+    let types: Vec<(&str, &DataType)> = schema.fields().iter().map(|f| (f.name().as_str(), f.data_type())).collect();
+    assert_eq!(&types[..3], [("text", &DataType::Utf8), ("rank", &DataType::Int32), ("score", &DataType::Float32)]);
     assert!(matches!(types[3].1, DataType::List(_)));
     assert_eq!(types[4], ("id", &DataType::Utf8));
     let b = &batches[0];
@@ -122,26 +94,11 @@ fn parquet_columns_keep_their_types() {
     let rank = b.column(1).as_any().downcast_ref::<Int32Array>().unwrap();
     assert_eq!((rank.value(0), rank.value(1)), (3, 1));
     let ids = b.column(4).as_any().downcast_ref::<StringArray>().unwrap();
-    assert_eq!(
-        (ids.value(0), ids.value(1)),
-        ("in.parquet#0", "in.parquet#2")
-    );
+    assert_eq!((ids.value(0), ids.value(1)), ("in.parquet#0", "in.parquet#2"));
     let tags = b.column(3).as_any().downcast_ref::<ListArray>().unwrap();
-    assert_eq!(
-        tags.value(0)
-            .as_any()
-            .downcast_ref::<Int32Array>()
-            .unwrap()
-            .values(),
-        &[1, 2]
-    );
+    assert_eq!(tags.value(0).as_any().downcast_ref::<Int32Array>().unwrap().values(), &[1, 2]);
     let rejected = read_parquet(&out.join("rejected/part-000000-000.parquet"));
-    let reason = rejected[0]
-        .column_by_name("rejected_reason")
-        .unwrap()
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .unwrap();
+    let reason = rejected[0].column_by_name("rejected_reason").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
     assert_eq!(reason.value(0), "too_short");
     assert!(rejected[0].column_by_name("rank").unwrap().is_null(0));
 }
@@ -151,33 +108,18 @@ fn jsonl_to_parquet_takes_fields_from_every_sampled_file() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     fs::create_dir(&input).unwrap();
-    fs::write(
-        input.join("a.jsonl"),
-        "{\"text\": \"a\", \"title\": \"T\"}\n",
-    )
-    .unwrap();
-    fs::write(
-        input.join("b.jsonl"),
-        "{\"text\": \"b\", \"lang\": \"fr\", \"year\": 1999}\n",
-    )
-    .unwrap();
+    fs::write(input.join("a.jsonl"), "{\"text\": \"a\", \"title\": \"T\"}\n").unwrap();
+    fs::write(input.join("b.jsonl"), "{\"text\": \"b\", \"lang\": \"fr\", \"year\": 1999}\n").unwrap();
     let out = dir.path().join("out");
     let p = pipeline(
         dir.path(),
-        &format!(
-            "[input]\npath = \"{}\"\n[output]\npath = \"{}\"\n",
-            input.display(),
-            out.display()
-        ),
+        &format!("[input]\npath = \"{}\"\n[output]\npath = \"{}\"\n", input.display(), out.display()),
     );
     run_ok(&p, &[]);
     let stats = stats(&out);
     assert_eq!(stats["kept_docs"], 2, "{stats:#}");
     let b = &read_parquet(&out.join("part-000001-000.parquet"))[0];
-    assert_eq!(
-        b.column_by_name("year").unwrap().data_type(),
-        &DataType::Int64
-    );
+    assert_eq!(b.column_by_name("year").unwrap().data_type(), &DataType::Int64);
     assert!(b.column_by_name("title").unwrap().is_null(0));
 }
 
@@ -185,26 +127,17 @@ fn jsonl_to_parquet_takes_fields_from_every_sampled_file() {
 fn a_document_that_does_not_fit_the_parquet_schema_is_an_error_not_a_loss() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.jsonl");
-    let mut lines: String = (0..5)
-        .map(|i| format!("{{\"text\": \"t{i}\", \"year\": {i}}}\n"))
-        .collect();
+    let mut lines: String = (0..5).map(|i| format!("{{\"text\": \"t{i}\", \"year\": {i}}}\n")).collect();
     lines.push_str("{\"text\": \"odd\", \"year\": {\"nested\": true}}\n");
     fs::write(&input, lines).unwrap();
     let out = dir.path().join("out");
     let p = pipeline(
         dir.path(),
-        &format!(
-            "[input]\npath = \"{}\"\nbatch_size = 5\n[output]\npath = \"{}\"\n",
-            input.display(),
-            out.display()
-        ),
+        &format!("[input]\npath = \"{}\"\nbatch_size = 5\n[output]\npath = \"{}\"\n", input.display(), out.display()),
     );
     run_ok(&p, &[]);
     let stats = stats(&out);
     assert_eq!(stats["kept_docs"], 5);
     assert_eq!(stats["errors"]["output_schema"]["count"], 1, "{stats:#}");
-    assert!(stats["errors"]["output_schema"]["examples"][0]
-        .as_str()
-        .unwrap()
-        .contains("document \"in.jsonl#"));
+    assert!(stats["errors"]["output_schema"]["examples"][0].as_str().unwrap().contains("document \"in.jsonl#"));
 }

@@ -31,11 +31,7 @@ fn three_tasks_cover_the_input_exactly_once_and_match_one_task() {
     }
     let out = curate().arg("stats").arg(&multi).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("1 of 3 tasks have not finished: ranks [1]"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("1 of 3 tasks have not finished: ranks [1]"), "{}", stderr(&out));
     // The last task comes from the environment, as under torchrun.
     let out = curate()
         .arg("run")
@@ -49,15 +45,11 @@ fn three_tasks_cover_the_input_exactly_once_and_match_one_task() {
 
     let mut per_task = Vec::new();
     for rank in 0..3 {
-        let s: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(multi.join(format!("stats/rank-{rank:05}-of-00003.json"))).unwrap(),
-        )
-        .unwrap();
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(multi.join(format!("stats/rank-{rank:05}-of-00003.json"))).unwrap())
+                .unwrap();
         assert_invariant(&s);
-        assert!(
-            s["input_docs"].as_u64().unwrap() > 0,
-            "rank {rank} got part of the one big file"
-        );
+        assert!(s["input_docs"].as_u64().unwrap() > 0, "rank {rank} got part of the one big file");
         per_task.push(s["input_docs"].as_u64().unwrap());
     }
     assert_eq!(per_task.iter().sum::<u64>(), 1500);
@@ -72,11 +64,7 @@ fn three_tasks_cover_the_input_exactly_once_and_match_one_task() {
         .map(|d| d["id"].as_str().unwrap().to_owned())
         .collect();
     let unique: BTreeSet<&String> = all.iter().collect();
-    assert_eq!(
-        (all.len(), unique.len()),
-        (1500, 1500),
-        "every document exactly once"
-    );
+    assert_eq!((all.len(), unique.len()), (1500, 1500), "every document exactly once");
 
     let out = curate().arg("stats").arg(&multi).output().unwrap();
     assert!(out.status.success());
@@ -85,10 +73,7 @@ fn three_tasks_cover_the_input_exactly_once_and_match_one_task() {
 #[test]
 fn a_rank_outside_the_world_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(
-        dir.path(),
-        "[input]\npath = \"x\"\n[output]\npath = \"y\"\n",
-    );
+    let p = pipeline(dir.path(), "[input]\npath = \"x\"\n[output]\npath = \"y\"\n");
     let out = curate()
         .arg("run")
         .arg(&p)
@@ -97,7 +82,5 @@ fn a_rank_outside_the_world_is_refused() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains(
-        "rank 4 is not below world size 4 (from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT)"
-    ));
+    assert!(stderr(&out).contains("rank 4 is not below world size 4 (from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT)"));
 }

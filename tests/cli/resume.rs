@@ -38,46 +38,23 @@ fn sigkill_then_resume_gives_byte_identical_output() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    assert!(
-        lines.any(|l| l.unwrap().contains("paused for test")),
-        "the run reaches the pause"
-    );
+    assert!(lines.any(|l| l.unwrap().contains("paused for test")), "the run reaches the pause");
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(9)
-    );
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
 
     // Killed mid-unit: some units committed, one half-written under temporary names.
-    let entries: Vec<String> = std::fs::read_dir(&killed)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(
-        entries
-            .iter()
-            .any(|n| n.starts_with('.') && n.ends_with(".tmp")),
-        "{entries:?}"
-    );
-    assert!(
-        entries.iter().any(|n| n.starts_with("part-000000-")),
-        "{entries:?}"
-    );
+    let entries: Vec<String> =
+        std::fs::read_dir(&killed).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(entries.iter().any(|n| n.starts_with('.') && n.ends_with(".tmp")), "{entries:?}");
+    assert!(entries.iter().any(|n| n.starts_with("part-000000-")), "{entries:?}");
     assert!(!killed.join("stats.json").exists());
 
     let out = run_ok(&p, &["--threads", "2"]);
     assert!(stderr(&out).contains("kept"));
     assert_eq!(snapshot(&clean), snapshot(&killed));
     let (a, b) = (stats(&clean), stats(&killed));
-    for k in [
-        "input_docs",
-        "kept_docs",
-        "dropped_docs",
-        "error_docs",
-        "units",
-        "output_files",
-    ] {
+    for k in ["input_docs", "kept_docs", "dropped_docs", "error_docs", "units", "output_files"] {
         assert_eq!(a[k], b[k], "{k}");
     }
 
@@ -95,9 +72,5 @@ fn resuming_with_a_different_pipeline_is_refused() {
     run_ok(&pipeline(dir.path(), &body(&input, &out, 300)), &[]);
     let changed = run(&pipeline(dir.path(), &body(&input, &out, 301)), &[]);
     assert_eq!(changed.status.code(), Some(2));
-    assert!(
-        stderr(&changed).contains("holds the output of a different pipeline or input"),
-        "{}",
-        stderr(&changed)
-    );
+    assert!(stderr(&changed).contains("holds the output of a different pipeline or input"), "{}", stderr(&changed));
 }

@@ -11,9 +11,7 @@ use serde_json::Value;
 
 pub fn curate() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_curate"));
-    cmd.env_remove("RANK")
-        .env_remove("WORLD_SIZE")
-        .env_remove("CURATE_TEST_PAUSE_AFTER_BATCHES");
+    cmd.env_remove("RANK").env_remove("WORLD_SIZE").env_remove("CURATE_TEST_PAUSE_AFTER_BATCHES");
     for (k, _) in std::env::vars() {
         if k.starts_with("SLURM_") {
             cmd.env_remove(k);
@@ -32,22 +30,12 @@ pub fn pipeline(dir: &Path, body: &str) -> PathBuf {
 /// Runs `curate run` with extra flags and returns the output; panics on a
 /// failure to start.
 pub fn run(pipeline: &Path, flags: &[&str]) -> Output {
-    curate()
-        .arg("run")
-        .arg(pipeline)
-        .args(["--progress", "none"])
-        .args(flags)
-        .output()
-        .unwrap()
+    curate().arg("run").arg(pipeline).args(["--progress", "none"]).args(flags).output().unwrap()
 }
 
 pub fn run_ok(pipeline: &Path, flags: &[&str]) -> Output {
     let out = run(pipeline, flags);
-    assert!(
-        out.status.success(),
-        "curate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "curate failed: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -56,8 +44,7 @@ pub fn stderr(out: &Output) -> String {
 }
 
 pub fn stats(out_dir: &Path) -> Value {
-    let stats: Value =
-        serde_json::from_slice(&fs::read(out_dir.join("stats.json")).unwrap()).unwrap();
+    let stats: Value = serde_json::from_slice(&fs::read(out_dir.join("stats.json")).unwrap()).unwrap();
     assert_invariant(&stats);
     stats
 }
@@ -66,24 +53,10 @@ pub fn stats(out_dir: &Path) -> Value {
 /// per-kind counts add up.
 pub fn assert_invariant(stats: &Value) {
     let n = |k: &str| stats[k].as_u64().unwrap();
-    assert_eq!(
-        n("input_docs"),
-        n("kept_docs") + n("dropped_docs") + n("error_docs"),
-        "{stats:#}"
-    );
-    let step_drops: u64 = stats["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["dropped"].as_u64().unwrap())
-        .sum();
+    assert_eq!(n("input_docs"), n("kept_docs") + n("dropped_docs") + n("error_docs"), "{stats:#}");
+    let step_drops: u64 = stats["steps"].as_array().unwrap().iter().map(|s| s["dropped"].as_u64().unwrap()).sum();
     assert_eq!(step_drops, n("dropped_docs"));
-    let errors: u64 = stats["errors"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|o| o["count"].as_u64().unwrap())
-        .sum();
+    let errors: u64 = stats["errors"].as_object().unwrap().values().map(|o| o["count"].as_u64().unwrap()).sum();
     assert_eq!(errors, n("error_docs"));
 }
 
@@ -93,11 +66,7 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         for entry in fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
-            let rel = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
             if rel == ".curate" || rel == "stats" || rel == "stats.json" {
                 continue;
             }
@@ -136,17 +105,12 @@ pub fn jsonl_docs(dir: &Path) -> Vec<Value> {
 /// ids `doc-0`, `doc-1`, ...
 pub fn generate_docs(n: usize, seed: u64) -> Vec<Value> {
     const WORDS: &[&str] = &[
-        "the", "whale", "sea", "ship", "captain", "of", "and", "a", "to", "in", "harpoon", "ocean",
-        "sailor", "deck", "wind", "wave", "Ishmael", "voyage", "island", "mast", "rope", "storm",
-        "é", "naïve", "日本",
+        "the", "whale", "sea", "ship", "captain", "of", "and", "a", "to", "in", "harpoon", "ocean", "sailor", "deck",
+        "wind", "wave", "Ishmael", "voyage", "island", "mast", "rope", "storm", "é", "naïve", "日本",
     ];
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     let mut next = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (state >> 33) as usize
     };
     (0..n)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The main job on the bundled fixtures: builds curate (release) and runs
+# fixtures/pipeline.toml, writing out/fixtures/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/curate/target}
+cargo build --release --locked --bin curate
+bin=$CARGO_TARGET_DIR/release/curate
+# A fresh demo each time: an existing output folder would be resumed (and
+# reported complete) rather than rewritten.
+rm -rf out/fixtures
+"$bin" run fixtures/pipeline.toml
+echo
+echo "Output in out/fixtures:"
+ls -l out/fixtures out/fixtures/rejected
