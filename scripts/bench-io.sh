@@ -44,6 +44,7 @@ echo
 echo '| what | seconds | MB/s |'
 echo '|---|---|---|'
 timed 'zstd -d (reference, 1 thread)' zstd -dc "$src.zst"
+timed 'zstd -d piped into zstd -3 -T0 (reference: decompress and recompress)' sh -c "zstd -dc '$src.zst' | zstd -q -3 -T0 -c"
 rm -rf "$work/o1"; timed 'curate: .jsonl.zst → .jsonl.zst' "$bin" run "$work/to-jsonl.toml" --input "$src.zst" --output "$work/o1" --progress none
 rm -rf "$work/o2"; timed 'curate: .jsonl.zst → Parquet' "$bin" run "$work/to-parquet.toml" --input "$src.zst" --output "$work/o2" --progress none
 rm -rf "$work/o3"; timed 'curate: Parquet → Parquet' "$bin" run "$work/to-parquet.toml" --input "$work/o2" --output "$work/o3" --progress none

@@ -21,6 +21,9 @@ done
 cat > "$work/pipeline.toml" <<TOML
 [input]
 path = "unset"
+# Small enough that the smaller plain file has several units too: both runs
+# then keep every worker busy, and the peaks compare like with like.
+split_bytes = "32MiB"
 [[step]]
 type = "length"
 min_chars = 200

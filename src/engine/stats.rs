@@ -184,9 +184,7 @@ mod tests {
 
     #[test]
     fn check_catches_a_lost_document() {
-        let mut s = Stats::default();
-        s.input_docs = 2;
-        s.kept_docs = 1;
+        let s = Stats { input_docs: 2, kept_docs: 1, ..Default::default() };
         assert_eq!(s.check().unwrap_err(), "input_docs 2 != kept_docs 1 + dropped_docs 0 + error_docs 0");
     }
 }

@@ -373,7 +373,7 @@ impl ParquetReader {
                     return Err(fail(ErrorKind::MissingText, format!("column {:?} is null", names.text)));
                 }
                 let fields = match &lines {
-                    Some((buf, ends)) => {
+                    Some(JsonRows { buf, ends }) => {
                         let start = if i == 0 { 0 } else { ends[i - 1] };
                         match serde_json::from_slice::<RawObject>(&buf[start..ends[i]]) {
                             Ok(RawObject(fields)) => fields,
@@ -393,10 +393,16 @@ impl ParquetReader {
     }
 }
 
+/// Rows as JSON objects in one buffer; row `i` ends at `ends[i]`.
+struct JsonRows {
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+}
+
 /// The batch's rows as JSON objects (nulls written out, so that the output
 /// keeps every column), and the end of each row in the buffer. `None` when
 /// there are no columns to carry.
-fn fields_as_json(batch: &RecordBatch) -> Result<Option<(Vec<u8>, Vec<usize>)>, arrow_schema::ArrowError> {
+fn fields_as_json(batch: &RecordBatch) -> Result<Option<JsonRows>, arrow_schema::ArrowError> {
     if batch.num_columns() == 0 {
         return Ok(None);
     }
@@ -415,7 +421,7 @@ fn fields_as_json(batch: &RecordBatch) -> Result<Option<(Vec<u8>, Vec<usize>)>, 
             batch.num_rows()
         )));
     }
-    Ok(Some((buf, ends)))
+    Ok(Some(JsonRows { buf, ends }))
 }
 
 impl UnitReader for ParquetReader {

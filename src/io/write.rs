@@ -62,7 +62,7 @@ impl<W: Write> Write for CountingWriter<W> {
 
 enum Sink {
     Jsonl(zstd::stream::write::Encoder<'static, CountingWriter<BufWriter<File>>>),
-    Parquet(ArrowWriter<File>),
+    Parquet(Box<ArrowWriter<File>>),
 }
 
 /// A batch ready for a shard: JSON lines, or rows already checked against
@@ -131,7 +131,7 @@ impl ShardWriter {
                     // Text rarely repeats: a dictionary for it is work thrown away.
                     .set_column_dictionary_enabled(ColumnPath::from(self.options.text_field.as_str()), false)
                     .build();
-                Sink::Parquet(ArrowWriter::try_new(file, schema, Some(props)).map_err(other)?)
+                Sink::Parquet(Box::new(ArrowWriter::try_new(file, schema, Some(props)).map_err(other)?))
             }
         };
         self.open = Some((path, sink));

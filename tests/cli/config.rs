@@ -63,3 +63,14 @@ fn check_prints_the_pipeline_with_defaults() {
     assert_eq!(shown["steps"][0]["name"], "length");
     assert_eq!(shown["steps"][0]["options"]["min_chars"], 5);
 }
+
+#[test]
+fn an_output_folder_inside_the_input_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), "{\"text\": \"x\"}\n").unwrap();
+    let p =
+        pipeline(dir.path(), &format!("[input]\npath = \"{0}\"\n[output]\npath = \"{0}/out\"\n", dir.path().display()));
+    let out = run(&p, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is inside the input folder"), "{}", stderr(&out));
+}
