@@ -15,3 +15,4 @@ pub mod config;
 pub mod doc;
 pub mod engine;
 pub mod io;
+pub mod tokenize;

@@ -11,12 +11,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use curate::config::Pipeline;
+use curate::doc::FieldNames;
 use curate::engine::executor::{self, RunError, RunOptions};
 use curate::engine::progress::ProgressMode;
 use curate::engine::registry::STEP_TYPES;
 use curate::engine::state::RunDir;
 use curate::engine::stats::Stats;
 use curate::engine::task::Task;
+use curate::tokenize::encode::TokenizeOptions;
+use curate::tokenize::writer::Formats;
 
 #[derive(Parser)]
 #[command(name = "curate", version, about = "Curate text shards into training-ready data", long_about = None)]
@@ -65,6 +68,101 @@ enum Command {
     },
     /// List the step types a pipeline can use.
     Steps,
+    /// Train a tokenizer.
+    Tokenizer {
+        #[command(subcommand)]
+        command: TokenizerCommand,
+    },
+    /// Encode documents into token shards (tokenized Parquet and Megatron .bin/.idx) with a manifest.
+    ///
+    /// Rerunning after a crash re-encodes only unfinished units of input.
+    Tokenize(TokenizeArgs),
+}
+
+#[derive(Subcommand)]
+enum TokenizerCommand {
+    /// Train a byte-level BPE tokenizer (GPT-2 style) and write tokenizer.json.
+    Train(TrainArgs),
+}
+
+#[derive(clap::Args)]
+struct InputArgs {
+    /// A file, folder or glob of JSON Lines or Parquet (e.g. curated shards).
+    #[arg(long)]
+    input: String,
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    #[arg(long, default_value = "id")]
+    id_field: String,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Where to write tokenizer.json.
+    #[arg(long)]
+    output: PathBuf,
+    #[arg(long, default_value_t = 32000)]
+    vocab_size: usize,
+    /// Merges of pairs seen fewer times than this are not learned.
+    #[arg(long, default_value_t = 2)]
+    min_frequency: u64,
+    /// A special token (repeat for several); default: <|endoftext|> <|pad|> <|system|> <|user|> <|assistant|>.
+    #[arg(long = "special-token")]
+    special_tokens: Vec<String>,
+    /// Train on this fraction of documents, chosen by a hash of their id.
+    #[arg(long, default_value_t = 1.0)]
+    sample_fraction: f64,
+    /// Train on at most this many documents.
+    #[arg(long)]
+    max_docs: Option<u64>,
+    /// Skip GPT-2's pre-tokenisation regex (byte-level mapping only).
+    #[arg(long)]
+    no_regex: bool,
+}
+
+#[derive(clap::Args)]
+struct TokenizeArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// A tokenizer.json (from `curate tokenizer train` or any Hugging Face tokenizer).
+    #[arg(long)]
+    tokenizer: PathBuf,
+    /// Output folder for shards, manifest.json and stats.json.
+    #[arg(long)]
+    output: PathBuf,
+    /// Output formats (repeat or comma-separate): parquet, megatron.
+    #[arg(long = "format", value_delimiter = ',', default_values = ["parquet", "megatron"])]
+    formats: Vec<String>,
+    /// Start a new shard once this many tokens are written to the current one.
+    #[arg(long, default_value_t = 1_000_000_000)]
+    shard_tokens: u64,
+    /// Shuffle documents deterministically with this seed (default: input order).
+    #[arg(long)]
+    shuffle_seed: Option<u64>,
+    /// Hold out this fraction of documents, chosen by a hash of their id, as the validation split.
+    #[arg(long, default_value_t = 0.0)]
+    validation_fraction: f64,
+    /// Token appended to every document.
+    #[arg(long, default_value = "<|endoftext|>")]
+    eos_token: String,
+    /// Do not append an end-of-text token.
+    #[arg(long)]
+    no_eos: bool,
+    /// Token put before every document (default: none).
+    #[arg(long)]
+    bos_token: Option<String>,
+    /// A field to carry into the Parquet shards as a string column (repeat for several).
+    #[arg(long = "metadata")]
+    metadata: Vec<String>,
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: ProgressMode,
 }
 
 fn main() -> ExitCode {
@@ -81,6 +179,8 @@ fn main() -> ExitCode {
             Err(e) => fatal(e),
         },
         Command::Stats { output, world_size } => stats(output, world_size),
+        Command::Tokenizer { command: TokenizerCommand::Train(args) } => train_tokenizer(args),
+        Command::Tokenize(args) => tokenize(args),
         Command::Steps => {
             for t in STEP_TYPES {
                 println!("{:<14} {}", t.name, t.summary);
@@ -200,5 +300,124 @@ fn stats(output: PathBuf, world_size: Option<usize>) -> ExitCode {
             eprintln!("curate: error: {} of {world} tasks have not finished: ranks {missing:?}", missing.len());
             ExitCode::from(1)
         }
+    }
+}
+
+fn threads(n: Option<usize>) -> usize {
+    n.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
+}
+
+fn fraction(value: f64, flag: &str) -> Result<f64, String> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{flag} must be between 0 and 1, not {value}"))
+    }
+}
+
+fn train_tokenizer(args: TrainArgs) -> ExitCode {
+    if let Err(e) = fraction(args.sample_fraction, "--sample-fraction") {
+        return fatal(e);
+    }
+    let plan = match curate::io::plan::plan(&args.input.input, None, u64::MAX) {
+        Ok(p) => p,
+        Err(e) => return fatal(e),
+    };
+    let special_tokens = if args.special_tokens.is_empty() {
+        curate::tokenize::train::DEFAULT_SPECIAL_TOKENS.iter().map(|t| t.to_string()).collect()
+    } else {
+        args.special_tokens
+    };
+    let options = curate::tokenize::train::TrainOptions {
+        vocab_size: args.vocab_size,
+        min_frequency: args.min_frequency,
+        special_tokens,
+        sample_fraction: args.sample_fraction,
+        max_docs: args.max_docs,
+        use_regex: !args.no_regex,
+    };
+    let names = FieldNames { text: args.input.text_field, id: args.input.id_field };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads(args.input.threads)).build().expect("a thread pool");
+    match pool.install(|| curate::tokenize::train::train(&plan, names, &options, &args.output)) {
+        Ok(report) => {
+            eprintln!(
+                "curate: trained a vocabulary of {} on {} documents ({} bad records skipped); wrote {}",
+                report.vocab_size,
+                report.docs,
+                report.error_docs,
+                args.output.display()
+            );
+            for (kind, occ) in &report.errors {
+                eprintln!(
+                    "curate:   {} {kind}, first at {}",
+                    occ.count,
+                    occ.examples.first().map_or("?", String::as_str)
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fatal(e),
+    }
+}
+
+fn tokenize(args: TokenizeArgs) -> ExitCode {
+    let mut formats = Formats { parquet: false, megatron: false };
+    for f in &args.formats {
+        match f.as_str() {
+            "parquet" => formats.parquet = true,
+            "megatron" => formats.megatron = true,
+            other => return fatal(format!("unknown token shard format {other:?}; known: parquet, megatron")),
+        }
+    }
+    if let Err(e) = fraction(args.validation_fraction, "--validation-fraction") {
+        return fatal(e);
+    }
+    if args.shard_tokens == 0 {
+        return fatal("--shard-tokens must be greater than 0");
+    }
+    let options = TokenizeOptions {
+        input: args.input.input,
+        format: None,
+        names: FieldNames { text: args.input.text_field, id: args.input.id_field },
+        tokenizer: args.tokenizer,
+        output: args.output,
+        formats,
+        shard_tokens: args.shard_tokens,
+        shuffle_seed: args.shuffle_seed,
+        validation_fraction: args.validation_fraction,
+        eos_token: (!args.no_eos).then_some(args.eos_token),
+        bos_token: args.bos_token,
+        metadata: args.metadata,
+        threads: threads(args.input.threads),
+        batch_size: args.batch_size.max(1),
+        split_bytes: 256 << 20,
+        bucket_bytes: 256 << 20,
+        progress: args.progress,
+    };
+    match curate::tokenize::encode::tokenize(&options) {
+        Ok(report) => {
+            let s = &report.stats;
+            if report.already_done {
+                eprintln!("curate: already complete in {}; nothing to do", options.output.display());
+            }
+            eprintln!(
+                "curate: {} tokens in {} documents ({} skipped as empty, {} errors), {:.2} characters per token",
+                s.tokens, s.written_docs, s.skipped_empty_docs, s.error_docs, s.chars_per_token
+            );
+            for (kind, occ) in &s.errors {
+                eprintln!(
+                    "curate:   {} {kind}, first at {}",
+                    occ.count,
+                    occ.examples.first().map_or("?", String::as_str)
+                );
+            }
+            eprintln!(
+                "curate: {} shards; manifest in {}",
+                report.manifest.shards.len(),
+                options.output.join("manifest.json").display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fatal(e),
     }
 }

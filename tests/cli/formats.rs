@@ -148,10 +148,16 @@ fn the_main_job_on_the_bundled_fixtures_reads_every_format() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let corpus = root.join("fixtures/corpus");
-    run_ok(&root.join("fixtures/pipeline.toml"), &["--input", corpus.to_str().unwrap(), "--output", out.to_str().unwrap()]);
+    run_ok(
+        &root.join("fixtures/pipeline.toml"),
+        &["--input", corpus.to_str().unwrap(), "--output", out.to_str().unwrap()],
+    );
     let stats = stats(&out);
     // moby_dick.jsonl.zst (40), sotu_sample.parquet (20 in 4 row groups), udhr_sample.jsonl.gz (54)
-    assert_eq!((stats["input_docs"].as_u64(), stats["units"].as_u64(), stats["error_docs"].as_u64()), (Some(114), Some(6), Some(0)));
+    assert_eq!(
+        (stats["input_docs"].as_u64(), stats["units"].as_u64(), stats["error_docs"].as_u64()),
+        (Some(114), Some(6), Some(0))
+    );
     assert!(stats["kept_docs"].as_u64().unwrap() >= 50, "{stats:#}");
     assert!(stats["steps"][1]["reasons"]["field_value_not_allowed"].as_u64().unwrap() > 0);
     assert!(out.join("rejected").is_dir());

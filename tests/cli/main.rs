@@ -6,4 +6,5 @@ mod determinism;
 mod formats;
 mod ranks;
 mod resume;
+mod tokenize;
 mod util;

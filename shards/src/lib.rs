@@ -1,0 +1,29 @@
+//! Token shards: what `curate tokenize` writes and the trainer reads.
+//!
+//! This crate is the contract between curation and training, so it depends
+//! on neither side: no Arrow, no tokenizer, no libtorch. It defines
+//!
+//! - the [`Manifest`] (`manifest.json`) that lists a token dataset's shards,
+//!   its tokenizer, token width and counts;
+//! - Megatron's `MMapIndexedDataset` files (`.bin` tokens, `.idx` index):
+//!   [`megatron::Writer`] and [`megatron::Reader`];
+//! - the tokenized Parquet schema's column names ([`parquet_columns`]),
+//!   whose reading and writing are left to the crates that have Arrow.
+//!
+//! A shard is one document per sequence; every format of a shard holds the
+//! same documents in the same order.
+
+pub mod manifest;
+pub mod megatron;
+
+pub use manifest::{Manifest, ShardInfo, Split, TokenWidth, TokenizerInfo};
+
+/// Column names of tokenized Parquet shards.
+pub mod parquet_columns {
+    /// The document's id (string).
+    pub const ID: &str = "id";
+    /// `list<uint16>` or `list<uint32>`, as the manifest's token width says.
+    pub const TOKENS: &str = "tokens";
+    /// `uint32`: the length of `tokens`.
+    pub const NUM_TOKENS: &str = "num_tokens";
+}

@@ -1,0 +1,13 @@
+//! From curated text to token shards: training a byte-level BPE tokenizer
+//! ([`train`]) and encoding documents into the shards the trainer reads
+//! ([`encode`]; the formats themselves are defined in `curate-shards`).
+//!
+//! Both stream their input through the engine's readers, so they take the
+//! same inputs as `curate run` (files, folders, globs; JSON Lines and
+//! Parquet) with the same accounting of bad records.
+
+pub mod docs;
+pub mod encode;
+pub mod spill;
+pub mod train;
+pub mod writer;
