@@ -27,6 +27,8 @@ pub struct Pipeline {
     pub steps: Vec<StepSpec>,
     pub output: OutputConfig,
     pub run: RunConfig,
+    /// Tokenize the kept documents once every task is done: the last step.
+    pub tokenize: Option<TokenizeConfig>,
 }
 
 /// One step as written in the file, validated against the registry.
@@ -153,6 +155,79 @@ fn default_compression_level() -> i32 {
     3
 }
 
+/// Token shards of the kept documents: `[tokenize]` in a pipeline, and the
+/// options of `curate tokenize`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizeConfig {
+    /// A `tokenizer.json`.
+    pub tokenizer: String,
+    /// Output folder of the shards; in a pipeline, by default `tokens/`
+    /// inside the output folder.
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default = "default_token_formats")]
+    pub formats: Vec<TokenFormat>,
+    /// A new shard once the current one holds this many tokens.
+    #[serde(default = "default_shard_tokens")]
+    pub shard_tokens: u64,
+    /// Shuffle documents with this seed; by default they keep input order.
+    #[serde(default)]
+    pub shuffle_seed: Option<u64>,
+    /// Fraction of documents held out as the validation split.
+    #[serde(default)]
+    pub validation_fraction: f64,
+    /// Append `eos_token` to every document.
+    #[serde(default = "yes")]
+    pub eos: bool,
+    #[serde(default = "default_eos_token")]
+    pub eos_token: String,
+    /// Put this token before every document.
+    #[serde(default)]
+    pub bos_token: Option<String>,
+    /// Fields carried into the Parquet shards, as strings.
+    #[serde(default)]
+    pub metadata: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenFormat {
+    Parquet,
+    Megatron,
+}
+
+fn default_token_formats() -> Vec<TokenFormat> {
+    vec![TokenFormat::Parquet, TokenFormat::Megatron]
+}
+fn default_shard_tokens() -> u64 {
+    1_000_000_000
+}
+fn default_eos_token() -> String {
+    "<|endoftext|>".into()
+}
+fn yes() -> bool {
+    true
+}
+
+impl TokenizeConfig {
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.formats.is_empty() {
+            return Err(("tokenize.formats", "name at least one of \"parquet\", \"megatron\"".into()));
+        }
+        if self.shard_tokens == 0 {
+            return Err(("tokenize.shard_tokens", "must be greater than 0".into()));
+        }
+        if !(0.0..=1.0).contains(&self.validation_fraction) {
+            return Err((
+                "tokenize.validation_fraction",
+                format!("{} is not between 0 and 1", self.validation_fraction),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A size in bytes, written as an integer or as a string with a unit
 /// (`"64MiB"`, `"1GB"`, `"512k"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -213,6 +288,8 @@ struct RawPipeline {
     output: OutputConfig,
     #[serde(default)]
     run: RunConfig,
+    #[serde(default)]
+    tokenize: Option<TokenizeConfig>,
 }
 
 impl Pipeline {
@@ -258,7 +335,7 @@ impl Pipeline {
                 .map_err(|e| invalid(e.path.map_or_else(|| at(""), |p| at(&p)), e.message))?;
             steps.push(StepSpec { name, kind, options: table });
         }
-        let pipeline = Pipeline { input: raw.input, steps, output: raw.output, run: raw.run };
+        let pipeline = Pipeline { input: raw.input, steps, output: raw.output, run: raw.run, tokenize: raw.tokenize };
         pipeline.validate().map_err(|(path, message)| invalid(path.into(), message))?;
         Ok(pipeline)
     }
@@ -298,6 +375,9 @@ impl Pipeline {
         }
         if self.run.threads == Some(0) {
             return Err(("run.threads", "must be at least 1 (leave it out for one per core)".into()));
+        }
+        if let Some(t) = &self.tokenize {
+            t.validate()?;
         }
         Ok(())
     }
@@ -385,6 +465,19 @@ mod tests {
             error(&format!("{MINIMAL}[[step]]\ntype = \"length\"\n[[step]]\ntype = \"length\"\n")),
             "p.toml: step[1].name: step name \"length\" is already used by step[0]; give each step its own `name`"
         );
+    }
+
+    #[test]
+    fn a_tokenize_table_is_checked_too() {
+        let p = Pipeline::parse(&format!("{MINIMAL}[tokenize]\ntokenizer = \"t.json\"\n"), "p.toml").unwrap();
+        let t = p.tokenize.unwrap();
+        assert_eq!((t.formats.len(), t.eos, t.shard_tokens), (2, true, 1_000_000_000));
+        assert_eq!(
+            error(&format!("{MINIMAL}[tokenize]\ntokenizer = \"t.json\"\nvalidation_fraction = 2.0\n")),
+            "p.toml: tokenize.validation_fraction: 2 is not between 0 and 1"
+        );
+        assert!(error(&format!("{MINIMAL}[tokenize]\ntokenizer = \"t\"\nformats = [\"ds\"]\n"))
+            .starts_with("p.toml: tokenize.formats[0]: unknown variant `ds`"));
     }
 
     #[test]

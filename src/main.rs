@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use curate::config::Pipeline;
+use curate::config::{TokenFormat, TokenizeConfig};
 use curate::doc::FieldNames;
 use curate::engine::executor::{self, RunError, RunOptions};
 use curate::engine::progress::ProgressMode;
@@ -19,7 +20,6 @@ use curate::engine::state::RunDir;
 use curate::engine::stats::Stats;
 use curate::engine::task::Task;
 use curate::tokenize::encode::TokenizeOptions;
-use curate::tokenize::writer::Formats;
 
 #[derive(Parser)]
 #[command(name = "curate", version, about = "Curate text shards into training-ready data", long_about = None)]
@@ -131,13 +131,13 @@ struct TokenizeArgs {
     input: InputArgs,
     /// A tokenizer.json (from `curate tokenizer train` or any Hugging Face tokenizer).
     #[arg(long)]
-    tokenizer: PathBuf,
+    tokenizer: String,
     /// Output folder for shards, manifest.json and stats.json.
     #[arg(long)]
     output: PathBuf,
-    /// Output formats (repeat or comma-separate): parquet, megatron.
-    #[arg(long = "format", value_delimiter = ',', default_values = ["parquet", "megatron"])]
-    formats: Vec<String>,
+    /// Output formats (repeat or comma-separate).
+    #[arg(long = "format", value_enum, value_delimiter = ',', default_values = ["parquet", "megatron"])]
+    formats: Vec<TokenFormat>,
     /// Start a new shard once this many tokens are written to the current one.
     #[arg(long, default_value_t = 1_000_000_000)]
     shard_tokens: u64,
@@ -217,6 +217,11 @@ fn run(
     if let Err((key, message)) = pipeline.validate() {
         return fatal(format!("{key}: {message}"));
     }
+    if let Some(config) = &pipeline.tokenize {
+        if let Err(e) = curate::tokenize::encode::check_tokenizer(config) {
+            return fatal(format!("{}: tokenize: {e}", path.display()));
+        }
+    }
     let task = match Task::resolve(rank, world_size, |k| std::env::var(k).ok()) {
         Ok(t) => t,
         Err(e) => return fatal(e),
@@ -239,11 +244,33 @@ fn run(
             summarise(&who, &report.task);
             match &report.merged {
                 Some((_, path)) => eprintln!("curate: stats in {}", path.display()),
-                None => eprintln!(
-                    "curate: {who}done; stats.json is written when the last task finishes (or by `curate stats`)"
-                ),
+                None => {
+                    eprintln!(
+                        "curate: {who}done; stats.json is written when the last task finishes (or by `curate stats`)"
+                    );
+                    return ExitCode::SUCCESS;
+                }
             }
-            ExitCode::SUCCESS
+            // The task that completes the run tokenizes its output.
+            match pipeline.tokenize {
+                Some(config) => {
+                    let out = PathBuf::from(&pipeline.output.path);
+                    let options = TokenizeOptions {
+                        output: config.path.as_ref().map_or_else(|| out.join("tokens"), PathBuf::from),
+                        config,
+                        input: pipeline.output.path.clone(),
+                        names: FieldNames {
+                            text: pipeline.input.text_field.clone(),
+                            id: pipeline.input.id_field.clone(),
+                        },
+                        threads,
+                        batch_size: pipeline.input.batch_size,
+                        progress,
+                    };
+                    run_tokenize(&options)
+                }
+                None => ExitCode::SUCCESS,
+            }
         }
         Err(e @ (RunError::BadDocument { .. } | RunError::Write { .. } | RunError::Accounting(_))) => {
             eprintln!("curate: error: {e}");
@@ -361,44 +388,40 @@ fn train_tokenizer(args: TrainArgs) -> ExitCode {
 }
 
 fn tokenize(args: TokenizeArgs) -> ExitCode {
-    let mut formats = Formats { parquet: false, megatron: false };
-    for f in &args.formats {
-        match f.as_str() {
-            "parquet" => formats.parquet = true,
-            "megatron" => formats.megatron = true,
-            other => return fatal(format!("unknown token shard format {other:?}; known: parquet, megatron")),
-        }
-    }
-    if let Err(e) = fraction(args.validation_fraction, "--validation-fraction") {
-        return fatal(e);
-    }
-    if args.shard_tokens == 0 {
-        return fatal("--shard-tokens must be greater than 0");
-    }
-    let options = TokenizeOptions {
-        input: args.input.input,
-        format: None,
-        names: FieldNames { text: args.input.text_field, id: args.input.id_field },
+    let config = TokenizeConfig {
         tokenizer: args.tokenizer,
-        output: args.output,
-        formats,
+        path: None,
+        formats: args.formats,
         shard_tokens: args.shard_tokens,
         shuffle_seed: args.shuffle_seed,
         validation_fraction: args.validation_fraction,
-        eos_token: (!args.no_eos).then_some(args.eos_token),
+        eos: !args.no_eos,
+        eos_token: args.eos_token,
         bos_token: args.bos_token,
         metadata: args.metadata,
+    };
+    if let Err((key, message)) = config.validate() {
+        let flag = key.trim_start_matches("tokenize.").replace('_', "-");
+        return fatal(format!("--{flag}: {message}"));
+    }
+    let options = TokenizeOptions {
+        config,
+        input: args.input.input,
+        names: FieldNames { text: args.input.text_field, id: args.input.id_field },
+        output: args.output,
         threads: threads(args.input.threads),
         batch_size: args.batch_size.max(1),
-        split_bytes: 256 << 20,
-        bucket_bytes: 256 << 20,
         progress: args.progress,
     };
-    match curate::tokenize::encode::tokenize(&options) {
+    run_tokenize(&options)
+}
+
+fn run_tokenize(options: &TokenizeOptions) -> ExitCode {
+    match curate::tokenize::encode::tokenize(options) {
         Ok(report) => {
             let s = &report.stats;
             if report.already_done {
-                eprintln!("curate: already complete in {}; nothing to do", options.output.display());
+                eprintln!("curate: tokens already complete in {}; nothing to do", options.output.display());
             }
             eprintln!(
                 "curate: {} tokens in {} documents ({} skipped as empty, {} errors), {:.2} characters per token",

@@ -97,7 +97,9 @@ def main():
             checked_megatron += 1
 
     print(f"documents: {len(order)}; curate wrote {len(parquet_ids)}; tokens: {sum(map(len, expected.values()))}")
-    print(f"ids equal to Python tokenizers {tok.__class__.__module__} (and transformers): "
+    import tokenizers
+    import transformers
+    print(f"ids equal to Python tokenizers {tokenizers.__version__} (and transformers {transformers.__version__}): "
           f"{len(parquet_ids) - len(mismatched)}/{len(order)}")
     print(f"Megatron sequences read by megatron-core equal to Parquet rows: {checked_megatron}/{len(parquet_ids)}")
     if parquet_ids != order:

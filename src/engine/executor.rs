@@ -208,6 +208,8 @@ fn fingerprint(pipeline: &Pipeline, plan: &Plan) -> String {
     shaping["input"]["path"] = serde_json::Value::Null;
     shaping["output"]["path"] = serde_json::Value::Null;
     shaping["run"] = serde_json::Value::Null;
+    // Tokenization reads the finished output; it has its own fingerprint.
+    shaping["tokenize"] = serde_json::Value::Null;
     let both = serde_json::json!({ "pipeline": shaping, "plan": plan });
     format!("{:032x}", xxh3_128(both.to_string().as_bytes()))
 }

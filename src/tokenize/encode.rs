@@ -23,7 +23,7 @@ use xxhash_rust::xxh3::{xxh3_128, xxh3_64_with_seed};
 use super::docs::UnitBatches;
 use super::spill;
 use super::writer::{Formats, ShardSetWriter};
-use crate::config::InputFormat;
+use crate::config::{TokenFormat, TokenizeConfig};
 use crate::doc::{Doc, FieldNames};
 use crate::engine::progress::{Progress, ProgressMode};
 use crate::engine::stats::Occurrences;
@@ -32,26 +32,43 @@ use crate::io::plan::{self, Compression, Plan};
 use crate::io::read::ReadOptions;
 
 pub struct TokenizeOptions {
+    pub config: TokenizeConfig,
+    /// A file, folder or glob, as for `curate run`.
     pub input: String,
-    pub format: Option<InputFormat>,
     pub names: FieldNames,
-    pub tokenizer: PathBuf,
     pub output: PathBuf,
-    pub formats: Formats,
-    pub shard_tokens: u64,
-    pub shuffle_seed: Option<u64>,
-    pub validation_fraction: f64,
-    pub eos_token: Option<String>,
-    pub bos_token: Option<String>,
-    /// Fields carried into the Parquet shards, as strings.
-    pub metadata: Vec<String>,
     pub threads: usize,
     pub batch_size: usize,
-    pub split_bytes: u64,
-    /// Bytes of (estimated uncompressed) input per shuffle bucket: bounds the
-    /// memory of the ordering pass.
-    pub bucket_bytes: u64,
     pub progress: ProgressMode,
+}
+
+/// Plain JSON Lines files are encoded in byte ranges of this size.
+const SPLIT_BYTES: u64 = 256 << 20;
+/// Bytes of (estimated uncompressed) input per shuffle bucket: bounds the
+/// memory of the ordering pass.
+const BUCKET_BYTES: u64 = 256 << 20;
+
+impl TokenizeOptions {
+    fn formats(&self) -> Formats {
+        let has = |f| self.config.formats.contains(&f);
+        Formats { parquet: has(TokenFormat::Parquet), megatron: has(TokenFormat::Megatron) }
+    }
+
+    fn eos_token(&self) -> Option<String> {
+        self.config.eos_token()
+    }
+}
+
+impl TokenizeConfig {
+    fn eos_token(&self) -> Option<String> {
+        self.eos.then(|| self.eos_token.clone())
+    }
+}
+
+/// Loads the tokenizer and checks its special tokens: what a pipeline with
+/// a `[tokenize]` step verifies before any work starts.
+pub fn check_tokenizer(config: &TokenizeConfig) -> Result<(), String> {
+    Encoder::load(config).map(|_| ())
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -143,7 +160,7 @@ struct Fingerprint<'a> {
     shard_tokens: u64,
     shuffle_seed: Option<u64>,
     validation_fraction: f64,
-    eos: &'a Option<String>,
+    eos: Option<String>,
     bos: &'a Option<String>,
     metadata: &'a [String],
     buckets: usize,
@@ -159,9 +176,9 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn load(options: &TokenizeOptions) -> Result<(Encoder, String), String> {
-        let path = options.tokenizer.display();
-        let bytes = std::fs::read(&options.tokenizer).map_err(|e| format!("cannot read tokenizer {path}: {e}"))?;
+    fn load(config: &TokenizeConfig) -> Result<(Encoder, String), String> {
+        let path = &config.tokenizer;
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read tokenizer {path}: {e}"))?;
         let tokenizer = tokenizers::Tokenizer::from_bytes(&bytes)
             .map_err(|e| format!("{path} is not a usable tokenizer.json: {e}"))?;
         let special = |token: &Option<String>, what: &str| -> Result<Option<u32>, String> {
@@ -174,8 +191,8 @@ impl Encoder {
                 })
                 .transpose()
         };
-        let eos = special(&options.eos_token, "end-of-text")?;
-        let bos = special(&options.bos_token, "beginning-of-text")?;
+        let eos = special(&config.eos_token(), "end-of-text")?;
+        let bos = special(&config.bos_token, "beginning-of-text")?;
         let vocab_size = tokenizer.get_vocab_size(true);
         Ok((Encoder { tokenizer, eos, bos, vocab_size }, format!("{:032x}", xxh3_128(&bytes))))
     }
@@ -200,9 +217,9 @@ pub struct TokenizeReport {
 
 pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, String> {
     let started = Instant::now();
-    let (encoder, tokenizer_hash) = Encoder::load(options)?;
+    let (encoder, tokenizer_hash) = Encoder::load(&options.config)?;
     let width = TokenWidth::for_vocab(encoder.vocab_size);
-    let plan = plan::plan(&options.input, options.format, options.split_bytes).map_err(|e| e.to_string())?;
+    let plan = plan::plan(&options.input, None, SPLIT_BYTES).map_err(|e| e.to_string())?;
     let out = &options.output;
     let spill_dir = out.join(".spill");
     let manifest_path = out.join("manifest.json");
@@ -210,19 +227,19 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, String> {
 
     let estimated: u64 =
         plan.files.iter().map(|f| if f.compression == Compression::None { f.size } else { f.size * 4 }).sum();
-    let buckets = match options.shuffle_seed {
-        Some(_) => (estimated / options.bucket_bytes.max(1) + 1).next_power_of_two() as usize,
+    let buckets = match options.config.shuffle_seed {
+        Some(_) => (estimated / BUCKET_BYTES + 1).next_power_of_two() as usize,
         None => 1,
     };
     let fingerprint = Fingerprint {
         tokenizer: &tokenizer_hash,
-        formats: options.formats.names(),
-        shard_tokens: options.shard_tokens,
-        shuffle_seed: options.shuffle_seed,
-        validation_fraction: options.validation_fraction,
-        eos: &options.eos_token,
-        bos: &options.bos_token,
-        metadata: &options.metadata,
+        formats: options.formats().names(),
+        shard_tokens: options.config.shard_tokens,
+        shuffle_seed: options.config.shuffle_seed,
+        validation_fraction: options.config.validation_fraction,
+        eos: options.eos_token(),
+        bos: &options.config.bos_token,
+        metadata: &options.config.metadata,
         buckets,
         names: (&options.names.text, &options.names.id),
         plan: &plan,
@@ -287,10 +304,22 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, String> {
     }
 
     // Pass 2: order and write the final shards.
-    let mut train =
-        ShardSetWriter::new(out, Split::Train, width, options.formats, options.shard_tokens, &options.metadata);
-    let mut validation =
-        ShardSetWriter::new(out, Split::Validation, width, options.formats, options.shard_tokens, &options.metadata);
+    let mut train = ShardSetWriter::new(
+        out,
+        Split::Train,
+        width,
+        options.formats(),
+        options.config.shard_tokens,
+        &options.config.metadata,
+    );
+    let mut validation = ShardSetWriter::new(
+        out,
+        Split::Validation,
+        width,
+        options.formats(),
+        options.config.shard_tokens,
+        &options.config.metadata,
+    );
     let io_err = |e: std::io::Error| format!("writing shards in {}: {e}", out.display());
     let mut add = |r: spill::Record| match r.split {
         Split::Train => train.add(r),
@@ -301,8 +330,8 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, String> {
         for unit in 0..plan.units.len() {
             let path = spill_path(&spill_dir, unit, bucket);
             let mut reader = spill::Reader::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            while let Some(r) = reader.next().map_err(|e| e.to_string())? {
-                if options.shuffle_seed.is_some() {
+            while let Some(r) = reader.read_record().map_err(|e| e.to_string())? {
+                if options.config.shuffle_seed.is_some() {
                     records.push(r);
                 } else {
                     add(r).map_err(io_err)?;
@@ -342,8 +371,8 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, String> {
             bos_id: encoder.bos,
         },
         token_width: width,
-        formats: options.formats.names(),
-        shuffle_seed: options.shuffle_seed,
+        formats: options.formats().names(),
+        shuffle_seed: options.config.shuffle_seed,
         shards,
     };
     atomic::write(&stats_path, &serde_json::to_vec_pretty(&stats).expect("serialisable"))
@@ -426,16 +455,16 @@ fn encode_unit(ctx: &UnitContext, unit: usize) -> Result<TokenStats, String> {
                 stats.skipped_empty_docs += 1;
                 continue;
             }
-            let seed = options.shuffle_seed.unwrap_or(0);
-            let split = if options.validation_fraction > 0.0
+            let seed = options.config.shuffle_seed.unwrap_or(0);
+            let split = if options.config.validation_fraction > 0.0
                 && (xxh3_64_with_seed(doc.id.as_bytes(), seed ^ 0x7661_6c69_6461_7465) as f64)
-                    < options.validation_fraction * u64::MAX as f64
+                    < options.config.validation_fraction * u64::MAX as f64
             {
                 Split::Validation
             } else {
                 Split::Train
             };
-            let key = match options.shuffle_seed {
+            let key = match options.config.shuffle_seed {
                 Some(seed) => xxh3_64_with_seed(doc.id.as_bytes(), seed),
                 None => 0,
             };
@@ -444,7 +473,7 @@ fn encode_unit(ctx: &UnitContext, unit: usize) -> Result<TokenStats, String> {
             stats.tokens += tokens.len() as u64;
             stats.text_chars += doc.text.chars().count() as u64;
             stats.count_tokens(tokens.len(), 1);
-            let metadata = options.metadata.iter().map(|f| metadata_value(doc, f)).collect();
+            let metadata = options.config.metadata.iter().map(|f| metadata_value(doc, f)).collect();
             let record = spill::Record { key, unit: unit as u32, seq, split, id: doc.id.clone(), metadata, tokens };
             seq += 1;
             writers[bucket].write(&record).map_err(io_err)?;

@@ -97,7 +97,7 @@ impl Reader {
     }
 
     /// The next record, `None` at a clean end; a record cut short is an error.
-    pub fn next(&mut self) -> io::Result<Option<Record>> {
+    pub fn read_record(&mut self) -> io::Result<Option<Record>> {
         let mut key = [0u8; 8];
         match self.input.read(&mut key[..1])? {
             0 => return Ok(None),
@@ -177,15 +177,15 @@ mod tests {
         }
         w.finish().unwrap();
         let mut r = Reader::open(&path).unwrap();
-        assert_eq!(r.next().unwrap().as_ref(), Some(&records[0]));
-        assert_eq!(r.next().unwrap().as_ref(), Some(&records[1]));
-        assert_eq!(r.next().unwrap(), None);
+        assert_eq!(r.read_record().unwrap().as_ref(), Some(&records[0]));
+        assert_eq!(r.read_record().unwrap().as_ref(), Some(&records[1]));
+        assert_eq!(r.read_record().unwrap(), None);
 
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let mut r = Reader::open(&path).unwrap();
-        r.next().unwrap();
-        assert!(r.next().unwrap_err().to_string().ends_with("a.spill: damaged spill file: record cut short"));
+        r.read_record().unwrap();
+        assert!(r.read_record().unwrap_err().to_string().ends_with("a.spill: damaged spill file: record cut short"));
         std::fs::write(&path, b"NOTSPILL").unwrap();
         assert!(Reader::open(&path).err().unwrap().to_string().contains("wrong magic"));
     }

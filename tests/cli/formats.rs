@@ -161,4 +161,31 @@ fn the_main_job_on_the_bundled_fixtures_reads_every_format() {
     assert!(stats["kept_docs"].as_u64().unwrap() >= 50, "{stats:#}");
     assert!(stats["steps"][1]["reasons"]["field_value_not_allowed"].as_u64().unwrap() > 0);
     assert!(out.join("rejected").is_dir());
+    // The pipeline's last step: token shards of the kept documents.
+    let tokens: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("tokens/stats.json")).unwrap()).unwrap();
+    assert_eq!(tokens["written_docs"], stats["kept_docs"]);
+    assert!(tokens["splits"]["validation"]["docs"].as_u64().unwrap() > 0);
+    let manifest = curate_shards::Manifest::load(&out.join("tokens/manifest.json")).unwrap();
+    assert_eq!(manifest.tokenizer.vocab_size, 2000);
+}
+
+#[test]
+fn a_pipeline_whose_tokenizer_does_not_load_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), "{\"text\": \"x\"}\n").unwrap();
+    let out = dir.path().join("out");
+    let p = pipeline(
+        dir.path(),
+        &format!(
+            "[input]\npath = \"{}\"\n[output]\npath = \"{}\"\n[tokenize]\ntokenizer = \"{}\"\n",
+            dir.path().join("in.jsonl").display(),
+            out.display(),
+            dir.path().join("missing.json").display()
+        ),
+    );
+    let o = run(&p, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("tokenize: cannot read tokenizer"), "{}", stderr(&o));
+    assert!(!out.exists());
 }
