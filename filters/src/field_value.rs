@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{Document, Filter, Verdict};
+use crate::{Document, Filter, FilterConfig, Verdict};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -33,8 +33,14 @@ pub enum Missing {
     Keep,
 }
 
-impl FieldValueFilterConfig {
-    pub fn validate(&self) -> Result<(), String> {
+impl FilterConfig for FieldValueFilterConfig {
+    type Filter = FieldValueFilter;
+
+    fn build(self) -> FieldValueFilter {
+        FieldValueFilter::new(self)
+    }
+
+    fn validate(&self) -> Result<(), String> {
         if self.field.is_empty() || self.field.split('.').any(str::is_empty) {
             return Err(format!("field {:?} is not a field name", self.field));
         }

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::{Document, Filter, Verdict};
+use crate::{Document, Filter, FilterConfig, Verdict};
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -18,10 +18,16 @@ pub struct LengthFilterConfig {
     pub max_bytes: Option<u64>,
 }
 
-impl LengthFilterConfig {
+impl FilterConfig for LengthFilterConfig {
+    type Filter = LengthFilter;
+
+    fn build(self) -> LengthFilter {
+        LengthFilter::new(self)
+    }
+
     /// Checks that each lower bound is at most its upper bound; the error
     /// names the offending keys.
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         check_bounds(self.min_chars, self.max_chars, "min_chars", "max_chars")?;
         check_bounds(self.min_bytes, self.max_bytes, "min_bytes", "max_bytes")
     }

@@ -57,6 +57,17 @@ impl Verdict {
     }
 }
 
+/// A filter's configuration, as a pipeline step's options: deserialised
+/// (unknown keys refused), checked, then turned into the filter.
+pub trait FilterConfig: serde::de::DeserializeOwned {
+    type Filter: Filter + 'static;
+    /// Checks values that the types cannot (bounds in order, non-empty lists).
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+    fn build(self) -> Self::Filter;
+}
+
 /// The one trait every filter implements. `Send + Sync` because the engine
 /// calls one instance from many threads at once.
 pub trait Filter: Send + Sync {

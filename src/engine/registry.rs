@@ -3,7 +3,7 @@
 
 use serde::de::DeserializeOwned;
 
-use curate_filters::{FieldValueFilter, FieldValueFilterConfig, LengthFilter, LengthFilterConfig};
+use curate_filters::{FieldValueFilterConfig, FilterConfig, LengthFilterConfig};
 
 use super::step::{FilterStep, Step};
 
@@ -24,22 +24,21 @@ pub const STEP_TYPES: &[StepType] = &[
     StepType {
         name: "length",
         summary: "drop documents outside character or byte bounds",
-        build: |options| {
-            let config: LengthFilterConfig = options_of(options)?;
-            config.validate().map_err(|message| BuildError { path: None, message })?;
-            Ok(Box::new(FilterStep(LengthFilter::new(config))))
-        },
+        build: filter_step::<LengthFilterConfig>,
     },
     StepType {
         name: "field_value",
         summary: "keep or drop documents by the value of a metadata field",
-        build: |options| {
-            let config: FieldValueFilterConfig = options_of(options)?;
-            config.validate().map_err(|message| BuildError { path: None, message })?;
-            Ok(Box::new(FilterStep(FieldValueFilter::new(config))))
-        },
+        build: filter_step::<FieldValueFilterConfig>,
     },
 ];
+
+/// A step that runs a filter of `curate-filters`, built from its config.
+fn filter_step<C: FilterConfig>(options: &toml::Table) -> Result<Box<dyn Step>, BuildError> {
+    let config: C = options_of(options)?;
+    config.validate().map_err(|message| BuildError { path: None, message })?;
+    Ok(Box::new(FilterStep(config.build())))
+}
 
 pub fn known_types() -> String {
     STEP_TYPES.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
