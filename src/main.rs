@@ -68,6 +68,9 @@ enum Command {
     },
     /// List the step types a pipeline can use.
     Steps,
+    /// Print the English words of each input line's text, as the quality filters split them (one JSON array per line).
+    #[command(hide = true)]
+    Words,
     /// Train a tokenizer.
     Tokenizer {
         #[command(subcommand)]
@@ -181,6 +184,23 @@ fn main() -> ExitCode {
         Command::Stats { output, world_size } => stats(output, world_size),
         Command::Tokenizer { command: TokenizerCommand::Train(args) } => train_tokenizer(args),
         Command::Tokenize(args) => tokenize(args),
+        Command::Words => {
+            use std::io::{BufRead, Write};
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { return fatal("stdin is not UTF-8 text") };
+                let text: String = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v.get("text").and_then(|t| t.as_str().map(str::to_owned)))
+                    .unwrap_or_default();
+                let words = curate_filters::words::split_into_words(&text);
+                if writeln!(out, "{}", serde_json::to_string(&words).expect("serialisable")).is_err() {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            ExitCode::SUCCESS
+        }
         Command::Steps => {
             for t in STEP_TYPES {
                 println!("{:<14} {}", t.name, t.summary);

@@ -14,9 +14,15 @@
 //! holds the source's values (`None` turns a rule off).
 
 mod field_value;
+mod gopher_quality;
+mod gopher_repetition;
 mod length;
+pub mod text;
+pub mod words;
 
 pub use field_value::{FieldValueFilter, FieldValueFilterConfig, Missing};
+pub use gopher_quality::{GopherQuality, GopherQualityConfig};
+pub use gopher_repetition::{GopherRepetition, GopherRepetitionConfig};
 pub use length::{LengthFilter, LengthFilterConfig};
 
 use std::borrow::Cow;

@@ -3,7 +3,9 @@
 
 use serde::de::DeserializeOwned;
 
-use curate_filters::{FieldValueFilterConfig, FilterConfig, LengthFilterConfig};
+use curate_filters::{
+    FieldValueFilterConfig, FilterConfig, GopherQualityConfig, GopherRepetitionConfig, LengthFilterConfig,
+};
 
 use super::step::{FilterStep, Step};
 
@@ -30,6 +32,16 @@ pub const STEP_TYPES: &[StepType] = &[
         name: "field_value",
         summary: "keep or drop documents by the value of a metadata field",
         build: filter_step::<FieldValueFilterConfig>,
+    },
+    StepType {
+        name: "gopher_quality",
+        summary: "Gopher's quality rules (word counts and lengths, symbols, bullets, stop words), as datatrove",
+        build: filter_step::<GopherQualityConfig>,
+    },
+    StepType {
+        name: "gopher_repetition",
+        summary: "Gopher's repetition rules (duplicated lines, paragraphs and n-grams), as datatrove",
+        build: filter_step::<GopherRepetitionConfig>,
     },
 ];
 

@@ -1,0 +1,215 @@
+//! Gopher's quality rules (Rae et al. 2021, "Scaling Language Models",
+//! appendix A1), with datatrove 0.10's thresholds, order of checks and
+//! reason names (`pipeline/filters/gopher_quality_filter.py`).
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+
+use crate::text::{count, is_alpha, is_punctuation, len, split_lines};
+use crate::words::split_into_words;
+use crate::{Document, Filter, FilterConfig, Verdict};
+
+/// Gopher's stop words: a document needs `min_stop_words` of them.
+const STOP_WORDS: &[&str] = &["the", "be", "to", "of", "and", "that", "have", "with"];
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GopherQualityConfig {
+    /// Fewer words (not counting punctuation-only ones) drops: `gopher_short_doc`.
+    pub min_doc_words: Option<usize>,
+    /// More drops: `gopher_long_doc`.
+    pub max_doc_words: Option<usize>,
+    /// Mean word length below: `gopher_below_avg_threshold`.
+    pub min_avg_word_length: Option<f64>,
+    /// Mean word length above: `gopher_above_avg_threshold`.
+    pub max_avg_word_length: Option<f64>,
+    /// `#` per word, or `...`/`…` per word, above: `gopher_too_many_hashes`,
+    /// `gopher_too_many_ellipsis`.
+    pub max_symbol_word_ratio: Option<f64>,
+    /// Share of lines starting with `•` or `-` above: `gopher_too_many_bullets`.
+    pub max_bullet_lines_ratio: Option<f64>,
+    /// Share of lines ending with an ellipsis above: `gopher_too_many_end_ellipsis`.
+    pub max_ellipsis_lines_ratio: Option<f64>,
+    /// Share of words with a letter below: `gopher_below_alpha_threshold`
+    /// (datatrove's name for a minimum).
+    pub max_non_alpha_words_ratio: Option<f64>,
+    /// Fewer distinct stop words: `gopher_enough_stop_words`.
+    pub min_stop_words: Option<usize>,
+    /// Replaces Gopher's English stop words.
+    pub stop_words: Option<Vec<String>>,
+}
+
+impl Default for GopherQualityConfig {
+    fn default() -> Self {
+        GopherQualityConfig {
+            min_doc_words: Some(50),
+            max_doc_words: Some(100_000),
+            min_avg_word_length: Some(3.0),
+            max_avg_word_length: Some(10.0),
+            max_symbol_word_ratio: Some(0.1),
+            max_bullet_lines_ratio: Some(0.9),
+            max_ellipsis_lines_ratio: Some(0.3),
+            max_non_alpha_words_ratio: Some(0.8),
+            min_stop_words: Some(2),
+            stop_words: None,
+        }
+    }
+}
+
+impl FilterConfig for GopherQualityConfig {
+    type Filter = GopherQuality;
+
+    fn build(self) -> GopherQuality {
+        let stop_words = match &self.stop_words {
+            Some(words) => words.iter().cloned().collect(),
+            None => STOP_WORDS.iter().map(|w| w.to_string()).collect(),
+        };
+        GopherQuality { config: self, stop_words }
+    }
+}
+
+pub struct GopherQuality {
+    config: GopherQualityConfig,
+    stop_words: HashSet<String>,
+}
+
+/// Python's truthiness of an optional threshold: `None` and `0` turn a rule off.
+fn on<T: Copy + Default + PartialEq>(x: Option<T>) -> Option<T> {
+    x.filter(|v| *v != T::default())
+}
+
+impl Filter for GopherQuality {
+    fn filter(&self, doc: &Document<'_>) -> Verdict {
+        let c = &self.config;
+        let text = doc.text;
+        let words = split_into_words(text);
+        let n_words = words.len();
+        let non_symbol: Vec<&str> = words.iter().copied().filter(|w| w.chars().any(|ch| !is_punctuation(ch))).collect();
+        let n_non_symbol = non_symbol.len();
+        if on(c.min_doc_words).is_some_and(|min| n_non_symbol < min) {
+            return Verdict::drop("gopher_short_doc");
+        }
+        if on(c.max_doc_words).is_some_and(|max| n_non_symbol > max) {
+            return Verdict::drop("gopher_long_doc");
+        }
+        // numpy's mean of nothing is NaN, which fails no comparison.
+        let avg = non_symbol.iter().map(|w| len(w)).sum::<usize>() as f64 / n_non_symbol as f64;
+        if on(c.min_avg_word_length).is_some_and(|min| avg < min) {
+            return Verdict::drop("gopher_below_avg_threshold");
+        }
+        if on(c.max_avg_word_length).is_some_and(|max| avg > max) {
+            return Verdict::drop("gopher_above_avg_threshold");
+        }
+        // Python would divide by zero here; an empty document has no symbols.
+        let per_word = |n: usize| if n_words == 0 { 0.0 } else { n as f64 / n_words as f64 };
+        if let Some(max) = on(c.max_symbol_word_ratio) {
+            if per_word(count(text, "#")) > max {
+                return Verdict::drop("gopher_too_many_hashes");
+            }
+            if per_word(count(text, "...") + count(text, "…")) > max {
+                return Verdict::drop("gopher_too_many_ellipsis");
+            }
+        }
+        let lines = split_lines(text);
+        let per_line = |n: usize| if lines.is_empty() { 0.0 } else { n as f64 / lines.len() as f64 };
+        if let Some(max) = on(c.max_bullet_lines_ratio) {
+            let bullets = lines.iter().filter(|l| {
+                let l = l.trim_start_matches(crate::text::is_space);
+                l.starts_with('•') || l.starts_with('-')
+            });
+            if per_line(bullets.count()) > max {
+                return Verdict::drop("gopher_too_many_bullets");
+            }
+        }
+        if let Some(max) = on(c.max_ellipsis_lines_ratio) {
+            let ellipses = lines.iter().filter(|l| {
+                let l = l.trim_end_matches(crate::text::is_space);
+                l.ends_with("...") || l.ends_with('…')
+            });
+            if per_line(ellipses.count()) > max {
+                return Verdict::drop("gopher_too_many_end_ellipsis");
+            }
+        }
+        if let Some(min) = on(c.max_non_alpha_words_ratio) {
+            let alpha = words.iter().filter(|w| w.chars().any(is_alpha)).count();
+            if n_words > 0 && (alpha as f64 / n_words as f64) < min {
+                return Verdict::drop("gopher_below_alpha_threshold");
+            }
+        }
+        if let Some(min) = on(c.min_stop_words) {
+            let present: HashSet<&str> = words.iter().copied().filter(|w| self.stop_words.contains(*w)).collect();
+            if present.len() < min {
+                return Verdict::drop("gopher_enough_stop_words");
+            }
+        }
+        Verdict::Keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(text: &str) -> Verdict {
+        GopherQualityConfig::default().build().filter(&Document::text_only(text))
+    }
+
+    /// 60 ordinary words with stop words: passes every rule.
+    fn good() -> String {
+        "the cat sat with the dog and that was the end of a long story about animals. ".repeat(4)
+    }
+
+    #[test]
+    fn a_plain_paragraph_passes() {
+        assert_eq!(verdict(&good()), Verdict::Keep);
+    }
+
+    #[test]
+    fn each_rule_fires_on_its_side_of_the_threshold() {
+        assert_eq!(verdict("the cat and the dog"), Verdict::drop("gopher_short_doc"));
+        assert_eq!(verdict(&"a to of be ".repeat(20)), Verdict::drop("gopher_below_avg_threshold"));
+        assert_eq!(verdict(&"extraordinarily ".repeat(60)), Verdict::drop("gopher_above_avg_threshold"));
+        assert_eq!(verdict(&format!("{} {}", good(), "#tag ".repeat(10))), Verdict::drop("gopher_too_many_hashes"));
+        assert_eq!(
+            verdict(&format!("{} {}", good(), "wait... ".repeat(10))),
+            Verdict::drop("gopher_too_many_ellipsis")
+        );
+        let bullets: String = (0..20).map(|_| "- the cat sat with the dog and that was it\n").collect();
+        assert_eq!(verdict(&bullets), Verdict::drop("gopher_too_many_bullets"));
+        let trailing: String = (0..20)
+            .map(|i| {
+                if i % 2 == 0 {
+                    "the cat sat with the dog and that was…\n"
+                } else {
+                    "the cat sat with the dog and that was\n"
+                }
+            })
+            .collect();
+        assert_eq!(verdict(&trailing), Verdict::drop("gopher_too_many_end_ellipsis"));
+        assert_eq!(
+            verdict(&format!("{} {}", good(), "123 456 789 ".repeat(20))),
+            Verdict::drop("gopher_below_alpha_threshold")
+        );
+        assert_eq!(verdict(&"cats sat on mats near dogs ".repeat(12)), Verdict::drop("gopher_enough_stop_words"));
+    }
+
+    #[test]
+    fn thresholds_are_strict_and_none_turns_a_rule_off() {
+        // Exactly 50 non-symbol words is enough; 49 is not.
+        let words = |n: usize| -> String {
+            ["the", "and"]
+                .iter()
+                .cycle()
+                .take(2)
+                .chain(std::iter::repeat_n(&"word", n - 2))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(verdict(&words(50)), Verdict::Keep);
+        assert_eq!(verdict(&words(49)), Verdict::drop("gopher_short_doc"));
+        let lenient = GopherQualityConfig { min_doc_words: None, ..Default::default() }.build();
+        assert_eq!(lenient.filter(&Document::text_only(&words(49))), Verdict::Keep);
+    }
+}

@@ -1,0 +1,95 @@
+//! Text helpers that behave as Python's `str` methods do, because the
+//! filters reproduce datatrove's decisions, which are written with them.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+static PUNCTUATION_HEX: &str = include_str!("../data/datatrove_punctuation.txt");
+
+/// datatrove's `PUNCTUATION_SET` (ASCII and CJK punctuation, control
+/// characters, and the Unicode terminal punctuation).
+pub fn is_punctuation(c: char) -> bool {
+    static SET: OnceLock<HashSet<char>> = OnceLock::new();
+    SET.get_or_init(|| {
+        PUNCTUATION_HEX
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| u32::from_str_radix(l.trim(), 16).ok().and_then(char::from_u32))
+            .collect()
+    })
+    .contains(&c)
+}
+
+/// Python's `str.isspace` for one character.
+pub fn is_space(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\u{1c}'..='\u{1f}')
+}
+
+/// Python's `str.isalpha` for one character: general category L*.
+pub fn is_alpha(c: char) -> bool {
+    use unicode_general_category::{get_general_category, GeneralCategory::*};
+    matches!(
+        get_general_category(c),
+        UppercaseLetter | LowercaseLetter | TitlecaseLetter | ModifierLetter | OtherLetter
+    )
+}
+
+/// Python's `str.splitlines()`: lines without their endings.
+pub fn split_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let is_break = matches!(
+            c,
+            '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        );
+        if is_break {
+            lines.push(&text[start..i]);
+            let mut end = i + c.len_utf8();
+            if c == '\r' {
+                if let Some(&(j, '\n')) = chars.peek() {
+                    chars.next();
+                    end = j + 1;
+                }
+            }
+            start = end;
+        }
+    }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
+}
+
+/// Python's `str.strip()`.
+pub fn strip(s: &str) -> &str {
+    s.trim_matches(is_space)
+}
+
+/// Python's `str.count(sub)`: non-overlapping occurrences.
+pub fn count(text: &str, sub: &str) -> usize {
+    text.matches(sub).count()
+}
+
+/// Python's `len(str)`: code points.
+pub fn len(s: &str) -> usize {
+    s.chars().count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn behaves_like_python() {
+        assert_eq!(split_lines("a\nb\r\nc\rd\n"), ["a", "b", "c", "d"]);
+        assert_eq!(split_lines("a\n\nb"), ["a", "", "b"]);
+        assert_eq!(split_lines(""), Vec::<&str>::new());
+        assert_eq!(count("a...b....", "..."), 2);
+        assert_eq!(strip("\u{1c} x \n"), "x");
+        assert!(is_punctuation('.') && is_punctuation('…') && is_punctuation('\u{1}') && !is_punctuation('a'));
+        assert!(is_alpha('é') && is_alpha('中') && !is_alpha('1') && !is_alpha('\u{301}') && !is_alpha('Ⅷ'));
+        assert!(is_alpha('क') && !is_alpha('\u{93f}'));
+    }
+}

@@ -1,0 +1,478 @@
+//! English word splitting that follows spaCy's tokenizer, which datatrove
+//! uses for its quality filters: whitespace first, then for each chunk the
+//! tokenizer exceptions (`don't` → `do n't`), prefixes (opening quotes and
+//! brackets, currency), suffixes (closing punctuation, `'s`, a period after a
+//! lowercase letter or a digit), URLs kept whole, and infixes (hyphens and
+//! slashes between letters, ellipses). The exceptions are spaCy's own table
+//! (`data/spacy_en_exceptions.tsv`); the affix rules are its English
+//! defaults with Unicode letter classes standing in for its long character
+//! lists. Tokens are returned as slices of the text, as datatrove returns
+//! them (stripped, empty ones dropped).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+static EXCEPTIONS_TSV: &str = include_str!("../data/spacy_en_exceptions.tsv");
+
+fn exceptions() -> &'static HashMap<&'static str, Vec<&'static str>> {
+    static TABLE: OnceLock<HashMap<&'static str, Vec<&'static str>>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        EXCEPTIONS_TSV
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .filter_map(|l| {
+                let mut parts = l.split('\t');
+                let form = parts.next()?;
+                Some((form, parts.collect()))
+            })
+            .collect()
+    })
+}
+
+/// Single characters that spaCy splits off the front of a chunk.
+const PREFIX_CHARS: &str =
+    "§%=—–…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉⟦⟧$£€¥฿₽₴₹₩₪₫₱₺₿";
+/// Single characters that spaCy splits off the end of a chunk, wherever they follow.
+const SUFFIX_CHARS: &str = "…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉⟦⟧—–";
+/// spaCy's LIST_PUNCT: a period after one of these is split off.
+const PUNCT: &str = "…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪";
+const CURRENCY: &str = "$£€¥฿₽₴₹₩₪₫₱₺₿";
+const QUOTES: &str = "'\"”“`‘´’‚,„»«「」『』（）〔〕【】《》〈〉⟦⟧";
+const UNITS: &[&str] = &[
+    "km",
+    "km²",
+    "km³",
+    "m",
+    "m²",
+    "m³",
+    "dm",
+    "dm²",
+    "dm³",
+    "cm",
+    "cm²",
+    "cm³",
+    "mm",
+    "mm²",
+    "mm³",
+    "ha",
+    "µm",
+    "nm",
+    "yd",
+    "in",
+    "ft",
+    "kg",
+    "g",
+    "mg",
+    "µg",
+    "t",
+    "lb",
+    "oz",
+    "m/s",
+    "km/h",
+    "kmh",
+    "mph",
+    "hPa",
+    "Pa",
+    "mbar",
+    "mb",
+    "MB",
+    "kb",
+    "KB",
+    "gb",
+    "GB",
+    "tb",
+    "TB",
+    "T",
+    "G",
+    "M",
+    "K",
+    "%",
+    "км",
+    "км²",
+    "км³",
+    "м",
+    "м²",
+    "м³",
+    "дм",
+    "дм²",
+    "дм³",
+    "см",
+    "см²",
+    "см³",
+    "мм",
+    "мм²",
+    "мм³",
+    "нм",
+    "кг",
+    "г",
+    "мг",
+    "м/с",
+    "км/ч",
+    "кПа",
+    "Па",
+    "мбар",
+    "Кб",
+    "КБ",
+    "кб",
+    "Мб",
+    "МБ",
+    "мб",
+    "Гб",
+    "ГБ",
+    "гб",
+    "Тб",
+    "ТБ",
+    "тб",
+    "كم",
+    "كم²",
+    "كم³",
+    "م",
+    "م²",
+    "م³",
+    "سم",
+    "سم²",
+    "سم³",
+    "مم",
+    "مم²",
+    "مم³",
+    "كم",
+    "غرام",
+    "جرام",
+    "جم",
+    "كغ",
+    "ملغ",
+    "كوب",
+    "اكواب",
+];
+
+/// Symbols (emoji, arrows, box drawing, ...) that spaCy treats as affixes and infixes.
+fn is_symbol(c: char) -> bool {
+    matches!(c as u32,
+        0xA6 | 0xA9 | 0xAE | 0xB0 | 0x2100..=0x214F | 0x2190..=0x23FF | 0x2440..=0x244A | 0x249C..=0x24E9 | 0x2500..=0x2767
+        | 0x2794..=0x2BFF | 0x1F000..=0x1FAFF)
+}
+
+/// Scripts without case, which spaCy's letter classes count as both lower
+/// and upper case (its `_uncased` ranges); other caseless scripts (Gujarati,
+/// Malayalam, Thaana, ...) are in no class, so a period after them stays.
+fn uncased(c: char) -> bool {
+    matches!(c as u32,
+        0x1200..=0x137F | 0x0980..=0x09FF | 0x0591..=0x05F4 | 0xFB1D..=0xFB4F | 0x0620..=0x064A | 0x066E..=0x06D5
+        | 0x06E5..=0x06FF | 0x0750..=0x077F | 0x08A0..=0x08BD | 0xFB50..=0xFBB1 | 0xFBD3..=0xFD3D | 0xFD50..=0xFDC7
+        | 0xFDF0..=0xFDFB | 0xFE70..=0xFEFC | 0x1EE00..=0x1EEBB | 0x0D80..=0x0DFF | 0x0900..=0x097F | 0x0C80..=0x0CFF
+        | 0x0B80..=0x0BFF | 0x0C00..=0x0C7F | 0xAC00..=0xD7AF | 0x1100..=0x11FF | 0x3040..=0x30FF | 0x4E00..=0x9FFF
+        | 0x3400..=0x4DBF | 0x20000..=0x2EBEF | 0x2E80..=0x2FFF | 0x3000..=0x303F | 0x31C0..=0x31EF | 0x3200..=0x33FF
+        | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0x1F200..=0x1F2FF | 0x2F800..=0x2FA1F)
+}
+
+/// Latin letters as spaCy lists them (with IPA and phonetic extensions).
+fn latin(c: char) -> bool {
+    matches!(c as u32,
+        0x41..=0x5A | 0x61..=0x7A | 0xFF21..=0xFF3A | 0xFF41..=0xFF5A | 0xC0..=0xD6 | 0xD8..=0xF6 | 0xF8..=0x24F
+        | 0x2C60..=0x2C7F | 0xA722..=0xA7FA | 0xAB30..=0xAB64 | 0x250..=0x2AF | 0x1D00..=0x1D25 | 0x1D6B..=0x1D9A
+        | 0x1E00..=0x1EFF)
+}
+
+/// The Cyrillic and Greek letters spaCy lists.
+fn cyrillic_greek(c: char) -> bool {
+    matches!(c, 'а'..='я' | 'А'..='Я' | 'α'..='ω' | 'Α'..='Ω')
+        || "ёЁәөүҗңһӘӨҮҖҢҺάέίόώήύΆΈΊΌΏΉΎіїєґІЇЄҐѓѕјљњќѐѝЃЅЈЉЊЌЀЍ".contains(c)
+}
+
+/// spaCy's ALPHA class.
+fn is_alpha_class(c: char) -> bool {
+    latin(c) || cyrillic_greek(c) || uncased(c)
+}
+
+fn is_lower_class(c: char) -> bool {
+    // IPA and phonetic letters are all in spaCy's lowercase list, caseless or not.
+    let phonetic =
+        matches!(c as u32, 0x250..=0x2AF | 0x1D00..=0x1D25 | 0x1D6B..=0x1D77 | 0x1D79..=0x1D9A | 0xAB30..=0xAB64);
+    phonetic || ((latin(c) || cyrillic_greek(c)) && c.is_lowercase()) || uncased(c)
+}
+
+fn is_upper_class(c: char) -> bool {
+    ((latin(c) || cyrillic_greek(c)) && c.is_uppercase()) || uncased(c)
+}
+
+/// Length in bytes of the prefix at the start of `s`, 0 if none.
+fn prefix_len(s: &str) -> usize {
+    let mut chars = s.chars();
+    let Some(c) = chars.next() else { return 0 };
+    if s.starts_with("..") {
+        return s.len() - s.trim_start_matches('.').len();
+    }
+    if let Some(rest) = ["US$", "C$", "A$"].iter().find(|p| s.starts_with(**p)) {
+        return rest.len();
+    }
+    if c == '+' {
+        return if chars.next().is_some_and(|d| d.is_ascii_digit()) { 0 } else { 1 };
+    }
+    if PREFIX_CHARS.contains(c) || is_symbol(c) {
+        return c.len_utf8();
+    }
+    0
+}
+
+/// Length in bytes of the suffix at the end of `s`, 0 if none. Like
+/// spaCy's `suffix_search`, the leftmost match that reaches the end wins.
+fn suffix_len(s: &str) -> usize {
+    let chars: Vec<(usize, char)> = s.char_indices().collect();
+    let n = chars.len();
+    if n == 0 {
+        return 0;
+    }
+    for (i, &(at, c)) in chars.iter().enumerate() {
+        let rest = &s[at..];
+        let prev = if i > 0 { Some(chars[i - 1].1) } else { None };
+        let prev2 = if i > 1 { Some(chars[i - 2].1) } else { None };
+        let last = i == n - 1;
+        if last && (SUFFIX_CHARS.contains(c) || is_symbol(c)) {
+            return rest.len();
+        }
+        if c == '.' && rest.chars().all(|d| d == '.') && rest.len() >= 2 {
+            return rest.len();
+        }
+        if matches!(rest, "'s" | "'S" | "’s" | "’S") {
+            return rest.len();
+        }
+        if let Some(p) = prev {
+            if p.is_ascii_digit() {
+                if last && (c == '+' || CURRENCY.contains(c)) {
+                    return rest.len();
+                }
+                if UNITS.contains(&rest) {
+                    return rest.len();
+                }
+            }
+            if last && c == '.' {
+                let after_degree = matches!(p, 'F' | 'f' | 'C' | 'c' | 'K' | 'k') && prev2 == Some('°');
+                let after_lower = is_lower_class(p)
+                    || p.is_ascii_digit()
+                    || "%²-+…".contains(p)
+                    || QUOTES.contains(p)
+                    || PUNCT.contains(p);
+                let after_two_upper = is_upper_class(p) && prev2.is_some_and(is_upper_class);
+                if after_degree || after_lower || after_two_upper {
+                    return rest.len();
+                }
+            }
+        }
+    }
+    0
+}
+
+/// Whether spaCy keeps `s` whole as a URL.
+fn is_url(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("ftp://") {
+        return s.len() > lower.find("://").unwrap_or(0) + 3;
+    }
+    let host = lower.split('/').next().unwrap_or("");
+    let host = host.strip_prefix("www.").unwrap_or(host);
+    let labels: Vec<&str> = host.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()))
+        && (lower.starts_with("www.")
+            || ["com", "org", "net", "edu", "gov", "io", "uk", "de"].contains(labels.last().unwrap()))
+}
+
+/// Byte ranges of the infixes of `s`.
+fn infixes(s: &str) -> Vec<(usize, usize)> {
+    let chars: Vec<(usize, char)> = s.char_indices().collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let (at, c) = chars[i];
+        let prev = if i > 0 { Some(chars[i - 1].1) } else { None };
+        let next = chars.get(i + 1).map(|x| x.1);
+        let end_of = |j: usize| chars.get(j).map_or(s.len(), |x| x.0);
+        // Ellipses: two or more periods, or the ellipsis character.
+        if c == '.' && next == Some('.') {
+            let mut j = i;
+            while j < chars.len() && chars[j].1 == '.' {
+                j += 1;
+            }
+            found.push((at, end_of(j)));
+            i = j;
+            continue;
+        }
+        if c == '…' || is_symbol(c) {
+            found.push((at, end_of(i + 1)));
+            i += 1;
+            continue;
+        }
+        if let (Some(p), Some(n)) = (prev, next) {
+            let alpha = is_alpha_class;
+            let hit = (p.is_ascii_digit() && "+-*^".contains(c) && (n.is_ascii_digit() || n == '-'))
+                || (c == '.' && (is_lower_class(p) || QUOTES.contains(p)) && (is_upper_class(n) || QUOTES.contains(n)))
+                || (c == ',' && alpha(p) && alpha(n))
+                || (":<>=/".contains(c) && (alpha(p) || p.is_ascii_digit()) && alpha(n));
+            if hit {
+                found.push((at, end_of(i + 1)));
+                i += 1;
+                continue;
+            }
+            // Dashes between letters (or a digit and a letter): -, –, —, --, ---, ——, ~.
+            if (alpha(p) || p.is_ascii_digit()) && "-–—~".contains(c) {
+                let mut j = i + 1;
+                let run = match c {
+                    '-' => ["--", "---"].iter().rev().find(|d| s[at..].starts_with(**d)).map_or(1, |d| d.len()),
+                    '—' if s[at..].starts_with("——") => 2,
+                    _ => 1,
+                };
+                j = j.max(i + run);
+                if chars.get(j).is_some_and(|x| is_alpha_class(x.1)) {
+                    found.push((at, end_of(j)));
+                    i = j;
+                    continue;
+                }
+            }
+        }
+        i += 1;
+    }
+    found
+}
+
+fn split_chunk<'a>(mut s: &'a str, out: &mut Vec<&'a str>) {
+    let specials = exceptions();
+    let mut prefixes: Vec<&'a str> = Vec::new();
+    let mut suffixes: Vec<&'a str> = Vec::new();
+    let mut last_len = usize::MAX;
+    while !s.is_empty() && s.len() != last_len {
+        if specials.contains_key(s) {
+            break;
+        }
+        last_len = s.len();
+        let pre = prefix_len(s);
+        if pre > 0 && pre < s.len() && specials.contains_key(&s[pre..]) {
+            prefixes.push(&s[..pre]);
+            s = &s[pre..];
+            break;
+        }
+        let suf = suffix_len(&s[pre..]);
+        if suf > 0 && suf < s.len() && specials.contains_key(&s[..s.len() - suf]) {
+            suffixes.push(&s[s.len() - suf..]);
+            s = &s[..s.len() - suf];
+            break;
+        }
+        if pre > 0 && suf > 0 && pre + suf <= s.len() {
+            prefixes.push(&s[..pre]);
+            suffixes.push(&s[s.len() - suf..]);
+            s = &s[pre..s.len() - suf];
+        } else if pre > 0 {
+            prefixes.push(&s[..pre]);
+            s = &s[pre..];
+        } else if suf > 0 {
+            suffixes.push(&s[s.len() - suf..]);
+            s = &s[..s.len() - suf];
+        }
+    }
+    out.extend(prefixes);
+    if !s.is_empty() {
+        if let Some(tokens) = specials.get(s) {
+            // Exception tokens are slices of the form itself, except for the
+            // rare ones that normalise; those are counted by length alike.
+            let mut at = 0;
+            for t in tokens {
+                match s[at..].find(t) {
+                    Some(i) => {
+                        out.push(&s[at + i..at + i + t.len()]);
+                        at += i + t.len();
+                    }
+                    None => out.push(t),
+                }
+            }
+        } else if is_url(s) {
+            out.push(s);
+        } else {
+            let mut start = 0;
+            for (a, b) in infixes(s) {
+                if a == 0 {
+                    continue;
+                }
+                if a != start {
+                    out.push(&s[start..a]);
+                }
+                out.push(&s[a..b]);
+                start = b;
+            }
+            if start < s.len() {
+                out.push(&s[start..]);
+            }
+        }
+    }
+    out.extend(suffixes.into_iter().rev());
+}
+
+/// Byte range of `token` inside `chunk`, when it is a slice of it.
+fn range_in(chunk: &str, token: &str) -> Option<(usize, usize)> {
+    let start = (token.as_ptr() as usize).checked_sub(chunk.as_ptr() as usize)?;
+    (start + token.len() <= chunk.len()).then_some((start, start + token.len()))
+}
+
+/// Puts exceptions back together where affix splitting cut through them
+/// (`p` `.` → `p.`, `'` `em` → `'em`), as spaCy's special-case matcher does
+/// after splitting: runs of up to four adjacent tokens whose text is an
+/// exception, longest first, left to right.
+fn merge_exceptions<'a>(chunk: &'a str, tokens: &mut Vec<&'a str>, from: usize) {
+    const LONGEST: usize = 4;
+    let specials = exceptions();
+    let mut i = from;
+    while i + 1 < tokens.len() {
+        let merged = (2..=LONGEST.min(tokens.len() - i)).rev().find_map(|n| {
+            let (start, _) = range_in(chunk, tokens[i])?;
+            let (_, end) = range_in(chunk, tokens[i + n - 1])?;
+            let form = &chunk[start..end];
+            specials.get(form).map(|parts| (n, form, parts))
+        });
+        match merged {
+            Some((n, form, parts)) => {
+                let replacement: Vec<&'a str> = if parts.len() == 1 { vec![form] } else { parts.to_vec() };
+                let k = replacement.len();
+                tokens.splice(i..i + n, replacement);
+                i += k;
+            }
+            None => i += 1,
+        }
+    }
+}
+
+/// The words of `text` as datatrove's English `split_into_words` gives them.
+pub fn split_into_words(text: &str) -> Vec<&str> {
+    let mut out = Vec::with_capacity(text.len() / 5);
+    for chunk in text.split(char::is_whitespace).filter(|c| !c.is_empty()) {
+        let from = out.len();
+        split_chunk(chunk, &mut out);
+        if out.len() - from > 1 {
+            merge_exceptions(chunk, &mut out, from);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_spacy_on_common_english() {
+        let cases = [
+            ("Hello, world!", vec!["Hello", ",", "world", "!"]),
+            ("I don't know.", vec!["I", "do", "n't", "know", "."]),
+            ("(the U.S. economy)", vec!["(", "the", "U.S.", "economy", ")"]),
+            ("John's well-known e-mail", vec!["John", "'s", "well", "-", "known", "e", "-", "mail"]),
+            ("\"Quoted\" text...", vec!["\"", "Quoted", "\"", "text", "..."]),
+            ("see https://example.com/a?b=c, ok", vec!["see", "https://example.com/a?b=c", ",", "ok"]),
+            ("costs $10.50 or 20km", vec!["costs", "$", "10.50", "or", "20", "km"]),
+            ("Mr. Smith went home.", vec!["Mr.", "Smith", "went", "home", "."]),
+            ("and/or wait...what", vec!["and/or", "wait", "...", "what"]),
+            ("NASA. A.", vec!["NASA", ".", "A."]),
+            ("place—p. 'em.\" (him).", vec!["place", "—", "p.", "'em", ".", "\"", "(", "him", ")", "."]),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(split_into_words(text), expected, "{text}");
+        }
+    }
+}
