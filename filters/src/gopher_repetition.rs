@@ -74,7 +74,7 @@ pub struct GopherRepetition {
 }
 
 /// Elements seen before, and their characters (datatrove's `find_duplicates`).
-fn find_duplicates(items: &[&str]) -> (usize, usize) {
+pub(crate) fn find_duplicates(items: &[&str]) -> (usize, usize) {
     let mut seen = HashSet::with_capacity(items.len());
     let (mut elements, mut chars) = (0, 0);
     for item in items {

@@ -13,14 +13,18 @@
 //! One filter per file, its thresholds in a config struct whose `Default`
 //! holds the source's values (`None` turns a rule off).
 
+mod c4_quality;
 mod field_value;
+mod fineweb_quality;
 mod gopher_quality;
 mod gopher_repetition;
 mod length;
 pub mod text;
 pub mod words;
 
+pub use c4_quality::{C4Quality, C4QualityConfig};
 pub use field_value::{FieldValueFilter, FieldValueFilterConfig, Missing};
+pub use fineweb_quality::{FineWebQuality, FineWebQualityConfig};
 pub use gopher_quality::{GopherQuality, GopherQualityConfig};
 pub use gopher_repetition::{GopherRepetition, GopherRepetitionConfig};
 pub use length::{LengthFilter, LengthFilterConfig};
@@ -55,6 +59,8 @@ pub enum Verdict {
     Keep,
     /// Drop, with the rule that fired.
     Drop(Cow<'static, str>),
+    /// Keep, with this text instead (C4's line removal, PII redaction).
+    Rewrite(String),
 }
 
 impl Verdict {

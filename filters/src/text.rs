@@ -4,20 +4,48 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-static PUNCTUATION_HEX: &str = include_str!("../data/datatrove_punctuation.txt");
+/// A set of characters from a data file of hex code points.
+fn char_set(hex: &'static str) -> HashSet<char> {
+    hex.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| u32::from_str_radix(l.trim(), 16).ok().and_then(char::from_u32))
+        .collect()
+}
 
 /// datatrove's `PUNCTUATION_SET` (ASCII and CJK punctuation, control
 /// characters, and the Unicode terminal punctuation).
 pub fn is_punctuation(c: char) -> bool {
     static SET: OnceLock<HashSet<char>> = OnceLock::new();
-    SET.get_or_init(|| {
-        PUNCTUATION_HEX
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .filter_map(|l| u32::from_str_radix(l.trim(), 16).ok().and_then(char::from_u32))
-            .collect()
+    SET.get_or_init(|| char_set(include_str!("../data/datatrove_punctuation.txt"))).contains(&c)
+}
+
+/// datatrove's `TERMINAL_PUNCTUATION`: marks that end a sentence in some script.
+pub fn is_terminal_punctuation(c: char) -> bool {
+    static SET: OnceLock<HashSet<char>> = OnceLock::new();
+    SET.get_or_init(|| char_set(include_str!("../data/datatrove_terminal_punctuation.txt"))).contains(&c)
+}
+
+/// The punctuation at which spaCy's Sentencizer ends a sentence.
+pub fn is_sentence_end(c: char) -> bool {
+    static SET: OnceLock<HashSet<char>> = OnceLock::new();
+    SET.get_or_init(|| char_set(include_str!("../data/spacy_sentencizer_punct.txt"))).contains(&c)
+}
+
+/// spaCy's `is_punct`: every character is Unicode punctuation (P*).
+pub fn is_all_punct(s: &str) -> bool {
+    use unicode_general_category::{get_general_category, GeneralCategory::*};
+    s.chars().all(|c| {
+        matches!(
+            get_general_category(c),
+            ConnectorPunctuation
+                | DashPunctuation
+                | OpenPunctuation
+                | ClosePunctuation
+                | InitialPunctuation
+                | FinalPunctuation
+                | OtherPunctuation
+        )
     })
-    .contains(&c)
 }
 
 /// Python's `str.isspace` for one character.
@@ -32,6 +60,12 @@ pub fn is_alpha(c: char) -> bool {
         get_general_category(c),
         UppercaseLetter | LowercaseLetter | TitlecaseLetter | ModifierLetter | OtherLetter
     )
+}
+
+/// Python regex `\d` on str: Unicode decimal digits (category Nd).
+pub fn is_decimal(c: char) -> bool {
+    use unicode_general_category::{get_general_category, GeneralCategory::DecimalNumber};
+    get_general_category(c) == DecimalNumber
 }
 
 /// Python's `str.splitlines()`: lines without their endings.

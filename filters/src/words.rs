@@ -441,15 +441,61 @@ fn merge_exceptions<'a>(chunk: &'a str, tokens: &mut Vec<&'a str>, from: usize) 
 
 /// The words of `text` as datatrove's English `split_into_words` gives them.
 pub fn split_into_words(text: &str) -> Vec<&str> {
+    tokens(text, false)
+}
+
+/// spaCy's tokens of `text`, whitespace tokens included: spaCy attaches one
+/// space to the token before it and makes any other run of whitespace a
+/// token of its own (which matters to sentence splitting).
+pub fn split_into_tokens(text: &str) -> Vec<&str> {
+    tokens(text, true)
+}
+
+fn tokens(text: &str, with_space: bool) -> Vec<&str> {
     let mut out = Vec::with_capacity(text.len() / 5);
-    for chunk in text.split(char::is_whitespace).filter(|c| !c.is_empty()) {
+    let mut rest = text;
+    while !rest.is_empty() {
+        let gap = rest.len() - rest.trim_start_matches(char::is_whitespace).len();
+        if gap > 0 {
+            let space = &rest[..gap];
+            if with_space && space != " " {
+                // After a token, its one trailing space is not part of the run.
+                let attached = out.last().is_some() && space.starts_with(' ');
+                out.push(if attached { &space[1..] } else { space });
+            }
+            rest = &rest[gap..];
+            continue;
+        }
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let chunk = &rest[..end];
         let from = out.len();
         split_chunk(chunk, &mut out);
         if out.len() - from > 1 {
             merge_exceptions(chunk, &mut out, from);
         }
+        rest = &rest[end..];
     }
     out
+}
+
+/// How many sentences spaCy's Sentencizer finds in `text` (at least one, as
+/// datatrove's `split_into_sentences` returns the whole text when it finds
+/// no token): a sentence ends at a sentence-final punctuation token, and
+/// the next token that is not punctuation starts the next one.
+pub fn count_sentences(text: &str) -> usize {
+    let mut count = 1;
+    let mut seen_end = false;
+    for token in split_into_tokens(text) {
+        let mut chars = token.chars();
+        let is_end = matches!((chars.next(), chars.next()), (Some(c), None) if crate::text::is_sentence_end(c));
+        if seen_end && !is_end && !crate::text::is_all_punct(token) {
+            count += 1;
+            seen_end = false;
+        } else if is_end {
+            seen_end = true;
+        }
+    }
+    count
 }
 
 #[cfg(test)]
@@ -470,9 +516,21 @@ mod tests {
             ("and/or wait...what", vec!["and/or", "wait", "...", "what"]),
             ("NASA. A.", vec!["NASA", ".", "A."]),
             ("place—p. 'em.\" (him).", vec!["place", "—", "p.", "'em", ".", "\"", "(", "him", ")", "."]),
+            ("two  spaces\tand\n\nlines", vec!["two", "spaces", "and", "lines"]),
         ];
         for (text, expected) in cases {
             assert_eq!(split_into_words(text), expected, "{text}");
         }
+        assert_eq!(
+            split_into_tokens("two  spaces\tand\n\nlines"),
+            ["two", " ", "spaces", "\t", "and", "\n\n", "lines"]
+        );
+    }
+
+    #[test]
+    fn sentences_end_at_final_punctuation() {
+        assert_eq!(count_sentences(""), 1);
+        assert_eq!(count_sentences("One. Two! Three? (Four.) Five"), 5);
+        assert_eq!(count_sentences("Wait... what. \"Quoted.\" Next"), 3);
     }
 }

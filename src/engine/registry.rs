@@ -4,7 +4,8 @@
 use serde::de::DeserializeOwned;
 
 use curate_filters::{
-    FieldValueFilterConfig, FilterConfig, GopherQualityConfig, GopherRepetitionConfig, LengthFilterConfig,
+    C4QualityConfig, FieldValueFilterConfig, FilterConfig, FineWebQualityConfig, GopherQualityConfig,
+    GopherRepetitionConfig, LengthFilterConfig,
 };
 
 use super::step::{FilterStep, Step};
@@ -42,6 +43,16 @@ pub const STEP_TYPES: &[StepType] = &[
         name: "gopher_repetition",
         summary: "Gopher's repetition rules (duplicated lines, paragraphs and n-grams), as datatrove",
         build: filter_step::<GopherRepetitionConfig>,
+    },
+    StepType {
+        name: "c4_quality",
+        summary: "C4's rules: remove lines without end punctuation, short, javascript or policy lines; drop pages with few sentences, lorem ipsum or {",
+        build: filter_step::<C4QualityConfig>,
+    },
+    StepType {
+        name: "fineweb_quality",
+        summary: "FineWeb's rules: line punctuation, short lines, duplicated characters, list-like pages",
+        build: filter_step::<FineWebQualityConfig>,
     },
 ];
 

@@ -30,6 +30,10 @@ impl<F: Filter> Step for FilterStep<F> {
         match self.0.filter(&view) {
             Verdict::Keep => Outcome::Keep,
             Verdict::Drop(reason) => Outcome::Drop(reason),
+            Verdict::Rewrite(text) => {
+                doc.text = text;
+                Outcome::Keep
+            }
         }
     }
 }

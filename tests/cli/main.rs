@@ -3,6 +3,7 @@
 mod bad_input;
 mod config;
 mod determinism;
+mod filters;
 mod formats;
 mod ranks;
 mod resume;

@@ -1,0 +1,216 @@
+//! C4's line and page rules (Raffel et al. 2020; TensorFlow Datasets'
+//! `c4_utils.py`), as datatrove 0.10 applies them
+//! (`pipeline/filters/c4_filters.py`): lines that fail are removed from the
+//! text, pages that fail are dropped. The bad-words rule is a separate
+//! word-list step.
+
+use serde::Deserialize;
+
+use crate::text::{split_lines, strip};
+use crate::words::count_sentences;
+use crate::{Document, Filter, FilterConfig, Verdict};
+
+/// Lines mentioning these are boilerplate (cookie banners, legal footers).
+const POLICY_SUBSTRINGS: &[&str] =
+    &["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"];
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct C4QualityConfig {
+    /// Judge lines (C4); `false` judges sentences instead.
+    pub split_paragraph: bool,
+    /// Remove Wikipedia-style citations: `[1]`, `[edit]`, `[citation needed]`.
+    pub remove_citations: bool,
+    /// Remove lines that do not end in `.`, `?`, `!`, `"` or `'` (or end in `...`).
+    pub filter_no_terminal_punct: bool,
+    /// Fewer sentences in the kept lines drops the page: `too_few_sentences` (-1: off).
+    pub min_num_sentences: i64,
+    /// Remove lines with fewer words (-1: off).
+    pub min_words_per_line: i64,
+    /// Remove lines with a longer word (-1: off).
+    pub max_word_length: i64,
+    /// Drop pages with "lorem ipsum": `lorem_ipsum`.
+    pub filter_lorem_ipsum: bool,
+    /// Remove lines mentioning "javascript".
+    pub filter_javascript: bool,
+    /// Drop pages with a `{` in a kept line: `curly_bracket`.
+    pub filter_curly_bracket: bool,
+    /// Remove lines with cookie and terms-of-use phrases.
+    pub filter_policy: bool,
+}
+
+impl Default for C4QualityConfig {
+    fn default() -> Self {
+        C4QualityConfig {
+            split_paragraph: true,
+            remove_citations: true,
+            filter_no_terminal_punct: true,
+            min_num_sentences: 5,
+            min_words_per_line: 3,
+            max_word_length: 1000,
+            filter_lorem_ipsum: true,
+            filter_javascript: true,
+            filter_curly_bracket: true,
+            filter_policy: true,
+        }
+    }
+}
+
+impl FilterConfig for C4QualityConfig {
+    type Filter = C4Quality;
+
+    fn build(self) -> C4Quality {
+        C4Quality { config: self }
+    }
+}
+
+pub struct C4Quality {
+    config: C4QualityConfig,
+}
+
+/// Removes `\[\d*]`, `[edit]` and `[citation needed]`, as datatrove's
+/// `CITATION_REGEX.sub("", line)` does (`\d`: any Unicode decimal digit).
+fn remove_citations(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find('[') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let digits =
+            after.len() - after.trim_start_matches(|c: char| c.is_numeric() && crate::text::is_decimal(c)).len();
+        let skip = if after[digits..].starts_with(']') {
+            Some(digits + 1)
+        } else if after.starts_with("edit]") {
+            Some(5)
+        } else if after.starts_with("citation needed]") {
+            Some(16)
+        } else {
+            None
+        };
+        match skip {
+            Some(n) => rest = &after[n..],
+            None => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Python's `str.split()`: words separated by runs of whitespace.
+fn python_words(line: &str) -> impl Iterator<Item = &str> {
+    line.split(crate::text::is_space).filter(|w| !w.is_empty())
+}
+
+impl Filter for C4Quality {
+    fn filter(&self, doc: &Document<'_>) -> Verdict {
+        let c = &self.config;
+        let units: Vec<String> = if c.split_paragraph {
+            split_lines(doc.text).into_iter().map(str::to_owned).collect()
+        } else {
+            sentences(doc.text)
+        };
+        let mut sentences_kept = 0;
+        let mut kept: Vec<String> = Vec::new();
+        for unit in &units {
+            let line = strip(unit);
+            let words = python_words(line).count();
+            if c.max_word_length != -1 && python_words(line).any(|w| w.chars().count() as i64 > c.max_word_length) {
+                continue;
+            }
+            let line = if c.remove_citations { remove_citations(line) } else { line.to_owned() };
+            let ends_well = [".", "?", "!", "\"", "'"].iter().any(|p| line.ends_with(p)) && !line.ends_with("...");
+            if c.filter_no_terminal_punct && !ends_well {
+                continue;
+            }
+            if (words as i64) < c.min_words_per_line {
+                continue;
+            }
+            let lower = line.to_lowercase();
+            if c.filter_lorem_ipsum && lower.contains("lorem ipsum") {
+                return Verdict::drop("lorem_ipsum");
+            }
+            if c.filter_javascript && lower.contains("javascript") {
+                continue;
+            }
+            if c.filter_curly_bracket && line.contains('{') {
+                return Verdict::drop("curly_bracket");
+            }
+            if c.filter_policy && POLICY_SUBSTRINGS.iter().any(|p| lower.contains(p)) {
+                continue;
+            }
+            if c.min_num_sentences != -1 {
+                sentences_kept += if c.split_paragraph { count_sentences(&line) } else { 1 };
+            }
+            kept.push(line);
+        }
+        if (sentences_kept as i64) < c.min_num_sentences {
+            return Verdict::drop("too_few_sentences");
+        }
+        let text = strip(&kept.join(if c.split_paragraph { "\n" } else { " " })).to_owned();
+        if text == doc.text {
+            Verdict::Keep
+        } else {
+            Verdict::Rewrite(text)
+        }
+    }
+}
+
+/// datatrove's `split_into_sentences`: the text cut where spaCy's
+/// Sentencizer starts each sentence, whitespace kept with the sentence before.
+fn sentences(text: &str) -> Vec<String> {
+    let tokens = crate::words::split_into_tokens(text);
+    let mut starts = vec![0usize];
+    let mut seen_end = false;
+    for t in &tokens {
+        let mut chars = t.chars();
+        let is_end = matches!((chars.next(), chars.next()), (Some(ch), None) if crate::text::is_sentence_end(ch));
+        if seen_end && !is_end && !crate::text::is_all_punct(t) {
+            let at = t.as_ptr() as usize - text.as_ptr() as usize;
+            starts.push(at);
+            seen_end = false;
+        } else if is_end {
+            seen_end = true;
+        }
+    }
+    starts.push(text.len());
+    starts.windows(2).map(|w| text[w[0]..w[1]].to_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(text: &str) -> Verdict {
+        C4QualityConfig::default().build().filter(&Document::text_only(text))
+    }
+
+    const GOOD: &str = "The whale rose from the sea. The crew cheered loudly. The captain smiled at last.\n\
+        Then the storm came in. Everyone ran below deck.";
+
+    // Expected results were checked against datatrove 0.10's C4QualityFilter.
+    #[test]
+    fn good_pages_pass_and_bad_lines_are_removed() {
+        assert_eq!(verdict(GOOD), Verdict::Keep);
+        let messy = format!("Home | About\n{GOOD}\nWe use cookies to improve the site.\nEnable JavaScript to see this page.\nShort line.");
+        assert_eq!(verdict(&messy), Verdict::Rewrite(GOOD.to_owned()));
+        assert_eq!(
+            verdict("See the notes [1] and [edit] here and there.\nOne. Two. Three. Four and five."),
+            Verdict::Rewrite("See the notes  and  here and there.\nOne. Two. Three. Four and five.".to_owned())
+        );
+    }
+
+    #[test]
+    fn page_rules_drop() {
+        assert_eq!(verdict("Only one sentence here."), Verdict::drop("too_few_sentences"));
+        assert_eq!(verdict(&format!("{GOOD}\nLorem ipsum dolor sit amet.")), Verdict::drop("lorem_ipsum"));
+        assert_eq!(verdict(&format!("{GOOD}\nfunction f() {{ return 1; }}.")), Verdict::drop("curly_bracket"));
+    }
+
+    #[test]
+    fn citations_are_removed_like_the_regex() {
+        assert_eq!(remove_citations("a[12]b[]c[edit]d[citation needed]e[x]f["), "abcdex]f[".replace("x]", "[x]"));
+    }
+}
