@@ -37,6 +37,7 @@ pub struct StepSpec {
     /// Name in stats and in the rejected output; defaults to the type.
     pub name: String,
     pub kind: String,
+    pub mode: StepMode,
     /// The step's own options, without `type` and `name`.
     pub options: toml::Table,
 }
@@ -228,6 +229,28 @@ impl TokenizeConfig {
     }
 }
 
+/// What a step does with its verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepMode {
+    /// Drop documents the step rejects (with the reason in stats and the
+    /// rejected output); a rewriting step rewrites.
+    Filter,
+    /// Keep every document unchanged and add the verdict (`keep` or the
+    /// reason) as a field named after the step, and each signal as
+    /// `<step>.<signal>`: for tuning thresholds on real data.
+    Annotate,
+}
+
+impl StepMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepMode::Filter => "filter",
+            StepMode::Annotate => "annotate",
+        }
+    }
+}
+
 /// A size in bytes, written as an integer or as a string with a unit
 /// (`"64MiB"`, `"1GB"`, `"512k"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -323,6 +346,12 @@ impl Pipeline {
                 Some(_) => return Err(invalid(at("name"), "must be a non-empty string".into())),
                 None => kind.clone(),
             };
+            let mode = match table.remove("mode") {
+                None => StepMode::Filter,
+                Some(toml::Value::String(m)) if m == "filter" => StepMode::Filter,
+                Some(toml::Value::String(m)) if m == "annotate" => StepMode::Annotate,
+                Some(other) => return Err(invalid(at("mode"), format!("{other} is not \"filter\" or \"annotate\""))),
+            };
             if let Some(j) = steps.iter().position(|s: &StepSpec| s.name == name) {
                 return Err(invalid(
                     at("name"),
@@ -333,7 +362,7 @@ impl Pipeline {
             // builds again in every worker.
             registry::build(&kind, &table)
                 .map_err(|e| invalid(e.path.map_or_else(|| at(""), |p| at(&p)), e.message))?;
-            steps.push(StepSpec { name, kind, options: table });
+            steps.push(StepSpec { name, kind, mode, options: table });
         }
         let pipeline = Pipeline { input: raw.input, steps, output: raw.output, run: raw.run, tokenize: raw.tokenize };
         pipeline.validate().map_err(|(path, message)| invalid(path.into(), message))?;
@@ -478,6 +507,17 @@ mod tests {
         );
         assert!(error(&format!("{MINIMAL}[tokenize]\ntokenizer = \"t\"\nformats = [\"ds\"]\n"))
             .starts_with("p.toml: tokenize.formats[0]: unknown variant `ds`"));
+    }
+
+    #[test]
+    fn a_step_mode_is_filter_or_annotate() {
+        let p =
+            Pipeline::parse(&format!("{MINIMAL}[[step]]\ntype = \"length\"\nmode = \"annotate\"\n"), "p.toml").unwrap();
+        assert_eq!(p.steps[0].mode, StepMode::Annotate);
+        assert_eq!(
+            error(&format!("{MINIMAL}[[step]]\ntype = \"length\"\nmode = \"tag\"\n")),
+            "p.toml: step[0].mode: \"tag\" is not \"filter\" or \"annotate\""
+        );
     }
 
     #[test]

@@ -79,71 +79,123 @@ fn on<T: Copy + Default + PartialEq>(x: Option<T>) -> Option<T> {
     x.filter(|v| *v != T::default())
 }
 
-impl Filter for GopherQuality {
-    fn filter(&self, doc: &Document<'_>) -> Verdict {
-        let c = &self.config;
-        let text = doc.text;
+/// What Gopher's quality rules look at in one document.
+struct Measures {
+    /// Words that are not only punctuation.
+    words: usize,
+    mean_word_length: f64,
+    hash_ratio: f64,
+    ellipsis_ratio: f64,
+    bullet_lines_ratio: f64,
+    end_ellipsis_lines_ratio: f64,
+    /// NaN for a document without words, which then fails no minimum.
+    alpha_words_ratio: f64,
+    stop_words: usize,
+}
+
+impl GopherQuality {
+    fn measure(&self, text: &str) -> Measures {
         let words = split_into_words(text);
         let n_words = words.len();
         let non_symbol: Vec<&str> = words.iter().copied().filter(|w| w.chars().any(|ch| !is_punctuation(ch))).collect();
-        let n_non_symbol = non_symbol.len();
-        if on(c.min_doc_words).is_some_and(|min| n_non_symbol < min) {
-            return Verdict::drop("gopher_short_doc");
-        }
-        if on(c.max_doc_words).is_some_and(|max| n_non_symbol > max) {
-            return Verdict::drop("gopher_long_doc");
-        }
         // numpy's mean of nothing is NaN, which fails no comparison.
-        let avg = non_symbol.iter().map(|w| len(w)).sum::<usize>() as f64 / n_non_symbol as f64;
-        if on(c.min_avg_word_length).is_some_and(|min| avg < min) {
-            return Verdict::drop("gopher_below_avg_threshold");
-        }
-        if on(c.max_avg_word_length).is_some_and(|max| avg > max) {
-            return Verdict::drop("gopher_above_avg_threshold");
-        }
+        let mean_word_length = non_symbol.iter().map(|w| len(w)).sum::<usize>() as f64 / non_symbol.len() as f64;
         // Python would divide by zero here; an empty document has no symbols.
         let per_word = |n: usize| if n_words == 0 { 0.0 } else { n as f64 / n_words as f64 };
+        let lines = split_lines(text);
+        let per_line = |n: usize| if lines.is_empty() { 0.0 } else { n as f64 / lines.len() as f64 };
+        let bullets = lines.iter().filter(|l| {
+            let l = l.trim_start_matches(crate::text::is_space);
+            l.starts_with('•') || l.starts_with('-')
+        });
+        let end_ellipses = lines.iter().filter(|l| {
+            let l = l.trim_end_matches(crate::text::is_space);
+            l.ends_with("...") || l.ends_with('…')
+        });
+        let alpha = words.iter().filter(|w| w.chars().any(is_alpha)).count();
+        let present: HashSet<&str> = words.iter().copied().filter(|w| self.stop_words.contains(*w)).collect();
+        Measures {
+            words: non_symbol.len(),
+            mean_word_length,
+            hash_ratio: per_word(count(text, "#")),
+            ellipsis_ratio: per_word(count(text, "...") + count(text, "…")),
+            bullet_lines_ratio: per_line(bullets.count()),
+            end_ellipsis_lines_ratio: per_line(end_ellipses.count()),
+            alpha_words_ratio: alpha as f64 / n_words as f64,
+            stop_words: present.len(),
+        }
+    }
+
+    /// The rules in datatrove's order; the first that fails names the reason.
+    fn decide(&self, m: &Measures) -> Verdict {
+        let c = &self.config;
+        if on(c.min_doc_words).is_some_and(|min| m.words < min) {
+            return Verdict::drop("gopher_short_doc");
+        }
+        if on(c.max_doc_words).is_some_and(|max| m.words > max) {
+            return Verdict::drop("gopher_long_doc");
+        }
+        if on(c.min_avg_word_length).is_some_and(|min| m.mean_word_length < min) {
+            return Verdict::drop("gopher_below_avg_threshold");
+        }
+        if on(c.max_avg_word_length).is_some_and(|max| m.mean_word_length > max) {
+            return Verdict::drop("gopher_above_avg_threshold");
+        }
         if let Some(max) = on(c.max_symbol_word_ratio) {
-            if per_word(count(text, "#")) > max {
+            if m.hash_ratio > max {
                 return Verdict::drop("gopher_too_many_hashes");
             }
-            if per_word(count(text, "...") + count(text, "…")) > max {
+            if m.ellipsis_ratio > max {
                 return Verdict::drop("gopher_too_many_ellipsis");
             }
         }
-        let lines = split_lines(text);
-        let per_line = |n: usize| if lines.is_empty() { 0.0 } else { n as f64 / lines.len() as f64 };
-        if let Some(max) = on(c.max_bullet_lines_ratio) {
-            let bullets = lines.iter().filter(|l| {
-                let l = l.trim_start_matches(crate::text::is_space);
-                l.starts_with('•') || l.starts_with('-')
-            });
-            if per_line(bullets.count()) > max {
-                return Verdict::drop("gopher_too_many_bullets");
-            }
+        if on(c.max_bullet_lines_ratio).is_some_and(|max| m.bullet_lines_ratio > max) {
+            return Verdict::drop("gopher_too_many_bullets");
         }
-        if let Some(max) = on(c.max_ellipsis_lines_ratio) {
-            let ellipses = lines.iter().filter(|l| {
-                let l = l.trim_end_matches(crate::text::is_space);
-                l.ends_with("...") || l.ends_with('…')
-            });
-            if per_line(ellipses.count()) > max {
-                return Verdict::drop("gopher_too_many_end_ellipsis");
-            }
+        if on(c.max_ellipsis_lines_ratio).is_some_and(|max| m.end_ellipsis_lines_ratio > max) {
+            return Verdict::drop("gopher_too_many_end_ellipsis");
         }
-        if let Some(min) = on(c.max_non_alpha_words_ratio) {
-            let alpha = words.iter().filter(|w| w.chars().any(is_alpha)).count();
-            if n_words > 0 && (alpha as f64 / n_words as f64) < min {
-                return Verdict::drop("gopher_below_alpha_threshold");
-            }
+        if on(c.max_non_alpha_words_ratio).is_some_and(|min| m.alpha_words_ratio < min) {
+            return Verdict::drop("gopher_below_alpha_threshold");
         }
-        if let Some(min) = on(c.min_stop_words) {
-            let present: HashSet<&str> = words.iter().copied().filter(|w| self.stop_words.contains(*w)).collect();
-            if present.len() < min {
-                return Verdict::drop("gopher_enough_stop_words");
-            }
+        if on(c.min_stop_words).is_some_and(|min| m.stop_words < min) {
+            return Verdict::drop("gopher_enough_stop_words");
         }
         Verdict::Keep
+    }
+}
+
+impl Filter for GopherQuality {
+    fn filter(&self, doc: &Document<'_>) -> Verdict {
+        self.decide(&self.measure(doc.text))
+    }
+
+    fn signal_names(&self) -> &'static [&'static str] {
+        &[
+            "words",
+            "mean_word_length",
+            "hash_ratio",
+            "ellipsis_ratio",
+            "bullet_lines_ratio",
+            "end_ellipsis_lines_ratio",
+            "alpha_words_ratio",
+            "stop_words",
+        ]
+    }
+
+    fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
+        let m = self.measure(doc.text);
+        signals.extend([
+            m.words as f64,
+            m.mean_word_length,
+            m.hash_ratio,
+            m.ellipsis_ratio,
+            m.bullet_lines_ratio,
+            m.end_ellipsis_lines_ratio,
+            m.alpha_words_ratio,
+            m.stop_words as f64,
+        ]);
+        self.decide(&m)
     }
 }
 

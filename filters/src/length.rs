@@ -51,6 +51,16 @@ impl LengthFilter {
 }
 
 impl Filter for LengthFilter {
+    fn signal_names(&self) -> &'static [&'static str] {
+        &["chars", "bytes"]
+    }
+
+    fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
+        signals.push(doc.text.chars().count() as f64);
+        signals.push(doc.text.len() as f64);
+        self.filter(doc)
+    }
+
     fn filter(&self, doc: &Document<'_>) -> Verdict {
         let c = &self.config;
         let bytes = doc.text.len() as u64;
@@ -98,6 +108,15 @@ mod tests {
         assert_eq!(verdict(config.clone(), "éé"), Verdict::Keep);
         assert_eq!(verdict(config.clone(), "ééé"), Verdict::Keep);
         assert_eq!(verdict(config, "éééé"), Verdict::drop("too_many_bytes"));
+    }
+
+    #[test]
+    fn signals_are_characters_and_bytes() {
+        let mut signals = Vec::new();
+        let filter = LengthFilter::new(LengthFilterConfig { min_chars: Some(3), ..Default::default() });
+        assert_eq!(filter.filter_with_signals(&Document::text_only("éé"), &mut signals), Verdict::drop("too_short"));
+        assert_eq!(signals, [2.0, 4.0]);
+        assert_eq!(filter.signal_names(), ["chars", "bytes"]);
     }
 
     #[test]

@@ -84,6 +84,19 @@ pub trait FilterConfig: serde::de::DeserializeOwned {
 /// calls one instance from many threads at once.
 pub trait Filter: Send + Sync {
     fn filter(&self, doc: &Document<'_>) -> Verdict;
+
+    /// Names of the measurements this filter decides by, which annotate
+    /// mode writes beside each document (`quality.mean_word_length`).
+    fn signal_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// [`Filter::filter`], also pushing one value per [`Filter::signal_names`]
+    /// entry, in order, onto `signals`.
+    fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
+        let _ = signals;
+        self.filter(doc)
+    }
 }
 
 impl<'a> Document<'a> {

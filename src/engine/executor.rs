@@ -18,6 +18,7 @@ use std::time::Instant;
 use arrow_schema::SchemaRef;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rayon::prelude::*;
+use serde_json::value::RawValue;
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::progress::{Progress, ProgressMode};
@@ -26,7 +27,7 @@ use super::state::{RunDir, StateError};
 use super::stats::Stats;
 use super::step::{Outcome, Step};
 use super::task::Task;
-use crate::config::{InputFormat, OnError, OutputFormat, Pipeline};
+use crate::config::{InputFormat, OnError, OutputFormat, Pipeline, StepMode};
 use crate::doc::{Doc, ErrorKind, FieldNames};
 use crate::io::plan::{self, Plan, PlanError, Unit};
 use crate::io::read::{self, ReadOptions};
@@ -111,8 +112,18 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
         batch_size: pipeline.input.batch_size,
         batch_bytes: usize::try_from(pipeline.input.batch_bytes.0).unwrap_or(usize::MAX),
     });
+    let steps = pipeline
+        .steps
+        .iter()
+        .map(|s| {
+            registry::build(&s.kind, &s.options).map_err(|e| RunError::Setup(format!("step {}: {}", s.name, e.message)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let schema = match pipeline.output.format {
-        OutputFormat::Parquet => Some(pool.install(|| output_schema(&plan, &read))?),
+        OutputFormat::Parquet => {
+            let schema = pool.install(|| output_schema(&plan, &read))?;
+            Some(write::with_annotation_fields(&schema, &annotation_columns(pipeline, &steps)))
+        }
         OutputFormat::Jsonl => None,
     };
     let mine: Vec<&Unit> = plan.units.iter().filter(|u| task.owns(u.index)).collect();
@@ -129,13 +140,6 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
             text_field: names.text.clone(),
         })
     };
-    let steps = pipeline
-        .steps
-        .iter()
-        .map(|s| {
-            registry::build(&s.kind, &s.options).map_err(|e| RunError::Setup(format!("step {}: {}", s.name, e.message)))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     run_dir.remove_stale_temps(&out, task);
     run_dir.remove_stale_temps(&out.join("rejected"), task);
 
@@ -173,7 +177,8 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
     let Context { progress, .. } = ctx;
     progress.finish();
 
-    let mut stats = Stats::for_steps(pipeline.steps.iter().map(|s| (s.name.as_str(), s.kind.as_str())));
+    let mut stats =
+        Stats::for_steps(pipeline.steps.iter().map(|s| (s.name.as_str(), s.kind.as_str(), s.mode.as_str())));
     for result in results.into_inner().expect("workers are done") {
         match result {
             Some(Ok(unit_stats)) => stats.merge(&unit_stats),
@@ -255,6 +260,42 @@ fn output_schema(plan: &Plan, read: &Arc<ReadOptions>) -> Result<SchemaRef, RunE
         .map_err(|e| RunError::Setup(format!("cannot infer an output schema: {e}")))
 }
 
+/// The columns annotate-mode steps add: the verdict, then each signal.
+fn annotation_columns(pipeline: &Pipeline, steps: &[Box<dyn Step>]) -> Vec<(String, bool)> {
+    let mut columns = Vec::new();
+    for (spec, step) in pipeline.steps.iter().zip(steps) {
+        if spec.mode == StepMode::Annotate {
+            columns.push((spec.name.clone(), false));
+            columns.extend(step.signal_names().iter().map(|s| (format!("{}.{s}", spec.name), true)));
+        }
+    }
+    columns
+}
+
+/// Runs a step in annotate mode on one document: adds `<step>` (`"keep"` or
+/// the reason) and `<step>.<signal>` fields. Returns the reason it would
+/// have dropped the document for.
+fn annotate(step: &dyn Step, name: &str, doc: &mut Doc) -> Option<Cow<'static, str>> {
+    let mut signals = Vec::with_capacity(step.signal_names().len());
+    let outcome = step.annotate(doc, &mut signals);
+    let verdict = match &outcome {
+        Outcome::Keep => "keep",
+        Outcome::Drop(reason) => reason.as_ref(),
+    };
+    let raw = |json: String| RawValue::from_string(json).expect("serde_json writes JSON");
+    doc.fields.push((name.to_owned(), raw(serde_json::to_string(verdict).expect("a string serialises"))));
+    for (signal, value) in step.signal_names().iter().zip(signals) {
+        // JSON has no NaN or infinity: a signal that is not a number is null.
+        let json =
+            if value.is_finite() { serde_json::to_string(&value).expect("a number serialises") } else { "null".into() };
+        doc.fields.push((format!("{name}.{signal}"), raw(json)));
+    }
+    match outcome {
+        Outcome::Keep => None,
+        Outcome::Drop(reason) => Some(reason),
+    }
+}
+
 fn encode(doc: &Doc, text_field: &str, extra: &[(&str, &str)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(doc.text.len() + 64);
     doc.write_json(&mut out, text_field, extra);
@@ -308,7 +349,8 @@ fn process_unit(ctx: &Context, unit: &Unit) -> Result<Stats, RunError> {
         return Ok(stats);
     }
     let file = &ctx.plan.files[unit.file];
-    let mut stats = Stats::for_steps(ctx.pipeline.steps.iter().map(|s| (s.name.as_str(), s.kind.as_str())));
+    let mut stats =
+        Stats::for_steps(ctx.pipeline.steps.iter().map(|s| (s.name.as_str(), s.kind.as_str(), s.mode.as_str())));
     stats.units = 1;
     stats.input_bytes = unit.bytes;
     // An unreadable file also has size 0 in the plan; it is reported as an error.
@@ -409,11 +451,26 @@ fn judge_unit(
         for (i, step) in ctx.steps.iter().enumerate() {
             let t = Instant::now();
             stats.steps[i].docs_in += fate.iter().filter(|f| f.is_none()).count() as u64;
-            docs.par_iter_mut().zip(fate.par_iter_mut()).filter(|(_, f)| f.is_none()).for_each(|(doc, f)| {
-                if let Outcome::Drop(reason) = step.process(doc) {
-                    *f = Some((i, reason));
+            match pipeline.steps[i].mode {
+                StepMode::Filter => {
+                    docs.par_iter_mut().zip(fate.par_iter_mut()).filter(|(_, f)| f.is_none()).for_each(|(doc, f)| {
+                        if let Outcome::Drop(reason) = step.process(doc) {
+                            *f = Some((i, reason));
+                        }
+                    });
                 }
-            });
+                StepMode::Annotate => {
+                    let name = pipeline.steps[i].name.as_str();
+                    let flagged: Vec<Option<Cow<'static, str>>> = docs
+                        .par_iter_mut()
+                        .zip(fate.par_iter())
+                        .map(|(doc, f)| if f.is_none() { annotate(step.as_ref(), name, doc) } else { None })
+                        .collect();
+                    for reason in flagged.into_iter().flatten() {
+                        *stats.steps[i].reasons.entry(reason.into_owned()).or_default() += 1;
+                    }
+                }
+            }
             stats.steps[i].seconds += t.elapsed().as_secs_f64();
         }
         for (step, reason) in fate.iter().flatten() {

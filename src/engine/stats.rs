@@ -45,6 +45,9 @@ pub struct StepStats {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
+    /// `filter` or `annotate`; an annotating step drops nothing, and its
+    /// `reasons` count the documents it would have dropped.
+    pub mode: String,
     pub docs_in: u64,
     pub dropped: u64,
     /// Drop reason → documents.
@@ -77,11 +80,16 @@ impl Occurrences {
 }
 
 impl Stats {
-    /// Empty stats for a pipeline with these `(name, type)` steps.
-    pub fn for_steps<'a>(steps: impl IntoIterator<Item = (&'a str, &'a str)>) -> Stats {
+    /// Empty stats for a pipeline with these `(name, type, mode)` steps.
+    pub fn for_steps<'a>(steps: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) -> Stats {
         let steps = steps
             .into_iter()
-            .map(|(name, kind)| StepStats { name: name.into(), kind: kind.into(), ..Default::default() })
+            .map(|(name, kind, mode)| StepStats {
+                name: name.into(),
+                kind: kind.into(),
+                mode: mode.into(),
+                ..Default::default()
+            })
             .collect();
         Stats { steps, ..Default::default() }
     }
@@ -112,7 +120,12 @@ impl Stats {
             self.steps = other
                 .steps
                 .iter()
-                .map(|s| StepStats { name: s.name.clone(), kind: s.kind.clone(), ..Default::default() })
+                .map(|s| StepStats {
+                    name: s.name.clone(),
+                    kind: s.kind.clone(),
+                    mode: s.mode.clone(),
+                    ..Default::default()
+                })
                 .collect();
         }
         for (mine, theirs) in self.steps.iter_mut().zip(&other.steps) {
@@ -161,7 +174,7 @@ mod tests {
 
     #[test]
     fn merge_sums_counts_and_keeps_the_first_examples() {
-        let mut a = Stats::for_steps([("len", "length")]);
+        let mut a = Stats::for_steps([("len", "length", "filter")]);
         a.input_docs = 3;
         a.kept_docs = 2;
         a.dropped_docs = 1;

@@ -18,6 +18,13 @@ pub enum Outcome {
 /// calls it from many threads, in batch order per unit of input.
 pub trait Step: Send + Sync {
     fn process(&self, doc: &mut Doc) -> Outcome;
+
+    /// Names of the signals [`Step::annotate`] reports.
+    fn signal_names(&self) -> &'static [&'static str];
+
+    /// Annotate mode: judges the document without changing it, and pushes
+    /// one value per signal name onto `signals`.
+    fn annotate(&self, doc: &Doc, signals: &mut Vec<f64>) -> Outcome;
 }
 
 /// Runs a [`Filter`] of the `curate-filters` crate as a step: the adapter
@@ -34,6 +41,19 @@ impl<F: Filter> Step for FilterStep<F> {
                 doc.text = text;
                 Outcome::Keep
             }
+        }
+    }
+
+    fn signal_names(&self) -> &'static [&'static str] {
+        self.0.signal_names()
+    }
+
+    fn annotate(&self, doc: &Doc, signals: &mut Vec<f64>) -> Outcome {
+        let view = Document { id: &doc.id, text: &doc.text, metadata: doc };
+        match self.0.filter_with_signals(&view, signals) {
+            Verdict::Drop(reason) => Outcome::Drop(reason),
+            // Annotating leaves the text as it is: a rewrite counts as a keep.
+            Verdict::Keep | Verdict::Rewrite(_) => Outcome::Keep,
         }
     }
 }

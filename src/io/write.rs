@@ -275,6 +275,18 @@ pub fn schema_from_parquet(input: &Schema, text_field: &str, id_field: &str) -> 
     Arc::new(Schema::new(fields))
 }
 
+/// The schema plus annotate-mode columns: `(name, is_signal)`, a string
+/// verdict or a float signal. Columns the input already has are kept as they are.
+pub fn with_annotation_fields(schema: &Schema, columns: &[(String, bool)]) -> SchemaRef {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for (name, signal) in columns {
+        if !fields.iter().any(|f| f.name() == name) {
+            fields.push(Field::new(name, if *signal { DataType::Float64 } else { DataType::Utf8 }, true));
+        }
+    }
+    Arc::new(Schema::new(fields))
+}
+
 /// The rejected output's schema: the output's, plus the step and the reason.
 pub fn with_rejection_fields(schema: &Schema) -> SchemaRef {
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();

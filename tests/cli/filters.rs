@@ -41,3 +41,60 @@ fn quality_steps_drop_with_reasons_and_c4_rewrites_the_text() {
     assert_eq!(stats["steps"][0]["reasons"]["too_few_sentences"], 1);
     assert_eq!(stats["steps"][1]["docs_in"], 1);
 }
+
+#[test]
+fn annotate_mode_keeps_everything_and_writes_verdicts_and_signals() {
+    let dir = tempfile::tempdir().unwrap();
+    let prose = "The whale rose from the sea and the crew cheered with joy. ".repeat(8);
+    let docs =
+        [serde_json::json!({"id": "prose", "text": prose}), serde_json::json!({"id": "tiny", "text": "two words"})];
+    let input = dir.path().join("in.jsonl");
+    write_jsonl(&input, &docs);
+    for format in ["jsonl", "parquet"] {
+        let out = dir.path().join(format);
+        let p = pipeline(
+            dir.path(),
+            &format!(
+                "[input]\npath = \"{}\"\n[[step]]\ntype = \"gopher_quality\"\nname = \"quality\"\nmode = \"annotate\"\n\
+                 [[step]]\ntype = \"length\"\nmode = \"annotate\"\nmin_chars = 20\n\
+                 [output]\npath = \"{}\"\nformat = \"{format}\"\n",
+                input.display(),
+                out.display()
+            ),
+        );
+        run_ok(&p, &[]);
+        let stats = stats(&out);
+        assert_eq!((stats["kept_docs"].as_u64(), stats["dropped_docs"].as_u64()), (Some(2), Some(0)), "{format}");
+        assert_eq!(stats["steps"][0]["mode"], "annotate");
+        assert_eq!(stats["steps"][0]["reasons"]["gopher_short_doc"], 1);
+        if format == "jsonl" {
+            let kept = jsonl_docs(&out);
+            assert_eq!(kept[0]["quality"], "keep");
+            assert_eq!(kept[0]["quality.words"], 96.0, "12 words a sentence, the period is not one");
+            assert_eq!(kept[0]["quality.stop_words"], 3.0);
+            assert_eq!(kept[1]["quality"], "gopher_short_doc");
+            assert_eq!(kept[1]["length"], "too_short");
+            assert_eq!(kept[1]["length.chars"], 9.0);
+            assert!(kept[1]["quality.mean_word_length"].is_number());
+        } else {
+            let file = std::fs::File::open(out.join("part-000000-000.parquet")).unwrap();
+            let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap();
+            let verdicts =
+                batch.column_by_name("quality").unwrap().as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+            assert_eq!((verdicts.value(0), verdicts.value(1)), ("keep", "gopher_short_doc"));
+            let words = batch
+                .column_by_name("quality.words")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow_array::Float64Array>()
+                .unwrap();
+            assert_eq!(words.value(0), 96.0);
+        }
+    }
+}
