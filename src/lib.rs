@@ -11,6 +11,7 @@
 //! The document filters themselves live in the `curate-filters` crate,
 //! which knows nothing of files or Arrow.
 
+pub mod bench;
 pub mod config;
 pub mod doc;
 pub mod engine;

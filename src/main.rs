@@ -68,6 +68,8 @@ enum Command {
     },
     /// List the step types a pipeline can use.
     Steps,
+    /// Measure filter throughput: each step alone and the whole pipeline, on one core and on all cores.
+    Bench(BenchArgs),
     /// Print the English words of each input line's text, as the quality filters split them (one JSON array per line).
     #[command(hide = true)]
     Words,
@@ -80,6 +82,29 @@ enum Command {
     ///
     /// Rerunning after a crash re-encodes only unfinished units of input.
     Tokenize(TokenizeArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// A file, folder or glob of JSON Lines or Parquet documents.
+    input: String,
+    /// Measure the steps of this pipeline file (default: the quality filters with their defaults).
+    #[arg(long)]
+    pipeline: Option<PathBuf>,
+    /// At most this many documents are read into memory.
+    #[arg(long, default_value_t = 100_000)]
+    max_docs: usize,
+    /// At most this many megabytes of text are read into memory.
+    #[arg(long, default_value_t = 200)]
+    max_mb: usize,
+    /// Threads for the all-cores rows (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    #[arg(long, default_value = "text")]
+    text_field: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -183,6 +208,7 @@ fn main() -> ExitCode {
         },
         Command::Stats { output, world_size } => stats(output, world_size),
         Command::Tokenizer { command: TokenizerCommand::Train(args) } => train_tokenizer(args),
+        Command::Bench(args) => bench(args),
         Command::Tokenize(args) => tokenize(args),
         Command::Words => {
             use std::io::{BufRead, Write};
@@ -459,6 +485,46 @@ fn run_tokenize(options: &TokenizeOptions) -> ExitCode {
                 report.manifest.shards.len(),
                 options.output.join("manifest.json").display()
             );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fatal(e),
+    }
+}
+
+fn bench(args: BenchArgs) -> ExitCode {
+    let specs = match &args.pipeline {
+        Some(path) => match Pipeline::load(path) {
+            Ok(p) => p.steps,
+            Err(e) => return fatal(e),
+        },
+        None => {
+            let text =
+                curate::bench::DEFAULT_STEPS.iter().map(|t| format!("[[step]]\ntype = \"{t}\"\n")).collect::<String>();
+            let toml = format!("[input]\npath = \"-\"\n[output]\npath = \"-\"\n{text}");
+            Pipeline::parse(&toml, "(default steps)").expect("the default steps are valid").steps
+        }
+    };
+    if specs.is_empty() {
+        return fatal("the pipeline has no steps to measure");
+    }
+    let plan = match curate::io::plan::plan(&args.input, None, u64::MAX) {
+        Ok(p) => p,
+        Err(e) => return fatal(e),
+    };
+    let names = FieldNames { text: args.text_field, id: "id".into() };
+    let docs = curate::bench::load(&plan, names, args.max_docs, args.max_mb << 20);
+    if docs.is_empty() {
+        return fatal(format!("no documents in {}", args.input));
+    }
+    match curate::bench::bench(&specs, &docs, threads(args.threads)) {
+        Ok(rows) if args.json => {
+            println!("{}", serde_json::to_string_pretty(&rows).expect("serialisable"));
+            ExitCode::SUCCESS
+        }
+        Ok(rows) => {
+            let mb: usize = docs.iter().map(|d| d.text.len()).sum();
+            println!("{} documents, {:.1} MB of text\n", docs.len(), mb as f64 / 1e6);
+            print!("{}", curate::bench::table(&rows));
             ExitCode::SUCCESS
         }
         Err(e) => fatal(e),

@@ -98,3 +98,35 @@ fn annotate_mode_keeps_everything_and_writes_verdicts_and_signals() {
         }
     }
 }
+
+#[test]
+fn bench_measures_each_filter_and_agrees_with_a_run_on_what_is_kept() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let corpus = root.join("fixtures/corpus");
+    let out = curate().arg("bench").arg(&corpus).args(["--json", "--threads", "2"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let steps: Vec<(&str, u64)> =
+        rows.iter().map(|r| (r["step"].as_str().unwrap(), r["threads"].as_u64().unwrap())).collect();
+    for threads in [1, 2] {
+        for step in ["gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality", "(pipeline)"] {
+            assert!(steps.contains(&(step, threads)), "{step} on {threads} threads: {steps:?}");
+        }
+    }
+    assert!(rows.iter().all(|r| r["docs"] == 114 && r["megabytes_per_second"].as_f64().unwrap() > 0.0));
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(
+        dir.path(),
+        &format!(
+            "[input]\npath = \"{}\"\n[[step]]\ntype = \"gopher_quality\"\n[output]\npath = \"{}\"\n",
+            corpus.display(),
+            dir.path().join("out").display()
+        ),
+    );
+    run_ok(&p, &[]);
+    let stats = stats(&dir.path().join("out"));
+    let kept = stats["kept_docs"].as_f64().unwrap() / stats["input_docs"].as_f64().unwrap();
+    let bench_kept = rows.iter().find(|r| r["step"] == "gopher_quality").unwrap()["kept"].as_f64().unwrap();
+    assert!((kept - bench_kept).abs() < 1e-9, "bench keeps {bench_kept}, a run {kept}");
+}
