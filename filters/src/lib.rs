@@ -20,6 +20,7 @@ mod gopher_quality;
 mod gopher_repetition;
 mod length;
 pub mod text;
+mod word_list;
 pub mod words;
 
 pub use c4_quality::{C4Quality, C4QualityConfig};
@@ -28,6 +29,7 @@ pub use fineweb_quality::{FineWebQuality, FineWebQualityConfig};
 pub use gopher_quality::{GopherQuality, GopherQualityConfig};
 pub use gopher_repetition::{GopherRepetition, GopherRepetitionConfig};
 pub use length::{LengthFilter, LengthFilterConfig};
+pub use word_list::{WordList, WordListConfig};
 
 use std::borrow::Cow;
 

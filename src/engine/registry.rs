@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 
 use curate_filters::{
     C4QualityConfig, FieldValueFilterConfig, FilterConfig, FineWebQualityConfig, GopherQualityConfig,
-    GopherRepetitionConfig, LengthFilterConfig,
+    GopherRepetitionConfig, LengthFilterConfig, WordListConfig,
 };
 
 use super::step::{FilterStep, Step};
@@ -54,6 +54,11 @@ pub const STEP_TYPES: &[StepType] = &[
         summary: "FineWeb's rules: line punctuation, short lines, duplicated characters, list-like pages",
         build: filter_step::<FineWebQualityConfig>,
     },
+    StepType {
+        name: "word_list",
+        summary: "drop documents with words from a list (C4's bad words): per language, on word boundaries",
+        build: word_list_step,
+    },
 ];
 
 /// A step that runs a filter of `curate-filters`, built from its config.
@@ -77,6 +82,52 @@ pub fn build(kind: &str, options: &toml::Table) -> Result<Box<dyn Step>, BuildEr
             message: format!("unknown step type {kind:?}; known steps: {}", known_types()),
         }),
     }
+}
+
+/// A word list step: `path` (one word or phrase a line) and `paths` (a
+/// table of language code to file) are read here, so the filter itself
+/// never touches files, and become its inline `words` and `lists`.
+fn word_list_step(options: &toml::Table) -> Result<Box<dyn Step>, BuildError> {
+    let mut options = options.clone();
+    let read = |value: toml::Value, at: String| -> Result<Vec<toml::Value>, BuildError> {
+        let toml::Value::String(path) = value else {
+            return Err(BuildError { path: Some(at), message: "must be a file path".into() });
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| BuildError {
+            path: Some(at.clone()),
+            message: format!("cannot read word list {path}: {e}"),
+        })?;
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| toml::Value::String(l.into()))
+            .collect())
+    };
+    if let Some(path) = options.remove("path") {
+        let words = read(path, "path".into())?;
+        match options.entry("words").or_insert_with(|| toml::Value::Array(Vec::new())) {
+            toml::Value::Array(list) => list.extend(words),
+            _ => return Err(BuildError { path: Some("words".into()), message: "must be a list of strings".into() }),
+        }
+    }
+    if let Some(paths) = options.remove("paths") {
+        let toml::Value::Table(paths) = paths else {
+            return Err(BuildError {
+                path: Some("paths".into()),
+                message: "must be a table of language = \"file\"".into(),
+            });
+        };
+        let mut lists = toml::Table::new();
+        for (lang, path) in paths {
+            lists.insert(lang.clone(), toml::Value::Array(read(path, format!("paths.{lang}"))?));
+        }
+        match options.entry("lists").or_insert_with(|| toml::Value::Table(toml::Table::new())) {
+            toml::Value::Table(existing) => existing.extend(lists),
+            _ => return Err(BuildError { path: Some("lists".into()), message: "must be a table of lists".into() }),
+        }
+    }
+    filter_step::<WordListConfig>(&options)
 }
 
 fn options_of<T: DeserializeOwned>(options: &toml::Table) -> Result<T, BuildError> {

@@ -130,3 +130,43 @@ fn bench_measures_each_filter_and_agrees_with_a_run_on_what_is_kept() {
     let bench_kept = rows.iter().find(|r| r["step"] == "gopher_quality").unwrap()["kept"].as_f64().unwrap();
     assert!((kept - bench_kept).abs() < 1e-9, "bench keeps {bench_kept}, a run {kept}");
 }
+
+#[test]
+fn word_lists_are_read_from_files_per_language() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("en.txt"), "# English\ndarn\nheck it\n").unwrap();
+    std::fs::write(dir.path().join("ja.txt"), "ばか\n").unwrap();
+    let docs = [
+        serde_json::json!({"id": "a", "text": "Well, darn it.", "language": "en"}),
+        serde_json::json!({"id": "b", "text": "darned socks", "language": "en"}),
+        serde_json::json!({"id": "c", "text": "あなたはばかです", "language": "ja"}),
+        serde_json::json!({"id": "d", "text": "darn", "language": "ja"}),
+    ];
+    let input = dir.path().join("in.jsonl");
+    write_jsonl(&input, &docs);
+    let out = dir.path().join("out");
+    let body = |paths: &str| {
+        format!(
+            "[input]\npath = \"{}\"\n[[step]]\ntype = \"word_list\"\nmax_count = 0\n{paths}\n[output]\npath = \"{}\"\nformat = \"jsonl\"\n",
+            input.display(),
+            out.display()
+        )
+    };
+    let paths = format!(
+        "paths = {{ en = \"{}\", ja = \"{}\" }}",
+        dir.path().join("en.txt").display(),
+        dir.path().join("ja.txt").display()
+    );
+    run_ok(&pipeline(dir.path(), &body(&paths)), &[]);
+    let kept: Vec<String> = jsonl_docs(&out).iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kept, ["b", "d"]);
+    assert_eq!(stats(&out)["steps"][0]["reasons"]["word_list_count"], 2);
+
+    let missing = run(&pipeline(dir.path(), &body("path = \"/nonexistent/list.txt\"")), &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("step[0].path: cannot read word list /nonexistent/list.txt"),
+        "{}",
+        stderr(&missing)
+    );
+}
