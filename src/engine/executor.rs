@@ -83,10 +83,11 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
     let task = options.task;
     let plan = plan::plan(&pipeline.input.path, pipeline.input.format, pipeline.input.split_bytes.0)?;
     let out = PathBuf::from(&pipeline.output.path);
-    let run_dir = RunDir::open(&out)?;
-    // Output inside an input folder would be read back as input by the next run.
-    if let (Ok(input), Ok(output)) = (Path::new(&pipeline.input.path).canonicalize(), out.canonicalize()) {
-        if input.is_dir() && output.starts_with(&input) {
+    // Output inside an input folder would be read back as input by the next
+    // run; refused before anything is created there.
+    let input = Path::new(&pipeline.input.path);
+    if let (true, Ok(input), Ok(output)) = (input.is_dir(), std::path::absolute(input), std::path::absolute(&out)) {
+        if output.starts_with(&input) {
             return Err(RunError::Setup(format!(
                 "the output folder {} is inside the input folder {}",
                 out.display(),
@@ -94,6 +95,7 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
             )));
         }
     }
+    let run_dir = RunDir::open(&out)?;
     run_dir.claim(&fingerprint(pipeline, &plan), plan.units.len(), task)?;
 
     if let Some(stats) = run_dir.task_done(task) {

@@ -73,4 +73,5 @@ fn an_output_folder_inside_the_input_folder_is_refused() {
     let out = run(&p, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is inside the input folder"), "{}", stderr(&out));
+    assert!(!dir.path().join("out").exists(), "nothing is created inside the input");
 }
