@@ -17,7 +17,7 @@ use curate::engine::executor::{self, RunError, RunOptions};
 use curate::engine::progress::ProgressMode;
 use curate::engine::registry::STEP_TYPES;
 use curate::engine::state::RunDir;
-use curate::engine::stats::Stats;
+use curate::engine::stats::{Occurrences, Stats};
 use curate::engine::task::Task;
 use curate::tokenize::encode::TokenizeOptions;
 
@@ -331,7 +331,12 @@ fn summarise(who: &str, s: &Stats) {
         "curate: {who}kept {} of {} documents ({} dropped, {} errors)",
         s.kept_docs, s.input_docs, s.dropped_docs, s.error_docs
     );
-    for (kind, occ) in &s.errors {
+    print_errors(&s.errors);
+}
+
+/// One line per error kind: how many, and where the first one was.
+fn print_errors(errors: &std::collections::BTreeMap<String, Occurrences>) {
+    for (kind, occ) in errors {
         eprintln!("curate:   {} {kind}, first at {}", occ.count, occ.examples.first().map_or("?", String::as_str));
     }
 }
@@ -420,13 +425,7 @@ fn train_tokenizer(args: TrainArgs) -> ExitCode {
                 report.error_docs,
                 args.output.display()
             );
-            for (kind, occ) in &report.errors {
-                eprintln!(
-                    "curate:   {} {kind}, first at {}",
-                    occ.count,
-                    occ.examples.first().map_or("?", String::as_str)
-                );
-            }
+            print_errors(&report.errors);
             ExitCode::SUCCESS
         }
         Err(e) => fatal(e),
@@ -473,13 +472,7 @@ fn run_tokenize(options: &TokenizeOptions) -> ExitCode {
                 "curate: {} tokens in {} documents ({} skipped as empty, {} errors), {:.2} characters per token",
                 s.tokens, s.written_docs, s.skipped_empty_docs, s.error_docs, s.chars_per_token
             );
-            for (kind, occ) in &s.errors {
-                eprintln!(
-                    "curate:   {} {kind}, first at {}",
-                    occ.count,
-                    occ.examples.first().map_or("?", String::as_str)
-                );
-            }
+            print_errors(&s.errors);
             eprintln!(
                 "curate: {} shards; manifest in {}",
                 report.manifest.shards.len(),

@@ -161,22 +161,9 @@ impl Filter for C4Quality {
 /// datatrove's `split_into_sentences`: the text cut where spaCy's
 /// Sentencizer starts each sentence, whitespace kept with the sentence before.
 fn sentences(text: &str) -> Vec<String> {
-    let tokens = crate::words::split_into_tokens(text);
-    let mut starts = vec![0usize];
-    let mut seen_end = false;
-    for t in &tokens {
-        let mut chars = t.chars();
-        let is_end = matches!((chars.next(), chars.next()), (Some(ch), None) if crate::text::is_sentence_end(ch));
-        if seen_end && !is_end && !crate::text::is_all_punct(t) {
-            let at = t.as_ptr() as usize - text.as_ptr() as usize;
-            starts.push(at);
-            seen_end = false;
-        } else if is_end {
-            seen_end = true;
-        }
-    }
-    starts.push(text.len());
-    starts.windows(2).map(|w| text[w[0]..w[1]].to_owned()).collect()
+    let mut cuts = crate::words::sentence_starts(text);
+    cuts.push(text.len());
+    cuts.windows(2).map(|w| text[w[0]..w[1]].to_owned()).collect()
 }
 
 #[cfg(test)]

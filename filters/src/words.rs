@@ -478,24 +478,29 @@ fn tokens(text: &str, with_space: bool) -> Vec<&str> {
     out
 }
 
-/// How many sentences spaCy's Sentencizer finds in `text` (at least one, as
-/// datatrove's `split_into_sentences` returns the whole text when it finds
-/// no token): a sentence ends at a sentence-final punctuation token, and
-/// the next token that is not punctuation starts the next one.
-pub fn count_sentences(text: &str) -> usize {
-    let mut count = 1;
+/// Byte offsets where spaCy's Sentencizer starts a sentence in `text`:
+/// always 0, then each token that is not punctuation after a token that
+/// ends a sentence (a single sentence-final punctuation mark).
+pub fn sentence_starts(text: &str) -> Vec<usize> {
+    let mut starts = vec![0];
     let mut seen_end = false;
     for token in split_into_tokens(text) {
         let mut chars = token.chars();
         let is_end = matches!((chars.next(), chars.next()), (Some(c), None) if crate::text::is_sentence_end(c));
         if seen_end && !is_end && !crate::text::is_all_punct(token) {
-            count += 1;
+            starts.push(token.as_ptr() as usize - text.as_ptr() as usize);
             seen_end = false;
         } else if is_end {
             seen_end = true;
         }
     }
-    count
+    starts
+}
+
+/// How many sentences datatrove's `split_into_sentences` finds (at least
+/// one: it returns the whole text when spaCy finds no token).
+pub fn count_sentences(text: &str) -> usize {
+    sentence_starts(text).len()
 }
 
 #[cfg(test)]

@@ -72,7 +72,8 @@ impl Occurrences {
         }
     }
 
-    fn merge(&mut self, other: &Occurrences) {
+    /// Adds `other`'s count, and its examples while there is room.
+    pub fn merge(&mut self, other: &Occurrences) {
         self.count += other.count;
         let room = MAX_EXAMPLES.saturating_sub(self.examples.len());
         self.examples.extend(other.examples.iter().take(room).cloned());

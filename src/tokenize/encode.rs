@@ -127,11 +127,7 @@ impl TokenStats {
         self.empty_text_docs += o.empty_text_docs;
         self.error_docs += o.error_docs;
         for (k, v) in &o.errors {
-            let mine = self.errors.entry(k.clone()).or_default();
-            mine.count += v.count;
-            mine.examples.extend(
-                v.examples.iter().take(crate::engine::stats::MAX_EXAMPLES.saturating_sub(mine.examples.len())).cloned(),
-            );
+            self.errors.entry(k.clone()).or_default().merge(v);
         }
         self.tokens += o.tokens;
         self.text_chars += o.text_chars;
