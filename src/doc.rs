@@ -29,6 +29,8 @@ pub enum ErrorKind {
     UnreadableFile,
     /// A kept document whose fields do not fit the Parquet output's schema.
     OutputSchema,
+    /// A step failed (panicked) on the document.
+    StepFailed,
 }
 
 impl ErrorKind {
@@ -41,6 +43,7 @@ impl ErrorKind {
             ErrorKind::CorruptInput => "corrupt_input",
             ErrorKind::UnreadableFile => "unreadable_file",
             ErrorKind::OutputSchema => "output_schema",
+            ErrorKind::StepFailed => "step_failed",
         }
     }
 }

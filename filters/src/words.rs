@@ -371,19 +371,8 @@ fn split_chunk<'a>(mut s: &'a str, out: &mut Vec<&'a str>) {
     }
     out.extend(prefixes);
     if !s.is_empty() {
-        if let Some(tokens) = specials.get(s) {
-            // Exception tokens are slices of the form itself, except for the
-            // rare ones that normalise; those are counted by length alike.
-            let mut at = 0;
-            for t in tokens {
-                match s[at..].find(t) {
-                    Some(i) => {
-                        out.push(&s[at + i..at + i + t.len()]);
-                        at += i + t.len();
-                    }
-                    None => out.push(t),
-                }
-            }
+        if let Some(parts) = specials.get(s) {
+            out.extend(exception_slices(s, parts));
         } else if is_url(s) {
             out.push(s);
         } else {
@@ -404,6 +393,29 @@ fn split_chunk<'a>(mut s: &'a str, out: &mut Vec<&'a str>) {
         }
     }
     out.extend(suffixes.into_iter().rev());
+}
+
+/// The tokens of an exception as slices of the text it was found in (spaCy
+/// requires an exception's pieces to spell its form), so that every token
+/// keeps its position in the text.
+fn exception_slices<'a>(form: &'a str, parts: &[&str]) -> Vec<&'a str> {
+    let mut slices = Vec::with_capacity(parts.len());
+    let mut at = 0;
+    for part in parts {
+        match form[at..].find(part) {
+            Some(i) => {
+                slices.push(&form[at + i..at + i + part.len()]);
+                at += i + part.len();
+            }
+            // Not a spelling of the form: keep what is left as one token.
+            None => {
+                slices.push(&form[at..]);
+                at = form.len();
+            }
+        }
+    }
+    slices.retain(|t| !t.is_empty());
+    slices
 }
 
 /// Byte range of `token` inside `chunk`, when it is a slice of it.
@@ -429,7 +441,7 @@ fn merge_exceptions<'a>(chunk: &'a str, tokens: &mut Vec<&'a str>, from: usize) 
         });
         match merged {
             Some((n, form, parts)) => {
-                let replacement: Vec<&'a str> = if parts.len() == 1 { vec![form] } else { parts.to_vec() };
+                let replacement = exception_slices(form, parts);
                 let k = replacement.len();
                 tokens.splice(i..i + n, replacement);
                 i += k;
@@ -488,7 +500,7 @@ pub fn sentence_starts(text: &str) -> Vec<usize> {
         let mut chars = token.chars();
         let is_end = matches!((chars.next(), chars.next()), (Some(c), None) if crate::text::is_sentence_end(c));
         if seen_end && !is_end && !crate::text::is_all_punct(token) {
-            starts.push(token.as_ptr() as usize - text.as_ptr() as usize);
+            starts.push(range_in(text, token).expect("tokens are slices of the text").0);
             seen_end = false;
         } else if is_end {
             seen_end = true;

@@ -8,6 +8,7 @@
 //! not on threads, tasks, or on where a previous run was killed.
 
 use std::borrow::Cow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -345,6 +346,18 @@ fn spawn_writer<'scope>(scope: &'scope Scope<'scope, '_>, mut writer: ShardWrite
     (tx, handle)
 }
 
+/// Test hook: with `CURATE_TEST_PANIC_ON=MARK`, a step panics on every
+/// document whose text contains MARK, so that tests can check that a
+/// failing step costs one document, not the run.
+fn panic_for_tests(text: &str) {
+    static MARK: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if let Some(mark) = MARK.get_or_init(|| std::env::var("CURATE_TEST_PANIC_ON").ok().filter(|m| !m.is_empty())) {
+        if text.contains(mark.as_str()) {
+            panic!("test panic on {mark:?}");
+        }
+    }
+}
+
 fn process_unit(ctx: &Context, unit: &Unit) -> Result<Stats, RunError> {
     if let Some(stats) = ctx.run_dir.unit_done(unit.index) {
         ctx.progress.add(unit.bytes, stats.input_docs);
@@ -395,6 +408,20 @@ fn process_unit(ctx: &Context, unit: &Unit) -> Result<Stats, RunError> {
     stats.check().map_err(RunError::Accounting)?;
     ctx.run_dir.mark_unit(unit.index, &stats)?;
     Ok(stats)
+}
+
+/// What became of a document in the steps.
+#[derive(Clone)]
+enum Fate {
+    Alive,
+    Dropped(usize, Cow<'static, str>),
+    /// The step at this index panicked on the document.
+    Failed(usize, String),
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    let text = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+    format!("the step failed on this document: {}", text.unwrap_or_else(|| "unknown panic".into()))
 }
 
 enum Judged {
@@ -449,37 +476,70 @@ fn judge_unit(
 
         // Steps run one after the other over the batch (step-major), which
         // times each step and keeps its code hot in cache.
-        let mut fate: Vec<Option<(usize, Cow<'static, str>)>> = vec![None; docs.len()];
+        let mut fate: Vec<Fate> = vec![Fate::Alive; docs.len()];
         for (i, step) in ctx.steps.iter().enumerate() {
             let t = Instant::now();
-            stats.steps[i].docs_in += fate.iter().filter(|f| f.is_none()).count() as u64;
-            match pipeline.steps[i].mode {
-                StepMode::Filter => {
-                    docs.par_iter_mut().zip(fate.par_iter_mut()).filter(|(_, f)| f.is_none()).for_each(|(doc, f)| {
-                        if let Outcome::Drop(reason) = step.process(doc) {
-                            *f = Some((i, reason));
-                        }
-                    });
-                }
-                StepMode::Annotate => {
-                    let name = pipeline.steps[i].name.as_str();
-                    let flagged: Vec<Option<Cow<'static, str>>> = docs
-                        .par_iter_mut()
-                        .zip(fate.par_iter())
-                        .map(|(doc, f)| if f.is_none() { annotate(step.as_ref(), name, doc) } else { None })
-                        .collect();
-                    for reason in flagged.into_iter().flatten() {
-                        *stats.steps[i].reasons.entry(reason.into_owned()).or_default() += 1;
+            stats.steps[i].docs_in += fate.iter().filter(|f| matches!(f, Fate::Alive)).count() as u64;
+            let name = pipeline.steps[i].name.as_str();
+            let annotating = pipeline.steps[i].mode == StepMode::Annotate;
+            let flagged: Vec<Option<Cow<'static, str>>> = docs
+                .par_iter_mut()
+                .zip(fate.par_iter_mut())
+                .map(|(doc, f)| {
+                    if !matches!(f, Fate::Alive) {
+                        return None;
                     }
-                }
+                    // A step that panics on one document costs that document
+                    // (counted as an error), not the run.
+                    let outcome = catch_unwind(AssertUnwindSafe(|| {
+                        panic_for_tests(&doc.text);
+                        if annotating {
+                            annotate(step.as_ref(), name, doc).map_or(Outcome::Keep, Outcome::Drop)
+                        } else {
+                            step.process(doc)
+                        }
+                    }));
+                    match outcome {
+                        Ok(Outcome::Keep) => None,
+                        Ok(Outcome::Drop(reason)) if annotating => Some(reason),
+                        Ok(Outcome::Drop(reason)) => {
+                            *f = Fate::Dropped(i, reason);
+                            None
+                        }
+                        Err(panic) => {
+                            *f = Fate::Failed(i, panic_message(panic));
+                            None
+                        }
+                    }
+                })
+                .collect();
+            for reason in flagged.into_iter().flatten() {
+                *stats.steps[i].reasons.entry(reason.into_owned()).or_default() += 1;
             }
             stats.steps[i].seconds += t.elapsed().as_secs_f64();
         }
-        for (step, reason) in fate.iter().flatten() {
-            let s = &mut stats.steps[*step];
-            s.dropped += 1;
-            *s.reasons.entry(reason.to_string()).or_default() += 1;
-            stats.dropped_docs += 1;
+        for (doc, f) in docs.iter().zip(&fate) {
+            match f {
+                Fate::Alive => {}
+                Fate::Dropped(step, reason) => {
+                    let s = &mut stats.steps[*step];
+                    s.dropped += 1;
+                    *s.reasons.entry(reason.to_string()).or_default() += 1;
+                    stats.dropped_docs += 1;
+                }
+                Fate::Failed(step, message) => {
+                    let location =
+                        || format!("{}: document {:?}: step {}", file.path.display(), doc.id, step_names[*step]);
+                    if fail_fast {
+                        return Err(RunError::BadDocument {
+                            location: location(),
+                            kind: ErrorKind::StepFailed.as_str(),
+                            message: message.clone(),
+                        });
+                    }
+                    stats.error(ErrorKind::StepFailed.as_str(), 1, || format!("{}: {message}", location()));
+                }
+            }
         }
 
         let t_encode = Instant::now();
@@ -488,19 +548,20 @@ fn judge_unit(
             .par_iter()
             .zip(fate.par_iter())
             .map(|(doc, f)| match f {
-                None => Some(encode(doc, text_field, &[])),
-                Some((step, reason)) => want_rejected
+                Fate::Alive => Some(encode(doc, text_field, &[])),
+                Fate::Dropped(step, reason) => want_rejected
                     .then(|| encode(doc, text_field, &[(REJECTED_STEP, step_names[*step]), (REJECTED_REASON, reason)])),
+                Fate::Failed(..) => None,
             })
             .collect();
         let (mut kept, mut kept_bytes, mut rejected_bytes) = (Vec::new(), Vec::new(), Vec::new());
         for ((doc, f), bytes) in docs.iter().zip(&fate).zip(encoded) {
             match (f, bytes) {
-                (None, Some(b)) => {
+                (Fate::Alive, Some(b)) => {
                     kept.push(doc);
                     kept_bytes.push(b);
                 }
-                (Some(_), Some(b)) => rejected_bytes.push(b),
+                (Fate::Dropped(..), Some(b)) => rejected_bytes.push(b),
                 _ => {}
             }
         }

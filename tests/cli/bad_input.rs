@@ -180,3 +180,33 @@ fn bad_parquet_rows_and_files_are_counted_by_row() {
     assert_eq!(docs[0]["id"], "x");
     assert_eq!(docs[1]["id"], "a.parquet#1", "a null id gets one from file and row");
 }
+
+#[test]
+fn a_step_that_fails_on_a_document_costs_that_document_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    fs::write(&input, "{\"id\": \"a\", \"text\": \"fine\"}\n{\"id\": \"b\", \"text\": \"BOOM here\"}\n{\"id\": \"c\", \"text\": \"fine too\"}\n").unwrap();
+    let out = dir.path().join("out");
+    let body = |on_error: &str| {
+        format!(
+            "[input]\npath = \"{}\"\n[[step]]\ntype = \"length\"\nmax_chars = 100\n[output]\npath = \"{}\"\nformat = \"jsonl\"\n[run]\non_error = \"{on_error}\"\n",
+            input.display(),
+            out.display()
+        )
+    };
+    let p = pipeline(dir.path(), &body("skip"));
+    let o =
+        curate().arg("run").arg(&p).args(["--progress", "none"]).env("CURATE_TEST_PANIC_ON", "BOOM").output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stats = stats(&out);
+    assert_eq!((stats["kept_docs"].as_u64(), stats["error_docs"].as_u64()), (Some(2), Some(1)));
+    let example = stats["errors"]["step_failed"]["examples"][0].as_str().unwrap();
+    assert!(example.contains("document \"b\": step length: the step failed on this document: test panic"), "{example}");
+
+    fs::remove_dir_all(&out).unwrap();
+    let p = pipeline(dir.path(), &body("fail"));
+    let o =
+        curate().arg("run").arg(&p).args(["--progress", "none"]).env("CURATE_TEST_PANIC_ON", "BOOM").output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("step_failed"), "{}", stderr(&o));
+}

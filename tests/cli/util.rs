@@ -11,7 +11,10 @@ use serde_json::Value;
 
 pub fn curate() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_curate"));
-    cmd.env_remove("RANK").env_remove("WORLD_SIZE").env_remove("CURATE_TEST_PAUSE_AFTER_BATCHES");
+    cmd.env_remove("RANK")
+        .env_remove("WORLD_SIZE")
+        .env_remove("CURATE_TEST_PAUSE_AFTER_BATCHES")
+        .env_remove("CURATE_TEST_PANIC_ON");
     for (k, _) in std::env::vars() {
         if k.starts_with("SLURM_") {
             cmd.env_remove(k);
