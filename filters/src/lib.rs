@@ -19,6 +19,7 @@ mod fineweb_quality;
 mod gopher_quality;
 mod gopher_repetition;
 mod length;
+mod pii;
 pub mod text;
 mod word_list;
 pub mod words;
@@ -29,6 +30,7 @@ pub use fineweb_quality::{FineWebQuality, FineWebQualityConfig};
 pub use gopher_quality::{GopherQuality, GopherQualityConfig};
 pub use gopher_repetition::{GopherRepetition, GopherRepetitionConfig};
 pub use length::{LengthFilter, LengthFilterConfig};
+pub use pii::{Pii, PiiConfig, PiiKind, Replacement};
 pub use word_list::{WordList, WordListConfig};
 
 use std::borrow::Cow;
@@ -98,6 +100,12 @@ pub trait Filter: Send + Sync {
     fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
         let _ = signals;
         self.filter(doc)
+    }
+
+    /// Whether the signals are counts worth totalling in the stats even when
+    /// not annotating (PII replacements by kind).
+    fn sums_signals(&self) -> bool {
+        false
     }
 }
 

@@ -482,12 +482,14 @@ fn judge_unit(
             stats.steps[i].docs_in += fate.iter().filter(|f| matches!(f, Fate::Alive)).count() as u64;
             let name = pipeline.steps[i].name.as_str();
             let annotating = pipeline.steps[i].mode == StepMode::Annotate;
-            let flagged: Vec<Option<Cow<'static, str>>> = docs
+            let counting = !annotating && step.sums_signals();
+            let results: Vec<(Option<Cow<'static, str>>, Vec<f64>)> = docs
                 .par_iter_mut()
                 .zip(fate.par_iter_mut())
                 .map(|(doc, f)| {
+                    let mut signals = Vec::new();
                     if !matches!(f, Fate::Alive) {
-                        return None;
+                        return (None, signals);
                     }
                     // A step that panics on one document costs that document
                     // (counted as an error), not the run.
@@ -495,11 +497,13 @@ fn judge_unit(
                         panic_for_tests(&doc.text);
                         if annotating {
                             annotate(step.as_ref(), name, doc).map_or(Outcome::Keep, Outcome::Drop)
+                        } else if counting {
+                            step.process_counting(doc, &mut signals)
                         } else {
                             step.process(doc)
                         }
                     }));
-                    match outcome {
+                    let flagged = match outcome {
                         Ok(Outcome::Keep) => None,
                         Ok(Outcome::Drop(reason)) if annotating => Some(reason),
                         Ok(Outcome::Drop(reason)) => {
@@ -510,11 +514,17 @@ fn judge_unit(
                             *f = Fate::Failed(i, panic_message(panic));
                             None
                         }
-                    }
+                    };
+                    (flagged, signals)
                 })
                 .collect();
-            for reason in flagged.into_iter().flatten() {
-                *stats.steps[i].reasons.entry(reason.into_owned()).or_default() += 1;
+            for (flagged, signals) in results {
+                if let Some(reason) = flagged {
+                    *stats.steps[i].reasons.entry(reason.into_owned()).or_default() += 1;
+                }
+                for (signal, value) in step.signal_names().iter().zip(signals) {
+                    *stats.steps[i].totals.entry((*signal).to_owned()).or_default() += value;
+                }
             }
             stats.steps[i].seconds += t.elapsed().as_secs_f64();
         }

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 
 use curate_filters::{
     C4QualityConfig, FieldValueFilterConfig, FilterConfig, FineWebQualityConfig, GopherQualityConfig,
-    GopherRepetitionConfig, LengthFilterConfig, WordListConfig,
+    GopherRepetitionConfig, LengthFilterConfig, PiiConfig, WordListConfig,
 };
 
 use super::step::{FilterStep, Step};
@@ -58,6 +58,11 @@ pub const STEP_TYPES: &[StepType] = &[
         name: "word_list",
         summary: "drop documents with words from a list (C4's bad words): per language, on word boundaries",
         build: word_list_step,
+    },
+    StepType {
+        name: "pii",
+        summary: "redact e-mails, IPs, phones, card numbers, SSNs, IBANs and secrets (tag, fake value or salted hash)",
+        build: filter_step::<PiiConfig>,
     },
 ];
 

@@ -52,6 +52,10 @@ pub struct StepStats {
     pub dropped: u64,
     /// Drop reason → documents.
     pub reasons: BTreeMap<String, u64>,
+    /// Totals of the step's signals, for steps whose signals are counts
+    /// (PII replacements by kind).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub totals: BTreeMap<String, f64>,
     /// Wall-clock seconds in this step, summed over units.
     pub seconds: f64,
 }
@@ -135,6 +139,9 @@ impl Stats {
             mine.seconds += theirs.seconds;
             for (reason, n) in &theirs.reasons {
                 *mine.reasons.entry(reason.clone()).or_default() += n;
+            }
+            for (signal, total) in &theirs.totals {
+                *mine.totals.entry(signal.clone()).or_default() += total;
             }
         }
         for (kind, occ) in &other.errors {

@@ -25,23 +25,44 @@ pub trait Step: Send + Sync {
     /// Annotate mode: judges the document without changing it, and pushes
     /// one value per signal name onto `signals`.
     fn annotate(&self, doc: &Doc, signals: &mut Vec<f64>) -> Outcome;
+
+    /// Whether the engine totals this step's signals in the stats in filter
+    /// mode too, through [`Step::process_counting`].
+    fn sums_signals(&self) -> bool;
+
+    /// [`Step::process`], also pushing the signals onto `signals`.
+    fn process_counting(&self, doc: &mut Doc, signals: &mut Vec<f64>) -> Outcome;
 }
 
 /// Runs a [`Filter`] of the `curate-filters` crate as a step: the adapter
 /// that keeps filters free of the engine's types.
 pub struct FilterStep<F>(pub F);
 
+/// Applies a verdict to the document: a rewrite replaces its text.
+fn apply(doc: &mut Doc, verdict: Verdict) -> Outcome {
+    match verdict {
+        Verdict::Keep => Outcome::Keep,
+        Verdict::Drop(reason) => Outcome::Drop(reason),
+        Verdict::Rewrite(text) => {
+            doc.text = text;
+            Outcome::Keep
+        }
+    }
+}
+
 impl<F: Filter> Step for FilterStep<F> {
     fn process(&self, doc: &mut Doc) -> Outcome {
-        let view = Document { id: &doc.id, text: &doc.text, metadata: &*doc };
-        match self.0.filter(&view) {
-            Verdict::Keep => Outcome::Keep,
-            Verdict::Drop(reason) => Outcome::Drop(reason),
-            Verdict::Rewrite(text) => {
-                doc.text = text;
-                Outcome::Keep
-            }
-        }
+        let verdict = self.0.filter(&Document { id: &doc.id, text: &doc.text, metadata: &*doc });
+        apply(doc, verdict)
+    }
+
+    fn sums_signals(&self) -> bool {
+        self.0.sums_signals()
+    }
+
+    fn process_counting(&self, doc: &mut Doc, signals: &mut Vec<f64>) -> Outcome {
+        let verdict = self.0.filter_with_signals(&Document { id: &doc.id, text: &doc.text, metadata: &*doc }, signals);
+        apply(doc, verdict)
     }
 
     fn signal_names(&self) -> &'static [&'static str] {

@@ -170,3 +170,41 @@ fn word_lists_are_read_from_files_per_language() {
         stderr(&missing)
     );
 }
+
+#[test]
+fn pii_is_redacted_in_the_output_and_counted_by_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = [
+        serde_json::json!({"id": "a", "text": "Write to jane@corp.example.com or call (415) 555-2671."}),
+        serde_json::json!({"id": "b", "text": "Version 1.2.3.4 is out; the server is 203.0.113.7? No, 8.8.8.8."}),
+        serde_json::json!({"id": "c", "text": "Nothing to see here."}),
+    ];
+    let input = dir.path().join("in.jsonl");
+    write_jsonl(&input, &docs);
+    let out = dir.path().join("out");
+    let p = pipeline(
+        dir.path(),
+        &format!(
+            "[input]\npath = \"{}\"\n[[step]]\ntype = \"pii\"\n[output]\npath = \"{}\"\nformat = \"jsonl\"\n",
+            input.display(),
+            out.display()
+        ),
+    );
+    run_ok(&p, &[]);
+    let texts: Vec<String> = jsonl_docs(&out).iter().map(|d| d["text"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(
+        texts,
+        [
+            "Write to <EMAIL> or call <PHONE>.",
+            "Version 1.2.3.4 is out; the server is 203.0.113.7? No, <IP_ADDRESS>.",
+            "Nothing to see here."
+        ]
+    );
+    let stats = stats(&out);
+    let totals = &stats["steps"][0]["totals"];
+    assert_eq!(
+        (totals["email"].as_f64(), totals["phone"].as_f64(), totals["ip"].as_f64()),
+        (Some(1.0), Some(1.0), Some(1.0))
+    );
+    assert_eq!(stats["kept_docs"], 3);
+}
