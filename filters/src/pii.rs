@@ -125,6 +125,8 @@ pub struct Pii {
     kinds: Vec<PiiKind>,
 }
 
+/// Word boundaries in the patterns are ASCII ones (`(?-u:\b)`): Unicode
+/// boundaries would keep the regex crate off its fast DFA on non-ASCII text.
 fn regex(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pattern).expect("a valid PII pattern"))
 }
@@ -141,25 +143,25 @@ fn pattern(kind: PiiKind) -> &'static Regex {
         // datatrove's e-mail pattern (an RFC 5322 subset).
         PiiKind::Email => regex(
             &EMAIL,
-            r"\b[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}\b",
+            r"(?-u:\b)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}(?-u:\b)",
         ),
         // Dotted quads, and colon-separated hex groups (validated by parsing).
         PiiKind::Ip => regex(
             &IP,
-            r"(?P<pre>\b[Vv](?:ersion)?\s?)?\b(?:\d{1,3}\.){3}\d{1,3}\b|(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:(?:\d{1,3}\.){3}\d{1,3})?",
+            r"(?P<pre>(?-u:\b)[Vv](?:ersion)?\s?)?(?-u:\b)(?:\d{1,3}\.){3}\d{1,3}(?-u:\b)|(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:(?:\d{1,3}\.){3}\d{1,3})?",
         ),
         // North American numbers with separators or brackets, and
         // international numbers written with a leading +.
         PiiKind::Phone => regex(
             &PHONE,
-            r"(?:\+1[\s.-]?)?(?:\(\d{3}\)\s?|\b\d{3}[\s.-])\d{3}[\s.-]\d{4}\b|\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,5}\b",
+            r"(?:\+1[\s.-]?)?(?:\(\d{3}\)\s?|(?-u:\b)\d{3}[\s.-])\d{3}[\s.-]\d{4}(?-u:\b)|\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,5}(?-u:\b)",
         ),
-        PiiKind::CreditCard => regex(&CARD, r"\b\d(?:[ -]?\d){12,18}\b"),
-        PiiKind::Ssn => regex(&SSN, r"\b\d{3}-\d{2}-\d{4}\b"),
-        PiiKind::Iban => regex(&IBAN, r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
+        PiiKind::CreditCard => regex(&CARD, r"(?-u:\b)\d(?:[ -]?\d){12,18}(?-u:\b)"),
+        PiiKind::Ssn => regex(&SSN, r"(?-u:\b)\d{3}-\d{2}-\d{4}(?-u:\b)"),
+        PiiKind::Iban => regex(&IBAN, r"(?-u:\b)[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)"),
         PiiKind::Secret => regex(
             &SECRET,
-            r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END (?:[A-Z]+ )?PRIVATE KEY(?: BLOCK)?-----|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{36,}\b|\bxox[abprs]-[A-Za-z0-9-]{10,}\b|\bAIza[0-9A-Za-z_-]{35}\b|\bsk_live_[0-9A-Za-z]{24,}\b|(?i:\bbearer\s+)[A-Za-z0-9._~+/-]{20,}=*",
+            r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END (?:[A-Z]+ )?PRIVATE KEY(?: BLOCK)?-----|(?-u:\b)(?:AKIA|ASIA)[0-9A-Z]{16}(?-u:\b)|(?-u:\b)gh[pousr]_[A-Za-z0-9]{36,}(?-u:\b)|(?-u:\b)xox[abprs]-[A-Za-z0-9-]{10,}(?-u:\b)|(?-u:\b)AIza[0-9A-Za-z_-]{35}(?-u:\b)|(?-u:\b)sk_live_[0-9A-Za-z]{24,}(?-u:\b)|(?i:(?-u:\b)bearer\s+)[A-Za-z0-9._~+/-]{20,}=*",
         ),
     }
 }

@@ -10,12 +10,33 @@
 //! them (stripped, empty ones dropped).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 static EXCEPTIONS_TSV: &str = include_str!("../data/spacy_en_exceptions.tsv");
 
-fn exceptions() -> &'static HashMap<&'static str, Vec<&'static str>> {
-    static TABLE: OnceLock<HashMap<&'static str, Vec<&'static str>>> = OnceLock::new();
+/// FNV-1a: the exception table is probed once or more for every word, with
+/// short keys, where SipHash's setup dominates.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Exceptions = HashMap<&'static str, Vec<&'static str>, BuildHasherDefault<Fnv>>;
+
+fn exceptions() -> &'static Exceptions {
+    static TABLE: OnceLock<Exceptions> = OnceLock::new();
     TABLE.get_or_init(|| {
         EXCEPTIONS_TSV
             .lines()
@@ -480,12 +501,21 @@ fn tokens(text: &str, with_space: bool) -> Vec<&str> {
         }
         let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
         let chunk = &rest[..end];
+        rest = &rest[end..];
+        // Most chunks are plain ASCII words: no affix or infix rule can
+        // apply to them, only an exception ("cannot" is "can not").
+        if chunk.bytes().all(|b| b.is_ascii_alphabetic()) {
+            match exceptions().get(chunk) {
+                Some(parts) => out.extend(exception_slices(chunk, parts)),
+                None => out.push(chunk),
+            }
+            continue;
+        }
         let from = out.len();
         split_chunk(chunk, &mut out);
         if out.len() - from > 1 {
             merge_exceptions(chunk, &mut out, from);
         }
-        rest = &rest[end..];
     }
     out
 }
