@@ -14,10 +14,13 @@ use curate_filters::{
 
 fn sample() -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/corpus/moby_dick.jsonl.zst");
-    let raw = zstd::decode_all(std::fs::File::open(path).expect("the fixture exists")).expect("the fixture decompresses");
+    let raw =
+        zstd::decode_all(std::fs::File::open(path).expect("the fixture exists")).expect("the fixture decompresses");
     raw.split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice::<serde_json::Value>(l).expect("JSON")["text"].as_str().expect("text").to_owned())
+        .map(|l| {
+            serde_json::from_slice::<serde_json::Value>(l).expect("JSON")["text"].as_str().expect("text").to_owned()
+        })
         .collect()
 }
 
