@@ -210,23 +210,7 @@ fn main() -> ExitCode {
         Command::Tokenizer { command: TokenizerCommand::Train(args) } => train_tokenizer(args),
         Command::Bench(args) => bench(args),
         Command::Tokenize(args) => tokenize(args),
-        Command::Words => {
-            use std::io::{BufRead, Write};
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { return fatal("stdin is not UTF-8 text") };
-                let text: String = serde_json::from_str::<serde_json::Value>(&line)
-                    .ok()
-                    .and_then(|v| v.get("text").and_then(|t| t.as_str().map(str::to_owned)))
-                    .unwrap_or_default();
-                let words = curate_filters::words::split_into_words(&text);
-                if writeln!(out, "{}", serde_json::to_string(&words).expect("serialisable")).is_err() {
-                    return ExitCode::SUCCESS;
-                }
-            }
-            ExitCode::SUCCESS
-        }
+        Command::Words => print_words(),
         Command::Steps => {
             for t in STEP_TYPES {
                 println!("{:<14} {}", t.name, t.summary);
@@ -234,6 +218,26 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// `curate words`: each stdin line's `text`, split into English words.
+fn print_words() -> ExitCode {
+    use std::io::{BufRead, Write};
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { return fatal("stdin is not UTF-8 text") };
+        let text: String = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v.get("text").and_then(|t| t.as_str().map(str::to_owned)))
+            .unwrap_or_default();
+        let words = curate_filters::words::split_into_words(&text);
+        if writeln!(out, "{}", serde_json::to_string(&words).expect("serialisable")).is_err() {
+            // A closed pipe (`| head`) is not an error.
+            return ExitCode::SUCCESS;
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn fatal(e: impl std::fmt::Display) -> ExitCode {
@@ -272,11 +276,11 @@ fn run(
         Ok(t) => t,
         Err(e) => return fatal(e),
     };
-    let threads = match threads.or(pipeline.run.threads) {
-        Some(0) => return fatal("--threads must be at least 1"),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    let threads = threads.or(pipeline.run.threads);
+    if threads == Some(0) {
+        return fatal("--threads must be at least 1");
+    }
+    let threads = thread_count(threads);
     let options = RunOptions { task, threads, progress };
     match executor::run(&pipeline, &options) {
         Ok(report) => {
@@ -381,7 +385,8 @@ fn stats(output: PathBuf, world_size: Option<usize>) -> ExitCode {
     }
 }
 
-fn threads(n: Option<usize>) -> usize {
+/// The given number of threads, or one per core.
+fn thread_count(n: Option<usize>) -> usize {
     n.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
 }
 
@@ -415,7 +420,8 @@ fn train_tokenizer(args: TrainArgs) -> ExitCode {
         use_regex: !args.no_regex,
     };
     let names = FieldNames { text: args.input.text_field, id: args.input.id_field };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads(args.input.threads)).build().expect("a thread pool");
+    let pool =
+        rayon::ThreadPoolBuilder::new().num_threads(thread_count(args.input.threads)).build().expect("a thread pool");
     match pool.install(|| curate::tokenize::train::train(&plan, names, &options, &args.output)) {
         Ok(report) => {
             eprintln!(
@@ -454,7 +460,7 @@ fn tokenize(args: TokenizeArgs) -> ExitCode {
         input: args.input.input,
         names: FieldNames { text: args.input.text_field, id: args.input.id_field },
         output: args.output,
-        threads: threads(args.input.threads),
+        threads: thread_count(args.input.threads),
         batch_size: args.batch_size.max(1),
         progress: args.progress,
     };
@@ -509,7 +515,7 @@ fn bench(args: BenchArgs) -> ExitCode {
     if docs.is_empty() {
         return fatal(format!("no documents in {}", args.input));
     }
-    match curate::bench::bench(&specs, &docs, threads(args.threads)) {
+    match curate::bench::bench(&specs, &docs, thread_count(args.threads)) {
         Ok(rows) if args.json => {
             println!("{}", serde_json::to_string_pretty(&rows).expect("serialisable"));
             ExitCode::SUCCESS
