@@ -13,9 +13,9 @@ use crate::config::StepSpec;
 use crate::doc::{Doc, FieldNames};
 use crate::engine::registry;
 use crate::engine::step::{Outcome, Step};
+use crate::io::docs::UnitBatches;
 use crate::io::plan::Plan;
 use crate::io::read::ReadOptions;
-use crate::tokenize::docs::UnitBatches;
 
 /// The filters `curate bench` measures when no pipeline is given: those
 /// whose defaults make sense on any text.

@@ -9,6 +9,7 @@
 //! tasks or threads; each unit writes its own shards, named by its number.
 
 pub mod atomic;
+pub mod docs;
 pub mod plan;
 pub mod read;
 pub mod write;

@@ -20,7 +20,6 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64_with_seed};
 
-use super::docs::UnitBatches;
 use super::spill;
 use super::writer::{Formats, ShardSetWriter};
 use crate::config::{TokenFormat, TokenizeConfig};
@@ -28,6 +27,7 @@ use crate::doc::{Doc, FieldNames};
 use crate::engine::progress::{Progress, ProgressMode};
 use crate::engine::stats::Occurrences;
 use crate::io::atomic;
+use crate::io::docs::UnitBatches;
 use crate::io::plan::{self, Compression, Plan};
 use crate::io::read::ReadOptions;
 

@@ -6,7 +6,6 @@
 //! same inputs as `curate run` (files, folders, globs; JSON Lines and
 //! Parquet) with the same accounting of bad records.
 
-pub mod docs;
 pub mod encode;
 pub mod spill;
 pub mod train;

@@ -13,9 +13,9 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, DecoderWrapper, PostProcessorWrapper, PreTokenizerWrapper, TokenizerImpl};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::docs::UnitBatches;
 use crate::doc::FieldNames;
 use crate::engine::stats::Occurrences;
+use crate::io::docs::UnitBatches;
 use crate::io::plan::Plan;
 use crate::io::read::ReadOptions;
 use std::collections::BTreeMap;

@@ -1,13 +1,14 @@
 //! Documents of an input, in input order, one unit after another, with bad
-//! records counted rather than fatal.
+//! records counted rather than fatal: for commands that read documents but
+//! write no shards (tokenizer training, tokenization, `curate bench`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::doc::Doc;
 use crate::engine::stats::Occurrences;
 use crate::io::plan::Plan;
 use crate::io::read::{self, ReadOptions, UnitReader};
-use std::collections::BTreeMap;
 
 /// Batches of documents from a list of units, in order.
 pub struct UnitBatches<'a> {
