@@ -196,6 +196,8 @@ pub struct TokenizeConfig {
 pub enum TokenFormat {
     Parquet,
     Megatron,
+    /// datatrove's `.ds` files, which nanotron reads.
+    Datatrove,
 }
 
 fn default_token_formats() -> Vec<TokenFormat> {
@@ -214,7 +216,7 @@ fn yes() -> bool {
 impl TokenizeConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.formats.is_empty() {
-            return Err(("tokenize.formats", "name at least one of \"parquet\", \"megatron\"".into()));
+            return Err(("tokenize.formats", "name at least one of \"parquet\", \"megatron\", \"datatrove\"".into()));
         }
         if self.shard_tokens == 0 {
             return Err(("tokenize.shard_tokens", "must be greater than 0".into()));

@@ -61,11 +61,13 @@ def main():
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
     from megatron.core.datasets.indexed_dataset import IndexedDataset
+    from datatrove.utils.dataset import DatatroveFileDataset
 
     out = os.path.join(args.work, "shards")
     subprocess.run(["rm", "-rf", out], check=True)
     subprocess.run([args.curate, "tokenize", "--input", args.input, "--tokenizer", args.tokenizer,
-                    "--output", out, "--shard-tokens", "1000000", "--progress", "none"], check=True)
+                    "--output", out, "--shard-tokens", "1000000", "--format", "parquet,megatron,datatrove",
+                    "--progress", "none"], check=True)
     manifest = json.load(open(os.path.join(out, "manifest.json")))
 
     tok = Tokenizer.from_file(args.tokenizer)
@@ -81,14 +83,25 @@ def main():
         order.append(doc_id)
 
     item_type = {"u16": "uint16", "u32": "uint32"}[manifest["token_width"]]
-    parquet_ids, mismatched, checked_megatron = [], [], 0
+    parquet_ids, mismatched, checked_megatron, checked_ds = [], [], 0, 0
     for shard in manifest["shards"]:
         prefix = os.path.join(out, shard["name"])
         table = pq.read_table(prefix + ".parquet")
         assert str(table.schema.field("tokens").type.value_type) == item_type, table.schema
         megatron = IndexedDataset(prefix)
         assert len(megatron) == table.num_rows, (len(megatron), table.num_rows)
-        for i, (doc_id, tokens) in enumerate(zip(table.column("id").to_pylist(), table.column("tokens").to_pylist())):
+        rows = table.column("tokens").to_pylist()
+        # datatrove's .ds: the documents back to back, ends in .ds.index;
+        # datatrove's own dataset class reads the first window of the stream.
+        dtype = np.uint16 if item_type == "uint16" else np.uint32
+        stream = np.fromfile(prefix + ".ds", dtype=dtype)
+        ends = np.fromfile(prefix + ".ds.index", dtype="<u8").astype(np.int64)
+        starts = np.concatenate([np.zeros(1, dtype=np.int64), ends[:-1]])
+        assert [stream[a:b].tolist() for a, b in zip(starts, ends)] == rows, f"{shard['name']}.ds differs"
+        window = DatatroveFileDataset(prefix + ".ds", seq_len=64, token_size=np.dtype(dtype).itemsize)[0]["input_ids"]
+        assert window.tolist() == [t for r in rows for t in r][:65], f"{shard['name']}.ds: datatrove reads another window"
+        checked_ds += len(rows)
+        for i, (doc_id, tokens) in enumerate(zip(table.column("id").to_pylist(), rows)):
             parquet_ids.append(doc_id)
             if tokens != expected.get(doc_id):
                 mismatched.append(doc_id)
@@ -102,6 +115,7 @@ def main():
     print(f"ids equal to Python tokenizers {tokenizers.__version__} (and transformers {transformers.__version__}): "
           f"{len(parquet_ids) - len(mismatched)}/{len(order)}")
     print(f"Megatron sequences read by megatron-core equal to Parquet rows: {checked_megatron}/{len(parquet_ids)}")
+    print(f"datatrove .ds documents equal to Parquet rows (first window read by DatatroveFileDataset): {checked_ds}/{len(parquet_ids)}")
     if parquet_ids != order:
         sys.exit("curate's document order differs from the input order")
     if mismatched:

@@ -7,12 +7,15 @@
 //!   its tokenizer, token width and counts;
 //! - Megatron's `MMapIndexedDataset` files (`.bin` tokens, `.idx` index):
 //!   [`megatron::Writer`] and [`megatron::Reader`];
+//! - datatrove's `.ds`, `.ds.index` and `.ds.metadata` files, which
+//!   nanotron reads: [`datatrove::Writer`];
 //! - the tokenized Parquet schema's column names ([`parquet_columns`]),
 //!   whose reading and writing are left to the crates that have Arrow.
 //!
 //! A shard is one document per sequence; every format of a shard holds the
 //! same documents in the same order.
 
+pub mod datatrove;
 pub mod manifest;
 pub mod megatron;
 

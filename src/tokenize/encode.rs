@@ -51,7 +51,11 @@ const BUCKET_BYTES: u64 = 256 << 20;
 impl TokenizeOptions {
     fn formats(&self) -> Formats {
         let has = |f| self.config.formats.contains(&f);
-        Formats { parquet: has(TokenFormat::Parquet), megatron: has(TokenFormat::Megatron) }
+        Formats {
+            parquet: has(TokenFormat::Parquet),
+            megatron: has(TokenFormat::Megatron),
+            datatrove: has(TokenFormat::Datatrove),
+        }
     }
 
     fn eos_token(&self) -> Option<String> {
@@ -300,22 +304,11 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, String> {
     }
 
     // Pass 2: order and write the final shards.
-    let mut train = ShardSetWriter::new(
-        out,
-        Split::Train,
-        width,
-        options.formats(),
-        options.config.shard_tokens,
-        &options.config.metadata,
-    );
-    let mut validation = ShardSetWriter::new(
-        out,
-        Split::Validation,
-        width,
-        options.formats(),
-        options.config.shard_tokens,
-        &options.config.metadata,
-    );
+    let shards = |split| {
+        let c = &options.config;
+        ShardSetWriter::new(out, split, width, options.formats(), c.shard_tokens, &c.metadata, &c.tokenizer)
+    };
+    let (mut train, mut validation) = (shards(Split::Train), shards(Split::Validation));
     let io_err = |e: std::io::Error| format!("writing shards in {}: {e}", out.display());
     let mut add = |r: spill::Record| match r.split {
         Split::Train => train.add(r),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, ListArray, RecordBatch, StringArray, UInt16Array, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use curate_shards::{megatron, parquet_columns, ShardInfo, Split, TokenWidth};
+use curate_shards::{datatrove, megatron, parquet_columns, ShardInfo, Split, TokenWidth};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -25,6 +25,7 @@ const PARQUET_BATCH_ROWS: usize = 1024;
 pub struct Formats {
     pub parquet: bool,
     pub megatron: bool,
+    pub datatrove: bool,
 }
 
 impl Formats {
@@ -35,6 +36,9 @@ impl Formats {
         }
         if self.megatron {
             names.push("megatron".to_owned());
+        }
+        if self.datatrove {
+            names.push("datatrove".to_owned());
         }
         names
     }
@@ -62,6 +66,7 @@ struct OpenShard {
     parquet: Option<ArrowWriter<File>>,
     pending: Vec<Record>,
     megatron: Option<megatron::Writer>,
+    datatrove: Option<datatrove::Writer>,
     docs: u64,
     tokens: u64,
 }
@@ -74,6 +79,8 @@ pub struct ShardSetWriter {
     shard_tokens: u64,
     schema: SchemaRef,
     level: i32,
+    /// Named in datatrove's metadata files.
+    tokenizer_name: String,
     current: Option<OpenShard>,
     pub shards: Vec<ShardInfo>,
 }
@@ -90,6 +97,7 @@ impl ShardSetWriter {
         formats: Formats,
         shard_tokens: u64,
         metadata: &[String],
+        tokenizer_name: &str,
     ) -> Self {
         ShardSetWriter {
             dir: dir.to_owned(),
@@ -99,6 +107,7 @@ impl ShardSetWriter {
             shard_tokens,
             schema: parquet_schema(width, metadata),
             level: 3,
+            tokenizer_name: tokenizer_name.to_owned(),
             current: None,
             shards: Vec::new(),
         }
@@ -112,6 +121,7 @@ impl ShardSetWriter {
             parquet: None,
             pending: Vec::new(),
             megatron: None,
+            datatrove: None,
             docs: 0,
             tokens: 0,
         };
@@ -131,6 +141,18 @@ impl ShardSetWriter {
             shard.megatron = Some(megatron::Writer::create(&temp_path(&bin), &temp_path(&idx), self.width)?);
             shard.files.extend([bin, idx]);
         }
+        if self.formats.datatrove {
+            let ds = self.dir.join(format!("{name}.ds"));
+            let (index, metadata) = datatrove::companions(&ds);
+            shard.datatrove = Some(datatrove::Writer::create(
+                &temp_path(&ds),
+                &temp_path(&index),
+                &temp_path(&metadata),
+                self.width,
+                &self.tokenizer_name,
+            )?);
+            shard.files.extend([ds, index, metadata]);
+        }
         Ok(shard)
     }
 
@@ -143,6 +165,9 @@ impl ShardSetWriter {
         shard.tokens += record.tokens.len() as u64;
         if let Some(m) = shard.megatron.as_mut() {
             m.add(&record.tokens)?;
+        }
+        if let Some(d) = shard.datatrove.as_mut() {
+            d.add(&record.tokens)?;
         }
         if shard.parquet.is_some() {
             shard.pending.push(record);
@@ -164,6 +189,9 @@ impl ShardSetWriter {
         }
         if let Some(m) = shard.megatron.take() {
             m.finish()?;
+        }
+        if let Some(d) = shard.datatrove.take() {
+            d.finish()?;
         }
         for path in &shard.files {
             std::fs::rename(temp_path(path), path)?;

@@ -84,6 +84,11 @@ fn read_split(out: &Path, split: Split) -> Vec<(String, Vec<u32>)> {
                 from_parquet.push((ids.value(i).to_owned(), row));
             }
         }
+        if manifest.formats.iter().any(|f| f == "datatrove") {
+            let ds = curate_shards::datatrove::read(&prefix.with_extension("ds"), manifest.token_width).unwrap();
+            let tokens: Vec<Vec<u32>> = from_parquet.iter().map(|(_, t)| t.clone()).collect();
+            assert_eq!(ds, tokens, "{} .ds", shard.name);
+        }
         let reader = megatron::Reader::open(&prefix).unwrap();
         assert_eq!(reader.width, manifest.token_width);
         assert_eq!(reader.len(), from_parquet.len());
@@ -104,7 +109,8 @@ fn encode_write_read_decode_round_trips_the_text() {
     let docs = generate_docs(300, 11);
     write_jsonl(&input, &docs);
     let out = dir.path().join("tokens");
-    let stats = tokenize_ok(&input, trained(), &out, &["--shard-tokens", "5000"]);
+    let stats =
+        tokenize_ok(&input, trained(), &out, &["--shard-tokens", "5000", "--format", "parquet,megatron,datatrove"]);
     let manifest = Manifest::load(&out.join("manifest.json")).unwrap();
     assert_eq!(manifest.token_width, TokenWidth::U16);
     assert!(manifest.shards.len() > 3, "shards roll by token count");
