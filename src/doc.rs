@@ -154,6 +154,16 @@ impl Doc {
         Doc { id, text, fields, text_pos, position }
     }
 
+    /// Sets a field (other than the text) to a JSON value, in place when the
+    /// document has it, else at the end.
+    pub fn set_field(&mut self, name: &str, value: &serde_json::Value) {
+        let raw = RawValue::from_string(value.to_string()).expect("a JSON value serialises to JSON");
+        match self.fields.iter_mut().find(|(k, _)| k == name) {
+            Some((_, old)) => *old = raw,
+            None => self.fields.push((name.to_owned(), raw)),
+        }
+    }
+
     /// Appends the document as one JSON object (no newline), with `extra`
     /// string fields at the end (the rejected output's step and reason).
     pub fn write_json(&self, out: &mut Vec<u8>, text_field: &str, extra: &[(&str, &str)]) {

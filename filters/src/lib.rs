@@ -18,6 +18,7 @@ mod field_value;
 mod fineweb_quality;
 mod gopher_quality;
 mod gopher_repetition;
+mod language;
 mod length;
 mod pii;
 pub mod text;
@@ -29,6 +30,7 @@ pub use field_value::{FieldValueFilter, FieldValueFilterConfig, Missing};
 pub use fineweb_quality::{FineWebQuality, FineWebQualityConfig};
 pub use gopher_quality::{GopherQuality, GopherQualityConfig};
 pub use gopher_repetition::{GopherRepetition, GopherRepetitionConfig};
+pub use language::{LanguageConfig, LanguageFilter};
 pub use length::{LengthFilter, LengthFilterConfig};
 pub use pii::{Pii, PiiConfig, PiiKind, Replacement};
 pub use word_list::{WordList, WordListConfig};
@@ -106,6 +108,20 @@ pub trait Filter: Send + Sync {
     /// not annotating (PII replacements by kind).
     fn sums_signals(&self) -> bool {
         false
+    }
+
+    /// Metadata fields this filter sets on every document it sees, as
+    /// datatrove's `doc.metadata[...]` (the language and its score): name,
+    /// and whether the value is a number (else a string).
+    fn metadata_fields(&self) -> Vec<(String, bool)> {
+        Vec::new()
+    }
+
+    /// [`Filter::filter`], also pushing one value per
+    /// [`Filter::metadata_fields`] entry onto `values`.
+    fn filter_with_metadata(&self, doc: &Document<'_>, values: &mut Vec<serde_json::Value>) -> Verdict {
+        let _ = values;
+        self.filter(doc)
     }
 }
 

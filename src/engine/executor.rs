@@ -263,10 +263,12 @@ fn output_schema(plan: &Plan, read: &Arc<ReadOptions>) -> Result<SchemaRef, RunE
         .map_err(|e| RunError::Setup(format!("cannot infer an output schema: {e}")))
 }
 
-/// The columns annotate-mode steps add: the verdict, then each signal.
+/// The columns steps add: metadata fields (the language), and in annotate
+/// mode the verdict, then each signal.
 fn annotation_columns(pipeline: &Pipeline, steps: &[Box<dyn Step>]) -> Vec<(String, bool)> {
     let mut columns = Vec::new();
     for (spec, step) in pipeline.steps.iter().zip(steps) {
+        columns.extend(step.metadata_fields().iter().cloned());
         if spec.mode == StepMode::Annotate {
             columns.push((spec.name.clone(), false));
             columns.extend(step.signal_names().iter().map(|s| (format!("{}.{s}", spec.name), true)));

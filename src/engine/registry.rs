@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 
 use curate_filters::{
     C4QualityConfig, FieldValueFilterConfig, FilterConfig, FineWebQualityConfig, GopherQualityConfig,
-    GopherRepetitionConfig, LengthFilterConfig, PiiConfig, WordListConfig,
+    GopherRepetitionConfig, LanguageConfig, LengthFilterConfig, PiiConfig, WordListConfig,
 };
 
 use super::step::{FilterStep, Step};
@@ -64,13 +64,18 @@ pub const STEP_TYPES: &[StepType] = &[
         summary: "redact e-mails, IPs, phones, card numbers, SSNs, IBANs and secrets (tag, fake value or salted hash)",
         build: filter_step::<PiiConfig>,
     },
+    StepType {
+        name: "language",
+        summary: "identify the language (whatlang), set language and language_score, keep an allow-list",
+        build: filter_step::<LanguageConfig>,
+    },
 ];
 
 /// A step that runs a filter of `curate-filters`, built from its config.
 fn filter_step<C: FilterConfig>(options: &toml::Table) -> Result<Box<dyn Step>, BuildError> {
     let config: C = options_of(options)?;
     config.validate().map_err(|message| BuildError { path: None, message })?;
-    Ok(Box::new(FilterStep(config.build())))
+    Ok(Box::new(FilterStep::new(config.build())))
 }
 
 pub fn known_types() -> String {

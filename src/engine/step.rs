@@ -22,9 +22,14 @@ pub trait Step: Send + Sync {
     /// Names of the signals [`Step::annotate`] reports.
     fn signal_names(&self) -> &'static [&'static str];
 
-    /// Annotate mode: judges the document without changing it, and pushes
-    /// one value per signal name onto `signals`.
-    fn annotate(&self, doc: &Doc, signals: &mut Vec<f64>) -> Outcome;
+    /// Annotate mode: judges the document without changing its text (its
+    /// metadata fields are still set), and pushes one value per signal name
+    /// onto `signals`.
+    fn annotate(&self, doc: &mut Doc, signals: &mut Vec<f64>) -> Outcome;
+
+    /// Metadata fields the step sets on every document (name, and whether
+    /// the value is a number), which the output must have room for.
+    fn metadata_fields(&self) -> &[(String, bool)];
 
     /// Whether the engine totals this step's signals in the stats in filter
     /// mode too, through [`Step::process_counting`].
@@ -36,7 +41,35 @@ pub trait Step: Send + Sync {
 
 /// Runs a [`Filter`] of the `curate-filters` crate as a step: the adapter
 /// that keeps filters free of the engine's types.
-pub struct FilterStep<F>(pub F);
+pub struct FilterStep<F> {
+    filter: F,
+    /// The filter's metadata fields, asked once.
+    metadata: Vec<(String, bool)>,
+}
+
+impl<F: Filter> FilterStep<F> {
+    pub fn new(filter: F) -> Self {
+        let metadata = filter.metadata_fields();
+        FilterStep { filter, metadata }
+    }
+
+    /// Judges the document, setting the filter's metadata fields on it.
+    fn judge(&self, doc: &mut Doc, signals: Option<&mut Vec<f64>>) -> Verdict {
+        let view = Document { id: &doc.id, text: &doc.text, metadata: &*doc };
+        if self.metadata.is_empty() {
+            return match signals {
+                Some(signals) => self.filter.filter_with_signals(&view, signals),
+                None => self.filter.filter(&view),
+            };
+        }
+        let mut values = Vec::with_capacity(self.metadata.len());
+        let verdict = self.filter.filter_with_metadata(&view, &mut values);
+        for ((name, _), value) in self.metadata.iter().zip(values) {
+            doc.set_field(name, &value);
+        }
+        verdict
+    }
+}
 
 /// Applies a verdict to the document: a rewrite replaces its text.
 fn apply(doc: &mut Doc, verdict: Verdict) -> Outcome {
@@ -52,26 +85,29 @@ fn apply(doc: &mut Doc, verdict: Verdict) -> Outcome {
 
 impl<F: Filter> Step for FilterStep<F> {
     fn process(&self, doc: &mut Doc) -> Outcome {
-        let verdict = self.0.filter(&Document { id: &doc.id, text: &doc.text, metadata: &*doc });
+        let verdict = self.judge(doc, None);
         apply(doc, verdict)
     }
 
     fn sums_signals(&self) -> bool {
-        self.0.sums_signals()
+        self.filter.sums_signals()
     }
 
     fn process_counting(&self, doc: &mut Doc, signals: &mut Vec<f64>) -> Outcome {
-        let verdict = self.0.filter_with_signals(&Document { id: &doc.id, text: &doc.text, metadata: &*doc }, signals);
+        let verdict = self.judge(doc, Some(signals));
         apply(doc, verdict)
     }
 
     fn signal_names(&self) -> &'static [&'static str] {
-        self.0.signal_names()
+        self.filter.signal_names()
     }
 
-    fn annotate(&self, doc: &Doc, signals: &mut Vec<f64>) -> Outcome {
-        let view = Document { id: &doc.id, text: &doc.text, metadata: doc };
-        match self.0.filter_with_signals(&view, signals) {
+    fn metadata_fields(&self) -> &[(String, bool)] {
+        &self.metadata
+    }
+
+    fn annotate(&self, doc: &mut Doc, signals: &mut Vec<f64>) -> Outcome {
+        match self.judge(doc, Some(signals)) {
             Verdict::Drop(reason) => Outcome::Drop(reason),
             // Annotating leaves the text as it is: a rewrite counts as a keep.
             Verdict::Keep | Verdict::Rewrite(_) => Outcome::Keep,

@@ -208,3 +208,51 @@ fn pii_is_redacted_in_the_output_and_counted_by_kind() {
     );
     assert_eq!(stats["kept_docs"], 3);
 }
+
+#[test]
+fn language_step_sets_the_language_and_keeps_the_allowed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = [
+        serde_json::json!({"id": "en", "text": "All human beings are born free and equal in dignity and rights."}),
+        serde_json::json!({"id": "fr", "text": "Tous les êtres humains naissent libres et égaux en dignité et en droits."}),
+        serde_json::json!({"id": "de", "text": "Alle Menschen sind frei und gleich an Würde und Rechten geboren.", "language": "xx"}),
+    ];
+    let input = dir.path().join("in.jsonl");
+    write_jsonl(&input, &docs);
+    for format in ["jsonl", "parquet"] {
+        let out = dir.path().join(format);
+        let p = pipeline(
+            dir.path(),
+            &format!(
+                "[input]\npath = \"{}\"\n[[step]]\ntype = \"language\"\nlanguages = [\"en\", \"deu\"]\n\
+                 [output]\npath = \"{}\"\nformat = \"{format}\"\nrejected = true\n",
+                input.display(),
+                out.display()
+            ),
+        );
+        run_ok(&p, &[]);
+        let stats = stats(&out);
+        assert_eq!(stats["steps"][0]["reasons"]["language_not_allowed"], 1, "{format}");
+        if format == "jsonl" {
+            let kept = jsonl_docs(&out);
+            let langs: Vec<(&str, &str)> =
+                kept.iter().map(|d| (d["id"].as_str().unwrap(), d["language"].as_str().unwrap())).collect();
+            assert_eq!(langs, [("en", "en"), ("de", "de")], "an existing field is overwritten in place");
+            assert!(kept[0]["language_score"].as_f64().unwrap() > 0.5);
+            assert_eq!(jsonl_docs(&out.join("rejected"))[0]["language"], "fr");
+        } else {
+            let file = std::fs::File::open(out.join("part-000000-000.parquet")).unwrap();
+            let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap();
+            let langs =
+                batch.column_by_name("language").unwrap().as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+            assert_eq!((langs.value(0), langs.value(1)), ("en", "de"));
+            assert!(batch.column_by_name("language_score").is_some());
+        }
+    }
+}
