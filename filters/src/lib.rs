@@ -20,6 +20,7 @@ mod gopher_quality;
 mod gopher_repetition;
 mod language;
 mod length;
+mod perplexity;
 mod pii;
 pub mod text;
 mod word_list;
@@ -32,6 +33,7 @@ pub use gopher_quality::{GopherQuality, GopherQualityConfig};
 pub use gopher_repetition::{GopherRepetition, GopherRepetitionConfig};
 pub use language::{LanguageConfig, LanguageFilter};
 pub use length::{LengthFilter, LengthFilterConfig};
+pub use perplexity::{Model as NgramModel, Perplexity, PerplexityConfig};
 pub use pii::{Pii, PiiConfig, PiiKind, Replacement};
 pub use word_list::{WordList, WordListConfig};
 

@@ -310,9 +310,11 @@ fn encode(doc: &Doc, text_field: &str, extra: &[(&str, &str)]) -> Vec<u8> {
 /// Batches written by this process, for the test hook below.
 static BATCHES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 
-/// Test hook: with `CURATE_TEST_PAUSE_AFTER_BATCHES=N`, the process stops
-/// after writing N batches, says so on stderr and waits forever, so that a
-/// test can SIGKILL it at a known point. Costs one env lookup per batch.
+/// Test hook: with `CURATE_TEST_PAUSE_AFTER_BATCHES=N`, the writer that
+/// writes the N-th batch (kept and rejected writers count together) stops
+/// once that batch is in its temporary file, says so on stderr and waits
+/// forever, so that a test can SIGKILL the process with a shard half
+/// written. Costs one env lookup per batch.
 fn pause_for_tests() {
     let Some(limit) = std::env::var("CURATE_TEST_PAUSE_AFTER_BATCHES").ok().and_then(|v| v.parse::<u64>().ok()) else {
         return;
@@ -340,6 +342,7 @@ fn spawn_writer<'scope>(scope: &'scope Scope<'scope, '_>, mut writer: ShardWrite
             let t = Instant::now();
             writer.write(batch)?;
             seconds += t.elapsed().as_secs_f64();
+            pause_for_tests();
         }
         let t = Instant::now();
         let paths = writer.finish()?;
@@ -614,7 +617,6 @@ fn judge_unit(
         let read_so_far = reader.bytes_read().min(unit.bytes);
         ctx.progress.add(read_so_far.saturating_sub(reported_bytes), docs.len() as u64);
         reported_bytes = reported_bytes.max(read_so_far);
-        pause_for_tests();
     }
     ctx.progress.add(unit.bytes.saturating_sub(reported_bytes), 0);
     Ok(Judged::Complete)

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 
 use curate_filters::{
     C4QualityConfig, FieldValueFilterConfig, FilterConfig, FineWebQualityConfig, GopherQualityConfig,
-    GopherRepetitionConfig, LanguageConfig, LengthFilterConfig, PiiConfig, WordListConfig,
+    GopherRepetitionConfig, LanguageConfig, LengthFilterConfig, PerplexityConfig, PiiConfig, WordListConfig,
 };
 
 use super::step::{FilterStep, Step};
@@ -68,6 +68,11 @@ pub const STEP_TYPES: &[StepType] = &[
         name: "language",
         summary: "identify the language (whatlang), set language and language_score, keep an allow-list",
         build: filter_step::<LanguageConfig>,
+    },
+    StepType {
+        name: "perplexity",
+        summary: "perplexity under an n-gram model (ARPA file), CCNet-style: bounds and head/middle/tail buckets",
+        build: perplexity_step,
     },
 ];
 
@@ -138,6 +143,21 @@ fn word_list_step(options: &toml::Table) -> Result<Box<dyn Step>, BuildError> {
         }
     }
     filter_step::<WordListConfig>(&options)
+}
+
+/// A perplexity step: the ARPA file at `path` is read here and handed to
+/// the filter as text.
+fn perplexity_step(options: &toml::Table) -> Result<Box<dyn Step>, BuildError> {
+    let mut options = options.clone();
+    let path = match options.remove("path") {
+        Some(toml::Value::String(path)) => path,
+        Some(_) => return Err(BuildError { path: Some("path".into()), message: "must be a file path".into() }),
+        None => return Err(BuildError { path: None, message: "give the model's ARPA file as `path`".into() }),
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| BuildError { path: Some("path".into()), message: format!("cannot read model {path}: {e}") })?;
+    options.insert("model".into(), toml::Value::String(text));
+    filter_step::<PerplexityConfig>(&options).map_err(|e| BuildError { message: format!("{path}: {}", e.message), ..e })
 }
 
 fn options_of<T: DeserializeOwned>(options: &toml::Table) -> Result<T, BuildError> {

@@ -256,3 +256,42 @@ fn language_step_sets_the_language_and_keeps_the_allowed_ones() {
         }
     }
 }
+
+#[test]
+fn perplexity_step_reads_an_arpa_model_and_scores_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let arpa = dir.path().join("m.arpa");
+    std::fs::write(
+        &arpa,
+        "\\data\\\nngram 1=5\nngram 2=3\n\n\\1-grams:\n-1.0\t<unk>\n-99\t<s>\t-0.3\n-0.5\t</s>\n-0.7\tthe\t-0.2\n-0.9\twhale\t-0.1\n\n\
+         \\2-grams:\n-0.2\t<s> the\n-0.4\tthe whale\n-0.3\twhale </s>\n\n\\end\\\n",
+    )
+    .unwrap();
+    let docs = [
+        serde_json::json!({"id": "fluent", "text": "the whale"}),
+        serde_json::json!({"id": "odd", "text": "ship ship ship"}),
+    ];
+    let input = dir.path().join("in.jsonl");
+    write_jsonl(&input, &docs);
+    let out = dir.path().join("out");
+    let body = |path: &str| {
+        format!(
+            "[input]\npath = \"{}\"\n[[step]]\ntype = \"perplexity\"\npath = \"{path}\"\nmax_perplexity = 5.0\nbuckets = [1.5, 5.0]\n\
+             [output]\npath = \"{}\"\nformat = \"jsonl\"\nrejected = true\n",
+            input.display(),
+            out.display()
+        )
+    };
+    run_ok(&pipeline(dir.path(), &body(arpa.to_str().unwrap())), &[]);
+    let kept = jsonl_docs(&out);
+    assert_eq!(kept.len(), 1);
+    assert!((kept[0]["perplexity"].as_f64().unwrap() - 10f64.powf(0.9 / 3.0)).abs() < 1e-5);
+    assert_eq!(kept[0]["perplexity_bucket"], "middle");
+    let rejected = jsonl_docs(&out.join("rejected"));
+    assert_eq!(rejected[0]["rejected_reason"], "perplexity_too_high");
+    assert_eq!(rejected[0]["perplexity_bucket"], "tail");
+
+    let missing = run(&pipeline(dir.path(), &body("/nonexistent.arpa")), &[]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("step[0].path: cannot read model /nonexistent.arpa"), "{}", stderr(&missing));
+}
