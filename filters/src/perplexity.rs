@@ -146,6 +146,14 @@ impl Model {
         backoff + self.ngrams[&vec![self.unk]].0
     }
 
+    /// log10 p(word | context words): for checks of a model.
+    pub fn conditional(&self, context: &[&str], word: &str) -> f64 {
+        let id = |w: &str| self.vocab.get(w).copied().unwrap_or(self.unk);
+        let context: Vec<u32> = context.iter().map(|w| id(w)).collect();
+        let keep = context.len().min(self.order - 1);
+        f64::from(self.log_prob(&context[context.len() - keep..], id(word)))
+    }
+
     /// KenLM's `model.score(sentence, bos=True, eos=True)`: the log10
     /// probability of the words and the end of sentence, summed in `f32`
     /// as KenLM sums it, so that scores agree to its last digit.

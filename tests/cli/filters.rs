@@ -295,3 +295,42 @@ fn perplexity_step_reads_an_arpa_model_and_scores_pages() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("step[0].path: cannot read model /nonexistent.arpa"), "{}", stderr(&missing));
 }
+
+#[test]
+fn lm_train_writes_a_model_the_perplexity_step_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let arpa = dir.path().join("moby.arpa");
+    let out = curate()
+        .args(["lm", "train", "--order", "3", "--input"])
+        .arg(root.join("fixtures/corpus/moby_dick.jsonl.zst"))
+        .arg("--output")
+        .arg(&arpa)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&arpa).unwrap();
+    assert!(
+        text.starts_with("\\data\\\nngram 1=") && text.contains("\\3-grams:") && text.trim_end().ends_with("\\end\\")
+    );
+    let docs = [
+        serde_json::json!({"id": "melville", "text": "Call me Ishmael. Some years ago, never mind how long precisely."}),
+        serde_json::json!({"id": "noise", "text": "qzx vbnm plkj wert yuio asdf ghjk"}),
+    ];
+    let input = dir.path().join("in.jsonl");
+    write_jsonl(&input, &docs);
+    let result = dir.path().join("out");
+    let p = pipeline(
+        dir.path(),
+        &format!(
+            "[input]\npath = \"{}\"\n[[step]]\ntype = \"perplexity\"\npath = \"{}\"\n[output]\npath = \"{}\"\nformat = \"jsonl\"\n",
+            input.display(),
+            arpa.display(),
+            result.display()
+        ),
+    );
+    run_ok(&p, &[]);
+    let scored = jsonl_docs(&result);
+    let (prose, noise) = (scored[0]["perplexity"].as_f64().unwrap(), scored[1]["perplexity"].as_f64().unwrap());
+    assert!(prose < noise / 10.0, "Melville {prose} is far likelier than noise {noise}");
+}
