@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""The English cascade (Gopher quality, Gopher repetition, C4, FineWeb, then
+PII redaction) in datatrove and in curate, side by side on the same
+documents, one core each; prints both times and the ratio, and how many
+documents each keeps.
+
+datatrove's language filter downloads a fastText model at run time, which
+this machine cannot, so language ID is left out of both sides.
+
+    cascade_bench.py --curate BIN --work DIR FILE.jsonl[.zst] ...
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from filters_parity import build_docs, read_jsonl  # noqa: E402
+
+STEPS = ["gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality", "pii"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--curate", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("inputs", nargs="+")
+    args = ap.parse_args()
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter, GopherQualityFilter, GopherRepetitionFilter
+    from datatrove.pipeline.formatters import PIIFormatter
+
+    os.makedirs(args.work, exist_ok=True)
+    docs = build_docs(args.inputs)
+    path = os.path.join(args.work, "docs.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(json.dumps(d, ensure_ascii=False) + "\n")
+    mb = os.path.getsize(path) / 1e6
+
+    filters = [GopherQualityFilter(), GopherRepetitionFilter(), C4QualityFilter(), FineWebQualityFilter()]
+    pii = PIIFormatter()
+    t0 = time.perf_counter()
+    kept_py = 0
+    for d in read_jsonl(path):  # reading is part of both sides
+        doc = Document(text=d["text"], id=d["id"])
+        if all(f.filter(doc) is True for f in filters):
+            doc.text = pii.format(doc.text)
+            kept_py += 1
+    py = time.perf_counter() - t0
+
+    out = os.path.join(args.work, "out")
+    subprocess.run(["rm", "-rf", out], check=True)
+    pipeline = os.path.join(args.work, "cascade.toml")
+    with open(pipeline, "w") as f:
+        f.write(f'[input]\npath = "{path}"\n' + "".join(f'[[step]]\ntype = "{s}"\n' for s in STEPS)
+                + f'[output]\npath = "{out}"\nformat = "jsonl"\n')
+    t0 = time.perf_counter()
+    subprocess.run([args.curate, "run", pipeline, "--threads", "1", "--progress", "none"], check=True, capture_output=True)
+    rs = time.perf_counter() - t0
+    kept_rs = json.load(open(os.path.join(out, "stats.json")))["kept_docs"]
+    print(f"{len(docs)} documents, {mb:.1f} MB, one core each\n")
+    print("| | seconds | MB/s | kept |")
+    print("|---|---|---|---|")
+    print(f"| datatrove 0.10 | {py:.1f} | {mb / py:.2f} | {kept_py} |")
+    print(f"| curate | {rs:.1f} | {mb / rs:.1f} | {kept_rs} |")
+    print(f"\ncurate is {py / rs:.0f}x faster per core")
+
+
+if __name__ == "__main__":
+    main()
