@@ -116,7 +116,9 @@ pub trait Filter: Send + Sync {
 
     /// Metadata fields this filter sets on every document it sees, as
     /// datatrove's `doc.metadata[...]` (the language and its score): name,
-    /// and whether the value is a number (else a string).
+    /// and whether the value is a number (else a string). A filter with
+    /// metadata fields reports its measurements through them; the engine
+    /// then asks it for no signals.
     fn metadata_fields(&self) -> Vec<(String, bool)> {
         Vec::new()
     }
