@@ -77,14 +77,7 @@ fn annotate_mode_keeps_everything_and_writes_verdicts_and_signals() {
             assert_eq!(kept[1]["length.chars"], 9.0);
             assert!(kept[1]["quality.mean_word_length"].is_number());
         } else {
-            let file = std::fs::File::open(out.join("part-000000-000.parquet")).unwrap();
-            let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                .unwrap()
-                .build()
-                .unwrap()
-                .next()
-                .unwrap()
-                .unwrap();
+            let batch = &read_parquet(&out.join("part-000000-000.parquet"))[0];
             let verdicts =
                 batch.column_by_name("quality").unwrap().as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
             assert_eq!((verdicts.value(0), verdicts.value(1)), ("keep", "gopher_short_doc"));
@@ -241,14 +234,7 @@ fn language_step_sets_the_language_and_keeps_the_allowed_ones() {
             assert!(kept[0]["language_score"].as_f64().unwrap() > 0.5);
             assert_eq!(jsonl_docs(&out.join("rejected"))[0]["language"], "fr");
         } else {
-            let file = std::fs::File::open(out.join("part-000000-000.parquet")).unwrap();
-            let batch = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                .unwrap()
-                .build()
-                .unwrap()
-                .next()
-                .unwrap()
-                .unwrap();
+            let batch = &read_parquet(&out.join("part-000000-000.parquet"))[0];
             let langs =
                 batch.column_by_name("language").unwrap().as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
             assert_eq!((langs.value(0), langs.value(1)), ("en", "de"));

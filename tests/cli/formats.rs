@@ -6,19 +6,9 @@ use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Float32Array, Int32Array, ListArray, RecordBatch, StringArray};
 use arrow_schema::DataType;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 
 use crate::util::*;
-
-fn read_parquet(path: &std::path::Path) -> Vec<RecordBatch> {
-    ParquetRecordBatchReaderBuilder::try_new(fs::File::open(path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap()
-        .map(|b| b.unwrap())
-        .collect()
-}
 
 #[test]
 fn jsonl_fields_pass_through_byte_for_byte_and_ids_are_made_stable() {

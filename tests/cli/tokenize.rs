@@ -9,7 +9,6 @@ use std::sync::OnceLock;
 
 use arrow_array::{Array, ListArray, StringArray, UInt16Array, UInt32Array};
 use curate_shards::{megatron, Manifest, Split, TokenWidth};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
 use crate::util::*;
@@ -67,10 +66,8 @@ fn read_split(out: &Path, split: Split) -> Vec<(String, Vec<u32>)> {
     let mut docs = Vec::new();
     for shard in manifest.shards(split) {
         let prefix = out.join(&shard.name);
-        let file = fs::File::open(prefix.with_extension("parquet")).unwrap();
         let mut from_parquet = Vec::new();
-        for batch in ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap() {
-            let batch = batch.unwrap();
+        for batch in read_parquet(&prefix.with_extension("parquet")) {
             let ids = batch.column_by_name("id").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
             let tokens = batch.column_by_name("tokens").unwrap().as_any().downcast_ref::<ListArray>().unwrap();
             for i in 0..batch.num_rows() {

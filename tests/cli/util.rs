@@ -139,3 +139,10 @@ pub fn write_jsonl_zst(path: &Path, docs: &[Value]) {
     }
     fs::write(path, zstd::encode_all(&text[..], 3).unwrap()).unwrap();
 }
+
+/// Every batch of a Parquet file.
+pub fn read_parquet(path: &Path) -> Vec<arrow_array::RecordBatch> {
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(fs::File::open(path).unwrap()).unwrap();
+    reader.build().unwrap().map(|b| b.unwrap()).collect()
+}
