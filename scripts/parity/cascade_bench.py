@@ -17,7 +17,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from filters_parity import build_docs, read_jsonl  # noqa: E402
+from filters_parity import build_docs  # noqa: E402
+from jsonl import read_jsonl  # noqa: E402
 
 STEPS = ["gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality", "pii"]
 

@@ -20,17 +20,14 @@ import subprocess
 import sys
 import time
 
+from jsonl import read_jsonl, read_shards
+
 FILTERS = {
     "gopher_quality": ("datatrove.pipeline.filters", "GopherQualityFilter"),
     "gopher_repetition": ("datatrove.pipeline.filters", "GopherRepetitionFilter"),
     "c4_quality": ("datatrove.pipeline.filters", "C4QualityFilter"),
     "fineweb_quality": ("datatrove.pipeline.filters", "FineWebQualityFilter"),
 }
-
-
-def read_jsonl(path):
-    raw = subprocess.run(["zstd", "-dc", path], check=True, capture_output=True).stdout if path.endswith(".zst") else open(path, "rb").read()
-    return [json.loads(l) for l in raw.splitlines() if l.strip()]
 
 
 def build_docs(paths, seed=0):
@@ -98,14 +95,10 @@ def main():
         rs_secs = time.perf_counter() - t0
         ours, our_text = {}, {}
         for folder, rejected in ((out, False), (os.path.join(out, "rejected"), True)):
-            if not os.path.isdir(folder):
-                continue
-            for fn in sorted(os.listdir(folder)):
-                if fn.endswith(".jsonl.zst"):
-                    for d in read_jsonl(os.path.join(folder, fn)):
-                        ours[d["id"]] = d["rejected_reason"] if rejected else "keep"
-                        if not rejected:
-                            our_text[d["id"]] = d["text"]
+            for d in read_shards(folder):
+                ours[d["id"]] = d["rejected_reason"] if rejected else "keep"
+                if not rejected:
+                    our_text[d["id"]] = d["text"]
         same_decision = sum((ref[i] == "keep") == (ours.get(i) == "keep") for i in ref)
         same_reason = sum(ref[i] == ours.get(i) for i in ref)
         kept_both = [i for i in ref if ref[i] == "keep" and ours.get(i) == "keep"]

@@ -14,10 +14,7 @@ import json
 import os
 import subprocess
 
-
-def read(path):
-    raw = subprocess.run(["zstd", "-dc", path], check=True, capture_output=True).stdout if path.endswith(".zst") else open(path, "rb").read()
-    return [json.loads(l) for l in raw.splitlines() if l.strip()]
+from jsonl import read_jsonl, read_shards
 
 
 def main():
@@ -31,12 +28,12 @@ def main():
     import kenlm
 
     os.makedirs(args.work, exist_ok=True)
-    sentences = [line.split() for d in read(args.reference) for line in d["text"].split("\n") if line.split()]
+    sentences = [line.split() for d in read_jsonl(args.reference) for line in d["text"].split("\n") if line.split()]
     arpa = os.path.join(args.work, "model.arpa")
     subprocess.run([args.curate, "lm", "train", "--input", args.reference, "--output", arpa, "--order", str(args.order)],
                    check=True, capture_output=True)
     model = kenlm.Model(arpa)
-    docs = read(args.texts)
+    docs = read_jsonl(args.texts)
     texts = os.path.join(args.work, "texts.jsonl")
     with open(texts, "w") as f:
         for i, d in enumerate(docs):
@@ -47,11 +44,7 @@ def main():
     with open(pipeline, "w") as f:
         f.write(f'[input]\npath = "{texts}"\n[[step]]\ntype = "perplexity"\npath = "{arpa}"\n[output]\npath = "{out}"\nformat = "jsonl"\n')
     subprocess.run([args.curate, "run", pipeline, "--progress", "none"], check=True, capture_output=True)
-    ours = {}
-    for fn in sorted(os.listdir(out)):
-        if fn.endswith(".jsonl.zst"):
-            for d in read(os.path.join(out, fn)):
-                ours[d["id"]] = d["perplexity"]
+    ours = {d["id"]: d["perplexity"] for d in read_shards(out)}
     worst, n = 0.0, 0
     for i, d in enumerate(docs):
         score, length = 0.0, 0

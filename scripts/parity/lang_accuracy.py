@@ -13,6 +13,8 @@ import json
 import os
 import subprocess
 
+from jsonl import read_jsonl, read_shards
+
 # whatlang's languages: ISO 639-1 (what curate writes) -> 639-3.
 ISO1 = {"eo": "epo", "en": "eng", "ru": "rus", "zh": "cmn", "es": "spa", "pt": "por", "it": "ita", "bn": "ben", "fr": "fra",
         "de": "deu", "uk": "ukr", "ka": "kat", "ar": "ara", "hi": "hin", "ja": "jpn", "he": "heb", "yi": "yid", "pl": "pol",
@@ -35,10 +37,8 @@ def main():
     ap.add_argument("udhr")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    raw = subprocess.run(["zstd", "-dc", args.udhr], check=True, capture_output=True).stdout
     docs = []
-    for line in raw.splitlines():
-        d = json.loads(line)
+    for d in read_jsonl(args.udhr):
         label = ALIASES.get(d["lang"], d["lang"])
         docs.append({"id": f"{d['id']}/whole", "text": d["text"], "label": label, "kind": "whole"})
         for i, para in enumerate(p for p in d["text"].split("\n") if len(p.strip()) >= 40):
@@ -54,13 +54,9 @@ def main():
         f.write(f'[input]\npath = "{path}"\n[[step]]\ntype = "language"\n[output]\npath = "{out}"\nformat = "jsonl"\nrejected = true\n')
     subprocess.run([args.curate, "run", pipeline, "--progress", "none"], check=True, capture_output=True)
     got = {}
-    for folder in (out, os.path.join(out, "rejected")):
-        for fn in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-            if fn.endswith(".jsonl.zst"):
-                for l in subprocess.run(["zstd", "-dc", os.path.join(folder, fn)], check=True, capture_output=True).stdout.splitlines():
-                    d = json.loads(l)
-                    lang = d.get("language")
-                    got[d["id"]] = ISO1.get(lang, lang) if lang else None
+    for d in read_shards(out) + read_shards(os.path.join(out, "rejected")):
+        lang = d.get("language")
+        got[d["id"]] = ISO1.get(lang, lang) if lang else None
     per = collections.defaultdict(lambda: {"whole": [0, 0], "paragraph": [0, 0]})
     confusions = collections.Counter()
     unsupported_claimed = [0, 0]

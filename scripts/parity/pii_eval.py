@@ -18,6 +18,8 @@ import random
 import string
 import subprocess
 
+from jsonl import read_shards
+
 TAGS = {"email": "EMAIL", "ip": "IP_ADDRESS", "phone": "PHONE", "credit_card": "CREDIT_CARD",
         "ssn": "SSN", "iban": "IBAN", "secret": "SECRET"}
 TEMPLATES = ["Please contact {} for details.", "The record shows {} as of today.", "Reference: {}",
@@ -117,9 +119,7 @@ def main():
     with open(pipeline, "w") as f:
         f.write(f'[input]\npath = "{path}"\n[[step]]\ntype = "pii"\n[output]\npath = "{out}"\nformat = "jsonl"\n')
     subprocess.run([args.curate, "run", pipeline, "--progress", "none"], check=True, capture_output=True)
-    raw = b"".join(subprocess.run(["zstd", "-dc", os.path.join(out, f)], check=True, capture_output=True).stdout
-                   for f in sorted(os.listdir(out)) if f.endswith(".jsonl.zst"))
-    texts = {d["id"]: d["text"] for d in map(json.loads, raw.splitlines())}
+    texts = {d["id"]: d["text"] for d in read_shards(out)}
     print(f"{len(docs)} documents: {args.per_kind} of each kind, {args.per_kind * 4} hard negatives\n")
     print("| kind | true positives | false positives | false negatives | precision | recall |")
     print("|---|---|---|---|---|---|")
