@@ -10,9 +10,9 @@
 use std::borrow::Cow;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::Instant;
 
@@ -158,31 +158,13 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
         abort: AtomicBool::new(false),
     };
 
-    // Unit workers are plain threads that each hand one unit at a time to
-    // the pool: at most `threads` units are in flight, which bounds memory.
-    let results: Mutex<Vec<Option<Result<Stats, RunError>>>> = Mutex::new((0..mine.len()).map(|_| None).collect());
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= mine.len() || ctx.abort.load(Ordering::Relaxed) {
-                    break;
-                }
-                let result = pool.install(|| process_unit(&ctx, mine[i]));
-                if result.is_err() {
-                    ctx.abort.store(true, Ordering::Relaxed);
-                }
-                results.lock().expect("no worker panics while holding the lock")[i] = Some(result);
-            });
-        }
-    });
+    let results = super::workers::run_units(mine.len(), workers, &pool, &ctx.abort, |i| process_unit(&ctx, mine[i]));
     let Context { progress, .. } = ctx;
     progress.finish();
 
     let mut stats =
         Stats::for_steps(pipeline.steps.iter().map(|s| (s.name.as_str(), s.kind.as_str(), s.mode.as_str())));
-    for result in results.into_inner().expect("workers are done") {
+    for result in results {
         match result {
             Some(Ok(unit_stats)) => stats.merge(&unit_stats),
             Some(Err(e)) => return Err(e),

@@ -13,3 +13,4 @@ pub mod state;
 pub mod stats;
 pub mod step;
 pub mod task;
+pub mod workers;

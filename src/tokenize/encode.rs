@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 
 use curate_shards::manifest::MANIFEST_VERSION;
@@ -26,6 +26,7 @@ use crate::config::{TokenFormat, TokenizeConfig};
 use crate::doc::{Doc, FieldNames};
 use crate::engine::progress::{Progress, ProgressMode};
 use crate::engine::stats::Occurrences;
+use crate::engine::workers::run_units;
 use crate::io::atomic;
 use crate::io::docs::UnitBatches;
 use crate::io::plan::{self, Compression, Plan};
@@ -269,9 +270,6 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, String> {
     let read =
         Arc::new(ReadOptions { names: options.names.clone(), batch_size: options.batch_size, batch_bytes: 16 << 20 });
     let progress = Progress::start(plan.units.iter().map(|u| u.bytes).sum(), options.progress);
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<TokenStats, String>>>> = Mutex::new(vec![None; plan.units.len()]);
-    let workers = options.threads.min(plan.units.len()).max(1);
     let ctx = UnitContext {
         plan: &plan,
         read,
@@ -281,25 +279,11 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, String> {
         buckets,
         progress: &progress,
     };
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= plan.units.len() {
-                    break;
-                }
-                let result = pool.install(|| encode_unit(&ctx, i));
-                let failed = result.is_err();
-                results.lock().expect("no panic while locked")[i] = Some(result);
-                if failed {
-                    next.store(plan.units.len(), Ordering::Relaxed);
-                }
-            });
-        }
-    });
+    let abort = AtomicBool::new(false);
+    let results = run_units(plan.units.len(), options.threads, &pool, &abort, |i| encode_unit(&ctx, i));
     progress.finish();
     let mut stats = TokenStats::default();
-    for r in results.into_inner().expect("workers done").into_iter().flatten() {
+    for r in results.into_iter().flatten() {
         stats.merge(&r?);
     }
 
