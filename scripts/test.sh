@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. `.ci/run` calls exactly this.
 #
-# The target dir lives outside the clone so that reruns on the same machine
-# (and CI runs on a machine that built before) reuse compiled dependencies.
-# The last line totals every test binary's results.
+# The trainer links libtorch: scripts/libtorch.sh installs PyTorch 2.11.0
+# (what tch 0.24 builds against) into a virtual environment cached by
+# version under ~/.cache/curate, once. The target dir also lives outside the
+# clone, so that reruns on the same machine (and CI runs on a machine that
+# built before) reuse compiled dependencies. The last line totals every test
+# binary's results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/curate/target}
+venv=$(scripts/libtorch.sh)
+export LIBTORCH_USE_PYTORCH=1 PATH=$venv/bin:$PATH
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

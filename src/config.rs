@@ -97,6 +97,11 @@ pub struct OutputConfig {
     /// Also write dropped documents, with the step and reason, to `rejected/`.
     #[serde(default)]
     pub rejected: bool,
+    /// Write kept documents into one subfolder per value of this field
+    /// (`language` gives `en/`, `fr/`, ..., as FineWeb is split); documents
+    /// without the field go to `unknown/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod trainer_command;
+
 use clap::{Parser, Subcommand};
 
 use curate::config::Pipeline;
@@ -87,6 +89,18 @@ enum Command {
     ///
     /// Rerunning after a crash re-encodes only unfinished units of input.
     Tokenize(TokenizeArgs),
+    /// Train a model on token shards (runs curate-train, which links libtorch; see `curate train --help`).
+    #[command(disable_help_flag = true)]
+    Train {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Sample text from a training checkpoint (runs curate-train; see `curate generate --help`).
+    #[command(disable_help_flag = true)]
+    Generate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -237,6 +251,8 @@ fn main() -> ExitCode {
         Command::Lm { command: LmCommand::Train(args) } => train_lm(args),
         Command::Tokenize(args) => tokenize(args),
         Command::Words => print_words(),
+        Command::Train { args } => trainer_command::exec("train", args),
+        Command::Generate { args } => trainer_command::exec("generate", args),
         Command::Steps => {
             for t in STEP_TYPES {
                 println!("{:<14} {}", t.name, t.summary);

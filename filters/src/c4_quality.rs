@@ -104,9 +104,33 @@ fn python_words(line: &str) -> impl Iterator<Item = &str> {
     line.split(crate::text::is_space).filter(|w| !w.is_empty())
 }
 
+const SIGNALS: &[&str] = &["lines", "kept_lines", "sentences", "lorem_ipsum", "curly_bracket"];
+
 impl Filter for C4Quality {
     fn filter(&self, doc: &Document<'_>) -> Verdict {
+        self.judge(doc, None)
+    }
+
+    /// Lines (or sentences) read and kept, sentences counted in the kept
+    /// lines, and whether lorem ipsum or a curly bracket was seen (0 or 1).
+    fn signal_names(&self) -> &'static [&'static str] {
+        SIGNALS
+    }
+
+    fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
+        self.judge(doc, Some(signals))
+    }
+}
+
+impl C4Quality {
+    /// Filtering (`signals` is None) returns at the first page-level rule
+    /// that fires, as datatrove does; annotating reads on to measure the
+    /// whole page and reports that same first rule.
+    fn judge(&self, doc: &Document<'_>, signals: Option<&mut Vec<f64>>) -> Verdict {
         let c = &self.config;
+        let measuring = signals.is_some();
+        let mut fired: Option<&'static str> = None;
+        let (mut lorem, mut curly) = (false, false);
         let units: Vec<String> = if c.split_paragraph {
             split_lines(doc.text).into_iter().map(str::to_owned).collect()
         } else {
@@ -130,13 +154,23 @@ impl Filter for C4Quality {
             }
             let lower = line.to_lowercase();
             if c.filter_lorem_ipsum && lower.contains("lorem ipsum") {
-                return Verdict::drop("lorem_ipsum");
+                lorem = true;
+                fired = fired.or(Some("lorem_ipsum"));
+                if !measuring {
+                    break;
+                }
+                continue;
             }
             if c.filter_javascript && lower.contains("javascript") {
                 continue;
             }
             if c.filter_curly_bracket && line.contains('{') {
-                return Verdict::drop("curly_bracket");
+                curly = true;
+                fired = fired.or(Some("curly_bracket"));
+                if !measuring {
+                    break;
+                }
+                continue;
             }
             if c.filter_policy && POLICY_SUBSTRINGS.iter().any(|p| lower.contains(p)) {
                 continue;
@@ -145,6 +179,13 @@ impl Filter for C4Quality {
                 sentences_kept += if c.split_paragraph { count_sentences(&line) } else { 1 };
             }
             kept.push(line);
+        }
+        if let Some(signals) = signals {
+            let flag = |b: bool| if b { 1.0 } else { 0.0 };
+            signals.extend([units.len() as f64, kept.len() as f64, sentences_kept as f64, flag(lorem), flag(curly)]);
+        }
+        if let Some(reason) = fired {
+            return Verdict::drop(reason);
         }
         if (sentences_kept as i64) < c.min_num_sentences {
             return Verdict::drop("too_few_sentences");
@@ -194,6 +235,27 @@ mod tests {
         assert_eq!(verdict("Only one sentence here."), Verdict::drop("too_few_sentences"));
         assert_eq!(verdict(&format!("{GOOD}\nLorem ipsum dolor sit amet.")), Verdict::drop("lorem_ipsum"));
         assert_eq!(verdict(&format!("{GOOD}\nfunction f() {{ return 1; }}.")), Verdict::drop("curly_bracket"));
+    }
+
+    #[test]
+    fn annotating_reads_the_whole_page_and_decides_as_filtering_does() {
+        let f = C4QualityConfig::default().build();
+        let texts = [
+            GOOD.to_string(),
+            format!("Home | About\n{GOOD}\nWe use cookies to improve the site."),
+            format!("Lorem ipsum dolor sit amet.\n{GOOD}\nfunction f() {{ return 1; }}."),
+            "Only one sentence here.".to_string(),
+        ];
+        for text in &texts {
+            let mut signals = vec![];
+            let doc = Document::text_only(text);
+            assert_eq!(f.filter_with_signals(&doc, &mut signals), f.filter(&doc), "{text}");
+            assert_eq!(signals.len(), SIGNALS.len());
+        }
+        let mut signals = vec![];
+        f.filter_with_signals(&Document::text_only(&texts[2]), &mut signals);
+        // 4 lines; the two of GOOD kept with their 5 sentences; both page rules seen.
+        assert_eq!(signals, [4.0, 2.0, 5.0, 1.0, 1.0]);
     }
 
     #[test]

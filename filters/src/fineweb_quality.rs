@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use crate::gopher_repetition::find_duplicates;
+use crate::rules::Rules;
 use crate::text::{is_terminal_punctuation, len, strip};
 use crate::words::split_into_words;
 use crate::{Document, Filter, FilterConfig, Verdict};
@@ -61,35 +62,50 @@ impl FineWebQuality {
     }
 }
 
-impl Filter for FineWebQuality {
-    fn filter(&self, doc: &Document<'_>) -> Verdict {
+const SIGNALS: &[&str] = &["line_punct_ratio", "short_line_ratio", "char_dup_ratio", "list_ratio"];
+
+impl FineWebQuality {
+    fn judge(&self, text: &str, mut r: Rules) -> Verdict {
         let c = &self.config;
-        let text = doc.text;
         let lines: Vec<&str> = text.split('\n').filter(|l| !strip(l).is_empty()).collect();
         if lines.is_empty() {
-            return Verdict::drop("empty");
+            r.check(f64::NAN, true, "empty");
+            return r.verdict();
         }
         let n = lines.len() as f64;
         let punct =
             lines.iter().filter(|l| l.chars().next_back().is_some_and(|ch| self.ends_a_line(ch))).count() as f64 / n;
-        if punct < c.line_punct_thr && !(punct == 0.0 && c.line_punct_exclude_zero) {
-            return Verdict::drop("line_punct_ratio");
+        if r.check(punct, punct < c.line_punct_thr && !(punct == 0.0 && c.line_punct_exclude_zero), "line_punct_ratio")
+        {
+            return r.verdict();
         }
         let short = lines.iter().filter(|l| len(l) <= c.short_line_length).count() as f64 / n;
-        if short > c.short_line_thr {
-            return Verdict::drop("short_line_ratio");
+        if r.check(short, short > c.short_line_thr, "short_line_ratio") {
+            return r.verdict();
         }
         let (_, dup_chars) = find_duplicates(&lines);
-        let chars = text.chars().filter(|&ch| ch != '\n').count();
-        if dup_chars as f64 / chars as f64 > c.char_duplicates_ratio {
-            return Verdict::drop("char_dup_ratio");
+        let dup = dup_chars as f64 / text.chars().filter(|&ch| ch != '\n').count() as f64;
+        if r.check(dup, dup > c.char_duplicates_ratio, "char_dup_ratio") {
+            return r.verdict();
         }
         let words = split_into_words(text).len();
-        let newlines = text.matches('\n').count();
-        if words > 0 && newlines as f64 / words as f64 > c.new_line_ratio {
-            return Verdict::drop("list_ratio");
-        }
-        Verdict::Keep
+        let list = text.matches('\n').count() as f64 / words as f64;
+        r.check(list, words > 0 && list > c.new_line_ratio, "list_ratio");
+        r.verdict()
+    }
+}
+
+impl Filter for FineWebQuality {
+    fn filter(&self, doc: &Document<'_>) -> Verdict {
+        self.judge(doc.text, Rules::filtering())
+    }
+
+    fn signal_names(&self) -> &'static [&'static str] {
+        SIGNALS
+    }
+
+    fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
+        self.judge(doc.text, Rules::annotating(signals, SIGNALS.len()))
     }
 }
 
@@ -128,5 +144,38 @@ mod tests {
         );
         let list: Vec<String> = (0..10).map(|i| format!("Supercalifragilisticexpialidocious{i}.")).collect();
         assert_eq!(verdict(&list.join("\n")), Verdict::drop("list_ratio"));
+    }
+
+    #[test]
+    fn annotating_measures_every_rule_and_decides_as_filtering_does() {
+        let f = FineWebQualityConfig::default().build();
+        let texts = [
+            format!("{LINE}\n{LINE}\nSomething different enough here, said the mate."),
+            "Short one.\nShort two.\nShort three.\nA line that is long enough to count.".to_string(),
+            format!("{LINE}\nAnd then the crew sang a song about the whale they hunted."),
+            " \n".to_string(),
+        ];
+        for text in &texts {
+            let mut signals = vec![];
+            let doc = Document::text_only(text);
+            assert_eq!(f.filter_with_signals(&doc, &mut signals), f.filter(&doc), "{text}");
+            assert_eq!(signals.len(), 4);
+        }
+        let mut signals = vec![];
+        f.filter_with_signals(&Document::text_only(&texts[0]), &mut signals);
+        // Every line ends in punctuation; the repeated line is 37% of the characters.
+        assert_eq!((signals[0], signals[1]), (1.0, 0.0));
+        assert!((signals[2] - 0.374).abs() < 1e-3, "{signals:?}");
+        // Dropped by short_line_ratio, yet the later rules are measured too.
+        let mut signals = vec![];
+        assert_eq!(
+            f.filter_with_signals(&Document::text_only(&texts[1]), &mut signals),
+            Verdict::drop("short_line_ratio")
+        );
+        assert_eq!((signals[1], signals[2]), (0.75, 0.0));
+        assert!(signals[3] > 0.0 && signals[3] < 0.3, "{signals:?}");
+        let mut empty = vec![];
+        f.filter_with_signals(&Document::text_only(" \n"), &mut empty);
+        assert!(empty.iter().all(|v| v.is_nan()));
     }
 }

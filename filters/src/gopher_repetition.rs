@@ -9,6 +9,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use serde::Deserialize;
 
+use crate::rules::Rules;
 use crate::text::{len, strip};
 use crate::words::split_into_words;
 use crate::{Document, Filter, FilterConfig, Verdict};
@@ -59,11 +60,14 @@ impl FilterConfig for GopherRepetitionConfig {
         let reasons = |prefix: &str, suffix: &str, list: &[(usize, f64)]| -> Vec<&'static str> {
             list.iter().map(|(n, _)| &*Box::leak(format!("{prefix}{n}{suffix}").into_boxed_str())).collect()
         };
-        GopherRepetition {
-            top_reasons: reasons("top_", "_gram", &self.top_n_grams),
-            dup_reasons: reasons("duplicated_", "_n_grams", &self.dup_n_grams),
-            config: self,
-        }
+        let top_reasons = reasons("top_", "_gram", &self.top_n_grams);
+        let dup_reasons = reasons("duplicated_", "_n_grams", &self.dup_n_grams);
+        let signals = ["dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac"]
+            .into_iter()
+            .chain(top_reasons.iter().copied())
+            .chain(dup_reasons.iter().copied())
+            .collect::<Vec<_>>();
+        GopherRepetition { top_reasons, dup_reasons, signals: Box::leak(signals.into_boxed_slice()), config: self }
     }
 }
 
@@ -71,6 +75,9 @@ pub struct GopherRepetition {
     config: GopherRepetitionConfig,
     top_reasons: Vec<&'static str>,
     dup_reasons: Vec<&'static str>,
+    /// Leaked once per filter built, like the reasons: a pipeline builds a
+    /// handful, and `signal_names` must be `'static`.
+    signals: &'static [&'static str],
 }
 
 /// Elements seen before, and their characters (datatrove's `find_duplicates`).
@@ -219,46 +226,66 @@ fn split_newline_runs(s: &str, min: usize) -> Vec<&str> {
     parts
 }
 
-impl Filter for GopherRepetition {
-    fn filter(&self, doc: &Document<'_>) -> Verdict {
+impl GopherRepetition {
+    fn judge(&self, text: &str, mut r: Rules) -> Verdict {
         let c = &self.config;
-        let text = doc.text;
         if text.is_empty() {
-            return Verdict::drop("empty");
+            r.check(f64::NAN, true, "empty");
+            return r.verdict();
         }
+        let on = |f: Option<f64>| f.filter(|&f| f != 0.0);
         let text_len = len(text) as f64;
         let paragraphs = split_newline_runs(strip(text), 2);
         let (dup_paras, dup_para_chars) = find_duplicates(&paragraphs);
-        if c.dup_para_frac.is_some_and(|f| f != 0.0 && dup_paras as f64 / paragraphs.len() as f64 > f) {
-            return Verdict::drop("dup_para_frac");
+        let frac = dup_paras as f64 / paragraphs.len() as f64;
+        if r.check(frac, on(c.dup_para_frac).is_some_and(|f| frac > f), "dup_para_frac") {
+            return r.verdict();
         }
-        if c.dup_para_char_frac.is_some_and(|f| f != 0.0 && dup_para_chars as f64 / text_len > f) {
-            return Verdict::drop("dup_para_char_frac");
+        let frac = dup_para_chars as f64 / text_len;
+        if r.check(frac, on(c.dup_para_char_frac).is_some_and(|f| frac > f), "dup_para_char_frac") {
+            return r.verdict();
         }
         let lines = split_newline_runs(text, 1);
         let (dup_lines, dup_line_chars) = find_duplicates(&lines);
-        if c.dup_line_frac.is_some_and(|f| f != 0.0 && dup_lines as f64 / lines.len() as f64 > f) {
-            return Verdict::drop("dup_line_frac");
+        let frac = dup_lines as f64 / lines.len() as f64;
+        if r.check(frac, on(c.dup_line_frac).is_some_and(|f| frac > f), "dup_line_frac") {
+            return r.verdict();
         }
-        if c.dup_line_char_frac.is_some_and(|f| f != 0.0 && dup_line_chars as f64 / text_len > f) {
-            return Verdict::drop("dup_line_char_frac");
+        let frac = dup_line_chars as f64 / text_len;
+        if r.check(frac, on(c.dup_line_char_frac).is_some_and(|f| frac > f), "dup_line_char_frac") {
+            return r.verdict();
         }
         let words = split_into_words(text);
         let spaced = Joined::new(&words, " ");
-        for (i, &(n, frac)) in c.top_n_grams.iter().enumerate() {
-            if let Some(top) = find_top_duplicate(&spaced, n) {
-                if top as f64 / text_len > frac {
-                    return Verdict::drop(self.top_reasons[i]);
-                }
+        for (i, &(n, max)) in c.top_n_grams.iter().enumerate() {
+            let frac = find_top_duplicate(&spaced, n).map_or(0.0, |top| top as f64 / text_len);
+            if r.check(frac, frac > max, self.top_reasons[i]) {
+                return r.verdict();
             }
         }
         let packed = Joined::new(&words, "");
-        for (i, &(n, frac)) in c.dup_n_grams.iter().enumerate() {
-            if find_all_duplicate(&packed, n) as f64 / text_len > frac {
-                return Verdict::drop(self.dup_reasons[i]);
+        for (i, &(n, max)) in c.dup_n_grams.iter().enumerate() {
+            let frac = find_all_duplicate(&packed, n) as f64 / text_len;
+            if r.check(frac, frac > max, self.dup_reasons[i]) {
+                return r.verdict();
             }
         }
-        Verdict::Keep
+        r.verdict()
+    }
+}
+
+impl Filter for GopherRepetition {
+    fn filter(&self, doc: &Document<'_>) -> Verdict {
+        self.judge(doc.text, Rules::filtering())
+    }
+
+    /// The measurement of each rule, named as its drop reason.
+    fn signal_names(&self) -> &'static [&'static str] {
+        self.signals
+    }
+
+    fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
+        self.judge(doc.text, Rules::annotating(signals, self.signals.len()))
     }
 }
 
@@ -299,6 +326,25 @@ mod tests {
         assert_eq!(verdict(&repeat(sentence, 3)), Verdict::Keep);
         assert_eq!(verdict(&repeat(sentence, 4)), Verdict::drop("duplicated_10_n_grams"));
         assert_eq!(verdict(&repeat(sentence, 6)), Verdict::drop("duplicated_5_n_grams"));
+    }
+
+    #[test]
+    fn annotating_measures_every_rule_and_decides_as_filtering_does() {
+        let f = GopherRepetitionConfig::default().build();
+        assert_eq!(f.signal_names().len(), 4 + 3 + 6);
+        assert_eq!(f.signal_names()[4], "top_2_gram");
+        let sentence = "one two three four five six seven eight nine ten eleven twelve. ";
+        for text in ["", "a\nb\na\na\nc", PROSE, &format!("{PROSE} {}", sentence.repeat(6))] {
+            let mut signals = vec![];
+            let doc = Document::text_only(text);
+            assert_eq!(f.filter_with_signals(&doc, &mut signals), f.filter(&doc), "{text}");
+            assert_eq!(signals.len(), 13);
+        }
+        // Dropped at dup_line_frac (2 of 5 lines repeat), and still measured to the end.
+        let mut signals = vec![];
+        f.filter_with_signals(&Document::text_only("a\nb\na\na\nc"), &mut signals);
+        assert_eq!(signals[2], 0.4);
+        assert!(signals[12].is_finite());
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod language;
 mod length;
 mod perplexity;
 mod pii;
+mod rules;
 pub mod text;
 mod word_list;
 pub mod words;

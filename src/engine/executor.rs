@@ -8,6 +8,7 @@
 //! not on threads, tasks, or on where a previous run was killed.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,7 +33,7 @@ use crate::config::{InputFormat, OnError, OutputFormat, Pipeline, StepMode};
 use crate::doc::{Doc, ErrorKind, FieldNames};
 use crate::io::plan::{self, Plan, PlanError, Unit};
 use crate::io::read::{self, ReadOptions};
-use crate::io::write::{self, Prepared, ShardWriter, WriterOptions, REJECTED_REASON, REJECTED_STEP};
+use crate::io::write::{self, PartitionedWriter, Prepared, WriterOptions, REJECTED_REASON, REJECTED_STEP};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -145,6 +146,13 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
     };
     run_dir.remove_stale_temps(&out, task);
     run_dir.remove_stale_temps(&out.join("rejected"), task);
+    if pipeline.output.partition_by.is_some() {
+        for entry in std::fs::read_dir(&out).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                run_dir.remove_stale_temps(&entry.path(), task);
+            }
+        }
+    }
 
     let ctx = Context {
         pipeline,
@@ -311,18 +319,19 @@ fn pause_for_tests() {
 
 /// The sending end of a writer thread, and the thread, which returns the
 /// finished shards (not yet committed) and its seconds of work.
-type WriterThread<'scope> = (SyncSender<Prepared>, ScopedJoinHandle<'scope, std::io::Result<(Vec<PathBuf>, f64)>>);
+type WriterThread<'scope> =
+    (SyncSender<(String, Prepared)>, ScopedJoinHandle<'scope, std::io::Result<(Vec<PathBuf>, f64)>>);
 
 /// Writes on its own thread, one batch behind the judging, so that
 /// compression overlaps the reading and judging of the next batch. The
 /// channel holds one batch: memory stays bounded.
-fn spawn_writer<'scope>(scope: &'scope Scope<'scope, '_>, mut writer: ShardWriter) -> WriterThread<'scope> {
-    let (tx, rx) = sync_channel::<Prepared>(1);
+fn spawn_writer<'scope>(scope: &'scope Scope<'scope, '_>, mut writer: PartitionedWriter) -> WriterThread<'scope> {
+    let (tx, rx) = sync_channel::<(String, Prepared)>(1);
     let handle = scope.spawn(move || {
         let mut seconds = 0.0;
-        for batch in rx {
+        for (partition, batch) in rx {
             let t = Instant::now();
-            writer.write(batch)?;
+            writer.write(&partition, batch)?;
             seconds += t.elapsed().as_secs_f64();
             pause_for_tests();
         }
@@ -368,11 +377,11 @@ fn process_unit(ctx: &Context, unit: &Unit) -> Result<Stats, RunError> {
     };
 
     let (judged, kept, rejected) = std::thread::scope(|scope| {
-        let (kept_tx, kept_thread) = spawn_writer(scope, ShardWriter::new(out, stem.clone(), ctx.kept.clone()));
+        let (kept_tx, kept_thread) = spawn_writer(scope, PartitionedWriter::new(out, stem.clone(), ctx.kept.clone()));
         let rejected = ctx
             .rejected
             .as_ref()
-            .map(|o| spawn_writer(scope, ShardWriter::new(&rejected_dir, stem.clone(), o.clone())));
+            .map(|o| spawn_writer(scope, PartitionedWriter::new(&rejected_dir, stem.clone(), o.clone())));
         let (rejected_tx, rejected_thread) = rejected.unzip();
         let judged = judge_unit(ctx, unit, &mut stats, &kept_tx, rejected_tx.as_ref());
         drop((kept_tx, rejected_tx));
@@ -423,8 +432,8 @@ fn judge_unit(
     ctx: &Context,
     unit: &Unit,
     stats: &mut Stats,
-    kept_tx: &SyncSender<Prepared>,
-    rejected_tx: Option<&SyncSender<Prepared>>,
+    kept_tx: &SyncSender<(String, Prepared)>,
+    rejected_tx: Option<&SyncSender<(String, Prepared)>>,
 ) -> Result<Judged, RunError> {
     let pipeline = ctx.pipeline;
     let file = &ctx.plan.files[unit.file];
@@ -563,34 +572,53 @@ fn judge_unit(
             }
         }
 
-        let (prepared, misfits) = ctx.kept.prepare(kept_bytes);
-        let mut misfit = misfits.iter().peekable();
+        // Kept documents by partition (one, "", without output.partition_by),
+        // each in input order.
+        let mut partitions: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, doc) in kept.iter().enumerate() {
-            if misfit.peek().is_some_and(|(j, _)| *j == i) {
-                let (_, why) = misfit.next().expect("peeked");
-                let location = || format!("{}: document {:?}", file.path.display(), doc.id);
-                if fail_fast {
-                    return Err(RunError::BadDocument {
-                        location: location(),
-                        kind: ErrorKind::OutputSchema.as_str(),
-                        message: why.clone(),
-                    });
-                }
-                stats.error(ErrorKind::OutputSchema.as_str(), 1, || format!("{}: {why}", location()));
-            } else {
-                stats.kept_docs += 1;
-                stats.kept_text_bytes += doc.text.len() as u64;
-            }
+            let name = match &pipeline.output.partition_by {
+                None => String::new(),
+                Some(field) => write::partition_name(doc.fields.iter().find(|(k, _)| k == field).map(|(_, v)| v.get())),
+            };
+            partitions.entry(name).or_default().push(i);
         }
-        if prepared.is_some_and(|p| kept_tx.send(p).is_err()) {
-            return Ok(Judged::Abandoned);
+        let mut kept_bytes: Vec<Option<Vec<u8>>> = kept_bytes.into_iter().map(Some).collect();
+        for (partition, members) in partitions {
+            let bytes =
+                members.iter().map(|&i| kept_bytes[i].take().expect("each document in one partition")).collect();
+            let (prepared, misfits) = ctx.kept.prepare(bytes);
+            let mut misfit = misfits.iter().peekable();
+            for (j, &i) in members.iter().enumerate() {
+                let doc = kept[i];
+                if misfit.peek().is_some_and(|(m, _)| *m == j) {
+                    let (_, why) = misfit.next().expect("peeked");
+                    let location = || format!("{}: document {:?}", file.path.display(), doc.id);
+                    if fail_fast {
+                        return Err(RunError::BadDocument {
+                            location: location(),
+                            kind: ErrorKind::OutputSchema.as_str(),
+                            message: why.clone(),
+                        });
+                    }
+                    stats.error(ErrorKind::OutputSchema.as_str(), 1, || format!("{}: {why}", location()));
+                } else {
+                    stats.kept_docs += 1;
+                    stats.kept_text_bytes += doc.text.len() as u64;
+                    if pipeline.output.partition_by.is_some() {
+                        *stats.partitions.entry(partition.clone()).or_default() += 1;
+                    }
+                }
+            }
+            if prepared.is_some_and(|p| kept_tx.send((partition, p)).is_err()) {
+                return Ok(Judged::Abandoned);
+            }
         }
         if let (Some(tx), Some(options)) = (rejected_tx, ctx.rejected.as_ref()) {
             let (prepared, misfits) = options.prepare(rejected_bytes);
             for (_, why) in misfits {
                 stats.warning("rejected_not_written", || format!("{}: {why}", file.path.display()));
             }
-            if prepared.is_some_and(|p| tx.send(p).is_err()) {
+            if prepared.is_some_and(|p| tx.send((String::new(), p)).is_err()) {
                 return Ok(Judged::Abandoned);
             }
         }

@@ -26,6 +26,9 @@ pub struct Stats {
     pub units: u64,
     /// Output shards written (rejected output not included).
     pub output_files: u64,
+    /// With `output.partition_by`: kept documents per subfolder.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partitions: BTreeMap<String, u64>,
     pub steps: Vec<StepStats>,
     /// Error kind → count and the first locations.
     pub errors: BTreeMap<String, Occurrences>,
@@ -121,6 +124,9 @@ impl Stats {
         self.kept_text_bytes += other.kept_text_bytes;
         self.units += other.units;
         self.output_files += other.output_files;
+        for (partition, n) in &other.partitions {
+            *self.partitions.entry(partition.clone()).or_default() += n;
+        }
         if self.steps.is_empty() {
             self.steps = other
                 .steps

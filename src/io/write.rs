@@ -189,6 +189,57 @@ impl ShardWriter {
     }
 }
 
+/// Shard writers for the subfolders of `output.partition_by`, opened as
+/// their first document arrives. The partition `""` is the folder itself.
+pub struct PartitionedWriter {
+    dir: PathBuf,
+    stem: String,
+    options: Arc<WriterOptions>,
+    writers: std::collections::BTreeMap<String, ShardWriter>,
+}
+
+impl PartitionedWriter {
+    pub fn new(dir: &Path, stem: String, options: Arc<WriterOptions>) -> PartitionedWriter {
+        PartitionedWriter { dir: dir.to_owned(), stem, options, writers: Default::default() }
+    }
+
+    pub fn write(&mut self, partition: &str, batch: Prepared) -> io::Result<()> {
+        let writer = self
+            .writers
+            .entry(partition.to_owned())
+            .or_insert_with(|| ShardWriter::new(&self.dir.join(partition), self.stem.clone(), self.options.clone()));
+        writer.write(batch)
+    }
+
+    /// Closes every partition's last shard; returns all final paths.
+    pub fn finish(self) -> io::Result<Vec<PathBuf>> {
+        let mut paths = Vec::new();
+        for writer in self.writers.into_values() {
+            paths.extend(writer.finish()?);
+        }
+        Ok(paths)
+    }
+}
+
+/// The subfolder name for a partition field's raw JSON value: strings as
+/// they are, other values as their JSON text, missing or null as `unknown`;
+/// anything but ASCII letters, digits, `-`, `_` and `.` becomes `_`, so a
+/// value can never name a path outside the output.
+pub fn partition_name(raw: Option<&str>) -> String {
+    let value = match raw {
+        None | Some("null") => return "unknown".into(),
+        Some(r) if r.starts_with('"') => serde_json::from_str::<String>(r).unwrap_or_else(|_| r.to_owned()),
+        Some(r) => r.to_owned(),
+    };
+    let name: String =
+        value.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    if name.is_empty() || name.chars().all(|c| c == '.') {
+        format!("_{name}")
+    } else {
+        name
+    }
+}
+
 /// Renames finished shards from their temporary names to their final ones.
 pub fn commit(paths: &[PathBuf]) -> io::Result<()> {
     for path in paths {

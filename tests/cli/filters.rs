@@ -243,6 +243,77 @@ fn language_step_sets_the_language_and_keeps_the_allowed_ones() {
     }
 }
 
+/// FineWeb-style routing: `output.partition_by = "language"` writes each
+/// language to its own subfolder, on the bundled multilingual UDHR sample.
+#[test]
+fn each_language_goes_to_its_own_subfolder() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let input = root.join("fixtures/corpus/udhr_sample.jsonl.gz");
+    let run_with = |threads: &str| {
+        let out = dir.path().join(format!("out-{threads}"));
+        let p = pipeline(
+            dir.path(),
+            &format!(
+                "[input]\npath = \"{}\"\nbatch_size = 7\n[[step]]\ntype = \"language\"\n\
+                 [output]\npath = \"{}\"\nformat = \"jsonl\"\npartition_by = \"language\"\n",
+                input.display(),
+                out.display()
+            ),
+        );
+        run_ok(&p, &["--threads", threads]);
+        out
+    };
+    let out = run_with("1");
+    let stats = stats(&out);
+    let partitions = stats["partitions"].as_object().unwrap();
+    assert!(partitions.len() >= 10, "{partitions:?}");
+    let mut total = 0;
+    for (language, n) in partitions {
+        let docs = jsonl_docs(&out.join(language));
+        assert_eq!(docs.len() as u64, n.as_u64().unwrap(), "{language}");
+        assert!(docs.iter().all(|d| d["language"] == language.as_str()), "{language}");
+        total += docs.len() as u64;
+    }
+    assert_eq!(total, stats["kept_docs"].as_u64().unwrap());
+    assert!(jsonl_docs(&out).is_empty(), "nothing is written outside the subfolders");
+    assert_eq!(snapshot(&out), snapshot(&run_with("2")), "the same files whatever the thread count");
+}
+
+/// Documents without the field, or with values that are not safe folder
+/// names, still land in a subfolder of the output.
+#[test]
+fn partition_values_are_made_safe_folder_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    write_jsonl(
+        &input,
+        &[
+            serde_json::json!({"id": "a", "text": "x", "source": "../../etc"}),
+            serde_json::json!({"id": "b", "text": "y"}),
+            serde_json::json!({"id": "c", "text": "z", "source": 7}),
+            serde_json::json!({"id": "d", "text": "w", "source": "web"}),
+        ],
+    );
+    let out = dir.path().join("out");
+    let p = pipeline(
+        dir.path(),
+        &format!(
+            "[input]\npath = \"{}\"\n[output]\npath = \"{}\"\nformat = \"jsonl\"\npartition_by = \"source\"\n",
+            input.display(),
+            out.display()
+        ),
+    );
+    run_ok(&p, &[]);
+    let ids =
+        |sub: &str| jsonl_docs(&out.join(sub)).iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert_eq!(ids(".._.._etc"), ["a"]);
+    assert_eq!(ids("unknown"), ["b"]);
+    assert_eq!(ids("7"), ["c"]);
+    assert_eq!(ids("web"), ["d"]);
+    assert!(!dir.path().join("etc").exists());
+}
+
 #[test]
 fn perplexity_step_reads_an_arpa_model_and_scores_pages() {
     let dir = tempfile::tempdir().unwrap();

@@ -163,6 +163,18 @@ fn the_main_job_on_the_bundled_fixtures_reads_every_format() {
     assert!(tokens["splits"]["validation"]["docs"].as_u64().unwrap() > 0);
     let manifest = curate_shards::Manifest::load(&out.join("tokens/manifest.json")).unwrap();
     assert_eq!(manifest.tokenizer.vocab_size, 2000);
+    // fixtures/tokens, which the trainer's tests train on, is exactly what
+    // this job writes: the fixture cannot drift from the format.
+    let committed = root.join("fixtures/tokens");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&committed).unwrap() {
+        let name = entry.unwrap().file_name();
+        let (a, b) =
+            (std::fs::read(committed.join(&name)).unwrap(), std::fs::read(out.join("tokens").join(&name)).unwrap());
+        assert!(a == b, "fixtures/tokens/{} differs from the main job's output", name.to_string_lossy());
+        files += 1;
+    }
+    assert_eq!(files, 1 + 3 * manifest.shards.len());
 }
 
 #[test]

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""CPU training throughput: curate's trainer against the same model trained
+by an eager PyTorch loop in Python, side by side, same threads.
+
+Both sides train the same LLaMA-style model (Hugging Face LlamaForCausalLM
+on the Python side, built from the config.json curate writes) in fp32 with
+AdamW, gradient clipping and the same batch shape, on windows of the bundled
+token shards. Each side runs WARMUP untimed steps, then STEPS timed ones;
+the script prints tokens/s for both and the ratio.
+
+    venv=$(scripts/libtorch.sh)
+    PYTHONPATH=$venv/lib/python3.11/site-packages python3 scripts/bench-train.py \
+        --curate-train TARGET/release/curate-train
+
+Run Python with the same torch as curate links (2.11.0): PYTHONPATH puts
+the cached venv's torch first; transformers comes from any environment.
+"""
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toml(args, data: Path, output: Path) -> str:
+    return f"""[model]
+architecture = "llama"
+hidden_size = {args.hidden}
+num_layers = {args.layers}
+num_heads = {args.heads}
+num_kv_heads = {args.kv_heads}
+intermediate_size = {args.intermediate}
+max_position_embeddings = {args.seq_len}
+[data]
+path = "{data}"
+seq_len = {args.seq_len}
+[training]
+device = "cpu"
+threads = {args.threads}
+max_steps = {args.warmup + args.steps}
+batch_size = {args.batch}
+learning_rate = 1e-3
+warmup_steps = 0
+weight_decay = 0.1
+grad_clip = 1.0
+output_dir = "{output}"
+"""
+
+
+def run_curate(args, work: Path) -> float:
+    config = work / "train.toml"
+    config.write_text(toml(args, args.data, work / "run"))
+    subprocess.run([args.curate_train, "train", str(config)], check=True, stderr=subprocess.DEVNULL)
+    lines = [json.loads(l) for l in (work / "run/metrics.jsonl").read_text().splitlines()]
+    steps = [l for l in lines if "loss" in l][args.warmup:]
+    # tokens/s over the timed steps: total tokens over total step time.
+    seconds = sum((args.batch * args.seq_len) / l["tokens_per_s"] for l in steps)
+    return len(steps) * args.batch * args.seq_len / seconds, work / "run/checkpoints" / f"step-{args.warmup + args.steps:08d}"
+
+
+def run_pytorch(args, checkpoint: Path) -> float:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+    config = AutoConfig.from_pretrained(checkpoint)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=torch.float32)
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed_tokens" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed_tokens" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+    tokens = np.concatenate([np.fromfile(p, dtype=np.uint16) for p in sorted(args.data.glob("train-*.bin"))])
+    windows = (len(tokens) - 1) // args.seq_len
+    rng = np.random.default_rng(1)
+    timed = 0.0
+    for step in range(args.warmup + args.steps):
+        started = time.perf_counter()
+        idx = rng.integers(0, windows, args.batch)
+        batch = torch.from_numpy(np.stack([tokens[i * args.seq_len: i * args.seq_len + args.seq_len + 1]
+                                           for i in idx]).astype(np.int64))
+        x, y = batch[:, :-1], batch[:, 1:]
+        logits = model(input_ids=x).logits
+        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss.item()
+        if step >= args.warmup:
+            timed += time.perf_counter() - started
+    return args.steps * args.batch * args.seq_len / timed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--curate-train", required=True)
+    ap.add_argument("--data", type=Path, default=ROOT / "fixtures/tokens")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--kv-heads", type=int, default=4)
+    ap.add_argument("--intermediate", type=int, default=704)
+    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=20)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        curate, checkpoint = run_curate(args, Path(tmp))
+        python = run_pytorch(args, checkpoint)
+    print(f"torch {torch.__version__}, {args.threads} threads; LLaMA d={args.hidden} L={args.layers} "
+          f"heads={args.heads}/{args.kv_heads} seq={args.seq_len} batch={args.batch}, fp32, {args.steps} timed steps")
+    print("| trainer | tokens/s |")
+    print("|---|---|")
+    print(f"| eager PyTorch (transformers LlamaForCausalLM + torch.optim.AdamW) | {python:.0f} |")
+    print(f"| curate-train | {curate:.0f} |")
+    print(f"curate-train is {curate / python:.2f}x the eager PyTorch loop")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# GPU throughput check: bf16 training of a 124M GPT-2 and a ~350M LLaMA on
+# one GPU, printing tokens/s and MFU for each. Meant for a GPU machine that
+# has PyTorch 2.11.0 but no Rust: build curate-train elsewhere and bring it.
+#
+#   scripts/gpu-check.sh [CURATE_TRAIN]         # default target/release/curate-train
+#   scripts/gpu-check.sh --smoke [CURATE_TRAIN] # tiny models on the CPU: checks the plumbing
+#
+# Environment: TORCH_LIB (torch's lib folder; found through python3 when
+# unset), PEAK_TFLOPS (the GPU's dense bf16 peak; guessed from nvidia-smi for
+# H100/H200/A100 when unset). Each model trains WARMUP + STEPS steps (10 +
+# 30 by default) on the bundled token shards; the first WARMUP are not
+# counted. The whole check takes a few minutes; each run is capped at 200 s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+smoke=0
+if [[ ${1:-} == --smoke ]]; then smoke=1; shift; fi
+bin=$(realpath "${1:-target/release/curate-train}")
+warmup=${WARMUP:-10}
+steps=${STEPS:-30}
+
+if [[ -z ${TORCH_LIB:-} ]]; then
+    TORCH_LIB=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+fi
+# libtorch_cuda needs the CUDA libraries that the torch wheel installs beside it.
+nvidia_libs=$(find "$TORCH_LIB/../../nvidia" -maxdepth 3 -type d -name lib 2>/dev/null | tr '\n' ':' || true)
+export LD_LIBRARY_PATH="$TORCH_LIB:$nvidia_libs${LD_LIBRARY_PATH:-}"
+
+device=cuda
+if ((smoke)); then device=cpu; fi
+if [[ -z ${PEAK_TFLOPS:-} && $device == cuda ]]; then
+    gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+    case $gpu in
+        *H100*|*H200*|*GH200*) PEAK_TFLOPS=989 ;;
+        *A100*) PEAK_TFLOPS=312 ;;
+        *) PEAK_TFLOPS= ;;
+    esac
+    echo "GPU: $gpu (dense bf16 peak ${PEAK_TFLOPS:-unknown} TFLOP/s)"
+fi
+peak_line=${PEAK_TFLOPS:+peak_tflops = $PEAK_TFLOPS}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+run() {
+    local name=$1 model=$2 seq_len=$3 batch=$4
+    if ((smoke)); then
+        model=$(printf '%s\n' "$model" | sed -E 's/^(hidden_size) = .*/\1 = 64/; s/^(num_layers) = .*/\1 = 2/; s/^(intermediate_size) = .*/\1 = 128/; s/^(num_heads) = .*/\1 = 4/; s/^(num_kv_heads) = .*/\1 = 2/')
+        seq_len=64 batch=2
+    fi
+    cat > "$work/$name.toml" <<TOML
+[model]
+$model
+max_position_embeddings = $seq_len
+[data]
+path = "fixtures/tokens"
+seq_len = $seq_len
+[training]
+device = "$device"
+max_steps = $((warmup + steps))
+batch_size = $batch
+learning_rate = 3e-4
+warmup_steps = $warmup
+bf16 = true
+output_dir = "$work/$name"
+$peak_line
+TOML
+    timeout 200 "$bin" train "$work/$name.toml" 2>"$work/$name.log" || { cat "$work/$name.log"; return 1; }
+    python3 - "$work/$name/metrics.jsonl" "$warmup" "$name" "$seq_len" "$batch" <<'PY'
+import json, statistics, sys
+path, warmup, name, seq, batch = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+steps = [m for m in map(json.loads, open(path)) if "loss" in m][warmup:]
+tps = statistics.median(m["tokens_per_s"] for m in steps)
+mfu = [m["mfu"] for m in steps if m["mfu"] is not None]
+mfu_text = f"{100 * statistics.median(mfu):.1f}%" if mfu else "n/a (set PEAK_TFLOPS)"
+print(f"| {name} | {seq} x {batch} | {tps:,.0f} | {mfu_text} | {steps[-1]['loss']:.3f} |")
+PY
+}
+
+echo "| model | seq x batch | tokens/s (median) | MFU | last loss |"
+echo "|---|---|---|---|---|"
+run gpt2-124m "architecture = \"gpt2\"
+vocab_size = 50304
+hidden_size = 768
+num_layers = 12
+num_heads = 12
+intermediate_size = 3072" 1024 16
+run llama-350m "architecture = \"llama\"
+vocab_size = 32000
+hidden_size = 1024
+num_layers = 24
+num_heads = 16
+num_kv_heads = 8
+intermediate_size = 2816" 2048 8

@@ -1,0 +1,251 @@
+//! Checkpoints: everything a run needs to continue as if it had never
+//! stopped, in files other tools read.
+//!
+//! ```text
+//! OUTPUT/checkpoints/step-00000100/
+//!     model.safetensors      weights, Hugging Face names, {"format": "pt"} metadata
+//!     config.json            Hugging Face config: the folder loads with from_pretrained
+//!     model.json             curate's model config (what `curate generate` builds)
+//!     optimizer.safetensors  AdamW moments: exp_avg.NAME, exp_avg_sq.NAME
+//!     trainer_state.json     step, optimizer step, loss scale, tokens seen, data fingerprint
+//! OUTPUT/checkpoints/latest  the name of the newest complete checkpoint
+//! ```
+//!
+//! A checkpoint is written into a hidden temporary folder and renamed into
+//! place, then `latest` is replaced the same way, so a kill at any moment
+//! leaves the previous checkpoint intact and `latest` pointing at it.
+//!
+//! There is no RNG state to save: training draws no random numbers (no
+//! dropout), and the data order is a function of the seed and the step.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::{Architecture, ModelConfig};
+use crate::precision::LossScaler;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Steps completed (the next step to run).
+    pub step: u64,
+    /// Optimizer updates applied (steps minus skipped steps).
+    pub optimizer_step: i64,
+    pub skipped_steps: u64,
+    pub tokens_seen: u64,
+    pub loss_scaler: Option<LossScaler>,
+    /// What must not change across a resume for the data order to continue.
+    pub data: DataFingerprint,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    pub seq_len: usize,
+    pub seed: u64,
+    pub windows: u64,
+    pub batch_size: usize,
+    pub gradient_accumulation_steps: usize,
+    pub world_size: usize,
+}
+
+pub fn checkpoints_dir(output: &Path) -> PathBuf {
+    output.join("checkpoints")
+}
+
+/// The newest complete checkpoint under `output`, if any.
+pub fn latest(output: &Path) -> anyhow::Result<Option<PathBuf>> {
+    let dir = checkpoints_dir(output);
+    let pointer = dir.join("latest");
+    match std::fs::read_to_string(&pointer) {
+        Ok(name) => {
+            let path = dir.join(name.trim());
+            anyhow::ensure!(
+                path.join("trainer_state.json").is_file(),
+                "{}: names {}, which is not a complete checkpoint",
+                pointer.display(),
+                path.display()
+            );
+            Ok(Some(path))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", pointer.display())),
+    }
+}
+
+pub struct Contents<'a> {
+    pub model_config: &'a ModelConfig,
+    pub weights: Vec<(String, Tensor)>,
+    pub optimizer: Vec<(String, Tensor)>,
+    pub state: &'a TrainerState,
+    pub eos_id: Option<u32>,
+    pub bos_id: Option<u32>,
+}
+
+/// Writes checkpoint `step-NNNNNNNN` and points `latest` at it.
+pub fn save(output: &Path, c: &Contents) -> anyhow::Result<PathBuf> {
+    let dir = checkpoints_dir(output);
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let name = format!("step-{:08}", c.state.step);
+    let temp = dir.join(format!(".{name}.partial"));
+    let done = dir.join(&name);
+    let _ = std::fs::remove_dir_all(&temp);
+    std::fs::create_dir(&temp)?;
+    write_safetensors(&temp.join("model.safetensors"), &c.weights)?;
+    write_safetensors(&temp.join("optimizer.safetensors"), &c.optimizer)?;
+    write_json(&temp.join("config.json"), &hf_config(c.model_config, c.eos_id, c.bos_id))?;
+    write_json(&temp.join("model.json"), c.model_config)?;
+    write_json(&temp.join("trainer_state.json"), c.state)?;
+    if done.exists() {
+        // A rerun of a step that was checkpointed before (after a resume
+        // from an older checkpoint): the new one replaces it.
+        std::fs::remove_dir_all(&done)?;
+    }
+    std::fs::rename(&temp, &done)?;
+    let pointer_temp = dir.join(".latest.partial");
+    std::fs::write(&pointer_temp, &name)?;
+    std::fs::rename(&pointer_temp, dir.join("latest"))?;
+    Ok(done)
+}
+
+fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    std::fs::write(path, text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+fn dtype_name(kind: Kind) -> anyhow::Result<&'static str> {
+    Ok(match kind {
+        Kind::Float => "F32",
+        Kind::Double => "F64",
+        Kind::BFloat16 => "BF16",
+        Kind::Half => "F16",
+        Kind::Int64 => "I64",
+        Kind::Int => "I32",
+        other => anyhow::bail!("no safetensors dtype for {other:?}"),
+    })
+}
+
+/// Writes tensors (sorted by name) as safetensors with `{"format": "pt"}`
+/// metadata, which `transformers` needs to accept the file as PyTorch's.
+pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
+    let mut sorted: Vec<&(String, Tensor)> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::json!({ "format": "pt" }));
+    let mut offset = 0usize;
+    let mut data = Vec::with_capacity(sorted.len());
+    for (name, tensor) in sorted {
+        let t = tensor.detach().to_device(Device::Cpu).contiguous();
+        let bytes = t.numel() * t.kind().elt_size_in_bytes();
+        let mut buf = vec![0u8; bytes];
+        t.f_copy_data_u8(&mut buf, t.numel())?;
+        header.insert(
+            name.clone(),
+            serde_json::json!({ "dtype": dtype_name(t.kind())?, "shape": t.size(), "data_offsets": [offset, offset + bytes] }),
+        );
+        offset += bytes;
+        data.push(buf);
+    }
+    let mut header = serde_json::to_vec(&serde_json::Value::Object(header))?;
+    // Padding to 8 bytes keeps the data aligned for memory-mapped readers.
+    header.resize(header.len().div_ceil(8) * 8, b' ');
+    let mut file =
+        std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?);
+    file.write_all(&(header.len() as u64).to_le_bytes())?;
+    file.write_all(&header)?;
+    for buf in data {
+        file.write_all(&buf)?;
+    }
+    file.into_inner().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?.sync_all()?;
+    Ok(())
+}
+
+/// Reads a safetensors file into a name → tensor map (on the CPU).
+pub fn read_safetensors(path: &Path) -> anyhow::Result<BTreeMap<String, Tensor>> {
+    let tensors = Tensor::read_safetensors(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(tensors.into_iter().collect())
+}
+
+/// Copies `source` tensors into `targets` by name; every target must be
+/// present with the same shape.
+pub fn copy_into(targets: &[(String, Tensor)], source: &BTreeMap<String, Tensor>, file: &Path) -> anyhow::Result<()> {
+    tch::no_grad(|| {
+        for (name, target) in targets {
+            let Some(src) = source.get(name) else {
+                anyhow::bail!("{}: no tensor `{name}`", file.display());
+            };
+            anyhow::ensure!(
+                src.size() == target.size(),
+                "{}: `{name}` has shape {:?}, the model needs {:?}",
+                file.display(),
+                src.size(),
+                target.size()
+            );
+            let mut t = target.shallow_clone();
+            t.f_copy_(src)?;
+        }
+        Ok(())
+    })
+}
+
+/// The Hugging Face `config.json` of a model, so that a checkpoint folder
+/// loads with `AutoModelForCausalLM.from_pretrained`.
+pub fn hf_config(m: &ModelConfig, eos_id: Option<u32>, bos_id: Option<u32>) -> serde_json::Value {
+    match m.architecture {
+        Architecture::Gpt2 => serde_json::json!({
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            "vocab_size": m.vocab(),
+            "n_positions": m.max_position_embeddings,
+            "n_embd": m.hidden_size,
+            "n_layer": m.num_layers,
+            "n_head": m.num_heads,
+            "n_inner": m.intermediate(),
+            "activation_function": "gelu_new",
+            "layer_norm_epsilon": m.norm_eps,
+            "initializer_range": m.initializer_range,
+            "resid_pdrop": 0.0,
+            "embd_pdrop": 0.0,
+            "attn_pdrop": 0.0,
+            "tie_word_embeddings": m.tied(),
+            "bos_token_id": bos_id.or(eos_id),
+            "eos_token_id": eos_id,
+            "torch_dtype": "float32",
+        }),
+        Architecture::Llama => {
+            let mistral = m.sliding_window.is_some();
+            serde_json::json!({
+                "architectures": [if mistral { "MistralForCausalLM" } else { "LlamaForCausalLM" }],
+                "model_type": if mistral { "mistral" } else { "llama" },
+                "vocab_size": m.vocab(),
+                "hidden_size": m.hidden_size,
+                "intermediate_size": m.intermediate(),
+                "num_hidden_layers": m.num_layers,
+                "num_attention_heads": m.num_heads,
+                "num_key_value_heads": m.kv_heads(),
+                "head_dim": m.head_dim(),
+                "max_position_embeddings": m.max_position_embeddings,
+                "rope_theta": m.rope_theta,
+                "rms_norm_eps": m.norm_eps,
+                "sliding_window": m.sliding_window,
+                "hidden_act": "silu",
+                "attention_bias": false,
+                "mlp_bias": false,
+                "attention_dropout": 0.0,
+                "initializer_range": m.initializer_range,
+                "tie_word_embeddings": m.tied(),
+                "bos_token_id": bos_id,
+                "eos_token_id": eos_id,
+                "torch_dtype": "float32",
+            })
+        }
+    }
+}

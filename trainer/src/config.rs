@@ -1,0 +1,363 @@
+//! `train.toml`: the model, the data and the training loop, with the key
+//! names Hugging Face and torchtitan users know. Every key has a default
+//! except the data path and `max_steps`; unknown keys are errors that name
+//! their TOML path.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub model: ModelConfig,
+    pub data: DataConfig,
+    pub training: TrainingConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// Learned positions, LayerNorm, GELU (tanh), tied embeddings.
+    Gpt2,
+    /// RMSNorm, SwiGLU, rotary embeddings, grouped-query attention.
+    Llama,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub architecture: Architecture,
+    /// Defaults to the tokenizer's vocabulary size from the data's manifest.
+    pub vocab_size: Option<usize>,
+    #[serde(default = "d_hidden")]
+    pub hidden_size: usize,
+    #[serde(default = "d_layers")]
+    pub num_layers: usize,
+    #[serde(default = "d_heads")]
+    pub num_heads: usize,
+    /// LLaMA only; defaults to `num_heads` (no grouping).
+    pub num_kv_heads: Option<usize>,
+    /// Defaults to 4 × hidden for GPT-2, 8/3 × hidden rounded up to 256 for LLaMA.
+    pub intermediate_size: Option<usize>,
+    #[serde(default = "d_max_pos")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "d_rope_theta")]
+    pub rope_theta: f64,
+    #[serde(default = "d_norm_eps")]
+    pub norm_eps: f64,
+    /// Defaults to true for GPT-2 and false for LLaMA.
+    pub tie_embeddings: Option<bool>,
+    /// Mistral's sliding-window attention (LLaMA only): a token sees itself
+    /// and the `sliding_window - 1` tokens before it.
+    pub sliding_window: Option<usize>,
+    #[serde(default = "d_init_std")]
+    pub initializer_range: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardFormat {
+    Megatron,
+    Parquet,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// The folder holding `manifest.json`, as `curate tokenize` writes it.
+    pub path: PathBuf,
+    /// Which of the manifest's formats to read; Megatron when present.
+    pub format: Option<ShardFormat>,
+    #[serde(default = "d_seq_len")]
+    pub seq_len: usize,
+    /// Seed of the window shuffle.
+    #[serde(default = "d_seed")]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NanPolicy {
+    /// Stop with an error naming the step.
+    Stop,
+    /// Skip the optimizer step, count it, and go on.
+    Skip,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    pub max_steps: u64,
+    #[serde(default = "d_lr")]
+    pub learning_rate: f64,
+    /// The floor cosine decay ends at; defaults to learning_rate / 10.
+    pub min_learning_rate: Option<f64>,
+    #[serde(default)]
+    pub warmup_steps: u64,
+    /// Sequences per micro-batch (per data-parallel rank).
+    #[serde(default = "d_batch")]
+    pub batch_size: usize,
+    #[serde(default = "d_one")]
+    pub gradient_accumulation_steps: usize,
+    #[serde(default = "d_wd")]
+    pub weight_decay: f64,
+    #[serde(default = "d_beta1")]
+    pub beta1: f64,
+    #[serde(default = "d_beta2")]
+    pub beta2: f64,
+    #[serde(default = "d_adam_eps")]
+    pub adam_eps: f64,
+    /// Clip the global gradient norm to this; 0 turns clipping off.
+    #[serde(default = "d_clip")]
+    pub grad_clip: f64,
+    /// bf16 autocast with fp32 master weights (CPU and CUDA).
+    #[serde(default)]
+    pub bf16: bool,
+    /// fp16 autocast with dynamic loss scaling.
+    #[serde(default)]
+    pub fp16: bool,
+    /// Recompute each layer's activations in the backward pass.
+    #[serde(default)]
+    pub activation_checkpointing: bool,
+    #[serde(default = "d_nan")]
+    pub nan_policy: NanPolicy,
+    /// Evaluate on the validation split every this many steps (0: never).
+    #[serde(default)]
+    pub eval_interval: u64,
+    /// Validation batches per evaluation.
+    #[serde(default = "d_eval_steps")]
+    pub eval_steps: usize,
+    /// Write a checkpoint every this many steps (0: only at the end).
+    #[serde(default)]
+    pub checkpoint_interval: u64,
+    /// Seed of the weight initialisation.
+    #[serde(default = "d_seed")]
+    pub seed: u64,
+    /// "auto" (CUDA when present), "cpu", "cuda" or "cuda:N".
+    #[serde(default = "d_device")]
+    pub device: String,
+    /// Intra-op CPU threads; libtorch's default when unset.
+    pub threads: Option<usize>,
+    /// The device's peak TFLOP/s for MFU; guessed for known GPUs when unset.
+    pub peak_tflops: Option<f64>,
+    /// Where metrics and checkpoints go; `--output` overrides it.
+    #[serde(default = "d_output")]
+    pub output_dir: PathBuf,
+}
+
+fn d_hidden() -> usize {
+    768
+}
+fn d_layers() -> usize {
+    12
+}
+fn d_heads() -> usize {
+    12
+}
+fn d_max_pos() -> usize {
+    1024
+}
+fn d_rope_theta() -> f64 {
+    10000.0
+}
+fn d_norm_eps() -> f64 {
+    1e-5
+}
+fn d_init_std() -> f64 {
+    0.02
+}
+fn d_seq_len() -> usize {
+    1024
+}
+fn d_seed() -> u64 {
+    1
+}
+fn d_lr() -> f64 {
+    3e-4
+}
+fn d_batch() -> usize {
+    8
+}
+fn d_one() -> usize {
+    1
+}
+fn d_wd() -> f64 {
+    0.1
+}
+fn d_beta1() -> f64 {
+    0.9
+}
+fn d_beta2() -> f64 {
+    0.95
+}
+fn d_adam_eps() -> f64 {
+    1e-8
+}
+fn d_clip() -> f64 {
+    1.0
+}
+fn d_nan() -> NanPolicy {
+    NanPolicy::Stop
+}
+fn d_eval_steps() -> usize {
+    10
+}
+fn d_device() -> String {
+    "auto".into()
+}
+fn d_output() -> PathBuf {
+    PathBuf::from("runs/train")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl TrainConfig {
+    pub fn load(path: &Path) -> Result<TrainConfig, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: p.clone(), source })?;
+        let config = TrainConfig::parse(&text).map_err(|message| ConfigError::Invalid { path: p.clone(), message })?;
+        Ok(config)
+    }
+
+    /// Parses and checks everything that does not need the data.
+    pub fn parse(text: &str) -> Result<TrainConfig, String> {
+        let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+        let config: TrainConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let at = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let inner = inner.trim();
+            if at.is_empty() || at == "." {
+                inner.to_string()
+            } else {
+                format!("{at}: {inner}")
+            }
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let m = &self.model;
+        let t = &self.training;
+        let fail = |key: &str, why: String| Err(format!("{key}: {why}"));
+        if m.hidden_size == 0 || m.num_layers == 0 || m.num_heads == 0 {
+            return fail("model", "hidden_size, num_layers and num_heads must be positive".into());
+        }
+        if m.hidden_size % m.num_heads != 0 {
+            return fail("model.num_heads", format!("{} does not divide hidden_size {}", m.num_heads, m.hidden_size));
+        }
+        let kv = m.kv_heads();
+        if m.architecture == Architecture::Gpt2 && kv != m.num_heads {
+            return fail("model.num_kv_heads", "grouped-query attention is a LLaMA option".into());
+        }
+        if kv == 0 || m.num_heads % kv != 0 {
+            return fail("model.num_kv_heads", format!("{kv} does not divide num_heads {}", m.num_heads));
+        }
+        if m.architecture == Architecture::Llama && m.head_dim() % 2 != 0 {
+            return fail("model", format!("rotary embeddings need an even head size, not {}", m.head_dim()));
+        }
+        if m.sliding_window.is_some() && m.architecture == Architecture::Gpt2 {
+            return fail("model.sliding_window", "sliding-window attention is a LLaMA option".into());
+        }
+        if m.sliding_window == Some(0) {
+            return fail("model.sliding_window", "must be at least 1".into());
+        }
+        if self.data.seq_len == 0 || self.data.seq_len > m.max_position_embeddings {
+            return fail(
+                "data.seq_len",
+                format!(
+                    "{} must be between 1 and max_position_embeddings ({})",
+                    self.data.seq_len, m.max_position_embeddings
+                ),
+            );
+        }
+        if t.max_steps == 0 {
+            return fail("training.max_steps", "must be at least 1".into());
+        }
+        if t.batch_size == 0 || t.gradient_accumulation_steps == 0 {
+            return fail("training", "batch_size and gradient_accumulation_steps must be at least 1".into());
+        }
+        if !(t.learning_rate > 0.0 && t.learning_rate.is_finite()) {
+            return fail("training.learning_rate", format!("{} is not a positive number", t.learning_rate));
+        }
+        if t.min_lr() > t.learning_rate || t.min_lr() < 0.0 {
+            return fail("training.min_learning_rate", "must lie between 0 and learning_rate".into());
+        }
+        if t.bf16 && t.fp16 {
+            return fail("training", "bf16 and fp16 are exclusive: pick one".into());
+        }
+        Ok(())
+    }
+}
+
+impl ModelConfig {
+    pub fn kv_heads(&self) -> usize {
+        self.num_kv_heads.unwrap_or(self.num_heads)
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_heads
+    }
+
+    pub fn intermediate(&self) -> usize {
+        self.intermediate_size.unwrap_or(match self.architecture {
+            Architecture::Gpt2 => 4 * self.hidden_size,
+            Architecture::Llama => (8 * self.hidden_size / 3).div_ceil(256) * 256,
+        })
+    }
+
+    pub fn tied(&self) -> bool {
+        self.tie_embeddings.unwrap_or(self.architecture == Architecture::Gpt2)
+    }
+
+    /// The vocabulary size, once the data has filled it in.
+    pub fn vocab(&self) -> usize {
+        self.vocab_size.expect("vocab_size is resolved from the manifest before a model is built")
+    }
+}
+
+impl TrainingConfig {
+    pub fn min_lr(&self) -> f64 {
+        self.min_learning_rate.unwrap_or(self.learning_rate / 10.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[model]\narchitecture = \"llama\"\nhidden_size = 64\nnum_heads = 4\n\
+                        [data]\npath = \"d\"\nseq_len = 32\n[training]\nmax_steps = 3\n";
+
+    #[test]
+    fn defaults_follow_the_architecture() {
+        let c = TrainConfig::parse(BASE).unwrap();
+        assert_eq!(c.model.intermediate(), 256);
+        assert!(!c.model.tied());
+        assert_eq!(c.model.kv_heads(), 4);
+        let gpt = TrainConfig::parse(&BASE.replace("llama", "gpt2")).unwrap();
+        assert_eq!(gpt.model.intermediate(), 256);
+        assert!(gpt.model.tied());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = |text: String| TrainConfig::parse(&text).unwrap_err();
+        assert!(err(BASE.replace("num_heads = 4", "num_heads = 5")).starts_with("model.num_heads: 5 does not divide"));
+        let unknown = err(BASE.replace("seq_len = 32", "seq_len = 32\nbogus = 1"));
+        assert!(unknown.starts_with("data") && unknown.contains("bogus"), "{unknown}");
+        assert!(err(BASE.replace("seq_len = 32", "seq_len = 4096")).starts_with("data.seq_len"));
+        assert!(err(BASE.replace("max_steps = 3", "max_steps = 3\nbf16 = true\nfp16 = true")).contains("exclusive"));
+        let kv = BASE.replace("num_heads = 4", "num_heads = 4\nnum_kv_heads = 3");
+        assert!(err(kv).starts_with("model.num_kv_heads: 3 does not divide"));
+        let lr = BASE.replace("max_steps = 3", "max_steps = 3\nlearning_rate = -1.0");
+        assert!(err(lr).starts_with("training.learning_rate"));
+    }
+}

@@ -1,0 +1,41 @@
+//! `curate-train gradients`: one batch's loss and gradients, written beside
+//! the weights that produced them, so that another implementation (Hugging
+//! Face transformers, in `scripts/parity/trainer_grads.py`) can be checked
+//! against ours on the same numbers.
+
+use std::path::Path;
+
+use crate::checkpoint;
+use crate::config::TrainConfig;
+use crate::step;
+use crate::train::Setup;
+
+/// Writes `model.safetensors`, `config.json` (Hugging Face), `batch.safetensors`
+/// (`input_ids`, `targets`), `gradients.safetensors` and `loss.json` into `out`.
+pub fn dump(config: TrainConfig, out: &Path) -> anyhow::Result<f64> {
+    let setup = Setup::new(config)?;
+    std::fs::create_dir_all(out)?;
+    let indices: Vec<u64> = (0..setup.config.training.batch_size as u64).map(|i| i % setup.train.count()).collect();
+    let (input, targets) = step::batch(&setup.train, &indices, setup.device)?;
+    let weights = setup.weights();
+    checkpoint::write_safetensors(&out.join("model.safetensors"), &weights)?;
+    let loss = step::forward_backward(
+        setup.model.as_ref(),
+        setup.precision,
+        &input,
+        &targets,
+        1.0,
+        setup.config.training.activation_checkpointing,
+    );
+    let grads: Vec<(String, tch::Tensor)> = weights.iter().map(|(n, t)| (n.clone(), t.grad())).collect();
+    checkpoint::write_safetensors(&out.join("gradients.safetensors"), &grads)?;
+    checkpoint::write_safetensors(
+        &out.join("batch.safetensors"),
+        &[("input_ids".to_string(), input), ("targets".to_string(), targets)],
+    )?;
+    let tokenizer = &setup.manifest.tokenizer;
+    let hf = checkpoint::hf_config(&setup.config.model, tokenizer.eos_id, tokenizer.bos_id);
+    std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&hf)?)?;
+    std::fs::write(out.join("loss.json"), serde_json::json!({ "loss": loss }).to_string())?;
+    Ok(loss)
+}

@@ -1,0 +1,156 @@
+//! `curate-train`: what `curate train` and `curate generate` run.
+//!
+//! A binary of its own so that the curation binary never links libtorch:
+//! `curate train ...` executes this program, found beside `curate`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use curate_trainer::{config::TrainConfig, generate, gradients, model, train};
+
+#[derive(Parser)]
+#[command(name = "curate", bin_name = "curate", about = "curate's trainer", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model on curated token shards, as `train.toml` describes.
+    Train {
+        config: PathBuf,
+        /// Where metrics.jsonl and checkpoints/ go (default: training.output_dir).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Continue from the output's latest checkpoint.
+        #[arg(long)]
+        resume: bool,
+        /// Token shards to train on (overrides data.path).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Sample text from a checkpoint.
+    Generate {
+        /// A checkpoint folder (OUTPUT/checkpoints/step-N), or a run's output
+        /// folder for its latest checkpoint.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The tokenizer.json the data was tokenized with.
+        #[arg(long)]
+        tokenizer: PathBuf,
+        #[arg(long, default_value = "")]
+        prompt: String,
+        #[arg(long, default_value_t = 100)]
+        max_new_tokens: usize,
+        #[arg(long, default_value_t = 0.8)]
+        temperature: f64,
+        #[arg(long, default_value_t = 50)]
+        top_k: usize,
+        #[arg(long, default_value_t = 0.95)]
+        top_p: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
+    /// One batch's loss and gradients, with the weights, for parity checks.
+    #[command(hide = true)]
+    Gradients {
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train { config, output, resume, data } => load(&config).and_then(|mut config| {
+            if let Some(data) = data {
+                config.data.path = data;
+            }
+            let summary = train::train(config, &train::Options { output, resume })?;
+            eprintln!(
+                "trained {} steps ({} skipped); last loss {:.4}; checkpoint {}",
+                summary.steps,
+                summary.skipped_steps,
+                summary.last_loss,
+                summary.checkpoint.display()
+            );
+            Ok(())
+        }),
+        Command::Generate {
+            checkpoint,
+            tokenizer,
+            prompt,
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            seed,
+            device,
+        } => run_generate(
+            checkpoint,
+            tokenizer,
+            prompt,
+            generate::Sampling { temperature, top_k, top_p, max_new_tokens, seed },
+            &device,
+        ),
+        Command::Gradients { config, out } => load(&config).and_then(|config| {
+            let loss = gradients::dump(config, &out)?;
+            println!("{loss}");
+            Ok(())
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            // 2 for what the user can fix before starting, as curate does.
+            if e.downcast_ref::<curate_trainer::config::ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<TrainConfig> {
+    Ok(TrainConfig::load(path)?)
+}
+
+fn run_generate(
+    checkpoint: PathBuf,
+    tokenizer: PathBuf,
+    prompt: String,
+    sampling: generate::Sampling,
+    device: &str,
+) -> anyhow::Result<()> {
+    let dir = match curate_trainer::checkpoint::latest(&checkpoint)? {
+        Some(latest) if !checkpoint.join("model.safetensors").exists() => latest,
+        _ => checkpoint,
+    };
+    let device = model::device_of(device).map_err(|e| anyhow::anyhow!(e.replace("training.device", "--device")))?;
+    let tok = tokenizers::Tokenizer::from_file(&tokenizer)
+        .map_err(|e| anyhow::anyhow!("{}: not a tokenizer.json: {e}", tokenizer.display()))?;
+    let loaded = generate::load(&dir, device)?;
+    let mut ids: Vec<i64> = tok
+        .encode(prompt.as_str(), false)
+        .map_err(|e| anyhow::anyhow!("encoding the prompt: {e}"))?
+        .get_ids()
+        .iter()
+        .map(|&i| i64::from(i))
+        .collect();
+    if ids.is_empty() {
+        // An empty prompt starts a new document, as training data does after end-of-text.
+        ids.push(loaded.eos_id.ok_or_else(|| anyhow::anyhow!("an empty prompt needs an end-of-text token"))?);
+    }
+    let new = generate::generate(&loaded, &ids, &sampling, true, device)?;
+    let new_u32: Vec<u32> = new.iter().map(|&i| i as u32).collect();
+    let text = tok.decode(&new_u32, true).map_err(|e| anyhow::anyhow!("decoding: {e}"))?;
+    println!("{prompt}{text}");
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Decoder-only transformers, one file per family.
+//!
+//! Both families name their weights as Hugging Face does
+//! (`transformer.h.0.attn.c_attn.weight`, `model.layers.0.self_attn.q_proj.weight`)
+//! and store them in its layouts, so a checkpoint's `model.safetensors`
+//! loads into `GPT2LMHeadModel` or `LlamaForCausalLM` as it is.
+//!
+//! A model is split into embedding, layers and head ([`CausalLm`]) so that
+//! the training step can recompute layers one at a time (activation
+//! checkpointing) and generation can keep a key/value cache per layer.
+
+pub mod gpt2;
+pub mod llama;
+
+use tch::{nn, Device, Kind, Tensor};
+
+use crate::config::{Architecture, ModelConfig};
+
+/// Keys and values of the positions seen so far, per layer:
+/// `[batch, kv_heads, positions, head_dim]`.
+#[derive(Default)]
+pub struct KvCache {
+    pub layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    pub fn new(layers: usize) -> KvCache {
+        KvCache { layers: (0..layers).map(|_| None).collect() }
+    }
+
+    /// Positions already cached.
+    pub fn len(&self) -> i64 {
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.size()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub trait CausalLm {
+    /// Token (and, for GPT-2, position) embeddings: `[B, T]` ids → `[B, T, d]`.
+    /// `start` is the position of the first id.
+    fn embed(&self, ids: &Tensor, start: i64) -> Tensor;
+
+    fn num_layers(&self) -> usize;
+
+    /// Layer `i`; with a cache, appends this call's keys and values to it.
+    fn layer(&self, i: usize, x: &Tensor, start: i64, cache: Option<&mut Option<(Tensor, Tensor)>>) -> Tensor;
+
+    /// Final norm and output projection: `[B, T, d]` → `[B, T, vocab]` logits.
+    fn head(&self, x: &Tensor) -> Tensor;
+
+    fn forward(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Tensor {
+        match cache {
+            None => {
+                let mut x = self.embed(ids, 0);
+                for i in 0..self.num_layers() {
+                    x = self.layer(i, &x, 0, None);
+                }
+                self.head(&x)
+            }
+            Some(cache) => {
+                let start = cache.len();
+                let mut x = self.embed(ids, start);
+                for (i, slot) in cache.layers.iter_mut().enumerate() {
+                    x = self.layer(i, &x, start, Some(slot));
+                }
+                self.head(&x)
+            }
+        }
+    }
+}
+
+/// Builds the configured model's weights in `vs`, initialised from the
+/// current torch seed.
+pub fn build(vs: &nn::VarStore, config: &ModelConfig) -> Box<dyn CausalLm> {
+    match config.architecture {
+        Architecture::Gpt2 => Box::new(gpt2::Gpt2::new(vs.root(), config)),
+        Architecture::Llama => Box::new(llama::Llama::new(vs.root(), config)),
+    }
+}
+
+/// Parameters that count towards the 6N of the FLOP estimate: everything
+/// but position embeddings, which are looked up, not multiplied.
+pub fn flop_parameters(vs: &nn::VarStore) -> i64 {
+    vs.variables().iter().filter(|(name, _)| !name.ends_with("wpe.weight")).map(|(_, t)| t.numel() as i64).sum()
+}
+
+/// Normal initialisation with GPT-2's and LLaMA's residual scaling: the
+/// projections that write into the residual stream get `std / sqrt(2 L)`,
+/// so the stream's variance does not grow with depth.
+pub(crate) fn normal(std: f64) -> nn::Init {
+    nn::Init::Randn { mean: 0.0, stdev: std }
+}
+
+pub(crate) fn residual_std(config: &ModelConfig) -> f64 {
+    config.initializer_range / (2.0 * config.num_layers as f64).sqrt()
+}
+
+/// Causal scaled-dot-product attention over `[B, heads, T, head_dim]`, with
+/// grouped-query heads when `k` and `v` have fewer heads than `q`, queries
+/// placed after any cached keys, and an optional sliding window.
+pub(crate) fn attend(q: &Tensor, k: &Tensor, v: &Tensor, window: Option<usize>) -> Tensor {
+    let (tq, tk) = (q.size()[2], k.size()[2]);
+    let gqa = q.size()[1] != k.size()[1];
+    let offset = tk - tq;
+    // The fused kernels' is_causal aligns the mask top-left, which is right
+    // only when queries and keys start together.
+    if window.is_none() && offset == 0 {
+        return Tensor::scaled_dot_product_attention(q, k, v, None::<Tensor>, 0.0, true, None, gqa);
+    }
+    if window.is_none() && tq == 1 {
+        return Tensor::scaled_dot_product_attention(q, k, v, None::<Tensor>, 0.0, false, None, gqa);
+    }
+    let device = q.device();
+    let query_pos = (Tensor::arange(tq, (Kind::Int64, device)) + offset).unsqueeze(1);
+    let key_pos = Tensor::arange(tk, (Kind::Int64, device)).unsqueeze(0);
+    let mut mask = key_pos.le_tensor(&query_pos);
+    if let Some(w) = window {
+        mask = mask.logical_and(&(&query_pos - &key_pos).lt(w as i64));
+    }
+    Tensor::scaled_dot_product_attention(q, k, v, Some(mask), 0.0, false, None, gqa)
+}
+
+/// Appends this call's keys and values to a layer's cache and returns all of them.
+pub(crate) fn cached(k: Tensor, v: Tensor, cache: Option<&mut Option<(Tensor, Tensor)>>) -> (Tensor, Tensor) {
+    match cache {
+        None => (k, v),
+        Some(slot) => {
+            let (k, v) = match slot.take() {
+                None => (k, v),
+                Some((pk, pv)) => (Tensor::cat(&[pk, k], 2), Tensor::cat(&[pv, v], 2)),
+            };
+            *slot = Some((k.shallow_clone(), v.shallow_clone()));
+            (k, v)
+        }
+    }
+}
+
+/// Mean next-token cross-entropy, computed in fp32 whatever the logits' dtype.
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
+    let vocab = logits.size()[2];
+    logits.to_kind(Kind::Float).reshape([-1, vocab]).cross_entropy_for_logits(&targets.reshape([-1]))
+}
+
+pub fn device_of(spec: &str) -> Result<Device, String> {
+    match spec {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => cuda(0),
+        other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(n) => cuda(n),
+            None => Err(format!("training.device: {other:?} is not auto, cpu, cuda or cuda:N")),
+        },
+    }
+}
+
+fn cuda(n: usize) -> Result<Device, String> {
+    let count = tch::Cuda::device_count() as usize;
+    if n < count {
+        Ok(Device::Cuda(n))
+    } else {
+        Err(format!("training.device: cuda:{n} asked for, but this machine has {count} CUDA devices"))
+    }
+}
