@@ -17,6 +17,7 @@ the cached venv's torch first; transformers comes from any environment.
 """
 import argparse
 import json
+import statistics
 import subprocess
 import tempfile
 import time
@@ -111,16 +112,23 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating runs of each side; medians are reported")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        curate, checkpoint = run_curate(args, Path(tmp))
-        python = run_pytorch(args, checkpoint)
+    curate_runs, python_runs = [], []
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            curate, checkpoint = run_curate(args, Path(tmp))
+            curate_runs.append(curate)
+            python_runs.append(run_pytorch(args, checkpoint))
+    curate, python = statistics.median(curate_runs), statistics.median(python_runs)
     print(f"torch {torch.__version__}, {args.threads} threads; LLaMA d={args.hidden} L={args.layers} "
-          f"heads={args.heads}/{args.kv_heads} seq={args.seq_len} batch={args.batch}, fp32, {args.steps} timed steps")
-    print("| trainer | tokens/s |")
-    print("|---|---|")
-    print(f"| eager PyTorch (transformers LlamaForCausalLM + torch.optim.AdamW) | {python:.0f} |")
-    print(f"| curate-train | {curate:.0f} |")
+          f"heads={args.heads}/{args.kv_heads} seq={args.seq_len} batch={args.batch}, fp32, {args.steps} timed steps, "
+          f"median of {args.rounds} alternating runs")
+    print("| trainer | tokens/s (median) | runs |")
+    print("|---|---|---|")
+    print(f"| eager PyTorch (transformers LlamaForCausalLM + torch.optim.AdamW) | {python:.0f} | "
+          f"{', '.join(f'{r:.0f}' for r in python_runs)} |")
+    print(f"| curate-train | {curate:.0f} | {', '.join(f'{r:.0f}' for r in curate_runs)} |")
     print(f"curate-train is {curate / python:.2f}x the eager PyTorch loop")
 
 

@@ -1,14 +1,33 @@
 //! AdamW with decoupled weight decay, the learning-rate schedule and global
 //! gradient-norm clipping.
 //!
-//! Written out rather than taken from tch so that its state (the two moment
-//! estimates per parameter and the step count) can be checkpointed exactly:
-//! tch binds neither optimizer state saving nor loading. The update is
-//! `torch.optim.AdamW`'s (single-tensor form) operation for operation.
+//! The update is PyTorch's fused AdamW kernel (`torch.optim.AdamW(fused=True)`,
+//! CPU and CUDA), reached through the C++ shim since tch does not bind it.
+//! The state lives here, not in libtorch, so that it can be checkpointed
+//! exactly: tch binds neither optimizer state saving nor loading.
 
 use tch::{Kind, Tensor};
 
 use crate::config::TrainingConfig;
+
+extern "C" {
+    fn curate_fused_adamw(
+        params: *const *mut torch_sys::C_tensor,
+        grads: *const *mut torch_sys::C_tensor,
+        exp_avgs: *const *mut torch_sys::C_tensor,
+        exp_avg_sqs: *const *mut torch_sys::C_tensor,
+        step: *mut torch_sys::C_tensor,
+        n: i32,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+        error: *mut std::ffi::c_char,
+        error_len: i32,
+    ) -> i32;
+    fn curate_reset_grad(tensor: *mut torch_sys::C_tensor);
+}
 
 pub struct Param {
     /// The Hugging Face name, as in the checkpoint.
@@ -32,10 +51,7 @@ pub struct AdamW {
 /// No weight decay on norms, biases and embeddings: they are vectors or
 /// lookup tables, and shrinking them towards zero only hurts.
 pub fn decays(name: &str, tensor: &Tensor) -> bool {
-    tensor.dim() >= 2
-        && !name.ends_with("wte.weight")
-        && !name.ends_with("wpe.weight")
-        && !name.contains("embed_tokens")
+    tensor.dim() >= 2 && !name.ends_with("wte.weight") && !name.ends_with("wpe.weight") && !name.contains("embed_tokens")
 }
 
 impl AdamW {
@@ -56,34 +72,73 @@ impl AdamW {
         AdamW { params, beta1: t.beta1, beta2: t.beta2, eps: t.adam_eps, weight_decay: t.weight_decay, step: 0 }
     }
 
+    /// Drops every gradient (`grad = None`), as `zero_grad(set_to_none=True)`.
     pub fn zero_grad(&mut self) {
         for p in &mut self.params {
-            p.tensor.zero_grad();
+            // SAFETY: a tch tensor pointer is a `torch::Tensor*`; resetting
+            // its gradient leaves the tensor itself alone.
+            unsafe { curate_reset_grad(p.tensor.as_mut_ptr()) };
         }
     }
 
     /// One update at learning rate `lr` from the gradients in `.grad`.
-    pub fn step(&mut self, lr: f64) {
+    pub fn step(&mut self, lr: f64) -> Result<(), String> {
         self.step += 1;
-        let bias1 = 1.0 - self.beta1.powi(self.step as i32);
-        let bias2 = 1.0 - self.beta2.powi(self.step as i32);
-        tch::no_grad(|| {
-            for p in &mut self.params {
-                let grad = p.tensor.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                if p.decay && self.weight_decay != 0.0 {
-                    let _ = p.tensor.g_mul_scalar_(1.0 - lr * self.weight_decay);
-                }
-                // exp_avg.lerp_(grad, 1 - beta1), as torch does it.
-                let _ = p.exp_avg.lerp_(&grad, 1.0 - self.beta1);
-                let _ = p.exp_avg_sq.g_mul_scalar_(self.beta2);
-                let _ = p.exp_avg_sq.g_add_(&(&grad * &grad * (1.0 - self.beta2)));
-                let denom = (p.exp_avg_sq.sqrt() / bias2.sqrt()) + self.eps;
-                let _ = p.tensor.g_add_(&(&p.exp_avg / denom * (-lr / bias1)));
+        let Some(first) = self.params.first() else { return Ok(()) };
+        let mut step = Tensor::from(self.step as f32).to_device(first.tensor.device());
+        for decay in [true, false] {
+            let mut group: Vec<(Tensor, Tensor, Tensor, Tensor)> = self
+                .params
+                .iter()
+                .filter(|p| p.decay == decay)
+                .filter_map(|p| {
+                    let grad = p.tensor.grad();
+                    grad.defined().then(|| {
+                        (p.tensor.shallow_clone(), grad, p.exp_avg.shallow_clone(), p.exp_avg_sq.shallow_clone())
+                    })
+                })
+                .collect();
+            if group.is_empty() {
+                continue;
             }
-        });
+            let mut lists: [Vec<*mut torch_sys::C_tensor>; 4] = Default::default();
+            for (p, g, m, v) in &mut group {
+                lists[0].push(p.as_mut_ptr());
+                lists[1].push(g.as_mut_ptr());
+                lists[2].push(m.as_mut_ptr());
+                lists[3].push(v.as_mut_ptr());
+            }
+            let weight_decay = if decay { self.weight_decay } else { 0.0 };
+            let mut error = [0 as std::ffi::c_char; 512];
+            let failed = tch::no_grad(|| {
+                // SAFETY: four lists of `group.len()` live tensor pointers
+                // (kept alive by `group`), a live step tensor, and an error
+                // buffer of the length given.
+                unsafe {
+                    curate_fused_adamw(
+                        lists[0].as_ptr(),
+                        lists[1].as_ptr(),
+                        lists[2].as_ptr(),
+                        lists[3].as_ptr(),
+                        step.as_mut_ptr(),
+                        group.len() as i32,
+                        lr,
+                        self.beta1,
+                        self.beta2,
+                        weight_decay,
+                        self.eps,
+                        error.as_mut_ptr(),
+                        error.len() as i32,
+                    )
+                }
+            });
+            if failed != 0 {
+                // SAFETY: the shim wrote a NUL-terminated message.
+                let message = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) };
+                return Err(format!("AdamW update: {}", message.to_string_lossy()));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -106,12 +161,13 @@ pub fn grad_norm(params: &[Param]) -> f64 {
         .iter()
         .map(|p| p.tensor.grad())
         .filter(|g| g.defined())
-        .map(|g| g.to_kind(Kind::Float).pow_tensor_scalar(2).sum(Kind::Float))
+        .map(|g| g.to_kind(Kind::Float).norm())
         .collect();
     if norms.is_empty() {
         return 0.0;
     }
-    Tensor::stack(&norms, 0).sum(Kind::Float).sqrt().double_value(&[])
+    // The norm of the per-tensor norms, as torch's clip_grad_norm_ computes it.
+    Tensor::stack(&norms, 0).norm().double_value(&[])
 }
 
 /// Scales every gradient by `factor` (clipping, loss-scale removal, averaging).
@@ -181,7 +237,7 @@ mod tests {
             opt.zero_grad();
             (&w * Tensor::from_slice(g).view([2, 2])).sum(Kind::Double).backward();
             let lr = 0.01 * (step + 1) as f64;
-            opt.step(lr);
+            opt.step(lr).unwrap();
             let n = (step + 1) as i32;
             for i in 0..4 {
                 p[i] *= 1.0 - lr * 0.5;

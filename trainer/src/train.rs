@@ -213,7 +213,7 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
             if t.grad_clip > 0.0 && grad_norm > t.grad_clip {
                 optim::scale_grads(&optimizer.params, t.grad_clip / (grad_norm + 1e-6));
             }
-            optimizer.step(lr);
+            optimizer.step(lr).map_err(anyhow::Error::msg)?;
         }
         if let Device::Cuda(index) = setup.device {
             // Kernels run asynchronously: wait, so the step's time is its own.

@@ -103,7 +103,18 @@ pub(crate) fn residual_std(config: &ModelConfig) -> f64 {
 /// placed after any cached keys, and an optional sliding window.
 pub(crate) fn attend(q: &Tensor, k: &Tensor, v: &Tensor, window: Option<usize>) -> Tensor {
     let (tq, tk) = (q.size()[2], k.size()[2]);
-    let gqa = q.size()[1] != k.size()[1];
+    let mut gqa = q.size()[1] != k.size()[1];
+    let (expanded_k, expanded_v);
+    let (k, v) = if gqa && q.device() == Device::Cpu {
+        // libtorch's CPU kernel with enable_gqa is slower than repeating
+        // each key/value head for its queries first (Hugging Face's repeat_kv).
+        gqa = false;
+        let groups = q.size()[1] / k.size()[1];
+        (expanded_k, expanded_v) = (repeat_kv(k, groups), repeat_kv(v, groups));
+        (&expanded_k, &expanded_v)
+    } else {
+        (k, v)
+    };
     let offset = tk - tq;
     // The fused kernels' is_causal aligns the mask top-left, which is right
     // only when queries and keys start together.
@@ -121,6 +132,12 @@ pub(crate) fn attend(q: &Tensor, k: &Tensor, v: &Tensor, window: Option<usize>) 
         mask = mask.logical_and(&(&query_pos - &key_pos).lt(w as i64));
     }
     Tensor::scaled_dot_product_attention(q, k, v, Some(mask), 0.0, false, None, gqa)
+}
+
+/// `[B, kv, T, d]` → `[B, kv × groups, T, d]`, each head repeated `groups` times in place.
+fn repeat_kv(x: &Tensor, groups: i64) -> Tensor {
+    let (b, kv, t, d) = x.size4().expect("[B, heads, T, head_dim]");
+    x.unsqueeze(2).expand([b, kv, groups, t, d], false).reshape([b, kv * groups, t, d])
 }
 
 /// Appends this call's keys and values to a layer's cache and returns all of them.
