@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/curate/target}
 venv=$(scripts/libtorch.sh)
 export LIBTORCH_USE_PYTORCH=1 PATH=$venv/bin:$PATH
-cargo build --release --locked --bin curate --bin curate-train
+cargo build --release --locked -p curate -p curate-trainer --bins
 bin=$CARGO_TARGET_DIR/release/curate
 # A fresh demo each time: an existing output folder would be resumed (and
 # reported complete) rather than rewritten.

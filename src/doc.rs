@@ -74,6 +74,9 @@ pub struct Doc {
     pub text_pos: usize,
     /// Byte offset of the line in the (decompressed) file, or the row number.
     pub position: u64,
+    /// The text's word split, shared by the filters that need it; cleared
+    /// when a step rewrites the text.
+    pub words: curate_filters::WordCache,
 }
 
 /// Names of the two fields the engine reads.
@@ -151,7 +154,7 @@ impl Doc {
                 id
             }
         };
-        Doc { id, text, fields, text_pos, position }
+        Doc { id, text, fields, text_pos, position, words: Default::default() }
     }
 
     /// Sets a field (other than the text) to a JSON value, in place when the

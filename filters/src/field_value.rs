@@ -112,7 +112,7 @@ mod tests {
 
     fn verdict(config: FieldValueFilterConfig, fields: Value) -> Verdict {
         let fields = Fields(fields);
-        FieldValueFilter::new(config).filter(&Document { id: "d", text: "t", metadata: &fields })
+        FieldValueFilter::new(config).filter(&Document { id: "d", text: "t", metadata: &fields, words: None })
     }
 
     fn keep_en() -> FieldValueFilterConfig {

@@ -6,7 +6,6 @@ use serde::Deserialize;
 use crate::gopher_repetition::find_duplicates;
 use crate::rules::Rules;
 use crate::text::{is_terminal_punctuation, len, strip};
-use crate::words::split_into_words;
 use crate::{Document, Filter, FilterConfig, Verdict};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -65,7 +64,8 @@ impl FineWebQuality {
 const SIGNALS: &[&str] = &["line_punct_ratio", "short_line_ratio", "char_dup_ratio", "list_ratio"];
 
 impl FineWebQuality {
-    fn judge(&self, text: &str, mut r: Rules) -> Verdict {
+    fn judge(&self, doc: &Document<'_>, mut r: Rules) -> Verdict {
+        let text = doc.text;
         let c = &self.config;
         let lines: Vec<&str> = text.split('\n').filter(|l| !strip(l).is_empty()).collect();
         if lines.is_empty() {
@@ -88,7 +88,7 @@ impl FineWebQuality {
         if r.check(dup, dup > c.char_duplicates_ratio, "char_dup_ratio") {
             return r.verdict();
         }
-        let words = split_into_words(text).len();
+        let words = doc.words().len();
         let list = text.matches('\n').count() as f64 / words as f64;
         r.check(list, words > 0 && list > c.new_line_ratio, "list_ratio");
         r.verdict()
@@ -97,7 +97,7 @@ impl FineWebQuality {
 
 impl Filter for FineWebQuality {
     fn filter(&self, doc: &Document<'_>) -> Verdict {
-        self.judge(doc.text, Rules::filtering())
+        self.judge(doc, Rules::filtering())
     }
 
     fn signal_names(&self) -> &'static [&'static str] {
@@ -105,7 +105,7 @@ impl Filter for FineWebQuality {
     }
 
     fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
-        self.judge(doc.text, Rules::annotating(signals, SIGNALS.len()))
+        self.judge(doc, Rules::annotating(signals, SIGNALS.len()))
     }
 }
 

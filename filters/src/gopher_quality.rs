@@ -7,7 +7,6 @@ use std::collections::HashSet;
 use serde::Deserialize;
 
 use crate::text::{count, is_alpha, is_punctuation, len, split_lines};
-use crate::words::split_into_words;
 use crate::{Document, Filter, FilterConfig, Verdict};
 
 /// Gopher's stop words: a document needs `min_stop_words` of them.
@@ -61,17 +60,20 @@ impl FilterConfig for GopherQualityConfig {
     type Filter = GopherQuality;
 
     fn build(self) -> GopherQuality {
-        let stop_words = match &self.stop_words {
+        let stop_words: HashSet<String> = match &self.stop_words {
             Some(words) => words.iter().cloned().collect(),
             None => STOP_WORDS.iter().map(|w| w.to_string()).collect(),
         };
-        GopherQuality { config: self, stop_words }
+        let stop_word_max_len = stop_words.iter().map(String::len).max().unwrap_or(0);
+        GopherQuality { config: self, stop_words, stop_word_max_len }
     }
 }
 
 pub struct GopherQuality {
     config: GopherQualityConfig,
     stop_words: HashSet<String>,
+    /// Longer words cannot be stop words and skip the set lookup.
+    stop_word_max_len: usize,
 }
 
 /// Python's truthiness of an optional threshold: `None` and `0` turn a rule off.
@@ -94,8 +96,9 @@ struct Measures {
 }
 
 impl GopherQuality {
-    fn measure(&self, text: &str) -> Measures {
-        let words = split_into_words(text);
+    fn measure(&self, doc: &Document<'_>) -> Measures {
+        let text = doc.text;
+        let words = doc.words();
         let n_words = words.len();
         let non_symbol: Vec<&str> = words.iter().copied().filter(|w| w.chars().any(|ch| !is_punctuation(ch))).collect();
         // numpy's mean of nothing is NaN, which fails no comparison.
@@ -113,7 +116,11 @@ impl GopherQuality {
             l.ends_with("...") || l.ends_with('…')
         });
         let alpha = words.iter().filter(|w| w.chars().any(is_alpha)).count();
-        let present: HashSet<&str> = words.iter().copied().filter(|w| self.stop_words.contains(*w)).collect();
+        let present: HashSet<&str> = words
+            .iter()
+            .copied()
+            .filter(|w| w.len() <= self.stop_word_max_len && self.stop_words.contains(*w))
+            .collect();
         Measures {
             words: non_symbol.len(),
             mean_word_length,
@@ -167,7 +174,7 @@ impl GopherQuality {
 
 impl Filter for GopherQuality {
     fn filter(&self, doc: &Document<'_>) -> Verdict {
-        self.decide(&self.measure(doc.text))
+        self.decide(&self.measure(doc))
     }
 
     fn signal_names(&self) -> &'static [&'static str] {
@@ -184,7 +191,7 @@ impl Filter for GopherQuality {
     }
 
     fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
-        let m = self.measure(doc.text);
+        let m = self.measure(doc);
         signals.extend([
             m.words as f64,
             m.mean_word_length,

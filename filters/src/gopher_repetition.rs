@@ -11,7 +11,6 @@ use serde::Deserialize;
 
 use crate::rules::Rules;
 use crate::text::{len, strip};
-use crate::words::split_into_words;
 use crate::{Document, Filter, FilterConfig, Verdict};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -174,11 +173,19 @@ impl Joined {
 
 /// Characters of the most frequent n-gram times its count; ties go to the
 /// n-gram seen first, as `Counter.most_common(1)` does.
-fn find_top_duplicate(spaced: &Joined, n: usize) -> Option<usize> {
+///
+/// Words hold no spaces, so two space-joined n-grams are equal exactly when
+/// their words are: an n-gram's hash is combined from its words' hashes
+/// (`word_hashes`, one per word) instead of hashing its text again for
+/// every n.
+fn find_top_duplicate(spaced: &Joined, word_hashes: &[u64], n: usize) -> Option<usize> {
     let total = (spaced.spans.len() + 1).saturating_sub(n);
     let mut counts: GramMap<(usize, usize)> = GramMap::with_capacity_and_hasher(total, Default::default());
     for (i, gram) in spaced.grams(n).enumerate() {
-        counts.entry(Gram::new(gram)).or_insert((0, i)).0 += 1;
+        let hash = word_hashes[i..i + n]
+            .iter()
+            .fold(n as u64, |h, &w| (h.rotate_left(23) ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        counts.entry(Gram { hash: hash ^ (hash >> 29), text: gram }).or_insert((0, i)).0 += 1;
     }
     let (gram, (count, _)) = counts.iter().max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))?;
     Some(len(gram.text) * count)
@@ -227,7 +234,8 @@ fn split_newline_runs(s: &str, min: usize) -> Vec<&str> {
 }
 
 impl GopherRepetition {
-    fn judge(&self, text: &str, mut r: Rules) -> Verdict {
+    fn judge(&self, doc: &Document<'_>, mut r: Rules) -> Verdict {
+        let text = doc.text;
         let c = &self.config;
         if text.is_empty() {
             r.check(f64::NAN, true, "empty");
@@ -255,10 +263,11 @@ impl GopherRepetition {
         if r.check(frac, on(c.dup_line_char_frac).is_some_and(|f| frac > f), "dup_line_char_frac") {
             return r.verdict();
         }
-        let words = split_into_words(text);
+        let words = doc.words();
         let spaced = Joined::new(&words, " ");
+        let word_hashes: Vec<u64> = words.iter().map(|w| xxh3_64(w.as_bytes())).collect();
         for (i, &(n, max)) in c.top_n_grams.iter().enumerate() {
-            let frac = find_top_duplicate(&spaced, n).map_or(0.0, |top| top as f64 / text_len);
+            let frac = find_top_duplicate(&spaced, &word_hashes, n).map_or(0.0, |top| top as f64 / text_len);
             if r.check(frac, frac > max, self.top_reasons[i]) {
                 return r.verdict();
             }
@@ -276,7 +285,7 @@ impl GopherRepetition {
 
 impl Filter for GopherRepetition {
     fn filter(&self, doc: &Document<'_>) -> Verdict {
-        self.judge(doc.text, Rules::filtering())
+        self.judge(doc, Rules::filtering())
     }
 
     /// The measurement of each rule, named as its drop reason.
@@ -285,7 +294,7 @@ impl Filter for GopherRepetition {
     }
 
     fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
-        self.judge(doc.text, Rules::annotating(signals, self.signals.len()))
+        self.judge(doc, Rules::annotating(signals, self.signals.len()))
     }
 }
 
@@ -351,7 +360,9 @@ mod tests {
     fn joined_ngrams_compare_as_strings() {
         // "".join(["ab", "c"]) == "".join(["a", "bc"]): one repeat of 3 characters.
         assert_eq!(find_all_duplicate(&Joined::new(&["ab", "c", "a", "bc"], ""), 2), 3);
-        assert_eq!(find_top_duplicate(&Joined::new(&["a", "b", "a", "b"], " "), 2), Some(6));
+        let words = ["a", "b", "a", "b"];
+        let hashes: Vec<u64> = words.iter().map(|w| xxh3_64(w.as_bytes())).collect();
+        assert_eq!(find_top_duplicate(&Joined::new(&words, " "), &hashes, 2), Some(6));
         assert_eq!(split_newline_runs("a\n\n\nb\nc", 2), ["a", "b\nc"]);
         assert_eq!(split_newline_runs("\na\n\nb", 1), ["", "a", "b"]);
     }

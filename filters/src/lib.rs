@@ -47,6 +47,33 @@ pub struct Document<'a> {
     pub id: &'a str,
     pub text: &'a str,
     pub metadata: &'a dyn Metadata,
+    /// Where the caller keeps the text's word split between filters (the
+    /// engine does, per document); `None` splits afresh each time.
+    pub words: Option<&'a WordCache>,
+}
+
+/// A document's English word split ([`words::split_into_words`]), made
+/// once and shared by every filter that needs it: the Gopher filters and
+/// FineWeb's each split the same text otherwise.
+///
+/// It keeps byte offsets, not slices, so it does not borrow the text, and
+/// it remembers which text it split (address and length): a text that was
+/// replaced without [`WordCache::clear`] is split afresh, never misread.
+#[derive(Debug, Clone, Default)]
+pub struct WordCache(std::sync::OnceLock<SplitText>);
+
+#[derive(Debug, Clone)]
+struct SplitText {
+    address: usize,
+    len: usize,
+    offsets: Vec<(u32, u32)>,
+}
+
+impl WordCache {
+    /// Forgets the split: call it whenever the text changes.
+    pub fn clear(&mut self) {
+        self.0 = std::sync::OnceLock::new();
+    }
 }
 
 /// Read access to a document's fields other than the text.
@@ -135,6 +162,29 @@ pub trait Filter: Send + Sync {
 impl<'a> Document<'a> {
     /// A document with only text, for tests and benchmarks.
     pub fn text_only(text: &'a str) -> Document<'a> {
-        Document { id: "", text, metadata: &NoMetadata }
+        Document { id: "", text, metadata: &NoMetadata, words: None }
+    }
+
+    /// The text's English words, from the cache when there is one.
+    pub fn words(&self) -> Vec<&'a str> {
+        let text = self.text;
+        let Some(cache) = self.words.filter(|_| u32::try_from(text.len()).is_ok()) else {
+            return words::split_into_words(text);
+        };
+        let split = cache.0.get_or_init(|| {
+            let base = text.as_ptr() as usize;
+            let offsets = words::split_into_words(text)
+                .iter()
+                .map(|w| {
+                    let start = w.as_ptr() as usize - base;
+                    (start as u32, (start + w.len()) as u32)
+                })
+                .collect();
+            SplitText { address: base, len: text.len(), offsets }
+        });
+        if split.address != text.as_ptr() as usize || split.len != text.len() {
+            return words::split_into_words(text);
+        }
+        split.offsets.iter().map(|&(a, b)| &text[a as usize..b as usize]).collect()
     }
 }

@@ -1,11 +1,44 @@
 //! Text helpers that behave as Python's `str` methods do, because the
 //! filters reproduce datatrove's decisions, which are written with them.
 
-use std::collections::HashSet;
 use std::sync::OnceLock;
 
+/// A set of characters: a bitmap for ASCII, where almost every lookup
+/// lands, and a sorted list for the rest. The filters ask it once per
+/// character or word, where a hash set's hashing dominated.
+pub struct CharSet {
+    ascii: u128,
+    other: Vec<char>,
+}
+
+impl CharSet {
+    pub fn contains(&self, c: char) -> bool {
+        if c.is_ascii() {
+            self.ascii & (1 << c as u32) != 0
+        } else {
+            self.other.binary_search(&c).is_ok()
+        }
+    }
+}
+
+impl FromIterator<char> for CharSet {
+    fn from_iter<I: IntoIterator<Item = char>>(chars: I) -> CharSet {
+        let mut set = CharSet { ascii: 0, other: Vec::new() };
+        for c in chars {
+            if c.is_ascii() {
+                set.ascii |= 1 << c as u32;
+            } else {
+                set.other.push(c);
+            }
+        }
+        set.other.sort_unstable();
+        set.other.dedup();
+        set
+    }
+}
+
 /// A set of characters from a data file of hex code points.
-fn char_set(hex: &'static str) -> HashSet<char> {
+fn char_set(hex: &'static str) -> CharSet {
     hex.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| u32::from_str_radix(l.trim(), 16).ok().and_then(char::from_u32))
@@ -15,20 +48,20 @@ fn char_set(hex: &'static str) -> HashSet<char> {
 /// datatrove's `PUNCTUATION_SET` (ASCII and CJK punctuation, control
 /// characters, and the Unicode terminal punctuation).
 pub fn is_punctuation(c: char) -> bool {
-    static SET: OnceLock<HashSet<char>> = OnceLock::new();
-    SET.get_or_init(|| char_set(include_str!("../data/datatrove_punctuation.txt"))).contains(&c)
+    static SET: OnceLock<CharSet> = OnceLock::new();
+    SET.get_or_init(|| char_set(include_str!("../data/datatrove_punctuation.txt"))).contains(c)
 }
 
 /// datatrove's `TERMINAL_PUNCTUATION`: marks that end a sentence in some script.
 pub fn is_terminal_punctuation(c: char) -> bool {
-    static SET: OnceLock<HashSet<char>> = OnceLock::new();
-    SET.get_or_init(|| char_set(include_str!("../data/datatrove_terminal_punctuation.txt"))).contains(&c)
+    static SET: OnceLock<CharSet> = OnceLock::new();
+    SET.get_or_init(|| char_set(include_str!("../data/datatrove_terminal_punctuation.txt"))).contains(c)
 }
 
 /// The punctuation at which spaCy's Sentencizer ends a sentence.
 pub fn is_sentence_end(c: char) -> bool {
-    static SET: OnceLock<HashSet<char>> = OnceLock::new();
-    SET.get_or_init(|| char_set(include_str!("../data/spacy_sentencizer_punct.txt"))).contains(&c)
+    static SET: OnceLock<CharSet> = OnceLock::new();
+    SET.get_or_init(|| char_set(include_str!("../data/spacy_sentencizer_punct.txt"))).contains(c)
 }
 
 /// spaCy's `is_punct`: every character is Unicode punctuation (P*).

@@ -164,7 +164,7 @@ mod tests {
     }
 
     fn verdict(f: &WordList, text: &str, lang: &'static str) -> Verdict {
-        f.filter(&Document { id: "", text, metadata: &Lang(lang) })
+        f.filter(&Document { id: "", text, metadata: &Lang(lang), words: None })
     }
 
     #[test]

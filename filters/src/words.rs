@@ -484,33 +484,68 @@ pub fn split_into_tokens(text: &str) -> Vec<&str> {
     tokens(text, true)
 }
 
+/// `char::is_whitespace` for ASCII bytes (which, unlike
+/// `u8::is_ascii_whitespace`, counts the vertical tab).
+fn ascii_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// A bitset over (length, first byte, last byte) of the exceptions that are
+/// plain ASCII words ("cannot", "Gonna"): most words miss it, and skip the
+/// hash lookup.
+fn may_be_alpha_exception(word: &[u8]) -> bool {
+    static BITS: OnceLock<Vec<u64>> = OnceLock::new();
+    fn key(w: &[u8]) -> usize {
+        ((w.len() & 31) << 10 | usize::from(w[0] & 31) << 5 | usize::from(w[w.len() - 1] & 31)) & 0x7fff
+    }
+    let bits = BITS.get_or_init(|| {
+        let mut bits = vec![0u64; 512];
+        for form in exceptions().keys().filter(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphabetic())) {
+            let k = key(form.as_bytes());
+            bits[k / 64] |= 1 << (k % 64);
+        }
+        bits
+    });
+    let k = key(word);
+    bits[k / 64] & (1 << (k % 64)) != 0
+}
+
 fn tokens(text: &str, with_space: bool) -> Vec<&str> {
     let mut out = Vec::with_capacity(text.len() / 5);
-    let mut rest = text;
-    while !rest.is_empty() {
-        let gap = rest.len() - rest.trim_start_matches(char::is_whitespace).len();
-        if gap > 0 {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest = &text[i..];
+        let b = bytes[i];
+        if ascii_space(b) || (b >= 0x80 && rest.starts_with(char::is_whitespace)) {
+            let gap = rest.len() - rest.trim_start_matches(char::is_whitespace).len();
             let space = &rest[..gap];
             if with_space && space != " " {
                 // After a token, its one trailing space is not part of the run.
                 let attached = out.last().is_some() && space.starts_with(' ');
                 out.push(if attached { &space[1..] } else { space });
             }
-            rest = &rest[gap..];
+            i += gap;
             continue;
         }
-        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-        let chunk = &rest[..end];
-        rest = &rest[end..];
         // Most chunks are plain ASCII words: no affix or infix rule can
         // apply to them, only an exception ("cannot" is "can not").
-        if chunk.bytes().all(|b| b.is_ascii_alphabetic()) {
-            match exceptions().get(chunk) {
+        let mut end = i;
+        while end < bytes.len() && bytes[end].is_ascii_alphabetic() {
+            end += 1;
+        }
+        if end > i && (end == bytes.len() || ascii_space(bytes[end])) {
+            let chunk = &text[i..end];
+            match may_be_alpha_exception(chunk.as_bytes()).then(|| exceptions().get(chunk)).flatten() {
                 Some(parts) => out.extend(exception_slices(chunk, parts)),
                 None => out.push(chunk),
             }
+            i = end;
             continue;
         }
+        let len = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let chunk = &rest[..len];
+        i += len;
         let from = out.len();
         split_chunk(chunk, &mut out);
         if out.len() - from > 1 {

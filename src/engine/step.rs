@@ -55,7 +55,7 @@ impl<F: Filter> FilterStep<F> {
 
     /// Judges the document, setting the filter's metadata fields on it.
     fn judge(&self, doc: &mut Doc, signals: Option<&mut Vec<f64>>) -> Verdict {
-        let view = Document { id: &doc.id, text: &doc.text, metadata: &*doc };
+        let view = Document { id: &doc.id, text: &doc.text, metadata: &*doc, words: Some(&doc.words) };
         if self.metadata.is_empty() {
             return match signals {
                 Some(signals) => self.filter.filter_with_signals(&view, signals),
@@ -78,6 +78,7 @@ fn apply(doc: &mut Doc, verdict: Verdict) -> Outcome {
         Verdict::Drop(reason) => Outcome::Drop(reason),
         Verdict::Rewrite(text) => {
             doc.text = text;
+            doc.words.clear();
             Outcome::Keep
         }
     }
