@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod dedup;
 pub mod doc;
 pub mod engine;
 pub mod io;

@@ -51,7 +51,10 @@ pub struct AdamW {
 /// No weight decay on norms, biases and embeddings: they are vectors or
 /// lookup tables, and shrinking them towards zero only hurts.
 pub fn decays(name: &str, tensor: &Tensor) -> bool {
-    tensor.dim() >= 2 && !name.ends_with("wte.weight") && !name.ends_with("wpe.weight") && !name.contains("embed_tokens")
+    tensor.dim() >= 2
+        && !name.ends_with("wte.weight")
+        && !name.ends_with("wpe.weight")
+        && !name.contains("embed_tokens")
 }
 
 impl AdamW {
@@ -157,12 +160,8 @@ pub fn learning_rate(t: &TrainingConfig, step: u64) -> f64 {
 /// The global L2 norm of all gradients, in fp32 (inf or NaN when any
 /// gradient is).
 pub fn grad_norm(params: &[Param]) -> f64 {
-    let norms: Vec<Tensor> = params
-        .iter()
-        .map(|p| p.tensor.grad())
-        .filter(|g| g.defined())
-        .map(|g| g.to_kind(Kind::Float).norm())
-        .collect();
+    let norms: Vec<Tensor> =
+        params.iter().map(|p| p.tensor.grad()).filter(|g| g.defined()).map(|g| g.to_kind(Kind::Float).norm()).collect();
     if norms.is_empty() {
         return 0.0;
     }

@@ -1,0 +1,197 @@
+//! MinHash signatures as datatrove's `MinhashDedupSignature` computes them,
+//! so that signatures, buckets and duplicate clusters agree with a
+//! datatrove run on the same documents and parameters.
+//!
+//! A document's shingles are the 64-bit xxHash of each n-gram of its words
+//! (English words as spaCy splits them, after [`simplify_text`]), joined by
+//! spaces. Each of `bands × rows` hash functions is `(a·x + b) mod 2⁶¹−1`
+//! with the products wrapping at 2⁶⁴ as numpy's uint64 arithmetic does, its
+//! `a` and `b` drawn from numpy's `RandomState(seed)`; the signature is the
+//! minimum of each over the shingles.
+
+use xxhash_rust::xxh64::xxh64;
+
+use super::mt19937::RandomState;
+use super::normalize::simplify_text;
+
+const MERSENNE_PRIME: u64 = (1 << 61) - 1;
+
+/// datatrove's `MinhashConfig` defaults: word 5-grams, 14 bands of 8 rows,
+/// seed 1, 64-bit xxHash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinHashConfig {
+    pub n_grams: usize,
+    pub bands: usize,
+    pub rows: usize,
+    pub seed: u32,
+}
+
+impl Default for MinHashConfig {
+    fn default() -> Self {
+        MinHashConfig { n_grams: 5, bands: 14, rows: 8, seed: 1 }
+    }
+}
+
+impl MinHashConfig {
+    /// Bands and rows for a target Jaccard similarity `threshold` within
+    /// `hashes` functions in all: the split whose S-curve
+    /// `1 − (1 − s^rows)^bands` crosses one half nearest the threshold.
+    pub fn for_threshold(threshold: f64, hashes: usize) -> (usize, usize) {
+        (1..=hashes)
+            .filter(|rows| hashes % rows == 0)
+            .map(|rows| (hashes / rows, rows))
+            .min_by(|&(b1, r1), &(b2, r2)| {
+                let midpoint = |b: usize, r: usize| (1.0 - 0.5f64.powf(1.0 / b as f64)).powf(1.0 / r as f64);
+                (midpoint(b1, r1) - threshold).abs().total_cmp(&(midpoint(b2, r2) - threshold).abs())
+            })
+            .expect("1 divides any number of hashes")
+    }
+}
+
+/// `x mod (2⁶¹ − 1)` without a division: `x = hi·2⁶¹ + lo ≡ hi + lo`, and
+/// `hi + lo < 2p` needs at most one subtraction.
+fn mod_mersenne(x: u64) -> u64 {
+    let r = (x & MERSENNE_PRIME) + (x >> 61);
+    if r >= MERSENNE_PRIME {
+        r - MERSENNE_PRIME
+    } else {
+        r
+    }
+}
+
+/// Each hash function's minimum over the shingles: the signature's inner
+/// loop, written so that the compiler vectorises it.
+#[inline(always)]
+fn fold_minimums(shingles: &[u64], a: &[u64], b: &[u64], minimums: &mut [u64]) {
+    for &s in shingles {
+        for ((m, &a), &b) in minimums.iter_mut().zip(a).zip(b) {
+            *m = (*m).min(mod_mersenne(s.wrapping_mul(a).wrapping_add(b)));
+        }
+    }
+}
+
+/// [`fold_minimums`] with 64-bit vector multiplies (AVX-512DQ's `vpmullq`),
+/// which baseline x86-64 lacks: eight hash functions per instruction.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn fold_minimums_avx512(shingles: &[u64], a: &[u64], b: &[u64], minimums: &mut [u64]) {
+    fold_minimums(shingles, a, b, minimums)
+}
+
+pub struct MinHasher {
+    config: MinHashConfig,
+    a: Vec<u64>,
+    b: Vec<u64>,
+}
+
+impl MinHasher {
+    pub fn new(config: MinHashConfig) -> MinHasher {
+        let hashes = config.bands * config.rows;
+        let mut random = RandomState::new(config.seed);
+        let a = (0..hashes).map(|_| random.randint_u64(1, MERSENNE_PRIME)).collect();
+        let b = (0..hashes).map(|_| random.randint_u64(0, MERSENNE_PRIME)).collect();
+        MinHasher { config, a, b }
+    }
+
+    /// The hashed word n-grams of `text`; none when it has fewer than
+    /// `n_grams` words (datatrove then writes no signature: the document is
+    /// never a duplicate).
+    pub fn shingles(&self, text: &str) -> Vec<u64> {
+        let simple = simplify_text(text);
+        let words = curate_filters::words::split_into_words(&simple);
+        let n = self.config.n_grams;
+        let mut gram = String::new();
+        words
+            .windows(n)
+            .map(|window| {
+                gram.clear();
+                for (i, w) in window.iter().enumerate() {
+                    if i > 0 {
+                        gram.push(' ');
+                    }
+                    gram.push_str(w);
+                }
+                xxh64(gram.as_bytes(), 0)
+            })
+            .collect()
+    }
+
+    /// `bands × rows` minimum hashes, band after band; `None` without shingles.
+    pub fn signature(&self, text: &str) -> Option<Vec<u64>> {
+        let shingles = self.shingles(text);
+        if shingles.is_empty() {
+            return None;
+        }
+        let mut minimums = vec![u64::MAX; self.a.len()];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512dq") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            unsafe { fold_minimums_avx512(&shingles, &self.a, &self.b, &mut minimums) };
+            return Some(minimums);
+        }
+        fold_minimums(&shingles, &self.a, &self.b, &mut minimums);
+        Some(minimums)
+    }
+
+    pub fn config(&self) -> MinHashConfig {
+        self.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_copies_share_most_hashes_and_strangers_few() {
+        let h = MinHasher::new(MinHashConfig::default());
+        let base = "The whale rose slowly from the grey water while the crew watched from the deck of the ship, \
+                    and nobody said a word until the captain turned and walked back to his cabin below.";
+        let near = base.replace("grey", "dark");
+        let other = "Congress shall make no law respecting an establishment of religion, or prohibiting the free \
+                     exercise thereof; or abridging the freedom of speech, or of the press.";
+        let agree = |x: &[u64], y: &[u64]| x.iter().zip(y).filter(|(a, b)| a == b).count();
+        let (s, n, o) = (h.signature(base).unwrap(), h.signature(&near).unwrap(), h.signature(other).unwrap());
+        assert_eq!(s.len(), 112);
+        assert!(agree(&s, &n) > 60, "{}", agree(&s, &n));
+        assert!(agree(&s, &o) < 5, "{}", agree(&s, &o));
+        assert_eq!(h.signature(&base.to_uppercase()), Some(s), "case does not matter");
+        assert_eq!(h.signature("too few words here"), None);
+    }
+
+    #[test]
+    fn the_modulus_matches_division() {
+        for x in [0, 1, MERSENNE_PRIME - 1, MERSENNE_PRIME, MERSENNE_PRIME + 1, u64::MAX, u64::MAX - 7, 1 << 63] {
+            assert_eq!(mod_mersenne(x), x % MERSENNE_PRIME, "{x}");
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            assert_eq!(mod_mersenne(x), x % MERSENNE_PRIME);
+        }
+    }
+
+    #[test]
+    fn the_vector_and_scalar_loops_agree() {
+        let h = MinHasher::new(MinHashConfig::default());
+        let shingles = h.shingles(&"the quick brown fox jumps over the lazy dog again and again ".repeat(20));
+        let mut scalar = vec![u64::MAX; 112];
+        fold_minimums(&shingles, &h.a, &h.b, &mut scalar);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512dq") {
+            let mut vector = vec![u64::MAX; 112];
+            // SAFETY: checked just above.
+            unsafe { fold_minimums_avx512(&shingles, &h.a, &h.b, &mut vector) };
+            assert_eq!(scalar, vector);
+        }
+        assert!(scalar.iter().all(|&m| m < MERSENNE_PRIME));
+    }
+
+    #[test]
+    fn bands_and_rows_follow_the_threshold() {
+        // datatrove's 14 × 8 has its midpoint near 0.72.
+        assert_eq!(MinHashConfig::for_threshold(0.72, 112), (14, 8));
+        let (b, r) = MinHashConfig::for_threshold(0.9, 112);
+        assert!(r > 8 && b * r == 112, "{b} × {r}");
+    }
+}
