@@ -17,6 +17,7 @@ use curate::engine::progress::ProgressMode;
 use curate::engine::registry::STEP_TYPES;
 
 use cli::bench::{bench, BenchArgs};
+use cli::dedup::{dedup, DedupCommand};
 use cli::fatal;
 use cli::inspect::{print_minhash, print_words};
 use cli::lm::{train_lm, LmCommand};
@@ -93,6 +94,11 @@ enum Command {
     ///
     /// Rerunning after a crash re-encodes only unfinished units of input.
     Tokenize(TokenizeArgs),
+    /// Near-duplicate detection in stages (this release: MinHash signatures, datatrove-compatible).
+    Dedup {
+        #[command(subcommand)]
+        command: DedupCommand,
+    },
     /// Train a model on token shards (runs curate-train, which links libtorch; see `curate train --help`).
     #[command(disable_help_flag = true)]
     Train {
@@ -125,6 +131,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench(args),
         Command::Lm { command: LmCommand::Train(args) } => train_lm(args),
         Command::Tokenize(args) => tokenize(args),
+        Command::Dedup { command } => dedup(command),
         Command::Words => print_words(),
         Command::Minhash => print_minhash(),
         Command::Train { args } => cli::trainer::exec("train", args),

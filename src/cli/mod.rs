@@ -1,6 +1,7 @@
 //! The subcommands of `curate`, one file each; `main.rs` parses and dispatches.
 
 pub mod bench;
+pub mod dedup;
 pub mod inspect;
 pub mod lm;
 pub mod run;

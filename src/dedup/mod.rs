@@ -6,3 +6,5 @@
 pub mod minhash;
 pub mod mt19937;
 pub mod normalize;
+pub mod sigfile;
+pub mod signatures;

@@ -1,0 +1,115 @@
+//! `curate dedup`: the stages of near-duplicate detection. This release
+//! has the first, `signatures`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use curate::dedup::minhash::MinHashConfig;
+use curate::dedup::signatures::{self, SignatureOptions};
+use curate::doc::FieldNames;
+use curate::engine::progress::ProgressMode;
+use curate::engine::task::Task;
+use curate::io::atomic;
+
+use super::{fatal, print_errors, thread_count, InputArgs};
+
+#[derive(Subcommand)]
+pub enum DedupCommand {
+    /// MinHash signatures of every document (datatrove's defaults), one sorted file per unit of input and band.
+    ///
+    /// Runs as one task of many (--rank, --world-size, or Slurm's and torchrun's
+    /// variables) over shared storage; a rerun skips finished units.
+    Signatures(SignatureArgs),
+}
+
+#[derive(clap::Args)]
+pub struct SignatureArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Folder for the stages' files (signatures/ goes here).
+    #[arg(long)]
+    pub work: PathBuf,
+    /// Words per shingle.
+    #[arg(long, default_value_t = 5)]
+    pub n_grams: usize,
+    #[arg(long, default_value_t = 14)]
+    pub bands: usize,
+    #[arg(long, default_value_t = 8)]
+    pub rows: usize,
+    /// Seed of the hash permutations (numpy's RandomState, as datatrove draws them).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u32,
+    /// Choose bands × rows (keeping their product) for this Jaccard similarity.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// This task's rank (also SLURM_ARRAY_TASK_ID, SLURM_PROCID or RANK).
+    #[arg(long)]
+    pub rank: Option<usize>,
+    /// Number of tasks (also SLURM_ARRAY_TASK_COUNT, SLURM_NTASKS or WORLD_SIZE).
+    #[arg(long)]
+    pub world_size: Option<usize>,
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+}
+
+pub fn dedup(command: DedupCommand) -> ExitCode {
+    match command {
+        DedupCommand::Signatures(args) => signatures(args),
+    }
+}
+
+fn signatures(args: SignatureArgs) -> ExitCode {
+    let (mut bands, mut rows) = (args.bands, args.rows);
+    if args.n_grams == 0 || bands == 0 || rows == 0 {
+        return fatal("--n-grams, --bands and --rows must be at least 1");
+    }
+    if let Some(threshold) = args.threshold {
+        if !(threshold > 0.0 && threshold < 1.0) {
+            return fatal(format!("--threshold must lie between 0 and 1, not {threshold}"));
+        }
+        (bands, rows) = MinHashConfig::for_threshold(threshold, bands * rows);
+    }
+    let task = match Task::resolve(args.rank, args.world_size, |k| std::env::var(k).ok()) {
+        Ok(t) => t,
+        Err(e) => return fatal(e),
+    };
+    if args.input.threads == Some(0) {
+        return fatal("--threads must be at least 1");
+    }
+    let options = SignatureOptions {
+        input: args.input.input,
+        names: FieldNames { text: args.input.text_field, id: args.input.id_field },
+        work: args.work,
+        config: MinHashConfig { n_grams: args.n_grams, bands, rows, seed: args.seed },
+        task,
+        threads: thread_count(args.input.threads),
+        batch_size: args.batch_size,
+        progress: args.progress,
+    };
+    match signatures::run(&options) {
+        Ok(stats) => {
+            let path =
+                options.work.join("signatures/stats").join(format!("rank-{:05}-of-{:05}.json", task.rank, task.world));
+            let text = serde_json::to_string_pretty(&stats).expect("serialisable");
+            if let Err(e) = std::fs::create_dir_all(path.parent().expect("a folder"))
+                .and_then(|_| atomic::write(&path, text.as_bytes()))
+            {
+                return fatal(format!("{}: {e}", path.display()));
+            }
+            eprintln!(
+                "curate: signatures ({bands} bands × {rows} rows) of {} documents in {} units ({} too short for a signature, {} errors); stats in {}",
+                stats.signed_docs,
+                stats.units,
+                stats.short_docs,
+                stats.error_docs,
+                path.display()
+            );
+            print_errors(&stats.errors);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fatal(e),
+    }
+}

@@ -1,0 +1,232 @@
+//! Signature files: one band of the MinHash signatures of one unit of
+//! input, sorted, the intermediate that the bucket stage merges.
+//!
+//! Self-describing, because a silently wrong intermediate is the classic
+//! MinHash failure ("hash order error", clusters from mismatched
+//! parameters): the file says what it holds and proves it is whole.
+//!
+//! ```text
+//! b"CURATESG"                  magic
+//! u32 version (1), u32 header length
+//! header (JSON)                parameters, band, unit, record count and size, sort order
+//! records                      rows × u64 hashes, u32 unit, u32 document (its place in the unit), little endian
+//! u64 xxh3 of everything above
+//! ```
+//!
+//! [`read`] checks all of it and names the file and the fault: another
+//! format, a newer version, other parameters, a truncated or damaged file,
+//! records out of order.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::minhash::MinHashConfig;
+
+const MAGIC: &[u8; 8] = b"CURATESG";
+const VERSION: u32 = 1;
+
+/// One document's hashes in one band.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Record {
+    pub hashes: Vec<u64>,
+    pub unit: u32,
+    /// The document's place among the unit's documents, counted from 0.
+    pub doc: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Header {
+    kind: String,
+    n_grams: usize,
+    bands: usize,
+    rows: usize,
+    seed: u32,
+    band: usize,
+    unit: u32,
+    records: u64,
+    record_bytes: usize,
+    sorted_by: String,
+}
+
+const KIND: &str = "minhash signatures (xxh64 of word n-grams after datatrove's normalisation)";
+const SORTED_BY: &str = "hashes, unit, doc";
+
+fn header(config: &MinHashConfig, band: usize, unit: u32, records: usize) -> Header {
+    Header {
+        kind: KIND.into(),
+        n_grams: config.n_grams,
+        bands: config.bands,
+        rows: config.rows,
+        seed: config.seed,
+        band,
+        unit,
+        records: records as u64,
+        record_bytes: config.rows * 8 + 8,
+        sorted_by: SORTED_BY.into(),
+    }
+}
+
+/// The file's bytes for `records` (sorted here).
+pub fn encode(config: &MinHashConfig, band: usize, unit: u32, mut records: Vec<Record>) -> Vec<u8> {
+    records.sort_unstable();
+    let head = serde_json::to_vec(&header(config, band, unit, records.len())).expect("serialisable");
+    let mut out = Vec::with_capacity(24 + head.len() + records.len() * (config.rows * 8 + 8) + 8);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(head.len() as u32).to_le_bytes());
+    out.extend_from_slice(&head);
+    for r in &records {
+        debug_assert_eq!(r.hashes.len(), config.rows);
+        for h in &r.hashes {
+            out.extend_from_slice(&h.to_le_bytes());
+        }
+        out.extend_from_slice(&r.unit.to_le_bytes());
+        out.extend_from_slice(&r.doc.to_le_bytes());
+    }
+    let checksum = xxh3_64(&out);
+    out.extend_from_slice(&checksum.to_le_bytes());
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct SigFileError {
+    pub path: String,
+    pub message: String,
+}
+
+/// Reads and verifies the file of `band` and `unit` written with `config`.
+pub fn read(path: &Path, config: &MinHashConfig, band: usize, unit: u32) -> Result<Vec<Record>, SigFileError> {
+    let fail = |message: String| SigFileError { path: path.display().to_string(), message };
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    decode(&bytes, config, band, unit).map_err(fail)
+}
+
+fn decode(bytes: &[u8], config: &MinHashConfig, band: usize, unit: u32) -> Result<Vec<Record>, String> {
+    if bytes.len() < 16 || &bytes[..8] != MAGIC {
+        return Err("not a curate signature file (no CURATESG header)".into());
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let version = u32_at(8);
+    if version != VERSION {
+        return Err(format!("signature file version {version}; this curate reads version {VERSION}"));
+    }
+    let head_len = u32_at(12) as usize;
+    let head_end = 16 + head_len;
+    if bytes.len() < head_end + 8 {
+        return Err("truncated inside its header".into());
+    }
+    let found: Header = serde_json::from_slice(&bytes[16..head_end]).map_err(|e| format!("unreadable header: {e}"))?;
+    let expected = header(config, band, unit, found.records as usize);
+    if found != expected {
+        return Err(format!(
+            "written for {} (n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}); this run needs \
+             n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}",
+            found.kind,
+            found.n_grams,
+            found.bands,
+            found.rows,
+            found.seed,
+            found.band,
+            found.unit,
+            expected.n_grams,
+            expected.bands,
+            expected.rows,
+            expected.seed,
+            expected.band,
+            expected.unit
+        ));
+    }
+    let body = found.records as usize * found.record_bytes;
+    let want = head_end + body + 8;
+    if bytes.len() != want {
+        return Err(format!(
+            "{} bytes, but its header announces {} records ({want} bytes): the file is truncated or has extra bytes",
+            bytes.len(),
+            found.records
+        ));
+    }
+    let stored = u64::from_le_bytes(bytes[want - 8..].try_into().expect("8 bytes"));
+    if xxh3_64(&bytes[..want - 8]) != stored {
+        return Err("checksum mismatch: the file is damaged".into());
+    }
+    let rows = config.rows;
+    let mut records = Vec::with_capacity(found.records as usize);
+    for chunk in bytes[head_end..head_end + body].chunks_exact(found.record_bytes) {
+        let hashes = chunk[..rows * 8].chunks_exact(8).map(|h| u64::from_le_bytes(h.try_into().expect("8"))).collect();
+        let unit = u32::from_le_bytes(chunk[rows * 8..rows * 8 + 4].try_into().expect("4"));
+        let doc = u32::from_le_bytes(chunk[rows * 8 + 4..].try_into().expect("4"));
+        let record = Record { hashes, unit, doc };
+        if records.last().is_some_and(|last: &Record| *last > record) {
+            return Err(format!("record {} is out of order (the file must be sorted by {SORTED_BY})", records.len()));
+        }
+        records.push(record);
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(config: &MinHashConfig) -> Vec<Record> {
+        (0..50u32)
+            .map(|i| Record {
+                hashes: (0..config.rows as u64).map(|r| (u64::from(i) * 7919 + r * 104729) % 97).collect(),
+                unit: 3,
+                doc: i,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_come_back_sorted() {
+        let config = MinHashConfig::default();
+        let bytes = encode(&config, 5, 3, sample(&config));
+        let records = decode(&bytes, &config, 5, 3).unwrap();
+        let mut expected = sample(&config);
+        expected.sort();
+        assert_eq!(records, expected);
+    }
+
+    #[test]
+    fn damage_of_every_kind_is_named() {
+        let config = MinHashConfig::default();
+        let good = encode(&config, 5, 3, sample(&config));
+        let err = |bytes: &[u8], config: &MinHashConfig, band: usize| decode(bytes, config, band, 3).unwrap_err();
+        assert!(err(b"PAR1 something else", &config, 5).contains("not a curate signature file"));
+        assert!(err(&good[..good.len() - 100], &config, 5).contains("truncated"), "{}", err(&good[..200], &config, 5));
+        assert!(err(&good[..20], &config, 5).contains("truncated inside its header"));
+        let mut flipped = good.clone();
+        let at = flipped.len() / 2;
+        flipped[at] ^= 1;
+        assert!(err(&flipped, &config, 5).contains("checksum mismatch"));
+        let other = MinHashConfig { seed: 2, ..config };
+        assert!(err(&good, &other, 5).contains("seed 1"), "{}", err(&good, &other, 5));
+        assert!(err(&good, &config, 6).contains("band 5"));
+        let mut newer = good.clone();
+        newer[8] = 2;
+        assert!(err(&newer, &config, 5).contains("version 2"));
+    }
+
+    #[test]
+    fn out_of_order_records_are_refused() {
+        let config = MinHashConfig { rows: 1, bands: 1, ..MinHashConfig::default() };
+        let mut bytes = encode(
+            &config,
+            0,
+            0,
+            vec![Record { hashes: vec![1], unit: 0, doc: 0 }, Record { hashes: vec![2], unit: 0, doc: 1 }],
+        );
+        // Swap the two records' hashes by hand, then fix the checksum.
+        let start = bytes.len() - 8 - 32;
+        bytes[start..start + 8].copy_from_slice(&2u64.to_le_bytes());
+        bytes[start + 16..start + 24].copy_from_slice(&1u64.to_le_bytes());
+        let n = bytes.len();
+        let checksum = xxh3_64(&bytes[..n - 8]);
+        bytes[n - 8..].copy_from_slice(&checksum.to_le_bytes());
+        assert!(decode(&bytes, &config, 0, 0).unwrap_err().contains("out of order"));
+    }
+}

@@ -1,0 +1,217 @@
+//! The signature stage: MinHash signatures of every document, one sorted
+//! [`sigfile`] per unit of input and band, for the bucket stage to merge.
+//!
+//! ```text
+//! WORK/signatures/run.json                 parameters and input fingerprint
+//! WORK/signatures/band-003/unit-000012.sig band 3 of unit 12's documents
+//! WORK/signatures/units/unit-000012.json   unit 12 is complete (its counts)
+//! ```
+//!
+//! Units are the engine's (a compressed file, a byte range, a row group),
+//! shared between tasks as `curate run` shares them (`--rank`,
+//! `--world-size`), and a document is named by its unit and its place in
+//! it, which any later stage recomputes by reading the unit again. A unit's
+//! files are written under temporary names and renamed, then its marker; a
+//! rerun skips marked units whose files verify, and redoes the others.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_128;
+
+use super::minhash::{MinHashConfig, MinHasher};
+use super::sigfile::{self, Record};
+use crate::doc::FieldNames;
+use crate::engine::progress::{Progress, ProgressMode};
+use crate::engine::stats::Occurrences;
+use crate::engine::task::Task;
+use crate::engine::workers::run_units;
+use crate::io::atomic;
+use crate::io::docs::UnitBatches;
+use crate::io::plan::{self, Plan};
+use crate::io::read::ReadOptions;
+
+/// Plain JSON Lines files are cut into units of this many bytes, as `curate run` cuts them.
+const SPLIT_BYTES: u64 = 256 << 20;
+
+pub struct SignatureOptions {
+    pub input: String,
+    pub names: FieldNames,
+    pub work: PathBuf,
+    pub config: MinHashConfig,
+    pub task: Task,
+    pub threads: usize,
+    pub batch_size: usize,
+    pub progress: ProgressMode,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SignatureStats {
+    pub units: u64,
+    pub input_docs: u64,
+    /// Documents with a signature.
+    pub signed_docs: u64,
+    /// Documents with fewer words than an n-gram: no signature, never a duplicate.
+    pub short_docs: u64,
+    pub error_docs: u64,
+    pub errors: BTreeMap<String, Occurrences>,
+}
+
+impl SignatureStats {
+    fn merge(&mut self, other: &SignatureStats) {
+        self.units += other.units;
+        self.input_docs += other.input_docs;
+        self.signed_docs += other.signed_docs;
+        self.short_docs += other.short_docs;
+        self.error_docs += other.error_docs;
+        for (kind, occurrences) in &other.errors {
+            self.errors.entry(kind.clone()).or_default().merge(occurrences);
+        }
+    }
+}
+
+pub fn band_path(work: &Path, band: usize, unit: usize) -> PathBuf {
+    work.join("signatures").join(format!("band-{band:03}")).join(format!("unit-{unit:06}.sig"))
+}
+
+fn marker_path(work: &Path, unit: usize) -> PathBuf {
+    work.join("signatures").join("units").join(format!("unit-{unit:06}.json"))
+}
+
+/// What must match for signatures of two runs to belong together.
+#[derive(Serialize)]
+struct Fingerprint<'a> {
+    n_grams: usize,
+    bands: usize,
+    rows: usize,
+    seed: u32,
+    names: (&'a str, &'a str),
+    plan: &'a Plan,
+}
+
+/// Computes this task's units' signatures; returns the counts of the units
+/// it owns (done now or before).
+pub fn run(options: &SignatureOptions) -> Result<SignatureStats, String> {
+    let plan = plan::plan(&options.input, None, SPLIT_BYTES).map_err(|e| e.to_string())?;
+    let dir = options.work.join("signatures");
+    std::fs::create_dir_all(dir.join("units")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let c = &options.config;
+    let fingerprint = Fingerprint {
+        n_grams: c.n_grams,
+        bands: c.bands,
+        rows: c.rows,
+        seed: c.seed,
+        names: (&options.names.text, &options.names.id),
+        plan: &plan,
+    };
+    let fingerprint = format!("{:032x}", xxh3_128(&serde_json::to_vec(&fingerprint).expect("serialisable")));
+    let run_path = dir.join("run.json");
+    match std::fs::read_to_string(&run_path) {
+        Ok(found) if found.trim() != fingerprint => {
+            return Err(format!(
+            "{} holds signatures of another input or other parameters; use another --work folder, or delete this one",
+            options.work.display()
+        ))
+        }
+        Ok(_) => {}
+        Err(_) => {
+            atomic::write(&run_path, fingerprint.as_bytes()).map_err(|e| format!("{}: {e}", run_path.display()))?
+        }
+    }
+
+    let mine: Vec<usize> = (0..plan.units.len()).filter(|&u| options.task.owns(u)).collect();
+    let hasher = MinHasher::new(*c);
+    let read =
+        Arc::new(ReadOptions { names: options.names.clone(), batch_size: options.batch_size, batch_bytes: 16 << 20 });
+    let progress = Progress::start(mine.iter().map(|&u| plan.units[u].bytes).sum(), options.progress);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(options.threads).build().map_err(|e| e.to_string())?;
+    let abort = AtomicBool::new(false);
+    let unit_context = UnitContext { plan: &plan, read, hasher: &hasher, options, progress: &progress };
+    let results = run_units(mine.len(), options.threads, &pool, &abort, |i| unit_context.process(mine[i]));
+    progress.finish();
+    let mut stats = SignatureStats::default();
+    for result in results.into_iter().flatten() {
+        stats.merge(&result?);
+    }
+    Ok(stats)
+}
+
+struct UnitContext<'a> {
+    plan: &'a Plan,
+    read: Arc<ReadOptions>,
+    hasher: &'a MinHasher,
+    options: &'a SignatureOptions,
+    progress: &'a Progress,
+}
+
+impl UnitContext<'_> {
+    fn process(&self, unit: usize) -> Result<SignatureStats, String> {
+        let work = &self.options.work;
+        let c = &self.options.config;
+        let bytes = self.plan.units[unit].bytes;
+        if let Some(stats) = self.done_before(unit) {
+            self.progress.add(bytes, stats.input_docs);
+            return Ok(stats);
+        }
+        let mut stats = SignatureStats { units: 1, ..Default::default() };
+        let mut bands: Vec<Vec<Record>> = vec![Vec::new(); c.bands];
+        let mut batches = UnitBatches::new(self.plan, vec![unit], self.read.clone());
+        let mut doc = 0u32;
+        while let Some((_, docs)) = batches.next_batch() {
+            let signatures: Vec<Option<Vec<u64>>> = docs.par_iter().map(|d| self.hasher.signature(&d.text)).collect();
+            self.progress.add(0, docs.len() as u64);
+            stats.input_docs += docs.len() as u64;
+            for signature in signatures {
+                match signature {
+                    Some(s) => {
+                        for (band, records) in bands.iter_mut().enumerate() {
+                            let hashes = s[band * c.rows..(band + 1) * c.rows].to_vec();
+                            records.push(Record { hashes, unit: unit as u32, doc });
+                        }
+                        stats.signed_docs += 1;
+                    }
+                    None => stats.short_docs += 1,
+                }
+                doc += 1;
+            }
+        }
+        stats.input_docs += batches.error_docs;
+        stats.error_docs = batches.error_docs;
+        stats.errors = batches.errors;
+        let written: Vec<(PathBuf, Vec<u8>)> = bands
+            .into_par_iter()
+            .enumerate()
+            .map(|(band, records)| (band_path(work, band, unit), sigfile::encode(c, band, unit as u32, records)))
+            .collect();
+        for (path, content) in written {
+            let parent = path.parent().expect("a band folder");
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            atomic::write(&path, &content).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        let marker = marker_path(work, unit);
+        atomic::write(&marker, &serde_json::to_vec(&stats).expect("serialisable"))
+            .map_err(|e| format!("{}: {e}", marker.display()))?;
+        self.progress.add(bytes, 0);
+        Ok(stats)
+    }
+
+    /// A unit finished by an earlier run, whose band files all verify. A
+    /// damaged file is reported and its unit done again: signatures are
+    /// deterministic, so nothing is lost.
+    fn done_before(&self, unit: usize) -> Option<SignatureStats> {
+        let work = &self.options.work;
+        let c = &self.options.config;
+        let stats: SignatureStats = serde_json::from_slice(&std::fs::read(marker_path(work, unit)).ok()?).ok()?;
+        for band in 0..c.bands {
+            if let Err(e) = sigfile::read(&band_path(work, band, unit), c, band, unit as u32) {
+                eprintln!("curate: {e}; computing unit {unit} again");
+                return None;
+            }
+        }
+        Some(stats)
+    }
+}
