@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from filters_parity import build_docs  # noqa: E402
-from jsonl import read_jsonl  # noqa: E402
+from jsonl import read_jsonl, write_jsonl  # noqa: E402
 
 STEPS = ["gopher_quality", "gopher_repetition", "c4_quality", "fineweb_quality", "pii"]
 
@@ -36,10 +36,7 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     docs = build_docs(args.inputs)
     path = os.path.join(args.work, "docs.jsonl")
-    with open(path, "w", encoding="utf-8") as f:
-        for d in docs:
-            f.write(json.dumps(d, ensure_ascii=False) + "\n")
-    mb = os.path.getsize(path) / 1e6
+    mb = write_jsonl(docs, path)
 
     filters = [GopherQualityFilter(), GopherRepetitionFilter(), C4QualityFilter(), FineWebQualityFilter()]
     pii = PIIFormatter()

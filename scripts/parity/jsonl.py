@@ -1,4 +1,4 @@
-"""Reading JSON Lines (plain or .zst) and curate's JSON Lines shards, for the parity scripts."""
+"""Reading and writing JSON Lines (plain or .zst) and reading curate's JSON Lines shards, for the parity scripts."""
 import json
 import os
 import subprocess
@@ -19,3 +19,11 @@ def read_shards(folder):
     if not os.path.isdir(folder):
         return []
     return [d for f in sorted(os.listdir(folder)) if f.endswith(".jsonl.zst") for d in read_jsonl(os.path.join(folder, f))]
+
+
+def write_jsonl(docs, path):
+    """Writes documents as JSON Lines (UTF-8, not ASCII-escaped); returns the size in MB."""
+    with open(path, "w", encoding="utf-8") as f:
+        for d in docs:
+            f.write(json.dumps(d, ensure_ascii=False) + "\n")
+    return os.path.getsize(path) / 1e6

@@ -17,6 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from filters_parity import build_docs  # noqa: E402
+from jsonl import write_jsonl  # noqa: E402
 
 
 def main():
@@ -37,9 +38,7 @@ def main():
             theirs.append([h for band in stage.get_signature(shingles) for h in band] if shingles.size else None)
         py = time.perf_counter() - t0
         path = os.path.join(tmp, "docs.jsonl")
-        with open(path, "w", encoding="utf-8") as f:
-            for d in docs:
-                f.write(json.dumps(d, ensure_ascii=False) + "\n")
+        write_jsonl(docs, path)
         t0 = time.perf_counter()
         with open(path, "rb") as f:
             out = subprocess.run([args.curate, "minhash"], stdin=f, check=True, capture_output=True).stdout

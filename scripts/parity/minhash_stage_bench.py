@@ -9,7 +9,6 @@ default MinhashConfig. Prints both times and the ratio.
     minhash_stage_bench.py --curate BIN --work DIR FILE.jsonl[.zst] ...
 """
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from filters_parity import build_docs  # noqa: E402
+from jsonl import write_jsonl  # noqa: E402
 
 
 def main():
@@ -34,10 +34,7 @@ def main():
     os.makedirs(os.path.join(args.work, "input"))
     docs = build_docs(args.inputs)
     path = os.path.join(args.work, "input", "docs.jsonl")
-    with open(path, "w", encoding="utf-8") as f:
-        for d in docs:
-            f.write(json.dumps(d, ensure_ascii=False) + "\n")
-    mb = os.path.getsize(path) / 1e6
+    mb = write_jsonl(docs, path)
 
     t0 = time.perf_counter()
     LocalPipelineExecutor(

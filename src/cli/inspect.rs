@@ -1,13 +1,16 @@
 //! Hidden commands that print what a component computes, for the parity
 //! scripts in `scripts/parity/`.
 
+use std::io::{BufRead, Write};
 use std::process::ExitCode;
+
+use serde::Serialize;
 
 use super::fatal;
 
-/// `curate words`: each stdin line's `text`, split into English words.
-pub fn print_words() -> ExitCode {
-    use std::io::{BufRead, Write};
+/// Reads JSON Lines on stdin and prints `json(text)` of each line's `text`
+/// field (empty when missing), one line each.
+fn for_each_text(json: impl Fn(&str) -> String) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for line in std::io::stdin().lock().lines() {
@@ -16,8 +19,7 @@ pub fn print_words() -> ExitCode {
             .ok()
             .and_then(|v| v.get("text").and_then(|t| t.as_str().map(str::to_owned)))
             .unwrap_or_default();
-        let words = curate_filters::words::split_into_words(&text);
-        if writeln!(out, "{}", serde_json::to_string(&words).expect("serialisable")).is_err() {
+        if writeln!(out, "{}", json(&text)).is_err() {
             // A closed pipe (`| head`) is not an error.
             return ExitCode::SUCCESS;
         }
@@ -25,22 +27,17 @@ pub fn print_words() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `curate minhash`: each stdin line's MinHash signature.
+fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("serialisable")
+}
+
+/// `curate words`: each line's text, split into English words.
+pub fn print_words() -> ExitCode {
+    for_each_text(|text| to_json(&curate_filters::words::split_into_words(text)))
+}
+
+/// `curate minhash`: each line's MinHash signature (datatrove's defaults), or null.
 pub fn print_minhash() -> ExitCode {
-    use std::io::{BufRead, Write};
     let hasher = curate::dedup::minhash::MinHasher::new(Default::default());
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { return fatal("stdin is not UTF-8 text") };
-        let text: String = serde_json::from_str::<serde_json::Value>(&line)
-            .ok()
-            .and_then(|v| v.get("text").and_then(|t| t.as_str().map(str::to_owned)))
-            .unwrap_or_default();
-        let signature = hasher.signature(&text);
-        if writeln!(out, "{}", serde_json::to_string(&signature).expect("serialisable")).is_err() {
-            return ExitCode::SUCCESS;
-        }
-    }
-    ExitCode::SUCCESS
+    for_each_text(|text| to_json(&hasher.signature(text)))
 }
