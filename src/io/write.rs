@@ -224,7 +224,8 @@ impl PartitionedWriter {
 /// The subfolder name for a partition field's raw JSON value: strings as
 /// they are, other values as their JSON text, missing or null as `unknown`;
 /// anything but ASCII letters, digits, `-`, `_` and `.` becomes `_`, so a
-/// value can never name a path outside the output.
+/// value can never name a path outside the output; a name that starts with
+/// a dot or is one of the output's own folders gets a `_` in front.
 pub fn partition_name(raw: Option<&str>) -> String {
     let value = match raw {
         None | Some("null") => return "unknown".into(),
@@ -233,7 +234,8 @@ pub fn partition_name(raw: Option<&str>) -> String {
     };
     let name: String =
         value.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
-    if name.is_empty() || name.chars().all(|c| c == '.') {
+    // Hidden names (`.curate`, `..`) and the output's own folders stay free.
+    if name.is_empty() || name.starts_with('.') || ["rejected", "stats", "tokens"].contains(&name.as_str()) {
         format!("_{name}")
     } else {
         name

@@ -293,6 +293,8 @@ fn partition_values_are_made_safe_folder_names() {
             serde_json::json!({"id": "b", "text": "y"}),
             serde_json::json!({"id": "c", "text": "z", "source": 7}),
             serde_json::json!({"id": "d", "text": "w", "source": "web"}),
+            serde_json::json!({"id": "e", "text": "v", "source": "rejected"}),
+            serde_json::json!({"id": "f", "text": "u", "source": ".curate"}),
         ],
     );
     let out = dir.path().join("out");
@@ -307,10 +309,12 @@ fn partition_values_are_made_safe_folder_names() {
     run_ok(&p, &[]);
     let ids =
         |sub: &str| jsonl_docs(&out.join(sub)).iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
-    assert_eq!(ids(".._.._etc"), ["a"]);
+    assert_eq!(ids("_.._.._etc"), ["a"]);
     assert_eq!(ids("unknown"), ["b"]);
     assert_eq!(ids("7"), ["c"]);
     assert_eq!(ids("web"), ["d"]);
+    assert_eq!(ids("_rejected"), ["e"]);
+    assert_eq!(ids("_.curate"), ["f"]);
     assert!(!dir.path().join("etc").exists());
 }
 

@@ -110,10 +110,13 @@ pub fn save(output: &Path, c: &Contents) -> anyhow::Result<PathBuf> {
     Ok(done)
 }
 
-fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
+/// Pretty JSON, written to a temporary name and renamed into place.
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(value)?;
     text.push('\n');
-    std::fs::write(path, text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    let temp = path.with_extension("json.partial");
+    std::fs::write(&temp, text).map_err(|e| anyhow::anyhow!("{}: {e}", temp.display()))?;
+    std::fs::rename(&temp, path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<T> {

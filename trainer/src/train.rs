@@ -122,7 +122,7 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
     let setup = Setup::new(config)?;
     let t = setup.config.training.clone();
     std::fs::create_dir_all(&output).with_context(|| output.display().to_string())?;
-    std::fs::write(output.join("train.json"), serde_json::to_string_pretty(&setup.config)? + "\n")?;
+    checkpoint::write_json(&output.join("train.json"), &setup.config)?;
 
     let mut optimizer = AdamW::new(setup.weights(), &t);
     let fingerprint = DataFingerprint {
