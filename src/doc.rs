@@ -77,6 +77,9 @@ pub struct Doc {
     /// The text's word split, shared by the filters that need it; cleared
     /// when a step rewrites the text.
     pub words: curate_filters::WordCache,
+    /// The unit of input the engine read the document from, and its place
+    /// among that unit's documents: how the dedup stages name a document.
+    pub origin: (u32, u32),
 }
 
 /// Names of the two fields the engine reads.
@@ -154,7 +157,7 @@ impl Doc {
                 id
             }
         };
-        Doc { id, text, fields, text_pos, position, words: Default::default() }
+        Doc { id, text, fields, text_pos, position, words: Default::default(), origin: (0, 0) }
     }
 
     /// Sets a field (other than the text) to a JSON value, in place when the

@@ -1,5 +1,5 @@
 //! `curate dedup`: the stages of near-duplicate detection. This release
-//! has the first, `signatures`.
+//! has the first three, `signatures`, `buckets` and `clusters`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use curate::dedup::minhash::MinHashConfig;
 use curate::dedup::signatures::{self, SignatureOptions};
+use curate::dedup::{buckets, clusters};
 use curate::doc::FieldNames;
 use curate::engine::progress::ProgressMode;
 use curate::engine::task::Task;
@@ -21,6 +22,26 @@ pub enum DedupCommand {
     /// Runs as one task of many (--rank, --world-size, or Slurm's and torchrun's
     /// variables) over shared storage; a rerun skips finished units.
     Signatures(SignatureArgs),
+    /// Join documents whose hashes agree in a band into buckets, written as edges per band.
+    ///
+    /// Reads and verifies every signature file; tasks share the bands.
+    Buckets {
+        /// The folder given to `curate dedup signatures`.
+        #[arg(long)]
+        work: PathBuf,
+        #[arg(long)]
+        rank: Option<usize>,
+        #[arg(long)]
+        world_size: Option<usize>,
+    },
+    /// Join the bands' edges into clusters of near-duplicates and list every document but each cluster's first.
+    ///
+    /// One task; writes WORK/clusters/remove.dups and WORK/clusters/stats.json.
+    Clusters {
+        /// The folder given to the earlier stages.
+        #[arg(long)]
+        work: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -58,6 +79,8 @@ pub struct SignatureArgs {
 pub fn dedup(command: DedupCommand) -> ExitCode {
     match command {
         DedupCommand::Signatures(args) => signatures(args),
+        DedupCommand::Buckets { work, rank, world_size } => buckets(work, rank, world_size),
+        DedupCommand::Clusters { work } => clusters(work),
     }
 }
 
@@ -108,6 +131,39 @@ fn signatures(args: SignatureArgs) -> ExitCode {
                 path.display()
             );
             print_errors(&stats.errors);
+            ExitCode::SUCCESS
+        }
+        Err(e) => fatal(e),
+    }
+}
+
+fn buckets(work: PathBuf, rank: Option<usize>, world_size: Option<usize>) -> ExitCode {
+    let task = match Task::resolve(rank, world_size, |k| std::env::var(k).ok()) {
+        Ok(t) => t,
+        Err(e) => return fatal(e),
+    };
+    match buckets::run(&work, task) {
+        Ok(stats) => {
+            eprintln!(
+                "curate: {} bands: {} signatures, {} edges between documents that share a bucket",
+                stats.bands, stats.records, stats.edges
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fatal(e),
+    }
+}
+
+fn clusters(work: PathBuf) -> ExitCode {
+    match clusters::run(&work) {
+        Ok(stats) => {
+            eprintln!(
+                "curate: {} clusters of near-duplicates hold {} documents; {} of them are to be removed ({})",
+                stats.clusters,
+                stats.clustered_docs,
+                stats.removed_docs,
+                clusters::removals_path(&work).display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => fatal(e),

@@ -1,8 +1,13 @@
-//! Deduplication. This release has its first piece: datatrove-compatible
-//! MinHash signatures ([`minhash`]) over datatrove's text normalisation
-//! ([`normalize`]). The multi-stage pipeline (signatures → buckets →
-//! clusters → filter), exact, SimHash and line-level dedup come next.
+//! Near-duplicate removal with MinHash, in stages over shared storage:
+//! [`signatures`] (datatrove-compatible [`minhash`] over its text
+//! [`normalize`]ation) → [`buckets`] → [`clusters`] → [`filter`] (a pipeline
+//! step). Each stage's files are in the [`frame`] envelope and verified when
+//! read. Exact, SimHash and line-level dedup come next.
 
+pub mod buckets;
+pub mod clusters;
+pub mod filter;
+pub mod frame;
 pub mod minhash;
 pub mod mt19937;
 pub mod normalize;

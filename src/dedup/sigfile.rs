@@ -5,13 +5,10 @@
 //! MinHash failure ("hash order error", clusters from mismatched
 //! parameters): the file says what it holds and proves it is whole.
 //!
-//! ```text
-//! b"CURATESG"                  magic
-//! u32 version (1), u32 header length
-//! header (JSON)                parameters, band, unit, record count and size, sort order
-//! records                      rows × u64 hashes, u32 unit, u32 document (its place in the unit), little endian
-//! u64 xxh3 of everything above
-//! ```
+//! In the [`frame`] envelope (magic `CURATESG`): a JSON header with the
+//! parameters, band, unit, record count and size and sort order; records of
+//! `rows` u64 hashes, u32 unit, u32 document (its place in the unit), little
+//! endian.
 //!
 //! [`read`] checks all of it and names the file and the fault: another
 //! format, a newer version, other parameters, a truncated or damaged file,
@@ -20,12 +17,11 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::xxh3_64;
 
+use super::frame;
 use super::minhash::MinHashConfig;
 
 const MAGIC: &[u8; 8] = b"CURATESG";
-const VERSION: u32 = 1;
 
 /// One document's hashes in one band.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -71,23 +67,16 @@ fn header(config: &MinHashConfig, band: usize, unit: u32, records: usize) -> Hea
 /// The file's bytes for `records` (sorted here).
 pub fn encode(config: &MinHashConfig, band: usize, unit: u32, mut records: Vec<Record>) -> Vec<u8> {
     records.sort_unstable();
-    let head = serde_json::to_vec(&header(config, band, unit, records.len())).expect("serialisable");
-    let mut out = Vec::with_capacity(24 + head.len() + records.len() * (config.rows * 8 + 8) + 8);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(head.len() as u32).to_le_bytes());
-    out.extend_from_slice(&head);
+    let mut body = Vec::with_capacity(records.len() * (config.rows * 8 + 8));
     for r in &records {
         debug_assert_eq!(r.hashes.len(), config.rows);
         for h in &r.hashes {
-            out.extend_from_slice(&h.to_le_bytes());
+            body.extend_from_slice(&h.to_le_bytes());
         }
-        out.extend_from_slice(&r.unit.to_le_bytes());
-        out.extend_from_slice(&r.doc.to_le_bytes());
+        body.extend_from_slice(&r.unit.to_le_bytes());
+        body.extend_from_slice(&r.doc.to_le_bytes());
     }
-    let checksum = xxh3_64(&out);
-    out.extend_from_slice(&checksum.to_le_bytes());
-    out
+    frame::wrap(MAGIC, &header(config, band, unit, records.len()), &body)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,20 +94,7 @@ pub fn read(path: &Path, config: &MinHashConfig, band: usize, unit: u32) -> Resu
 }
 
 fn decode(bytes: &[u8], config: &MinHashConfig, band: usize, unit: u32) -> Result<Vec<Record>, String> {
-    if bytes.len() < 16 || &bytes[..8] != MAGIC {
-        return Err("not a curate signature file (no CURATESG header)".into());
-    }
-    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-    let version = u32_at(8);
-    if version != VERSION {
-        return Err(format!("signature file version {version}; this curate reads version {VERSION}"));
-    }
-    let head_len = u32_at(12) as usize;
-    let head_end = 16 + head_len;
-    if bytes.len() < head_end + 8 {
-        return Err("truncated inside its header".into());
-    }
-    let found: Header = serde_json::from_slice(&bytes[16..head_end]).map_err(|e| format!("unreadable header: {e}"))?;
+    let (found, body) = frame::unwrap::<Header>(bytes, MAGIC, "signature", |h| h.records as usize * h.record_bytes)?;
     let expected = header(config, band, unit, found.records as usize);
     if found != expected {
         return Err(format!(
@@ -139,22 +115,9 @@ fn decode(bytes: &[u8], config: &MinHashConfig, band: usize, unit: u32) -> Resul
             expected.unit
         ));
     }
-    let body = found.records as usize * found.record_bytes;
-    let want = head_end + body + 8;
-    if bytes.len() != want {
-        return Err(format!(
-            "{} bytes, but its header announces {} records ({want} bytes): the file is truncated or has extra bytes",
-            bytes.len(),
-            found.records
-        ));
-    }
-    let stored = u64::from_le_bytes(bytes[want - 8..].try_into().expect("8 bytes"));
-    if xxh3_64(&bytes[..want - 8]) != stored {
-        return Err("checksum mismatch: the file is damaged".into());
-    }
     let rows = config.rows;
     let mut records = Vec::with_capacity(found.records as usize);
-    for chunk in bytes[head_end..head_end + body].chunks_exact(found.record_bytes) {
+    for chunk in body.chunks_exact(found.record_bytes) {
         let hashes = chunk[..rows * 8].chunks_exact(8).map(|h| u64::from_le_bytes(h.try_into().expect("8"))).collect();
         let unit = u32::from_le_bytes(chunk[rows * 8..rows * 8 + 4].try_into().expect("4"));
         let doc = u32::from_le_bytes(chunk[rows * 8 + 4..].try_into().expect("4"));
@@ -170,6 +133,7 @@ fn decode(bytes: &[u8], config: &MinHashConfig, band: usize, unit: u32) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xxhash_rust::xxh3::xxh3_64;
 
     fn sample(config: &MinHashConfig) -> Vec<Record> {
         (0..50u32)

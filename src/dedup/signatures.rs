@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! WORK/signatures/run.json                 parameters and input fingerprint
+//! WORK/signatures/params.json              the parameters and unit count, for the later stages
 //! WORK/signatures/band-003/unit-000012.sig band 3 of unit 12's documents
 //! WORK/signatures/units/unit-000012.json   unit 12 is complete (its counts)
 //! ```
@@ -82,6 +83,35 @@ fn marker_path(work: &Path, unit: usize) -> PathBuf {
     work.join("signatures").join("units").join(format!("unit-{unit:06}.json"))
 }
 
+/// What the later stages need to know of the signatures: read from
+/// `signatures/params.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageParams {
+    pub n_grams: usize,
+    pub bands: usize,
+    pub rows: usize,
+    pub seed: u32,
+    pub units: usize,
+}
+
+impl StageParams {
+    pub fn config(&self) -> MinHashConfig {
+        MinHashConfig { n_grams: self.n_grams, bands: self.bands, rows: self.rows, seed: self.seed }
+    }
+
+    pub fn load(work: &Path) -> Result<StageParams, String> {
+        let path = work.join("signatures").join("params.json");
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("{}: {e} (run `curate dedup signatures` with this --work first)", path.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// Whether every unit's signatures are complete.
+pub fn missing_units(work: &Path, units: usize) -> Vec<usize> {
+    (0..units).filter(|&u| !marker_path(work, u).is_file()).collect()
+}
+
 /// What must match for signatures of two runs to belong together.
 #[derive(Serialize)]
 struct Fingerprint<'a> {
@@ -93,6 +123,20 @@ struct Fingerprint<'a> {
     plan: &'a Plan,
 }
 
+/// The fingerprint of signatures made with `config` from `plan`'s input,
+/// kept in `signatures/run.json`.
+pub fn fingerprint(config: &MinHashConfig, names: &FieldNames, plan: &Plan) -> String {
+    let fingerprint = Fingerprint {
+        n_grams: config.n_grams,
+        bands: config.bands,
+        rows: config.rows,
+        seed: config.seed,
+        names: (&names.text, &names.id),
+        plan,
+    };
+    format!("{:032x}", xxh3_128(&serde_json::to_vec(&fingerprint).expect("serialisable")))
+}
+
 /// Computes this task's units' signatures; returns the counts of the units
 /// it owns (done now or before).
 pub fn run(options: &SignatureOptions) -> Result<SignatureStats, String> {
@@ -100,16 +144,9 @@ pub fn run(options: &SignatureOptions) -> Result<SignatureStats, String> {
     let dir = options.work.join("signatures");
     std::fs::create_dir_all(dir.join("units")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let c = &options.config;
-    let fingerprint = Fingerprint {
-        n_grams: c.n_grams,
-        bands: c.bands,
-        rows: c.rows,
-        seed: c.seed,
-        names: (&options.names.text, &options.names.id),
-        plan: &plan,
-    };
-    let fingerprint = format!("{:032x}", xxh3_128(&serde_json::to_vec(&fingerprint).expect("serialisable")));
+    let fingerprint = fingerprint(c, &options.names, &plan);
     let run_path = dir.join("run.json");
+    let owner = format!("rank-{}", options.task.rank);
     match std::fs::read_to_string(&run_path) {
         Ok(found) if found.trim() != fingerprint => {
             return Err(format!(
@@ -123,6 +160,11 @@ pub fn run(options: &SignatureOptions) -> Result<SignatureStats, String> {
         }
     }
 
+    let params =
+        StageParams { n_grams: c.n_grams, bands: c.bands, rows: c.rows, seed: c.seed, units: plan.units.len() };
+    let params_path = dir.join("params.json");
+    atomic::write_shared(&params_path, &serde_json::to_vec_pretty(&params).expect("serialisable"), &owner)
+        .map_err(|e| format!("{}: {e}", params_path.display()))?;
     let mine: Vec<usize> = (0..plan.units.len()).filter(|&u| options.task.owns(u)).collect();
     let hasher = MinHasher::new(*c);
     let read =

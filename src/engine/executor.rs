@@ -123,6 +123,9 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
             registry::build(&s.kind, &s.options).map_err(|e| RunError::Setup(format!("step {}: {}", s.name, e.message)))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    for (step, spec) in steps.iter().zip(&pipeline.steps) {
+        step.check_input(&plan, &names).map_err(|e| RunError::Setup(format!("step {}: {e}", spec.name)))?;
+    }
     let schema = match pipeline.output.format {
         OutputFormat::Parquet => {
             let schema = pool.install(|| output_schema(&plan, &read))?;
@@ -442,6 +445,7 @@ fn judge_unit(
     let step_names: Vec<&str> = pipeline.steps.iter().map(|s| s.name.as_str()).collect();
     let mut reader = read::open(file, unit, ctx.read.clone());
     let mut reported_bytes = 0;
+    let mut next_doc = 0u32;
     loop {
         let t_read = Instant::now();
         let Some(records) = reader.next_batch() else { break };
@@ -469,6 +473,10 @@ fn judge_unit(
         }
         stats.input_docs += docs.len() as u64;
         stats.input_text_bytes += docs.iter().map(|d| d.text.len() as u64).sum::<u64>();
+        for doc in &mut docs {
+            doc.origin = (unit.index as u32, next_doc);
+            next_doc += 1;
+        }
 
         // Steps run one after the other over the batch (step-major), which
         // times each step and keeps its code hot in cache.

@@ -70,6 +70,11 @@ pub const STEP_TYPES: &[StepType] = &[
         build: filter_step::<LanguageConfig>,
     },
     StepType {
+        name: "minhash_dedup",
+        summary: "drop the near-duplicates `curate dedup clusters` listed, keeping the first of each cluster",
+        build: minhash_dedup_step,
+    },
+    StepType {
         name: "perplexity",
         summary: "perplexity under an n-gram model (ARPA file), CCNet-style: bounds and head/middle/tail buckets",
         build: perplexity_step,
@@ -158,6 +163,13 @@ fn perplexity_step(options: &toml::Table) -> Result<Box<dyn Step>, BuildError> {
         .map_err(|e| BuildError { path: Some("path".into()), message: format!("cannot read model {path}: {e}") })?;
     options.insert("model".into(), toml::Value::String(text));
     filter_step::<PerplexityConfig>(&options).map_err(|e| BuildError { message: format!("{path}: {}", e.message), ..e })
+}
+
+fn minhash_dedup_step(options: &toml::Table) -> Result<Box<dyn Step>, BuildError> {
+    let config = options_of::<crate::dedup::filter::MinhashDedupConfig>(options)?;
+    let step =
+        crate::dedup::filter::MinhashDedupStep::new(config).map_err(|message| BuildError { path: None, message })?;
+    Ok(Box::new(step))
 }
 
 fn options_of<T: DeserializeOwned>(options: &toml::Table) -> Result<T, BuildError> {

@@ -4,7 +4,8 @@ use std::borrow::Cow;
 
 use curate_filters::{Document, Filter, Verdict};
 
-use crate::doc::Doc;
+use crate::doc::{Doc, FieldNames};
+use crate::io::plan::Plan;
 
 /// What a step decided for one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,13 @@ pub trait Step: Send + Sync {
 
     /// [`Step::process`], also pushing the signals onto `signals`.
     fn process_counting(&self, doc: &mut Doc, signals: &mut Vec<f64>) -> Outcome;
+
+    /// Refuses a run whose input is not what the step was prepared for (a
+    /// dedup step's documents are named by unit and place).
+    fn check_input(&self, plan: &Plan, names: &FieldNames) -> Result<(), String> {
+        let _ = (plan, names);
+        Ok(())
+    }
 }
 
 /// Runs a [`Filter`] of the `curate-filters` crate as a step: the adapter

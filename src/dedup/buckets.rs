@@ -1,0 +1,194 @@
+//! The bucket stage: within each band, documents whose hashes are all equal
+//! fall in one bucket; each bucket becomes edges between consecutive
+//! members, for the cluster stage to join.
+//!
+//! ```text
+//! WORK/buckets/band-003.edges   band 3's edges: u32 unit, u32 doc, u32 unit, u32 doc, sorted
+//! ```
+//!
+//! Tasks share the bands (band `b` is task `b mod world`'s). A band reads
+//! every unit's signature file of that band, each verified (another
+//! format, other parameters, truncation, damage, disorder are errors that
+//! name the file), merges them in hash order and writes its edges file in
+//! the [`frame`] envelope (magic `CURATEED`). A band whose edges file
+//! already verifies is skipped. Memory: one band's records at a time (rows ×
+//! 8 + 8 bytes per document with a signature) and its edges.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::frame;
+use super::sigfile::{self, Record};
+use super::signatures::{band_path, missing_units, StageParams};
+use crate::engine::task::Task;
+use crate::io::atomic;
+
+const MAGIC: &[u8; 8] = b"CURATEED";
+const EDGE_BYTES: usize = 16;
+
+/// Two documents, each as (unit, place in the unit), the first earlier in input order.
+pub type Edge = ((u32, u32), (u32, u32));
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Header {
+    kind: String,
+    params: StageParams,
+    band: usize,
+    edges: u64,
+    record_bytes: usize,
+    sorted_by: String,
+}
+
+const KIND: &str = "minhash bucket edges";
+
+fn header(params: &StageParams, band: usize, edges: usize) -> Header {
+    Header {
+        kind: KIND.into(),
+        params: params.clone(),
+        band,
+        edges: edges as u64,
+        record_bytes: EDGE_BYTES,
+        sorted_by: "first document, second document".into(),
+    }
+}
+
+pub fn edges_path(work: &Path, band: usize) -> PathBuf {
+    work.join("buckets").join(format!("band-{band:03}.edges"))
+}
+
+/// Edges between consecutive documents of each run of equal hashes in
+/// sorted records (datatrove's bucket stage pairs them the same way).
+pub fn bucket_edges(records: &[Record]) -> Vec<Edge> {
+    let mut edges: Vec<Edge> = records
+        .windows(2)
+        .filter(|w| w[0].hashes == w[1].hashes)
+        .map(|w| {
+            let (a, b) = ((w[0].unit, w[0].doc), (w[1].unit, w[1].doc));
+            (a.min(b), a.max(b))
+        })
+        .collect();
+    edges.sort_unstable();
+    edges
+}
+
+pub fn encode(params: &StageParams, band: usize, edges: &[Edge]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(edges.len() * EDGE_BYTES);
+    for ((ua, da), (ub, db)) in edges {
+        for v in [ua, da, ub, db] {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    frame::wrap(MAGIC, &header(params, band, edges.len()), &body)
+}
+
+/// Reads and verifies band `band`'s edges, written with `params`.
+pub fn read(path: &Path, params: &StageParams, band: usize) -> Result<Vec<Edge>, String> {
+    let fail = |message: String| format!("{}: {message}", path.display());
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let (found, body) =
+        frame::unwrap::<Header>(&bytes, MAGIC, "edges", |h| h.edges as usize * h.record_bytes).map_err(fail)?;
+    if found != header(params, band, found.edges as usize) {
+        return Err(fail(format!(
+            "written for band {} with {:?}; this run needs band {band} with {:?}",
+            found.band, found.params, params
+        )));
+    }
+    let u32_at = |c: &[u8], i: usize| u32::from_le_bytes(c[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
+    let edges: Vec<Edge> =
+        body.chunks_exact(EDGE_BYTES).map(|c| ((u32_at(c, 0), u32_at(c, 1)), (u32_at(c, 2), u32_at(c, 3)))).collect();
+    if edges.windows(2).any(|w| w[0] > w[1]) {
+        return Err(fail("edges out of order (the file must be sorted)".into()));
+    }
+    Ok(edges)
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BucketStats {
+    pub bands: u64,
+    pub records: u64,
+    pub edges: u64,
+}
+
+/// Builds the edges of this task's bands.
+pub fn run(work: &Path, task: Task) -> Result<BucketStats, String> {
+    let params = StageParams::load(work)?;
+    let missing = missing_units(work, params.units);
+    if let Some(first) = missing.first() {
+        return Err(format!(
+            "{}: the signatures of {} of {} units are missing (unit {first} first); finish `curate dedup signatures` first",
+            work.display(),
+            missing.len(),
+            params.units
+        ));
+    }
+    let config = params.config();
+    let mut stats = BucketStats::default();
+    for band in (0..config.bands).filter(|&b| task.owns(b)) {
+        let path = edges_path(work, band);
+        if let Ok(edges) = read(&path, &params, band) {
+            stats.bands += 1;
+            stats.edges += edges.len() as u64;
+            continue;
+        }
+        let files: Vec<Result<Vec<Record>, String>> = (0..params.units)
+            .into_par_iter()
+            .map(|unit| {
+                sigfile::read(&band_path(work, band, unit), &config, band, unit as u32).map_err(|e| e.to_string())
+            })
+            .collect();
+        let mut records = Vec::new();
+        for file in files {
+            records.extend(file?);
+        }
+        records.par_sort_unstable();
+        let edges = bucket_edges(&records);
+        std::fs::create_dir_all(path.parent().expect("a folder")).map_err(|e| format!("{}: {e}", path.display()))?;
+        atomic::write(&path, &encode(&params, band, &edges)).map_err(|e| format!("{}: {e}", path.display()))?;
+        stats.bands += 1;
+        stats.records += records.len() as u64;
+        stats.edges += edges.len() as u64;
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(hashes: &[u64], unit: u32, doc: u32) -> Record {
+        Record { hashes: hashes.to_vec(), unit, doc }
+    }
+
+    #[test]
+    fn runs_of_equal_hashes_become_chains() {
+        let mut records = vec![
+            record(&[1, 2], 0, 5),
+            record(&[1, 2], 1, 0),
+            record(&[1, 2], 0, 9),
+            record(&[1, 3], 0, 1),
+            record(&[7, 7], 2, 2),
+            record(&[7, 7], 0, 0),
+        ];
+        records.sort();
+        assert_eq!(bucket_edges(&records), [((0, 0), (2, 2)), ((0, 5), (0, 9)), ((0, 9), (1, 0))]);
+    }
+
+    #[test]
+    fn edges_round_trip_and_damage_is_named() {
+        let params = StageParams { n_grams: 5, bands: 14, rows: 8, seed: 1, units: 3 };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.edges");
+        let edges = vec![((0, 1), (0, 2)), ((0, 2), (2, 7))];
+        std::fs::write(&path, encode(&params, 4, &edges)).unwrap();
+        assert_eq!(read(&path, &params, 4).unwrap(), edges);
+        assert!(read(&path, &params, 5).unwrap_err().contains("written for band 4"));
+        let other = StageParams { seed: 2, ..params.clone() };
+        assert!(read(&path, &other, 4).unwrap_err().contains("seed: 1"));
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        let err = read(&path, &params, 4).unwrap_err();
+        assert!(err.contains("e.edges") && err.contains("truncated"), "{err}");
+    }
+}

@@ -1,0 +1,105 @@
+//! The filter stage, as a pipeline step: `type = "minhash_dedup"` drops the
+//! documents the cluster stage listed, keeping the first of each cluster.
+//!
+//! ```toml
+//! [[step]]
+//! type = "minhash_dedup"
+//! work = "dedup/"      # the folder of the signature, bucket and cluster stages
+//! ```
+//!
+//! Documents are named by unit and place, so the run must read the very
+//! input the signature stage read (same files, fields and unit split): the
+//! step checks the run's input against the signatures' fingerprint before
+//! any work. In annotate mode it reports each clustered document's cluster
+//! (its kept document as `unit · 2³² + place`) and the cluster's size.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::clusters::{self, Removal};
+use super::signatures::{self, StageParams};
+use crate::doc::{Doc, FieldNames};
+use crate::engine::step::{Outcome, Step};
+use crate::io::plan::Plan;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinhashDedupConfig {
+    pub work: PathBuf,
+}
+
+pub struct MinhashDedupStep {
+    work: PathBuf,
+    params: StageParams,
+    /// Every clustered document, its cluster's kept one included.
+    members: HashMap<(u32, u32), Removal>,
+}
+
+impl MinhashDedupStep {
+    pub fn new(config: MinhashDedupConfig) -> Result<MinhashDedupStep, String> {
+        let params = StageParams::load(&config.work)?;
+        let path = clusters::removals_path(&config.work);
+        if !path.is_file() {
+            return Err(format!("{}: missing; run `curate dedup clusters` first", path.display()));
+        }
+        let mut members = HashMap::new();
+        for r in clusters::read(&path, &params)? {
+            members.insert(r.kept, Removal { doc: r.kept, ..r });
+            members.insert(r.doc, r);
+        }
+        Ok(MinhashDedupStep { work: config.work, params, members })
+    }
+
+    fn judge(&self, doc: &Doc) -> Outcome {
+        match self.members.get(&doc.origin) {
+            Some(r) if r.doc != r.kept => Outcome::Drop("minhash_duplicate".into()),
+            _ => Outcome::Keep,
+        }
+    }
+}
+
+impl Step for MinhashDedupStep {
+    fn process(&self, doc: &mut Doc) -> Outcome {
+        self.judge(doc)
+    }
+
+    fn signal_names(&self) -> &'static [&'static str] {
+        &["cluster", "cluster_size"]
+    }
+
+    fn annotate(&self, doc: &mut Doc, signals: &mut Vec<f64>) -> Outcome {
+        match self.members.get(&doc.origin) {
+            Some(r) => {
+                signals.extend([(u64::from(r.kept.0) << 32 | u64::from(r.kept.1)) as f64, f64::from(r.cluster_size)])
+            }
+            None => signals.extend([f64::NAN, f64::NAN]),
+        }
+        self.judge(doc)
+    }
+
+    fn metadata_fields(&self) -> &[(String, bool)] {
+        &[]
+    }
+
+    fn sums_signals(&self) -> bool {
+        false
+    }
+
+    fn process_counting(&self, doc: &mut Doc, _signals: &mut Vec<f64>) -> Outcome {
+        self.judge(doc)
+    }
+
+    fn check_input(&self, plan: &Plan, names: &FieldNames) -> Result<(), String> {
+        let made = std::fs::read_to_string(self.work.join("signatures/run.json")).map_err(|e| e.to_string())?;
+        if made.trim() != signatures::fingerprint(&self.params.config(), names, plan) {
+            return Err(format!(
+                "this run's input (its files, text and id fields, or split_bytes) is not the input \
+                 `curate dedup signatures` read into {}; dedup names documents by their place in it",
+                self.work.display()
+            ));
+        }
+        Ok(())
+    }
+}
