@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use curate::dedup::minhash::MinHashConfig;
+use curate::dedup::minhash::{Method, MinHashConfig};
 use curate::dedup::signatures::{self, SignatureOptions};
 use curate::dedup::{buckets, clusters};
 use curate::doc::FieldNames;
@@ -17,7 +17,7 @@ use super::{fatal, print_errors, thread_count, InputArgs};
 
 #[derive(Subcommand)]
 pub enum DedupCommand {
-    /// MinHash signatures of every document (datatrove's defaults), one sorted file per unit of input and band.
+    /// Signatures of every document (MinHash with datatrove's defaults, or an exact hash), one sorted file per unit of input and band.
     ///
     /// Runs as one task of many (--rank, --world-size, or Slurm's and torchrun's
     /// variables) over shared storage; a rerun skips finished units.
@@ -51,6 +51,9 @@ pub struct SignatureArgs {
     /// Folder for the stages' files (signatures/ goes here).
     #[arg(long)]
     pub work: PathBuf,
+    /// minhash (near-duplicates), exact (copies after datatrove's normalisation) or exact-raw (byte-identical text).
+    #[arg(long, value_enum, default_value = "minhash")]
+    pub method: Method,
     /// Words per shingle.
     #[arg(long, default_value_t = 5)]
     pub n_grams: usize,
@@ -86,6 +89,10 @@ pub fn dedup(command: DedupCommand) -> ExitCode {
 
 fn signatures(args: SignatureArgs) -> ExitCode {
     let (mut bands, mut rows) = (args.bands, args.rows);
+    if args.method != Method::Minhash {
+        // One band holding both halves of the 128-bit hash: equal means equal.
+        (bands, rows) = (1, 2);
+    }
     if args.n_grams == 0 || bands == 0 || rows == 0 {
         return fatal("--n-grams, --bands and --rows must be at least 1");
     }
@@ -106,7 +113,7 @@ fn signatures(args: SignatureArgs) -> ExitCode {
         input: args.input.input,
         names: FieldNames { text: args.input.text_field, id: args.input.id_field },
         work: args.work,
-        config: MinHashConfig { n_grams: args.n_grams, bands, rows, seed: args.seed },
+        config: MinHashConfig { method: args.method, n_grams: args.n_grams, bands, rows, seed: args.seed },
         task,
         threads: thread_count(args.input.threads),
         batch_size: args.batch_size,
@@ -123,7 +130,8 @@ fn signatures(args: SignatureArgs) -> ExitCode {
                 return fatal(format!("{}: {e}", path.display()));
             }
             eprintln!(
-                "curate: signatures ({bands} bands × {rows} rows) of {} documents in {} units ({} too short for a signature, {} errors); stats in {}",
+                "curate: {} signatures ({bands} bands × {rows} rows) of {} documents in {} units ({} too short for a signature, {} errors); stats in {}",
+                options.config.method.name(),
                 stats.signed_docs,
                 stats.units,
                 stats.short_docs,
@@ -158,7 +166,7 @@ fn clusters(work: PathBuf) -> ExitCode {
     match clusters::run(&work) {
         Ok(stats) => {
             eprintln!(
-                "curate: {} clusters of near-duplicates hold {} documents; {} of them are to be removed ({})",
+                "curate: {} clusters of duplicates hold {} documents; {} of them are to be removed ({})",
                 stats.clusters,
                 stats.clustered_docs,
                 stats.removed_docs,

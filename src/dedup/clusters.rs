@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn the_removal_list_round_trips_and_damage_is_named() {
-        let params = StageParams { n_grams: 5, bands: 14, rows: 8, seed: 1, units: 3 };
+        let params = StageParams { method: Default::default(), n_grams: 5, bands: 14, rows: 8, seed: 1, units: 3 };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("remove.dups");
         let (list, _) = removals(vec![((0, 1), (0, 2)), ((0, 2), (2, 7))]);

@@ -1,9 +1,10 @@
-//! The filter stage, as a pipeline step: `type = "minhash_dedup"` drops the
-//! documents the cluster stage listed, keeping the first of each cluster.
+//! The filter stage, as a pipeline step: `type = "dedup"` drops the
+//! documents the cluster stage listed, keeping the first of each cluster
+//! (reason `minhash_duplicate`, or `exact_duplicate` for the exact methods).
 //!
 //! ```toml
 //! [[step]]
-//! type = "minhash_dedup"
+//! type = "dedup"
 //! work = "dedup/"      # the folder of the signature, bucket and cluster stages
 //! ```
 //!
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::clusters::{self, Removal};
+use super::minhash::Method;
 use super::signatures::{self, StageParams};
 use crate::doc::{Doc, FieldNames};
 use crate::engine::step::{Outcome, Step};
@@ -26,19 +28,20 @@ use crate::io::plan::Plan;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MinhashDedupConfig {
+pub struct DedupConfig {
     pub work: PathBuf,
 }
 
-pub struct MinhashDedupStep {
+pub struct DedupStep {
     work: PathBuf,
+    reason: &'static str,
     params: StageParams,
     /// Every clustered document, its cluster's kept one included.
     members: HashMap<(u32, u32), Removal>,
 }
 
-impl MinhashDedupStep {
-    pub fn new(config: MinhashDedupConfig) -> Result<MinhashDedupStep, String> {
+impl DedupStep {
+    pub fn new(config: DedupConfig) -> Result<DedupStep, String> {
         let params = StageParams::load(&config.work)?;
         let path = clusters::removals_path(&config.work);
         if !path.is_file() {
@@ -49,18 +52,19 @@ impl MinhashDedupStep {
             members.insert(r.kept, Removal { doc: r.kept, ..r });
             members.insert(r.doc, r);
         }
-        Ok(MinhashDedupStep { work: config.work, params, members })
+        let reason = if params.method == Method::Minhash { "minhash_duplicate" } else { "exact_duplicate" };
+        Ok(DedupStep { work: config.work, reason, params, members })
     }
 
     fn judge(&self, doc: &Doc) -> Outcome {
         match self.members.get(&doc.origin) {
-            Some(r) if r.doc != r.kept => Outcome::Drop("minhash_duplicate".into()),
+            Some(r) if r.doc != r.kept => Outcome::Drop(self.reason.into()),
             _ => Outcome::Keep,
         }
     }
 }
 
-impl Step for MinhashDedupStep {
+impl Step for DedupStep {
     fn process(&self, doc: &mut Doc) -> Outcome {
         self.judge(doc)
     }

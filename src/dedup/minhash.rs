@@ -9,6 +9,8 @@
 //! `a` and `b` drawn from numpy's `RandomState(seed)`; the signature is the
 //! minimum of each over the shingles.
 
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_128;
 use xxhash_rust::xxh64::xxh64;
 
 use super::mt19937::RandomState;
@@ -16,10 +18,36 @@ use super::normalize::simplify_text;
 
 const MERSENNE_PRIME: u64 = (1 << 61) - 1;
 
+/// What a signature is made of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// MinHash of word n-grams: near-duplicates.
+    #[default]
+    Minhash,
+    /// xxh3-128 of the text after datatrove's normalisation: copies that
+    /// differ only in case, numbers, punctuation, spacing or accents.
+    Exact,
+    /// xxh3-128 of the text as it is: byte-identical copies.
+    ExactRaw,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Minhash => "minhash",
+            Method::Exact => "exact",
+            Method::ExactRaw => "exact-raw",
+        }
+    }
+}
+
 /// datatrove's `MinhashConfig` defaults: word 5-grams, 14 bands of 8 rows,
-/// seed 1, 64-bit xxHash.
+/// seed 1, 64-bit xxHash. Exact methods use one band of two rows (the two
+/// halves of a 128-bit hash).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MinHashConfig {
+    pub method: Method,
     pub n_grams: usize,
     pub bands: usize,
     pub rows: usize,
@@ -28,7 +56,7 @@ pub struct MinHashConfig {
 
 impl Default for MinHashConfig {
     fn default() -> Self {
-        MinHashConfig { n_grams: 5, bands: 14, rows: 8, seed: 1 }
+        MinHashConfig { method: Method::Minhash, n_grams: 5, bands: 14, rows: 8, seed: 1 }
     }
 }
 
@@ -116,8 +144,19 @@ impl MinHasher {
             .collect()
     }
 
-    /// `bands × rows` minimum hashes, band after band; `None` without shingles.
+    /// `bands × rows` minimum hashes, band after band; `None` without
+    /// shingles. For the exact methods, the two halves of the text's
+    /// xxh3-128; `None` for a text that normalises to nothing.
     pub fn signature(&self, text: &str) -> Option<Vec<u64>> {
+        let exact = |text: &str| {
+            let h = xxh3_128(text.as_bytes());
+            (!text.is_empty()).then(|| vec![(h >> 64) as u64, h as u64])
+        };
+        match self.config.method {
+            Method::Minhash => {}
+            Method::Exact => return exact(&simplify_text(text)),
+            Method::ExactRaw => return exact(text),
+        }
         let shingles = self.shingles(text);
         if shingles.is_empty() {
             return None;
@@ -185,6 +224,17 @@ mod tests {
             assert_eq!(scalar, vector);
         }
         assert!(scalar.iter().all(|&m| m < MERSENNE_PRIME));
+    }
+
+    #[test]
+    fn exact_methods_hash_the_normalised_or_the_raw_text() {
+        let exact = MinHasher::new(MinHashConfig { method: Method::Exact, bands: 1, rows: 2, ..Default::default() });
+        let raw = MinHasher::new(MinHashConfig { method: Method::ExactRaw, bands: 1, rows: 2, ..Default::default() });
+        let (a, b) = ("Café, 1999!", "cafe  2024");
+        assert_eq!(exact.signature(a), exact.signature(b));
+        assert_ne!(raw.signature(a), raw.signature(b));
+        assert_eq!(raw.signature(a).unwrap().len(), 2);
+        assert_eq!(exact.signature("..."), None);
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub struct Record {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Header {
     kind: String,
+    method: super::minhash::Method,
     n_grams: usize,
     bands: usize,
     rows: usize,
@@ -46,12 +47,13 @@ struct Header {
     sorted_by: String,
 }
 
-const KIND: &str = "minhash signatures (xxh64 of word n-grams after datatrove's normalisation)";
+const KIND: &str = "dedup signatures";
 const SORTED_BY: &str = "hashes, unit, doc";
 
 fn header(config: &MinHashConfig, band: usize, unit: u32, records: usize) -> Header {
     Header {
         kind: KIND.into(),
+        method: config.method,
         n_grams: config.n_grams,
         bands: config.bands,
         rows: config.rows,
@@ -98,8 +100,9 @@ fn decode(bytes: &[u8], config: &MinHashConfig, band: usize, unit: u32) -> Resul
     let expected = header(config, band, unit, found.records as usize);
     if found != expected {
         return Err(format!(
-            "written for {} (n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}); this run needs \
-             n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}",
+            "written for {} {} (n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}); this run needs \
+             {}, n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}",
+            found.method.name(),
             found.kind,
             found.n_grams,
             found.bands,
@@ -107,6 +110,7 @@ fn decode(bytes: &[u8], config: &MinHashConfig, band: usize, unit: u32) -> Resul
             found.seed,
             found.band,
             found.unit,
+            expected.method.name(),
             expected.n_grams,
             expected.bands,
             expected.rows,

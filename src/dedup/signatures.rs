@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::minhash::{MinHashConfig, MinHasher};
+use super::minhash::{Method, MinHashConfig, MinHasher};
 use super::sigfile::{self, Record};
 use crate::doc::FieldNames;
 use crate::engine::progress::{Progress, ProgressMode};
@@ -87,6 +87,7 @@ fn marker_path(work: &Path, unit: usize) -> PathBuf {
 /// `signatures/params.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageParams {
+    pub method: Method,
     pub n_grams: usize,
     pub bands: usize,
     pub rows: usize,
@@ -96,7 +97,13 @@ pub struct StageParams {
 
 impl StageParams {
     pub fn config(&self) -> MinHashConfig {
-        MinHashConfig { n_grams: self.n_grams, bands: self.bands, rows: self.rows, seed: self.seed }
+        MinHashConfig {
+            method: self.method,
+            n_grams: self.n_grams,
+            bands: self.bands,
+            rows: self.rows,
+            seed: self.seed,
+        }
     }
 
     pub fn load(work: &Path) -> Result<StageParams, String> {
@@ -115,6 +122,7 @@ pub fn missing_units(work: &Path, units: usize) -> Vec<usize> {
 /// What must match for signatures of two runs to belong together.
 #[derive(Serialize)]
 struct Fingerprint<'a> {
+    method: &'a str,
     n_grams: usize,
     bands: usize,
     rows: usize,
@@ -127,6 +135,7 @@ struct Fingerprint<'a> {
 /// kept in `signatures/run.json`.
 pub fn fingerprint(config: &MinHashConfig, names: &FieldNames, plan: &Plan) -> String {
     let fingerprint = Fingerprint {
+        method: config.method.name(),
         n_grams: config.n_grams,
         bands: config.bands,
         rows: config.rows,
@@ -160,8 +169,14 @@ pub fn run(options: &SignatureOptions) -> Result<SignatureStats, String> {
         }
     }
 
-    let params =
-        StageParams { n_grams: c.n_grams, bands: c.bands, rows: c.rows, seed: c.seed, units: plan.units.len() };
+    let params = StageParams {
+        method: c.method,
+        n_grams: c.n_grams,
+        bands: c.bands,
+        rows: c.rows,
+        seed: c.seed,
+        units: plan.units.len(),
+    };
     let params_path = dir.join("params.json");
     atomic::write_shared(&params_path, &serde_json::to_vec_pretty(&params).expect("serialisable"), &owner)
         .map_err(|e| format!("{}: {e}", params_path.display()))?;

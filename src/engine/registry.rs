@@ -70,9 +70,9 @@ pub const STEP_TYPES: &[StepType] = &[
         build: filter_step::<LanguageConfig>,
     },
     StepType {
-        name: "minhash_dedup",
-        summary: "drop the near-duplicates `curate dedup clusters` listed, keeping the first of each cluster",
-        build: minhash_dedup_step,
+        name: "dedup",
+        summary: "drop the duplicates `curate dedup clusters` listed (MinHash or exact), keeping the first of each cluster",
+        build: dedup_step,
     },
     StepType {
         name: "perplexity",
@@ -165,10 +165,9 @@ fn perplexity_step(options: &toml::Table) -> Result<Box<dyn Step>, BuildError> {
     filter_step::<PerplexityConfig>(&options).map_err(|e| BuildError { message: format!("{path}: {}", e.message), ..e })
 }
 
-fn minhash_dedup_step(options: &toml::Table) -> Result<Box<dyn Step>, BuildError> {
-    let config = options_of::<crate::dedup::filter::MinhashDedupConfig>(options)?;
-    let step =
-        crate::dedup::filter::MinhashDedupStep::new(config).map_err(|message| BuildError { path: None, message })?;
+fn dedup_step(options: &toml::Table) -> Result<Box<dyn Step>, BuildError> {
+    let config = options_of::<crate::dedup::filter::DedupConfig>(options)?;
+    let step = crate::dedup::filter::DedupStep::new(config).map_err(|message| BuildError { path: None, message })?;
     Ok(Box::new(step))
 }
 

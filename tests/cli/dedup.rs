@@ -198,7 +198,7 @@ fn buckets_join_each_document_with_its_near_copies_only() {
     let out = curate().args(["dedup", "clusters", "--work"]).arg(&one).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("20 clusters of near-duplicates hold 41 documents; 21 of them are to be removed"),
+        stderr(&out).contains("20 clusters of duplicates hold 41 documents; 21 of them are to be removed"),
         "{}",
         stderr(&out)
     );
@@ -248,7 +248,7 @@ fn the_bucket_stage_refuses_missing_or_damaged_signatures_by_name() {
 }
 
 /// The whole MinHash dedup: signatures, buckets, clusters, then a pipeline
-/// whose `minhash_dedup` step drops all but the first of each cluster.
+/// whose `dedup` step drops all but the first of each cluster.
 #[test]
 fn the_four_stages_remove_every_near_copy_and_keep_the_originals() {
     let dir = tempfile::tempdir().unwrap();
@@ -264,7 +264,7 @@ fn the_four_stages_remove_every_near_copy_and_keep_the_originals() {
         let p = pipeline(
             dir.path(),
             &format!(
-                "[input]\npath = \"{}\"\n{extra}[[step]]\ntype = \"minhash_dedup\"\nname = \"dedup\"\nmode = \"{mode}\"\nwork = \"{}\"\n\
+                "[input]\npath = \"{}\"\n{extra}[[step]]\ntype = \"dedup\"\nname = \"dedup\"\nmode = \"{mode}\"\nwork = \"{}\"\n\
                  [output]\npath = \"{}\"\nformat = \"jsonl\"\nrejected = true\n",
                 input.display(),
                 work.display(),
@@ -301,4 +301,44 @@ fn the_four_stages_remove_every_near_copy_and_keep_the_originals() {
     let (o, _) = run_with("filter", "split_bytes = \"1KiB\"\n");
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("is not the input"), "{}", stderr(&o));
+}
+
+/// Exact dedup through the same stages: `exact` finds copies that differ
+/// only in case, punctuation, spacing, numbers or accents; `exact-raw`
+/// only byte-identical ones.
+#[test]
+fn exact_methods_remove_copies_and_keep_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = [
+        serde_json::json!({"id": "a", "text": "The café opened in 1999, on Main Street."}),
+        serde_json::json!({"id": "b", "text": "the cafe opened in 2024 on main street"}),
+        serde_json::json!({"id": "c", "text": "The café opened in 1999, on Main Street."}),
+        serde_json::json!({"id": "d", "text": "A different sentence altogether."}),
+        serde_json::json!({"id": "e", "text": "..."}),
+    ];
+    let input = dir.path().join("docs.jsonl");
+    write_jsonl(&input, &docs);
+    for (method, kept) in [("exact", vec!["a", "d", "e"]), ("exact-raw", vec!["a", "b", "d", "e"])] {
+        let work = dir.path().join(format!("work-{method}"));
+        let out = signatures(&input, &work, &["--method", method]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("{method} signatures (1 bands × 2 rows)")), "{}", stderr(&out));
+        assert!(buckets(&work, &[]).status.success());
+        assert!(curate().args(["dedup", "clusters", "--work"]).arg(&work).status().unwrap().success());
+        let output = dir.path().join(format!("out-{method}"));
+        let p = pipeline(
+            dir.path(),
+            &format!(
+                "[input]\npath = \"{}\"\n[[step]]\ntype = \"dedup\"\nwork = \"{}\"\n[output]\npath = \"{}\"\nformat = \"jsonl\"\n",
+                input.display(),
+                work.display(),
+                output.display()
+            ),
+        );
+        run_ok(&p, &[]);
+        let ids: Vec<String> = jsonl_docs(&output).iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(ids, kept, "{method}");
+        let dropped = stats(&output)["steps"][0]["reasons"]["exact_duplicate"].as_u64().unwrap();
+        assert_eq!(dropped as usize, docs.len() - kept.len());
+    }
 }
