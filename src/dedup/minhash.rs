@@ -171,10 +171,6 @@ impl MinHasher {
         fold_minimums(&shingles, &self.a, &self.b, &mut minimums);
         Some(minimums)
     }
-
-    pub fn config(&self) -> MinHashConfig {
-        self.config
-    }
 }
 
 #[cfg(test)]

@@ -156,17 +156,14 @@ pub fn run(options: &SignatureOptions) -> Result<SignatureStats, String> {
     let fingerprint = fingerprint(c, &options.names, &plan);
     let run_path = dir.join("run.json");
     let owner = format!("rank-{}", options.task.rank);
-    match std::fs::read_to_string(&run_path) {
-        Ok(found) if found.trim() != fingerprint => {
-            return Err(format!(
+    // Tasks may start together: each claims the folder with its own temporary file.
+    if atomic::claim(&run_path, &fingerprint, &owner).map_err(|e| format!("{}: {e}", run_path.display()))?
+        == atomic::Claim::Other
+    {
+        return Err(format!(
             "{} holds signatures of another input or other parameters; use another --work folder, or delete this one",
             options.work.display()
-        ))
-        }
-        Ok(_) => {}
-        Err(_) => {
-            atomic::write(&run_path, fingerprint.as_bytes()).map_err(|e| format!("{}: {e}", run_path.display()))?
-        }
+        ));
     }
 
     let params = StageParams {

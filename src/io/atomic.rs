@@ -28,3 +28,29 @@ pub fn write_shared(path: &Path, bytes: &[u8], owner: &str) -> io::Result<()> {
     fs::write(&tmp, bytes)?;
     fs::rename(&tmp, path)
 }
+
+/// What a folder's recorded fingerprint says about a run that wants to use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// No fingerprint yet: this one is now recorded.
+    Fresh,
+    /// The folder holds the work of this very run (to resume).
+    Same,
+    /// The folder holds the work of another input or other options.
+    Other,
+}
+
+/// Compares the fingerprint recorded at `path` with `fingerprint`, and
+/// records it when there is none (as [`write_shared`] by `owner`, since
+/// several tasks may start together).
+pub fn claim(path: &Path, fingerprint: &str, owner: &str) -> io::Result<Claim> {
+    match fs::read_to_string(path) {
+        Ok(found) if found.trim() == fingerprint => Ok(Claim::Same),
+        Ok(_) => Ok(Claim::Other),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            write_shared(path, fingerprint.as_bytes(), owner)?;
+            Ok(Claim::Fresh)
+        }
+        Err(e) => Err(e),
+    }
+}

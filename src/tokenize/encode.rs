@@ -249,20 +249,20 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, String> {
         format!("{:032x}", xxh3_128(serde_json::to_string(&fingerprint).expect("serialisable").as_bytes()));
     std::fs::create_dir_all(&spill_dir).map_err(|e| format!("cannot create {}: {e}", spill_dir.display()))?;
     let run_path = out.join(".run.json");
-    match std::fs::read_to_string(&run_path) {
-        Ok(found) if found.trim() != fingerprint => {
+    match atomic::claim(&run_path, &fingerprint, "tokenize").map_err(|e| format!("{}: {e}", run_path.display()))? {
+        atomic::Claim::Other => {
             return Err(format!(
                 "{} holds token shards of another tokenizer, input or options; use another output folder, or delete this one",
                 out.display()
             ))
         }
-        Ok(_) => {
+        atomic::Claim::Same => {
             if let (Ok(m), Ok(s)) = (Manifest::load(&manifest_path), std::fs::read(&stats_path)) {
                 let stats = serde_json::from_slice(&s).map_err(|e| format!("{}: {e}", stats_path.display()))?;
                 return Ok(TokenizeReport { stats, manifest: m, already_done: true });
             }
         }
-        Err(_) => atomic::write(&run_path, fingerprint.as_bytes()).map_err(|e| format!("{}: {e}", run_path.display()))?,
+        atomic::Claim::Fresh => {}
     }
 
     // Pass 1: encode and spill, units in parallel.

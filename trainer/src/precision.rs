@@ -4,7 +4,7 @@
 //! Autocast is switched through a small C++ shim (`csrc/shim.cpp`): tch's
 //! own switch covers CUDA with fp16 only.
 
-use tch::{Device, Kind};
+use tch::Device;
 
 use crate::config::TrainingConfig;
 
@@ -26,23 +26,6 @@ impl Precision {
             (true, _) => Precision::Bf16,
             (_, true) => Precision::Fp16,
             _ => Precision::Fp32,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Bf16 => "bf16",
-            Precision::Fp16 => "fp16",
-        }
-    }
-
-    /// The dtype autocast computes matrix products in.
-    pub fn compute_kind(self) -> Kind {
-        match self {
-            Precision::Fp32 => Kind::Float,
-            Precision::Bf16 => Kind::BFloat16,
-            Precision::Fp16 => Kind::Half,
         }
     }
 
@@ -104,7 +87,7 @@ impl LossScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Tensor;
+    use tch::{Kind, Tensor};
 
     #[test]
     fn autocast_computes_products_in_the_low_precision_and_ends_cleanly() {

@@ -102,19 +102,14 @@ pub(crate) fn residual_std(config: &ModelConfig) -> f64 {
 /// grouped-query heads when `k` and `v` have fewer heads than `q`, queries
 /// placed after any cached keys, and an optional sliding window.
 pub(crate) fn attend(q: &Tensor, k: &Tensor, v: &Tensor, window: Option<usize>) -> Tensor {
-    let (tq, tk) = (q.size()[2], k.size()[2]);
-    let mut gqa = q.size()[1] != k.size()[1];
-    let (expanded_k, expanded_v);
-    let (k, v) = if gqa && q.device() == Device::Cpu {
+    if q.size()[1] != k.size()[1] && q.device() == Device::Cpu {
         // libtorch's CPU kernel with enable_gqa is slower than repeating
         // each key/value head for its queries first (Hugging Face's repeat_kv).
-        gqa = false;
         let groups = q.size()[1] / k.size()[1];
-        (expanded_k, expanded_v) = (repeat_kv(k, groups), repeat_kv(v, groups));
-        (&expanded_k, &expanded_v)
-    } else {
-        (k, v)
-    };
+        return attend(q, &repeat_kv(k, groups), &repeat_kv(v, groups), window);
+    }
+    let (tq, tk) = (q.size()[2], k.size()[2]);
+    let gqa = q.size()[1] != k.size()[1];
     let offset = tk - tq;
     // The fused kernels' is_causal aligns the mask top-left, which is right
     // only when queries and keys start together.
