@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""CPU training throughput: curate's trainer against the same model trained
-by an eager PyTorch loop in Python, side by side, same threads.
+"""Training throughput: curate's trainer against the same model trained by an
+eager PyTorch loop in Python, side by side, same threads (CPU) or same GPU.
 
 Both sides train the same LLaMA-style model (Hugging Face LlamaForCausalLM
-on the Python side, built from the config.json curate writes) in fp32 with
-AdamW, gradient clipping and the same batch shape, on windows of the bundled
-token shards. Each side runs WARMUP untimed steps, then STEPS timed ones;
+on the Python side, built from the config.json curate writes) in fp32 (or
+bf16 autocast with --bf16) with AdamW (PyTorch's fused kernel on CUDA, as
+curate uses), gradient clipping and the same batch shape, on windows of the
+bundled token shards. Each side runs WARMUP untimed steps, then STEPS timed ones;
 the script prints tokens/s for both and the ratio.
 
     venv=$(scripts/libtorch.sh)
@@ -14,6 +15,7 @@ the script prints tokens/s for both and the ratio.
 
 Run Python with the same torch as curate links (2.11.0): PYTHONPATH puts
 the cached venv's torch first; transformers comes from any environment.
+On a GPU: --device cuda --bf16 (and LD_LIBRARY_PATH at torch's lib folder).
 """
 import argparse
 import json
@@ -43,8 +45,9 @@ max_position_embeddings = {args.seq_len}
 path = "{data}"
 seq_len = {args.seq_len}
 [training]
-device = "cpu"
+device = "{args.device}"
 threads = {args.threads}
+bf16 = {str(args.bf16).lower()}
 max_steps = {args.warmup + args.steps}
 batch_size = {args.batch}
 learning_rate = 1e-3
@@ -69,13 +72,14 @@ def run_curate(args, work: Path) -> float:
 def run_pytorch(args, checkpoint: Path) -> float:
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
+    device = torch.device(args.device)
     config = AutoConfig.from_pretrained(checkpoint)
-    model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=torch.float32)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=torch.float32).to(device)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed_tokens" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed_tokens" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8, fused=device.type == "cuda")
     tokens = np.concatenate([np.fromfile(p, dtype=np.uint16) for p in sorted(args.data.glob("train-*.bin"))])
     windows = (len(tokens) - 1) // args.seq_len
     rng = np.random.default_rng(1)
@@ -84,9 +88,10 @@ def run_pytorch(args, checkpoint: Path) -> float:
         started = time.perf_counter()
         idx = rng.integers(0, windows, args.batch)
         batch = torch.from_numpy(np.stack([tokens[i * args.seq_len: i * args.seq_len + args.seq_len + 1]
-                                           for i in idx]).astype(np.int64))
+                                           for i in idx]).astype(np.int64)).to(device)
         x, y = batch[:, :-1], batch[:, 1:]
-        logits = model(input_ids=x).logits
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            logits = model(input_ids=x).logits
         loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -103,6 +108,8 @@ def main() -> None:
     ap.add_argument("--curate-train", required=True)
     ap.add_argument("--data", type=Path, default=ROOT / "fixtures/tokens")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--heads", type=int, default=8)
@@ -121,8 +128,9 @@ def main() -> None:
             curate_runs.append(curate)
             python_runs.append(run_pytorch(args, checkpoint))
     curate, python = statistics.median(curate_runs), statistics.median(python_runs)
-    print(f"torch {torch.__version__}, {args.threads} threads; LLaMA d={args.hidden} L={args.layers} "
-          f"heads={args.heads}/{args.kv_heads} seq={args.seq_len} batch={args.batch}, fp32, {args.steps} timed steps, "
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{args.threads} threads"
+    print(f"torch {torch.__version__}, {where}; LLaMA d={args.hidden} L={args.layers} "
+          f"heads={args.heads}/{args.kv_heads} seq={args.seq_len} batch={args.batch}, {'bf16 autocast' if args.bf16 else 'fp32'}, {args.steps} timed steps, "
           f"median of {args.rounds} alternating runs")
     print("| trainer | tokens/s (median) | runs |")
     print("|---|---|---|")

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# GPU throughput check: bf16 training of a 124M GPT-2 and a ~350M LLaMA on
-# one GPU, printing tokens/s and MFU for each. Meant for a GPU machine that
-# has PyTorch 2.11.0 but no Rust: build curate-train elsewhere and bring it.
+# GPU check: first one step's loss and gradients on the GPU against Hugging
+# Face transformers (scripts/parity/trainer_grads.py, when python3 has
+# transformers), then bf16 training of a 124M GPT-2 and a ~350M LLaMA and fp16
+# (dynamic loss scaling) training of the GPT-2, printing tokens/s and MFU for
+# each. Meant for a GPU machine that has PyTorch 2.11.0 but no Rust: build
+# curate-train elsewhere and bring it.
 #
 #   scripts/gpu-check.sh [CURATE_TRAIN]         # default target/release/curate-train
 #   scripts/gpu-check.sh --smoke [CURATE_TRAIN] # tiny models on the CPU: checks the plumbing
@@ -28,6 +31,9 @@ export LD_LIBRARY_PATH="$TORCH_LIB:$nvidia_libs${LD_LIBRARY_PATH:-}"
 
 device=cuda
 if ((smoke)); then device=cpu; fi
+if ((!smoke)) && python3 -c 'import transformers, safetensors' 2>/dev/null; then
+    python3 scripts/parity/trainer_grads.py --curate-train "$bin" --device cuda
+fi
 if [[ -z ${PEAK_TFLOPS:-} && $device == cuda ]]; then
     gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
     case $gpu in
@@ -43,7 +49,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 run() {
-    local name=$1 model=$2 seq_len=$3 batch=$4
+    local name=$1 model=$2 seq_len=$3 batch=$4 precision=${5:-bf16}
     if ((smoke)); then
         model=$(printf '%s\n' "$model" | sed -E 's/^(hidden_size) = .*/\1 = 64/; s/^(num_layers) = .*/\1 = 2/; s/^(intermediate_size) = .*/\1 = 128/; s/^(num_heads) = .*/\1 = 4/; s/^(num_kv_heads) = .*/\1 = 2/')
         seq_len=64 batch=2
@@ -61,12 +67,12 @@ max_steps = $((warmup + steps))
 batch_size = $batch
 learning_rate = 3e-4
 warmup_steps = $warmup
-bf16 = true
+$precision = true
 output_dir = "$work/$name"
 $peak_line
 TOML
     timeout 200 "$bin" train "$work/$name.toml" 2>"$work/$name.log" || { cat "$work/$name.log"; return 1; }
-    python3 - "$work/$name/metrics.jsonl" "$warmup" "$name" "$seq_len" "$batch" <<'PY'
+    python3 - "$work/$name/metrics.jsonl" "$warmup" "$name ($precision)" "$seq_len" "$batch" <<'PY'
 import json, statistics, sys
 path, warmup, name, seq, batch = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 steps = [m for m in map(json.loads, open(path)) if "loss" in m][warmup:]
@@ -92,3 +98,9 @@ num_layers = 24
 num_heads = 16
 num_kv_heads = 8
 intermediate_size = 2816" 2048 8
+run gpt2-124m-fp16 "architecture = \"gpt2\"
+vocab_size = 50304
+hidden_size = 768
+num_layers = 12
+num_heads = 12
+intermediate_size = 3072" 1024 16 fp16

@@ -10,7 +10,7 @@ through the config.json curate wrote, runs the same batch forward and
 backward, and prints the relative error ||ours - theirs|| / ||theirs|| of the
 loss and of every gradient. It fails when any exceeds 1e-4.
 
-    python3 scripts/parity/trainer_grads.py --curate-train TARGET/debug/curate-train
+    python3 scripts/parity/trainer_grads.py --curate-train TARGET/debug/curate-train [--device cuda]
 
 Needs torch, transformers and safetensors (a scratch venv; any recent torch).
 """
@@ -37,12 +37,12 @@ CASES = {
 }
 
 
-def config_text(model: str, name: str) -> str:
+def config_text(model: str, name: str, device: str) -> str:
     training = "activation_checkpointing = true\n" if "checkpointed" in name else ""
     return (
         f"[model]\n{model}max_position_embeddings = 64\n"
         f'[data]\npath = "{ROOT / "fixtures/tokens"}"\nseq_len = 32\n'
-        f"[training]\nmax_steps = 1\nbatch_size = 4\ndevice = \"cpu\"\nseed = 7\n{training}"
+        f"[training]\nmax_steps = 1\nbatch_size = 4\ndevice = \"{device}\"\nseed = 7\n{training}"
     )
 
 
@@ -51,10 +51,10 @@ def rel(ours: torch.Tensor, theirs: torch.Tensor) -> float:
     return ((ours - theirs).norm() / theirs.norm().clamp_min(1e-30)).item()
 
 
-def check(binary: str, name: str, model: str, work: Path) -> float:
+def check(binary: str, name: str, model: str, work: Path, device: str) -> float:
     case = work / name
     case.mkdir()
-    (case / "train.toml").write_text(config_text(model, name))
+    (case / "train.toml").write_text(config_text(model, name, device))
     subprocess.run([binary, "gradients", str(case / "train.toml"), "--out", str(case)], check=True,
                    stdout=subprocess.DEVNULL)
     config = AutoConfig.from_pretrained(case)
@@ -87,12 +87,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--curate-train", required=True)
     ap.add_argument("--tolerance", type=float, default=1e-4)
+    ap.add_argument("--device", default="cpu",
+                    help="where curate-train computes (cpu, cuda); transformers always runs on the CPU")
     args = ap.parse_args()
     torch.set_num_threads(2)
     worst = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, model in CASES.items():
-            worst[name] = check(args.curate_train, name, model, Path(tmp))
+            worst[name] = check(args.curate_train, name, model, Path(tmp), args.device)
     print()
     print("| model | worst relative error (loss and every gradient) |")
     print("|---|---|")
