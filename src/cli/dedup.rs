@@ -34,9 +34,10 @@ pub enum DedupCommand {
         #[arg(long)]
         world_size: Option<usize>,
     },
-    /// Join the bands' edges into clusters of near-duplicates and list every document but each cluster's first.
+    /// Join the bands' edges into clusters of near-duplicates and list every document but the one each cluster keeps.
     ///
-    /// One task; writes WORK/clusters/remove.dups and WORK/clusters/stats.json.
+    /// One task (parallel over the bands, 8 bytes of memory per document); writes
+    /// WORK/clusters/remove.dups, kept.ids and stats.json.
     Clusters {
         /// The folder given to the earlier stages.
         #[arg(long)]
@@ -64,6 +65,12 @@ pub struct SignatureArgs {
     /// Seed of the hash permutations (numpy's RandomState, as datatrove draws them).
     #[arg(long, default_value_t = 1)]
     pub seed: u32,
+    /// A numeric field: each cluster keeps its document with the highest value (ties, and documents without one: the first in input order).
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// The work folder of an earlier dataset's signatures (same method and parameters): remove from this input every document with a copy there, and nothing from it.
+    #[arg(long)]
+    pub index: Option<PathBuf>,
     /// Choose bands × rows (keeping their product) for this Jaccard similarity.
     #[arg(long)]
     pub threshold: Option<f64>,
@@ -114,6 +121,8 @@ fn signatures(args: SignatureArgs) -> ExitCode {
         names: FieldNames { text: args.input.text_field, id: args.input.id_field },
         work: args.work,
         config: MinHashConfig { method: args.method, n_grams: args.n_grams, bands, rows, seed: args.seed },
+        priority: args.priority,
+        index: args.index,
         task,
         threads: thread_count(args.input.threads),
         batch_size: args.batch_size,
@@ -166,10 +175,16 @@ fn clusters(work: PathBuf) -> ExitCode {
     match clusters::run(&work) {
         Ok(stats) => {
             eprintln!(
-                "curate: {} clusters of duplicates hold {} documents; {} of them are to be removed ({})",
+                "curate: {} clusters of duplicates hold {} of {} documents; {} of them are to be removed{} ({})",
                 stats.clusters,
                 stats.clustered_docs,
+                stats.documents,
                 stats.removed_docs,
+                if stats.removed_for_index > 0 {
+                    format!(", {} for a copy in the index", stats.removed_for_index)
+                } else {
+                    String::new()
+                },
                 clusters::removals_path(&work).display()
             );
             ExitCode::SUCCESS

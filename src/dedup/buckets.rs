@@ -13,6 +13,10 @@
 //! the [`frame`] envelope (magic `CURATEED`). A band whose edges file
 //! already verifies is skipped. Memory: one band's records at a time (rows ×
 //! 8 + 8 bytes per document with a signature) and its edges.
+//!
+//! With an index (incremental dedup), each band also reads the index's
+//! signature files of that band, whose units are renumbered from
+//! [`INDEX_UNIT`] on.
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::frame;
 use super::sigfile::{self, Record};
-use super::signatures::{band_path, missing_units, StageParams};
+use super::signatures::{band_path, missing_units, StageParams, INDEX_UNIT};
 use crate::engine::task::Task;
 use crate::io::atomic;
 
@@ -59,11 +63,13 @@ pub fn edges_path(work: &Path, band: usize) -> PathBuf {
 }
 
 /// Edges between consecutive documents of each run of equal hashes in
-/// sorted records (datatrove's bucket stage pairs them the same way).
+/// sorted records (datatrove's bucket stage pairs them the same way), but
+/// none between two documents of an index: an index's own duplicates are
+/// not this run's business, and a run's index documents sort last.
 pub fn bucket_edges(records: &[Record]) -> Vec<Edge> {
     let mut edges: Vec<Edge> = records
         .windows(2)
-        .filter(|w| w[0].hashes == w[1].hashes)
+        .filter(|w| w[0].hashes == w[1].hashes && w[0].unit < INDEX_UNIT)
         .map(|w| {
             let (a, b) = ((w[0].unit, w[0].doc), (w[1].unit, w[1].doc));
             (a.min(b), a.max(b))
@@ -132,10 +138,19 @@ pub fn run(work: &Path, task: Task) -> Result<BucketStats, String> {
             stats.edges += edges.len() as u64;
             continue;
         }
-        let files: Vec<Result<Vec<Record>, String>> = (0..params.units)
+        let mut sources: Vec<(&Path, usize, u32)> = (0..params.units).map(|u| (work, u, 0)).collect();
+        if let Some(index) = &params.index {
+            sources.extend((0..index.units).map(|u| (index.work.as_path(), u, INDEX_UNIT)));
+        }
+        let files: Vec<Result<Vec<Record>, String>> = sources
             .into_par_iter()
-            .map(|unit| {
-                sigfile::read(&band_path(work, band, unit), &config, band, unit as u32).map_err(|e| e.to_string())
+            .map(|(folder, unit, base)| {
+                let mut records = sigfile::read(&band_path(folder, band, unit), &config, band, unit as u32)
+                    .map_err(|e| e.to_string())?;
+                for r in &mut records {
+                    r.unit += base;
+                }
+                Ok(records)
             })
             .collect();
         let mut records = Vec::new();
@@ -177,7 +192,16 @@ mod tests {
 
     #[test]
     fn edges_round_trip_and_damage_is_named() {
-        let params = StageParams { method: Default::default(), n_grams: 5, bands: 14, rows: 8, seed: 1, units: 3 };
+        let params = StageParams {
+            method: Default::default(),
+            n_grams: 5,
+            bands: 14,
+            rows: 8,
+            seed: 1,
+            units: 3,
+            priority: None,
+            index: None,
+        };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.edges");
         let edges = vec![((0, 1), (0, 2)), ((0, 2), (2, 7))];

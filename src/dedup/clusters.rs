@@ -1,29 +1,43 @@
 //! The cluster stage: the edges of every band joined into clusters of
-//! near-duplicates (connected components), and in each cluster every
-//! document but the first in input order marked for removal.
+//! near-duplicates (connected components), and in each cluster one document
+//! kept and the others marked for removal.
 //!
 //! ```text
 //! WORK/clusters/remove.dups   u32 unit, u32 doc, u32 kept unit, u32 kept doc, u32 cluster size; sorted
+//! WORK/clusters/kept.ids      the kept documents' ids: u32 unit, u32 doc, u32 length, id; sorted
 //! WORK/clusters/stats.json    clusters, documents in them, documents to remove, cluster sizes
 //! ```
 //!
-//! One task, union-find over the documents that have an edge (documents
-//! without one are in no cluster and cost nothing): about 40 bytes per such
-//! document in the hash map, plus one band's edges at a time. Bounded
-//! memory for corpora whose duplicates outgrow one machine (a sharded,
-//! parallel union-find) is still to come.
+//! The kept document is the cluster's first in input order, or with a
+//! priority field the one with the highest priority (ties: the first). With
+//! an index (incremental dedup) the index's documents come first in input
+//! order and are never removed: a cluster that holds one keeps it and loses
+//! all of this input's members.
+//!
+//! Memory and parallelism: every document gets one number (the index's
+//! units first, then this input's, from the unit markers) and one 8-byte
+//! parent slot in a lock-free union-find; the bands' edge files are joined
+//! in parallel, one file per thread at a time, so no process holds every
+//! edge. The root of each component is its smallest number whatever the
+//! order of the joins, so the result does not depend on the thread count.
+//! After the joins, 16 bytes per document to remove and, with a priority
+//! field, 8 bytes per document for the priorities.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::buckets::{self, edges_path};
+use super::docinfo;
 use super::frame;
-use super::signatures::StageParams;
+use super::signatures::{self, StageParams, INDEX_UNIT};
 use crate::io::atomic;
 
 const MAGIC: &[u8; 8] = b"CURATECL";
+const IDS_MAGIC: &[u8; 8] = b"CURATEKI";
 const RECORD_BYTES: usize = 20;
 
 /// A document to remove, its cluster's kept document and the cluster's size.
@@ -45,7 +59,7 @@ struct Header {
 
 fn header(params: &StageParams, removals: usize) -> Header {
     Header {
-        kind: "minhash duplicates to remove".into(),
+        kind: "duplicates to remove".into(),
         params: params.clone(),
         removals: removals as u64,
         record_bytes: RECORD_BYTES,
@@ -57,70 +71,169 @@ pub fn removals_path(work: &Path) -> PathBuf {
     work.join("clusters").join("remove.dups")
 }
 
+pub fn kept_ids_path(work: &Path) -> PathBuf {
+    work.join("clusters").join("kept.ids")
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterStats {
+    pub documents: u64,
     pub clusters: u64,
     pub clustered_docs: u64,
     pub removed_docs: u64,
+    /// Documents of this input removed because the index holds a copy.
+    pub removed_for_index: u64,
     /// Cluster size → clusters of that size.
     pub sizes: BTreeMap<u32, u64>,
 }
 
-/// Union-find over documents, the smaller (earlier) document always the root.
-#[derive(Default)]
-struct Forest {
-    parent: HashMap<(u32, u32), (u32, u32)>,
+/// Every document's number: the index's units first, then this input's.
+pub struct Layout {
+    /// The first number of each unit, index units first, and the total last.
+    starts: Vec<u64>,
+    index_units: usize,
+}
+
+impl Layout {
+    /// From the documents per unit, the index's first.
+    pub fn new(index_counts: &[u64], counts: &[u64]) -> Layout {
+        let mut starts = vec![0];
+        for c in index_counts.iter().chain(counts) {
+            starts.push(starts.last().expect("one") + c);
+        }
+        Layout { starts, index_units: index_counts.len() }
+    }
+
+    fn load(work: &Path, params: &StageParams) -> Result<Layout, String> {
+        let counts = |work: &Path, units: usize| -> Result<Vec<u64>, String> {
+            (0..units).map(|u| signatures::unit_stats(work, u).map(|s| s.input_docs - s.error_docs)).collect()
+        };
+        let index = match &params.index {
+            Some(index) => counts(&index.work, index.units)?,
+            None => Vec::new(),
+        };
+        Ok(Layout::new(&index, &counts(work, params.units)?))
+    }
+
+    pub fn total(&self) -> u64 {
+        *self.starts.last().expect("one")
+    }
+
+    fn slot(&self, unit: u32) -> usize {
+        if unit >= INDEX_UNIT {
+            (unit - INDEX_UNIT) as usize
+        } else {
+            self.index_units + unit as usize
+        }
+    }
+
+    pub fn number(&self, (unit, doc): (u32, u32)) -> u64 {
+        self.starts[self.slot(unit)] + u64::from(doc)
+    }
+
+    pub fn doc(&self, number: u64) -> (u32, u32) {
+        let slot = self.starts.partition_point(|&s| s <= number) - 1;
+        let unit = if slot < self.index_units { INDEX_UNIT + slot as u32 } else { (slot - self.index_units) as u32 };
+        (unit, (number - self.starts[slot]) as u32)
+    }
+
+    pub fn in_index(&self, number: u64) -> bool {
+        number < self.starts[self.index_units]
+    }
+}
+
+/// Lock-free union-find in which a root is always its component's smallest
+/// number: joins link the larger root under the smaller, and path halving
+/// only moves a parent pointer down, so any order of joins ends alike.
+pub struct Forest {
+    parent: Vec<AtomicU64>,
 }
 
 impl Forest {
-    fn root(&mut self, x: (u32, u32)) -> (u32, u32) {
-        let mut r = x;
-        while let Some(&p) = self.parent.get(&r) {
-            if p == r {
-                break;
-            }
-            r = p;
-        }
-        // Path compression: point everything on the way at the root.
-        let mut y = x;
-        while y != r {
-            let next = self.parent[&y];
-            self.parent.insert(y, r);
-            y = next;
-        }
-        r
+    pub fn new(n: u64) -> Forest {
+        Forest { parent: (0..n).map(AtomicU64::new).collect() }
     }
 
-    fn join(&mut self, a: (u32, u32), b: (u32, u32)) {
-        self.parent.entry(a).or_insert(a);
-        self.parent.entry(b).or_insert(b);
-        let (ra, rb) = (self.root(a), self.root(b));
-        if ra != rb {
-            self.parent.insert(ra.max(rb), ra.min(rb));
+    pub fn root(&self, mut x: u64) -> u64 {
+        loop {
+            let p = self.parent[x as usize].load(Ordering::Acquire);
+            if p == x {
+                return x;
+            }
+            let grandparent = self.parent[p as usize].load(Ordering::Acquire);
+            if grandparent != p {
+                // Losing this race is harmless: another thread moved the pointer down too.
+                let _ = self.parent[x as usize].compare_exchange(p, grandparent, Ordering::AcqRel, Ordering::Acquire);
+            }
+            x = grandparent;
         }
+    }
+
+    pub fn join(&self, a: u64, b: u64) {
+        loop {
+            let (ra, rb) = (self.root(a), self.root(b));
+            if ra == rb {
+                return;
+            }
+            let (low, high) = (ra.min(rb), ra.max(rb));
+            if self.parent[high as usize].compare_exchange(high, low, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                return;
+            }
+        }
+    }
+
+    /// Every document that is not its component's root, with its root, sorted by root then document.
+    pub fn members(&self) -> Vec<(u64, u64)> {
+        let mut members: Vec<(u64, u64)> = (0..self.parent.len() as u64)
+            .into_par_iter()
+            .filter_map(|x| {
+                let r = self.root(x);
+                (r != x).then_some((r, x))
+            })
+            .collect();
+        members.par_sort_unstable();
+        members
     }
 }
 
-/// The removals implied by `edges`: every clustered document but its cluster's first.
-pub fn removals(edges: impl IntoIterator<Item = buckets::Edge>) -> (Vec<Removal>, ClusterStats) {
-    let mut forest = Forest::default();
-    for (a, b) in edges {
-        forest.join(a, b);
-    }
-    let docs: Vec<(u32, u32)> = forest.parent.keys().copied().collect();
-    let mut members: HashMap<(u32, u32), Vec<(u32, u32)>> = HashMap::new();
-    for d in docs {
-        let r = forest.root(d);
-        members.entry(r).or_default().push(d);
-    }
-    let mut stats = ClusterStats::default();
+/// The removals that `forest`'s clusters imply: in each cluster all but the
+/// index's first document if it holds one, else all but the one of highest
+/// `priority` (ties, and no priorities: the first).
+pub fn removals(forest: &Forest, layout: &Layout, priority: Option<&[f64]>) -> (Vec<Removal>, ClusterStats) {
+    let members = forest.members();
+    let mut stats = ClusterStats { documents: layout.total(), ..Default::default() };
     let mut out = Vec::new();
-    for (root, docs) in members {
-        let size = docs.len() as u32;
+    let mut rest = members.as_slice();
+    while let Some(&(root, _)) = rest.first() {
+        let n = rest.iter().take_while(|(r, _)| *r == root).count();
+        let cluster: Vec<u64> = std::iter::once(root).chain(rest[..n].iter().map(|&(_, x)| x)).collect();
+        rest = &rest[n..];
+        let size = cluster.len() as u32;
         stats.clusters += 1;
         stats.clustered_docs += u64::from(size);
         *stats.sizes.entry(size).or_default() += 1;
-        out.extend(docs.into_iter().filter(|&d| d != root).map(|doc| Removal { doc, kept: root, cluster_size: size }));
+        let kept = if layout.in_index(root) {
+            root
+        } else if let Some(p) = priority {
+            // The first of the highest: NaN (no priority) loses to any number.
+            let mut best = root;
+            for &x in &cluster[1..] {
+                if p[x as usize] > p[best as usize] || (p[best as usize].is_nan() && !p[x as usize].is_nan()) {
+                    best = x;
+                }
+            }
+            best
+        } else {
+            root
+        };
+        for &x in &cluster {
+            if x != kept && !layout.in_index(x) {
+                out.push(Removal { doc: layout.doc(x), kept: layout.doc(kept), cluster_size: size });
+                if layout.in_index(kept) {
+                    stats.removed_for_index += 1;
+                }
+            }
+        }
     }
     out.sort_unstable();
     stats.removed_docs = out.len() as u64;
@@ -157,23 +270,112 @@ pub fn read(path: &Path, params: &StageParams) -> Result<Vec<Removal>, String> {
     Ok(removals)
 }
 
-/// Joins every band's edges (each verified) and writes the removal list.
+/// Ids of kept documents, by (unit, place).
+pub fn encode_kept_ids(ids: &BTreeMap<(u32, u32), String>) -> Vec<u8> {
+    let mut body = Vec::new();
+    for ((unit, doc), id) in ids {
+        for v in [*unit, *doc, id.len() as u32] {
+            body.extend_from_slice(&v.to_le_bytes());
+        }
+        body.extend_from_slice(id.as_bytes());
+    }
+    let header = serde_json::json!({ "kind": "kept document ids", "entries": ids.len(), "body_bytes": body.len() });
+    frame::wrap(IDS_MAGIC, &header, &body)
+}
+
+/// Reads and verifies `clusters/kept.ids`.
+pub fn read_kept_ids(path: &Path) -> Result<BTreeMap<(u32, u32), String>, String> {
+    let fail = |message: String| format!("{}: {message}", path.display());
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let (_, mut body) = frame::unwrap::<serde_json::Value>(&bytes, IDS_MAGIC, "kept ids", |h| {
+        h["body_bytes"].as_u64().unwrap_or(0) as usize
+    })
+    .map_err(fail)?;
+    let mut ids = BTreeMap::new();
+    while !body.is_empty() {
+        let broken = || fail("a record breaks off".into());
+        let (head, rest) = body.split_at_checked(12).ok_or_else(broken)?;
+        let at = |i: usize| u32::from_le_bytes(head[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
+        let (id, rest) = rest.split_at_checked(at(2) as usize).ok_or_else(broken)?;
+        let id = String::from_utf8(id.to_vec()).map_err(|_| fail("an id is not UTF-8".into()))?;
+        ids.insert((at(0), at(1)), id);
+        body = rest;
+    }
+    Ok(ids)
+}
+
+/// Every document's priority, in [`Layout`] order, from the signature stage's document files.
+fn priorities(work: &Path, params: &StageParams) -> Result<Vec<f64>, String> {
+    let mut units: Vec<(PathBuf, usize)> = Vec::new();
+    if let Some(index) = &params.index {
+        units.extend((0..index.units).map(|u| (index.work.clone(), u)));
+    }
+    units.extend((0..params.units).map(|u| (work.to_path_buf(), u)));
+    let per_unit: Vec<Result<Vec<f64>, String>> = units
+        .par_iter()
+        .map(|(work, u)| {
+            docinfo::read(&docinfo::path(work, *u), *u as u32).map(|docs| docs.iter().map(|d| d.priority).collect())
+        })
+        .collect();
+    let mut all = Vec::new();
+    for unit in per_unit {
+        all.extend(unit?);
+    }
+    Ok(all)
+}
+
+/// The ids of the documents kept in place of removed ones.
+fn kept_ids(work: &Path, params: &StageParams, removals: &[Removal]) -> Result<BTreeMap<(u32, u32), String>, String> {
+    let mut wanted: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for r in removals {
+        wanted.entry(r.kept.0).or_default().push(r.kept.1);
+    }
+    let mut ids = BTreeMap::new();
+    for (unit, docs) in wanted {
+        let (folder, local) = match (&params.index, unit >= INDEX_UNIT) {
+            (Some(index), true) => (index.work.as_path(), unit - INDEX_UNIT),
+            _ => (work, unit),
+        };
+        let infos = docinfo::read(&docinfo::path(folder, local as usize), local)?;
+        for doc in docs {
+            let info = infos
+                .get(doc as usize)
+                .ok_or_else(|| format!("{}: no document {doc}", docinfo::path(folder, local as usize).display()))?;
+            ids.insert((unit, doc), info.id.clone());
+        }
+    }
+    Ok(ids)
+}
+
+/// Joins every band's edges (each verified) and writes the removal list and the kept ids.
 pub fn run(work: &Path) -> Result<ClusterStats, String> {
     let params = StageParams::load(work)?;
-    let mut all = Vec::new();
     for band in 0..params.bands {
         let path = edges_path(work, band);
         if !path.is_file() {
             return Err(format!("{}: missing; finish `curate dedup buckets` first", path.display()));
         }
-        all.extend(buckets::read(&path, &params, band)?);
     }
-    all.sort_unstable();
-    all.dedup();
-    let (removals, stats) = removals(all);
+    let layout = Layout::load(work, &params)?;
+    let forest = Forest::new(layout.total());
+    (0..params.bands).into_par_iter().try_for_each(|band| -> Result<(), String> {
+        for (a, b) in buckets::read(&edges_path(work, band), &params, band)? {
+            forest.join(layout.number(a), layout.number(b));
+        }
+        Ok(())
+    })?;
+    let priority = match params.priority {
+        Some(_) => Some(priorities(work, &params)?),
+        None => None,
+    };
+    let (removals, stats) = removals(&forest, &layout, priority.as_deref());
+    drop(forest);
+    let ids = kept_ids(work, &params, &removals)?;
     let path = removals_path(work);
     std::fs::create_dir_all(path.parent().expect("a folder")).map_err(|e| format!("{}: {e}", path.display()))?;
     atomic::write(&path, &encode(&params, &removals)).map_err(|e| format!("{}: {e}", path.display()))?;
+    let ids_path = kept_ids_path(work);
+    atomic::write(&ids_path, &encode_kept_ids(&ids)).map_err(|e| format!("{}: {e}", ids_path.display()))?;
     let stats_path = work.join("clusters").join("stats.json");
     atomic::write(&stats_path, &serde_json::to_vec_pretty(&stats).expect("serialisable"))
         .map_err(|e| format!("{}: {e}", stats_path.display()))?;
@@ -184,10 +386,23 @@ pub fn run(work: &Path) -> Result<ClusterStats, String> {
 mod tests {
     use super::*;
 
+    const COUNTS: [u64; 4] = [10, 1, 3, 5];
+
+    fn clusters_of(edges: &[buckets::Edge], index: &[u64], priority: Option<&[f64]>) -> (Vec<Removal>, ClusterStats) {
+        let layout = Layout::new(index, &COUNTS);
+        let forest = Forest::new(layout.total());
+        for &(a, b) in edges {
+            forest.join(layout.number(a), layout.number(b));
+        }
+        removals(&forest, &layout, priority)
+    }
+
+    const EDGES: [buckets::Edge; 5] =
+        [((0, 5), (0, 9)), ((0, 9), (1, 0)), ((0, 7), (2, 2)), ((3, 1), (3, 4)), ((0, 5), (1, 0))];
+
     #[test]
     fn each_cluster_keeps_its_first_document() {
-        let edges = vec![((0, 5), (0, 9)), ((0, 9), (1, 0)), ((2, 2), (0, 7)), ((3, 1), (3, 4)), ((0, 5), (1, 0))];
-        let (removals, stats) = removals(edges);
+        let (removals, stats) = clusters_of(&EDGES, &[], None);
         assert_eq!(
             removals,
             [
@@ -197,16 +412,106 @@ mod tests {
                 Removal { doc: (3, 4), kept: (3, 1), cluster_size: 2 },
             ]
         );
-        assert_eq!((stats.clusters, stats.clustered_docs, stats.removed_docs), (3, 7, 4));
+        assert_eq!((stats.documents, stats.clusters, stats.clustered_docs, stats.removed_docs), (19, 3, 7, 4));
         assert_eq!(stats.sizes, BTreeMap::from([(2, 2), (3, 1)]));
     }
 
     #[test]
-    fn the_removal_list_round_trips_and_damage_is_named() {
-        let params = StageParams { method: Default::default(), n_grams: 5, bands: 14, rows: 8, seed: 1, units: 3 };
+    fn a_priority_keeps_the_highest_and_ties_keep_the_first() {
+        let mut priority = vec![f64::NAN; 19];
+        let layout = Layout::new(&[], &COUNTS);
+        priority[layout.number((0, 9)) as usize] = 5.0;
+        priority[layout.number((1, 0)) as usize] = 5.0;
+        priority[layout.number((0, 5)) as usize] = 1.0;
+        // (0, 7) and (2, 2) have none: the first stays.
+        priority[layout.number((3, 4)) as usize] = -3.0;
+        let (removals, _) = clusters_of(&EDGES, &[], Some(&priority));
+        assert_eq!(
+            removals,
+            [
+                Removal { doc: (0, 5), kept: (0, 9), cluster_size: 3 },
+                Removal { doc: (1, 0), kept: (0, 9), cluster_size: 3 },
+                Removal { doc: (2, 2), kept: (0, 7), cluster_size: 2 },
+                Removal { doc: (3, 1), kept: (3, 4), cluster_size: 2 },
+            ]
+        );
+    }
+
+    #[test]
+    fn an_index_copy_removes_every_new_member_and_the_index_loses_nothing() {
+        let i = |u: u32, d: u32| (INDEX_UNIT + u, d);
+        let mut edges = EDGES.to_vec();
+        edges.extend([((0, 9), i(1, 2)), (i(0, 0), i(1, 1))]);
+        let (removals, stats) = clusters_of(&edges, &[4, 3], None);
+        assert_eq!(
+            removals,
+            [
+                Removal { doc: (0, 5), kept: i(1, 2), cluster_size: 4 },
+                Removal { doc: (0, 9), kept: i(1, 2), cluster_size: 4 },
+                Removal { doc: (1, 0), kept: i(1, 2), cluster_size: 4 },
+                Removal { doc: (2, 2), kept: (0, 7), cluster_size: 2 },
+                Removal { doc: (3, 4), kept: (3, 1), cluster_size: 2 },
+            ]
+        );
+        assert_eq!((stats.documents, stats.removed_for_index, stats.clusters), (26, 3, 4));
+    }
+
+    #[test]
+    fn joins_in_any_order_on_many_threads_give_the_same_clusters() {
+        // A random graph over 20,000 documents, joined in order on one thread and shuffled on many.
+        let n = 20_000u64;
+        let mut state = 0x9e3779b97f4a7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let edges: Vec<(u64, u64)> = (0..15_000).map(|_| (next() % n, next() % n)).collect();
+        let sequential = Forest::new(n);
+        for &(a, b) in &edges {
+            sequential.join(a, b);
+        }
+        let mut shuffled = edges.clone();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, (next() % (i as u64 + 1)) as usize);
+        }
+        let parallel = Forest::new(n);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        pool.install(|| shuffled.par_iter().with_max_len(16).for_each(|&(a, b)| parallel.join(a, b)));
+        let members = sequential.members();
+        assert!(members.len() > 5_000, "{}", members.len());
+        assert_eq!(members, parallel.members());
+        assert!(members.iter().all(|&(root, x)| root < x));
+    }
+
+    #[test]
+    fn numbers_and_documents_correspond() {
+        let layout = Layout::new(&[2, 0, 3], &COUNTS);
+        for number in 0..layout.total() {
+            assert_eq!(layout.number(layout.doc(number)), number);
+        }
+        assert_eq!(layout.doc(0), (INDEX_UNIT, 0));
+        assert_eq!(layout.doc(4), (INDEX_UNIT + 2, 2));
+        assert_eq!(layout.doc(5), (0, 0));
+        assert!(layout.in_index(4) && !layout.in_index(5));
+    }
+
+    #[test]
+    fn the_removal_list_and_kept_ids_round_trip_and_damage_is_named() {
+        let params = StageParams {
+            method: Default::default(),
+            n_grams: 5,
+            bands: 14,
+            rows: 8,
+            seed: 1,
+            units: 4,
+            priority: None,
+            index: None,
+        };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("remove.dups");
-        let (list, _) = removals(vec![((0, 1), (0, 2)), ((0, 2), (2, 7))]);
+        let (list, _) = clusters_of(&EDGES, &[], None);
         std::fs::write(&path, encode(&params, &list)).unwrap();
         assert_eq!(read(&path, &params).unwrap(), list);
         let mut bytes = std::fs::read(&path).unwrap();
@@ -214,5 +519,13 @@ mod tests {
         bytes[n - 12] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         assert!(read(&path, &params).unwrap_err().contains("checksum mismatch"));
+
+        let ids = BTreeMap::from([((0, 5), "doc-5".to_string()), ((INDEX_UNIT + 1, 2), "old/ü".to_string())]);
+        let ids_path = dir.path().join("kept.ids");
+        std::fs::write(&ids_path, encode_kept_ids(&ids)).unwrap();
+        assert_eq!(read_kept_ids(&ids_path).unwrap(), ids);
+        let bytes = std::fs::read(&ids_path).unwrap();
+        std::fs::write(&ids_path, &bytes[..bytes.len() - 2]).unwrap();
+        assert!(read_kept_ids(&ids_path).unwrap_err().contains("kept.ids"));
     }
 }

@@ -1,6 +1,8 @@
 //! The filter stage, as a pipeline step: `type = "dedup"` drops the
-//! documents the cluster stage listed, keeping the first of each cluster
-//! (reason `minhash_duplicate`, or `exact_duplicate` for the exact methods).
+//! documents the cluster stage listed, keeping one of each cluster (reason
+//! `minhash_duplicate`, or `exact_duplicate` for the exact methods). A
+//! dropped document gets a `duplicate_of` field naming the kept one's id,
+//! which the rejected output carries.
 //!
 //! ```toml
 //! [[step]]
@@ -14,10 +16,11 @@
 //! any work. In annotate mode it reports each clustered document's cluster
 //! (its kept document as `unit · 2³² + place`) and the cluster's size.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use super::clusters::{self, Removal};
 use super::minhash::Method;
@@ -25,6 +28,9 @@ use super::signatures::{self, StageParams};
 use crate::doc::{Doc, FieldNames};
 use crate::engine::step::{Outcome, Step};
 use crate::io::plan::Plan;
+
+/// The field that names a dropped document's kept copy.
+pub const DUPLICATE_OF: &str = "duplicate_of";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +44,9 @@ pub struct DedupStep {
     params: StageParams,
     /// Every clustered document, its cluster's kept one included.
     members: HashMap<(u32, u32), Removal>,
+    /// The kept documents' ids, as JSON strings.
+    kept_ids: BTreeMap<(u32, u32), Box<RawValue>>,
+    metadata: [(String, bool); 1],
 }
 
 impl DedupStep {
@@ -52,13 +61,24 @@ impl DedupStep {
             members.insert(r.kept, Removal { doc: r.kept, ..r });
             members.insert(r.doc, r);
         }
+        let kept_ids = clusters::read_kept_ids(&clusters::kept_ids_path(&config.work))?
+            .into_iter()
+            .map(|(doc, id)| (doc, RawValue::from_string(serde_json::to_string(&id).expect("a string")).expect("JSON")))
+            .collect();
         let reason = if params.method == Method::Minhash { "minhash_duplicate" } else { "exact_duplicate" };
-        Ok(DedupStep { work: config.work, reason, params, members })
+        let metadata = [(DUPLICATE_OF.to_string(), false)];
+        Ok(DedupStep { work: config.work, reason, params, members, kept_ids, metadata })
     }
 
-    fn judge(&self, doc: &Doc) -> Outcome {
+    fn judge(&self, doc: &mut Doc) -> Outcome {
         match self.members.get(&doc.origin) {
-            Some(r) if r.doc != r.kept => Outcome::Drop(self.reason.into()),
+            Some(r) if r.doc != r.kept => {
+                if let Some(id) = self.kept_ids.get(&r.kept) {
+                    doc.fields.retain(|(name, _)| name != DUPLICATE_OF);
+                    doc.fields.push((DUPLICATE_OF.to_string(), id.clone()));
+                }
+                Outcome::Drop(self.reason.into())
+            }
             _ => Outcome::Keep,
         }
     }
@@ -84,7 +104,7 @@ impl Step for DedupStep {
     }
 
     fn metadata_fields(&self) -> &[(String, bool)] {
-        &[]
+        &self.metadata
     }
 
     fn sums_signals(&self) -> bool {
@@ -97,7 +117,7 @@ impl Step for DedupStep {
 
     fn check_input(&self, plan: &Plan, names: &FieldNames) -> Result<(), String> {
         let made = std::fs::read_to_string(self.work.join("signatures/run.json")).map_err(|e| e.to_string())?;
-        if made.trim() != signatures::fingerprint(&self.params.config(), names, plan) {
+        if made.trim() != signatures::fingerprint(&self.params, names, plan) {
             return Err(format!(
                 "this run's input (its files, text and id fields, or split_bytes) is not the input \
                  `curate dedup signatures` read into {}; dedup names documents by their place in it",

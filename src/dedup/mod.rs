@@ -6,6 +6,7 @@
 
 pub mod buckets;
 pub mod clusters;
+pub mod docinfo;
 pub mod filter;
 pub mod frame;
 pub mod minhash;

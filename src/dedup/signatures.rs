@@ -5,8 +5,14 @@
 //! WORK/signatures/run.json                 parameters and input fingerprint
 //! WORK/signatures/params.json              the parameters and unit count, for the later stages
 //! WORK/signatures/band-003/unit-000012.sig band 3 of unit 12's documents
+//! WORK/signatures/docs/unit-000012.docs   unit 12's document ids and priorities
 //! WORK/signatures/units/unit-000012.json   unit 12 is complete (its counts)
 //! ```
+//!
+//! With `index`, the work folder of an earlier dataset's signatures (same
+//! method and parameters), the later stages match this input against that
+//! one too and remove from this input every document that has a copy there
+//! (incremental dedup); the earlier dataset is never changed.
 //!
 //! Units are the engine's (a compressed file, a byte range, a row group),
 //! shared between tasks as `curate run` shares them (`--rank`,
@@ -24,6 +30,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
+use super::docinfo::{self, DocInfo};
 use super::minhash::{Method, MinHashConfig, MinHasher};
 use super::sigfile::{self, Record};
 use crate::doc::FieldNames;
@@ -44,6 +51,11 @@ pub struct SignatureOptions {
     pub names: FieldNames,
     pub work: PathBuf,
     pub config: MinHashConfig,
+    /// A numeric field: in each cluster the document with the highest value
+    /// is kept (ties: the first in input order).
+    pub priority: Option<String>,
+    /// An earlier dataset's work folder to deduplicate against.
+    pub index: Option<PathBuf>,
     pub task: Task,
     pub threads: usize,
     pub batch_size: usize,
@@ -58,6 +70,9 @@ pub struct SignatureStats {
     pub signed_docs: u64,
     /// Documents with fewer words than an n-gram: no signature, never a duplicate.
     pub short_docs: u64,
+    /// Documents without a numeric priority field (they lose every tie).
+    #[serde(default)]
+    pub missing_priority: u64,
     pub error_docs: u64,
     pub errors: BTreeMap<String, Occurrences>,
 }
@@ -68,6 +83,7 @@ impl SignatureStats {
         self.input_docs += other.input_docs;
         self.signed_docs += other.signed_docs;
         self.short_docs += other.short_docs;
+        self.missing_priority += other.missing_priority;
         self.error_docs += other.error_docs;
         for (kind, occurrences) in &other.errors {
             self.errors.entry(kind.clone()).or_default().merge(occurrences);
@@ -93,7 +109,24 @@ pub struct StageParams {
     pub rows: usize,
     pub seed: u32,
     pub units: usize,
+    /// The field that chose the kept copy, if any.
+    #[serde(default)]
+    pub priority: Option<String>,
+    /// The earlier dataset this one is deduplicated against, if any.
+    #[serde(default)]
+    pub index: Option<IndexRef>,
 }
+
+/// An earlier dataset's signatures, as the later stages read them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexRef {
+    pub work: PathBuf,
+    pub units: usize,
+}
+
+/// Edges and removal lists name an index document's unit as this plus its
+/// unit number, so that the two datasets' units never collide.
+pub const INDEX_UNIT: u32 = 1 << 31;
 
 impl StageParams {
     pub fn config(&self) -> MinHashConfig {
@@ -114,6 +147,14 @@ impl StageParams {
     }
 }
 
+/// The counts of a unit whose signatures are complete.
+pub fn unit_stats(work: &Path, unit: usize) -> Result<SignatureStats, String> {
+    let path = marker_path(work, unit);
+    let bytes =
+        std::fs::read(&path).map_err(|e| format!("{}: {e} (its signatures are not complete)", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Whether every unit's signatures are complete.
 pub fn missing_units(work: &Path, units: usize) -> Vec<usize> {
     (0..units).filter(|&u| !marker_path(work, u).is_file()).collect()
@@ -129,19 +170,23 @@ struct Fingerprint<'a> {
     seed: u32,
     names: (&'a str, &'a str),
     plan: &'a Plan,
+    priority: Option<&'a str>,
+    index: Option<&'a IndexRef>,
 }
 
-/// The fingerprint of signatures made with `config` from `plan`'s input,
-/// kept in `signatures/run.json`.
-pub fn fingerprint(config: &MinHashConfig, names: &FieldNames, plan: &Plan) -> String {
+/// The fingerprint of the signatures of `plan`'s input made with
+/// `params`, kept in `signatures/run.json`.
+pub fn fingerprint(params: &StageParams, names: &FieldNames, plan: &Plan) -> String {
     let fingerprint = Fingerprint {
-        method: config.method.name(),
-        n_grams: config.n_grams,
-        bands: config.bands,
-        rows: config.rows,
-        seed: config.seed,
+        method: params.method.name(),
+        n_grams: params.n_grams,
+        bands: params.bands,
+        rows: params.rows,
+        seed: params.seed,
         names: (&names.text, &names.id),
         plan,
+        priority: params.priority.as_deref(),
+        index: params.index.as_ref(),
     };
     format!("{:032x}", xxh3_128(&serde_json::to_vec(&fingerprint).expect("serialisable")))
 }
@@ -153,7 +198,21 @@ pub fn run(options: &SignatureOptions) -> Result<SignatureStats, String> {
     let dir = options.work.join("signatures");
     std::fs::create_dir_all(dir.join("units")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let c = &options.config;
-    let fingerprint = fingerprint(c, &options.names, &plan);
+    let index = match &options.index {
+        Some(work) => Some(index_ref(work, c)?),
+        None => None,
+    };
+    let params = StageParams {
+        method: c.method,
+        n_grams: c.n_grams,
+        bands: c.bands,
+        rows: c.rows,
+        seed: c.seed,
+        units: plan.units.len(),
+        priority: options.priority.clone(),
+        index,
+    };
+    let fingerprint = fingerprint(&params, &options.names, &plan);
     let run_path = dir.join("run.json");
     let owner = format!("rank-{}", options.task.rank);
     // Tasks may start together: each claims the folder with its own temporary file.
@@ -166,14 +225,6 @@ pub fn run(options: &SignatureOptions) -> Result<SignatureStats, String> {
         ));
     }
 
-    let params = StageParams {
-        method: c.method,
-        n_grams: c.n_grams,
-        bands: c.bands,
-        rows: c.rows,
-        seed: c.seed,
-        units: plan.units.len(),
-    };
     let params_path = dir.join("params.json");
     atomic::write_shared(&params_path, &serde_json::to_vec_pretty(&params).expect("serialisable"), &owner)
         .map_err(|e| format!("{}: {e}", params_path.display()))?;
@@ -192,6 +243,47 @@ pub fn run(options: &SignatureOptions) -> Result<SignatureStats, String> {
         stats.merge(&result?);
     }
     Ok(stats)
+}
+
+/// The earlier dataset at `work`, once its signatures are complete and made
+/// with the same method and parameters as `config`.
+fn index_ref(work: &Path, config: &MinHashConfig) -> Result<IndexRef, String> {
+    let theirs = StageParams::load(work).map_err(|e| format!("--index: {e}"))?;
+    if theirs.config() != *config {
+        return Err(format!(
+            "--index {}: its signatures were made with {} (n_grams {}, {} bands × {} rows, seed {}); this run uses {} \
+             (n_grams {}, {} bands × {} rows, seed {}): they cannot be matched",
+            work.display(),
+            theirs.method.name(),
+            theirs.n_grams,
+            theirs.bands,
+            theirs.rows,
+            theirs.seed,
+            config.method.name(),
+            config.n_grams,
+            config.bands,
+            config.rows,
+            config.seed
+        ));
+    }
+    if theirs.index.is_some() {
+        return Err(format!(
+            "--index {}: that dataset was itself deduplicated against another; index the dataset it was matched \
+             against separately",
+            work.display()
+        ));
+    }
+    let missing = missing_units(work, theirs.units);
+    if let Some(first) = missing.first() {
+        return Err(format!(
+            "--index {}: {} of its {} units have no signatures (unit {first} first)",
+            work.display(),
+            missing.len(),
+            theirs.units
+        ));
+    }
+    let work = work.canonicalize().map_err(|e| format!("--index {}: {e}", work.display()))?;
+    Ok(IndexRef { work, units: theirs.units })
 }
 
 struct UnitContext<'a> {
@@ -213,9 +305,27 @@ impl UnitContext<'_> {
         }
         let mut stats = SignatureStats { units: 1, ..Default::default() };
         let mut bands: Vec<Vec<Record>> = vec![Vec::new(); c.bands];
+        let mut infos = Vec::new();
         let mut batches = UnitBatches::new(self.plan, vec![unit], self.read.clone());
         let mut doc = 0u32;
         while let Some((_, docs)) = batches.next_batch() {
+            for d in &docs {
+                let priority = match &self.options.priority {
+                    Some(field) => {
+                        let value = d
+                            .fields
+                            .iter()
+                            .find(|(name, _)| name == field)
+                            .and_then(|(_, raw)| docinfo::priority_of(raw.get()));
+                        if value.is_none() {
+                            stats.missing_priority += 1;
+                        }
+                        value.unwrap_or(f64::NAN)
+                    }
+                    None => f64::NAN,
+                };
+                infos.push(DocInfo { id: d.id.clone(), priority });
+            }
             let signatures: Vec<Option<Vec<u64>>> = docs.par_iter().map(|d| self.hasher.signature(&d.text)).collect();
             self.progress.add(0, docs.len() as u64);
             stats.input_docs += docs.len() as u64;
@@ -241,6 +351,7 @@ impl UnitContext<'_> {
             .enumerate()
             .map(|(band, records)| (band_path(work, band, unit), sigfile::encode(c, band, unit as u32, records)))
             .collect();
+        let written = written.into_iter().chain([(docinfo::path(work, unit), docinfo::encode(unit as u32, &infos))]);
         for (path, content) in written {
             let parent = path.parent().expect("a band folder");
             std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
@@ -265,6 +376,10 @@ impl UnitContext<'_> {
                 eprintln!("curate: {e}; computing unit {unit} again");
                 return None;
             }
+        }
+        if let Err(e) = docinfo::read(&docinfo::path(work, unit), unit as u32) {
+            eprintln!("curate: {e}; computing unit {unit} again");
+            return None;
         }
         Some(stats)
     }

@@ -91,7 +91,7 @@ fn near_copies_share_a_bucket_and_other_documents_do_not() {
 }
 
 #[test]
-fn one_task_and_three_tasks_write_the_same_files() {
+fn one_task_and_eight_tasks_write_the_same_files_and_keep_the_same_documents() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir(&input).unwrap();
@@ -101,14 +101,29 @@ fn one_task_and_three_tasks_write_the_same_files() {
     }
     let one = dir.path().join("one");
     assert!(signatures(&input, &one, &["--threads", "1"]).status.success());
-    let three = dir.path().join("three");
-    for rank in 0..3 {
-        let out = signatures(&input, &three, &["--rank", &rank.to_string(), "--world-size", "3", "--threads", "2"]);
+    let eight = dir.path().join("eight");
+    for rank in 0..8 {
+        let out = signatures(&input, &eight, &["--rank", &rank.to_string(), "--world-size", "8", "--threads", "2"]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    let (a, b) = (snapshot(&one.join("signatures")), snapshot(&three.join("signatures")));
-    assert_eq!(a.len(), 2 + 6 + 6 * 14, "run.json, params.json, 6 unit markers, 6 × 14 band files");
+    let (a, b) = (snapshot(&one.join("signatures")), snapshot(&eight.join("signatures")));
+    assert_eq!(
+        a.len(),
+        2 + 6 + 6 + 6 * 14,
+        "run.json, params.json, 6 unit markers, 6 document files, 6 × 14 band files"
+    );
     assert!(a == b, "the files differ");
+    assert!(buckets(&one, &[]).status.success());
+    for rank in 0..8 {
+        assert!(buckets(&eight, &["--rank", &rank.to_string(), "--world-size", "8"]).status.success());
+    }
+    assert!(snapshot(&one.join("buckets")) == snapshot(&eight.join("buckets")));
+    for work in [&one, &eight] {
+        let out = curate().args(["dedup", "clusters", "--work"]).arg(work).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let (a, b) = (snapshot(&one.join("clusters")), snapshot(&eight.join("clusters")));
+    assert!(a.len() == 2 && a == b, "the removal lists or kept ids differ");
 }
 
 #[test]
@@ -198,7 +213,7 @@ fn buckets_join_each_document_with_its_near_copies_only() {
     let out = curate().args(["dedup", "clusters", "--work"]).arg(&one).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("20 clusters of duplicates hold 41 documents; 21 of them are to be removed"),
+        stderr(&out).contains("20 clusters of duplicates hold 41 of 81 documents; 21 of them are to be removed"),
         "{}",
         stderr(&out)
     );
@@ -282,6 +297,12 @@ fn the_four_stages_remove_every_near_copy_and_keep_the_originals() {
     assert_eq!(rejected.len(), 21);
     assert!(rejected.iter().all(|d| d["rejected_reason"] == "minhash_duplicate"));
     assert_eq!(stats(&out)["steps"][0]["reasons"]["minhash_duplicate"], 21);
+    // Each rejected copy names the document kept in its place.
+    for d in &rejected {
+        let id = d["id"].as_str().unwrap();
+        let twin = if id == "copy-0" { 0 } else { id["near-".len()..].parse().unwrap() };
+        assert_eq!(d["duplicate_of"], docs[twin]["id"], "{id}");
+    }
 
     let (o, out) = run_with("annotate", "");
     assert!(o.status.success(), "{}", stderr(&o));
@@ -341,4 +362,135 @@ fn exact_methods_remove_copies_and_keep_the_first() {
         let dropped = stats(&output)["steps"][0]["reasons"]["exact_duplicate"].as_u64().unwrap();
         assert_eq!(dropped as usize, docs.len() - kept.len());
     }
+}
+
+/// Runs the three stages into `work` with `flags` for the signatures, then
+/// the `dedup` step over `input`; returns the kept and the rejected documents.
+fn dedup_through(dir: &Path, input: &Path, work: &Path, flags: &[&str], format: &str) -> (Vec<Value>, Vec<Value>) {
+    let out = signatures(input, work, flags);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(buckets(work, &[]).status.success());
+    let out = curate().args(["dedup", "clusters", "--work"]).arg(work).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let output = dir.join(format!("out-{}", work.file_name().unwrap().to_string_lossy()));
+    let p = pipeline(
+        dir,
+        &format!(
+            "[input]\npath = \"{}\"\n[[step]]\ntype = \"dedup\"\nwork = \"{}\"\n[output]\npath = \"{}\"\nformat = \"{format}\"\nrejected = true\n",
+            input.display(),
+            work.display(),
+            output.display()
+        ),
+    );
+    run_ok(&p, &[]);
+    if format == "jsonl" {
+        return (jsonl_docs(&output), jsonl_docs(&output.join("rejected")));
+    }
+    let rows = |dir: &Path| -> Vec<Value> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .collect();
+        files.sort();
+        let mut rows = Vec::new();
+        for f in files {
+            for batch in read_parquet(&f) {
+                let mut writer = arrow_json::ArrayWriter::new(Vec::new());
+                writer.write(&batch).unwrap();
+                writer.finish().unwrap();
+                rows.extend(serde_json::from_slice::<Vec<Value>>(&writer.into_inner()).unwrap());
+            }
+        }
+        rows
+    };
+    (rows(&output), rows(&output.join("rejected")))
+}
+
+fn ids(docs: &[Value]) -> Vec<&str> {
+    docs.iter().map(|d| d["id"].as_str().unwrap()).collect()
+}
+
+/// `--priority`: each cluster keeps its document with the highest value of a
+/// field (ties and documents without one: the first), and the rejected
+/// copies name it, in Parquet output too.
+#[test]
+fn a_priority_field_chooses_the_kept_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = [
+        serde_json::json!({"id": "a", "score": 1, "text": "The café opened in 1999, on Main Street."}),
+        serde_json::json!({"id": "b", "score": "7.5", "text": "the cafe opened in 2024 on main street"}),
+        serde_json::json!({"id": "c", "score": 7.5, "text": "The café opened in 1999, on Main Street."}),
+        serde_json::json!({"id": "d", "text": "A different sentence altogether."}),
+        serde_json::json!({"id": "e", "text": "a different sentence altogether"}),
+        serde_json::json!({"id": "f", "score": 0, "text": "A different sentence altogether!"}),
+    ];
+    let input = dir.path().join("docs.jsonl");
+    write_jsonl(&input, &docs);
+    let (kept, rejected) = dedup_through(dir.path(), &input, &dir.path().join("w1"), &["--method", "exact"], "jsonl");
+    assert_eq!((ids(&kept), ids(&rejected)), (vec!["a", "d"], vec!["b", "c", "e", "f"]));
+    let flags = ["--method", "exact", "--priority", "score"];
+    let (kept, rejected) = dedup_through(dir.path(), &input, &dir.path().join("w2"), &flags, "parquet");
+    // b and c tie at 7.5 (b's is a string holding a number): b is first.
+    assert_eq!((ids(&kept), ids(&rejected)), (vec!["b", "f"], vec!["a", "c", "d", "e"]));
+    let twins: Vec<&str> = rejected.iter().map(|d| d["duplicate_of"].as_str().unwrap()).collect();
+    assert_eq!(twins, ["b", "b", "f", "f"]);
+    let counts: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("w2/signatures/stats/rank-00000-of-00001.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(counts["missing_priority"], 2);
+}
+
+/// `--index`: new data deduplicated against an earlier dataset loses every
+/// document that has a copy there, and among its own copies keeps the
+/// first; the earlier dataset's own duplicates are not reported.
+#[test]
+fn new_data_is_deduplicated_against_an_index_of_an_earlier_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (docs, _) = corpus();
+    // The earlier dataset: documents 0..30 and a copy of document 1 (its own duplicate).
+    let old: Vec<Value> = docs[..30]
+        .iter()
+        .cloned()
+        .chain([serde_json::json!({"id": "old-copy-1", "text": docs[1]["text"].clone()})])
+        .collect();
+    let old_input = dir.path().join("old.jsonl");
+    write_jsonl(&old_input, &old);
+    let old_work = dir.path().join("old-work");
+    assert!(signatures(&old_input, &old_work, &[]).status.success());
+    // The new data: near copies of documents 0..20 (of which 0..20 are in the
+    // index), documents 40..60 (not in it), and a copy of document 45.
+    let new: Vec<Value> = docs[60..80]
+        .iter()
+        .chain(&docs[40..60])
+        .cloned()
+        .chain([serde_json::json!({"id": "new-copy-45", "text": docs[45]["text"].clone()})])
+        .collect();
+    let new_input = dir.path().join("new.jsonl");
+    write_jsonl(&new_input, &new);
+    let index = old_work.to_str().unwrap();
+    let (kept, rejected) =
+        dedup_through(dir.path(), &new_input, &dir.path().join("new-work"), &["--index", index], "jsonl");
+    let expected_kept: Vec<&str> = ids(&docs[40..60]);
+    assert_eq!(ids(&kept), expected_kept);
+    let mut expected_rejected: Vec<&str> = ids(&docs[60..80]);
+    expected_rejected.push("new-copy-45");
+    assert_eq!(ids(&rejected), expected_rejected);
+    for d in &rejected {
+        let id = d["id"].as_str().unwrap();
+        let twin = match id {
+            "new-copy-45" => docs[45]["id"].as_str().unwrap().to_owned(),
+            near => docs[near["near-".len()..].parse::<usize>().unwrap()]["id"].as_str().unwrap().to_owned(),
+        };
+        assert_eq!(d["duplicate_of"].as_str(), Some(twin.as_str()), "{id}");
+    }
+    let counts: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("new-work/clusters/stats.json")).unwrap()).unwrap();
+    assert_eq!((counts["removed_docs"].as_u64(), counts["removed_for_index"].as_u64()), (Some(21), Some(20)));
+
+    // An index made with other parameters cannot be matched: refused by name.
+    let out = signatures(&new_input, &dir.path().join("other"), &["--index", index, "--seed", "2"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("old-work") && stderr(&out).contains("cannot be matched"), "{}", stderr(&out));
 }
