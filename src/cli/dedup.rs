@@ -1,10 +1,12 @@
-//! `curate dedup`: the stages of near-duplicate detection. This release
-//! has the first three, `signatures`, `buckets` and `clusters`.
+//! `curate dedup`: the stages of duplicate detection (`signatures`,
+//! `buckets`, `clusters`; the `dedup` step is the fourth) and the line
+//! counts of line-level dedup (`lines`; the `line_dedup` step uses them).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use curate::dedup::lines::{self, LineCountOptions};
 use curate::dedup::minhash::{Method, MinHashConfig};
 use curate::dedup::signatures::{self, SignatureOptions};
 use curate::dedup::{buckets, clusters};
@@ -34,6 +36,11 @@ pub enum DedupCommand {
         #[arg(long)]
         world_size: Option<usize>,
     },
+    /// Count every line of the corpus (normalised as datatrove does), for the `line_dedup` step.
+    ///
+    /// Runs as one task of many (--rank, --world-size) over shared storage;
+    /// writes WORK/lines/unit-*.counts, and a rerun skips finished units.
+    Lines(LineArgs),
     /// Join the bands' edges into clusters of near-duplicates and list every document but the one each cluster keeps.
     ///
     /// One task (parallel over the bands, 8 bytes of memory per document); writes
@@ -43,6 +50,23 @@ pub enum DedupCommand {
         #[arg(long)]
         work: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+pub struct LineArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Folder for the counts (lines/ goes here).
+    #[arg(long)]
+    pub work: PathBuf,
+    #[arg(long)]
+    pub rank: Option<usize>,
+    #[arg(long)]
+    pub world_size: Option<usize>,
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
 }
 
 #[derive(clap::Args)]
@@ -91,6 +115,36 @@ pub fn dedup(command: DedupCommand) -> ExitCode {
         DedupCommand::Signatures(args) => signatures(args),
         DedupCommand::Buckets { work, rank, world_size } => buckets(work, rank, world_size),
         DedupCommand::Clusters { work } => clusters(work),
+        DedupCommand::Lines(args) => lines(args),
+    }
+}
+
+fn lines(args: LineArgs) -> ExitCode {
+    let task = match Task::resolve(args.rank, args.world_size, |k| std::env::var(k).ok()) {
+        Ok(t) => t,
+        Err(e) => return fatal(e),
+    };
+    if args.input.threads == Some(0) {
+        return fatal("--threads must be at least 1");
+    }
+    let options = LineCountOptions {
+        input: args.input.input,
+        names: FieldNames { text: args.input.text_field, id: args.input.id_field },
+        work: args.work,
+        task,
+        threads: thread_count(args.input.threads),
+        batch_size: args.batch_size,
+        progress: args.progress,
+    };
+    match lines::run(&options) {
+        Ok(stats) => {
+            eprintln!(
+                "curate: {} lines of {} documents in {} units ({} done before), {} distinct per unit summed, {} errors",
+                stats.lines, stats.docs, stats.units, stats.skipped_units, stats.distinct_lines, stats.error_docs
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fatal(e),
     }
 }
 

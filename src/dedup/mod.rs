@@ -2,13 +2,16 @@
 //! [`signatures`] (datatrove-compatible [`minhash`] over its text
 //! [`normalize`]ation) → [`buckets`] → [`clusters`] → [`filter`] (a pipeline
 //! step). Each stage's files are in the [`frame`] envelope and verified when
-//! read. Exact, SimHash and line-level dedup come next.
+//! read. Exact dedup runs through the same stages ([`minhash::Method`]);
+//! line-level dedup is [`lines`] (counting) and [`line_step`] (the step).
 
 pub mod buckets;
 pub mod clusters;
 pub mod docinfo;
 pub mod filter;
 pub mod frame;
+pub mod line_step;
+pub mod lines;
 pub mod minhash;
 pub mod mt19937;
 pub mod normalize;

@@ -71,8 +71,13 @@ pub const STEP_TYPES: &[StepType] = &[
     },
     StepType {
         name: "dedup",
-        summary: "drop the duplicates `curate dedup clusters` listed (MinHash or exact), keeping the first of each cluster",
+        summary: "drop the duplicates `curate dedup clusters` listed (MinHash or exact), keeping one of each cluster",
         build: dedup_step,
+    },
+    StepType {
+        name: "line_dedup",
+        summary: "remove lines that `curate dedup lines` counted more than max_repeats times over the corpus (CCNet)",
+        build: line_dedup_step,
     },
     StepType {
         name: "perplexity",
@@ -163,6 +168,13 @@ fn perplexity_step(options: &toml::Table) -> Result<Box<dyn Step>, BuildError> {
         .map_err(|e| BuildError { path: Some("path".into()), message: format!("cannot read model {path}: {e}") })?;
     options.insert("model".into(), toml::Value::String(text));
     filter_step::<PerplexityConfig>(&options).map_err(|e| BuildError { message: format!("{path}: {}", e.message), ..e })
+}
+
+fn line_dedup_step(options: &toml::Table) -> Result<Box<dyn Step>, BuildError> {
+    let config = options_of::<crate::dedup::line_step::LineDedupConfig>(options)?;
+    let step =
+        crate::dedup::line_step::LineDedupStep::new(config).map_err(|message| BuildError { path: None, message })?;
+    Ok(Box::new(step))
 }
 
 fn dedup_step(options: &toml::Table) -> Result<Box<dyn Step>, BuildError> {

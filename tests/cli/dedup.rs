@@ -494,3 +494,111 @@ fn new_data_is_deduplicated_against_an_index_of_an_earlier_dataset() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("old-work") && stderr(&out).contains("cannot be matched"), "{}", stderr(&out));
 }
+
+/// Line-level dedup: `curate dedup lines` counts normalised lines over the
+/// corpus, and the `line_dedup` step removes those seen more than
+/// `max_repeats` times, dropping documents left with nothing.
+#[test]
+fn boilerplate_lines_are_removed_and_the_rest_of_each_text_stays() {
+    const NAMES: [&str; 6] = ["Ann", "Bo", "Cy", "Di", "Ed", "Flo"];
+    let dir = tempfile::tempdir().unwrap();
+    let mut docs = Vec::new();
+    for i in 0..6 {
+        let text = format!(
+            "Accept all cookies{}\nThe story of {} begins on a quiet morning in town number {}.\n\n\
+             Copyright {} Example Inc.\r\nIts ending, different every time: {}.",
+            ["", "!"][i % 2],
+            NAMES[i],
+            i * 7,
+            2019 + i,
+            ["rain", "snow", "sun", "fog", "wind", "hail"][i]
+        );
+        docs.push(serde_json::json!({"id": format!("d{i}"), "text": text}));
+    }
+    // A line seen twice only: under max_repeats = 2, it stays.
+    docs.push(serde_json::json!({"id": "twice-a", "text": "A rare line.\nAlpha."}));
+    docs.push(serde_json::json!({"id": "twice-b", "text": "a RARE line\nBeta."}));
+    docs.push(
+        serde_json::json!({"id": "all-boilerplate", "text": "ACCEPT ALL COOKIES\n---\nCopyright 2031 Example Inc."}),
+    );
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    write_jsonl(&input.join("a.jsonl"), &docs[..4]);
+    write_jsonl(&input.join("b.jsonl"), &docs[4..]);
+    let count = |work: &Path, flags: &[&str]| {
+        let out = curate()
+            .args(["dedup", "lines", "--progress", "none", "--input"])
+            .arg(&input)
+            .arg("--work")
+            .arg(work)
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let work = dir.path().join("work");
+    assert!(count(&work, &[]).contains("in 2 units (0 done before)"));
+    // Two tasks write the same counts.
+    let two = dir.path().join("two");
+    for rank in ["0", "1"] {
+        count(&two, &["--rank", rank, "--world-size", "2"]);
+    }
+    assert!(snapshot(&work.join("lines")) == snapshot(&two.join("lines")));
+    // A rerun skips what verifies and recounts a damaged unit.
+    let damaged = curate::dedup::lines::counts_path(&work, 1);
+    let bytes = std::fs::read(&damaged).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() - 5]).unwrap();
+    let err = count(&work, &[]);
+    assert!(
+        err.contains("unit-000001.counts") && err.contains("counting unit 1 again") && err.contains("(1 done before)"),
+        "{err}"
+    );
+    assert!(snapshot(&work.join("lines")) == snapshot(&two.join("lines")));
+
+    let run_mode = |mode: &str| {
+        let out = dir.path().join(format!("out-{mode}"));
+        let p = pipeline(
+            dir.path(),
+            &format!(
+                "[input]\npath = \"{}\"\n[[step]]\ntype = \"line_dedup\"\nname = \"lines\"\nmode = \"{mode}\"\nwork = \"{}\"\nmax_repeats = 2\n\
+                 [output]\npath = \"{}\"\nformat = \"jsonl\"\nrejected = true\n",
+                input.display(),
+                work.display(),
+                out.display()
+            ),
+        );
+        run_ok(&p, &[]);
+        out
+    };
+    let out = run_mode("filter");
+    let kept = jsonl_docs(&out);
+    assert_eq!(kept.len(), 8);
+    for (i, d) in kept.iter().take(6).enumerate() {
+        let weather = ["rain", "snow", "sun", "fog", "wind", "hail"][i];
+        let expected = format!(
+            "The story of {} begins on a quiet morning in town number {}.\n\nIts ending, different every time: {weather}.",
+            NAMES[i],
+            i * 7
+        );
+        assert_eq!(d["text"].as_str().unwrap(), expected);
+    }
+    assert_eq!(kept[6]["text"], "A rare line.\nAlpha.");
+    let rejected = jsonl_docs(&out.join("rejected"));
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(
+        (rejected[0]["id"].as_str(), rejected[0]["rejected_reason"].as_str()),
+        (Some("all-boilerplate"), Some("all_lines_duplicated"))
+    );
+    let s = stats(&out);
+    assert_eq!(s["steps"][0]["totals"]["removed_lines"].as_f64(), Some(14.0), "{}", s["steps"][0]);
+
+    let annotated = jsonl_docs(&run_mode("annotate"));
+    assert_eq!(annotated.len(), docs.len());
+    assert_eq!(annotated[0]["text"], docs[0]["text"], "annotate mode leaves the text alone");
+    assert_eq!(
+        (annotated[0]["lines.removed_lines"].as_f64(), annotated[0]["lines.removed_fraction"].as_f64()),
+        (Some(2.0), Some(0.5))
+    );
+    assert_eq!(annotated[6]["lines.removed_lines"].as_f64(), Some(0.0));
+}
