@@ -76,7 +76,7 @@ pub struct SignatureArgs {
     /// Folder for the stages' files (signatures/ goes here).
     #[arg(long)]
     pub work: PathBuf,
-    /// minhash (near-duplicates), exact (copies after datatrove's normalisation) or exact-raw (byte-identical text).
+    /// minhash (near-duplicates), simhash (near-duplicates by Hamming distance), exact (copies after datatrove's normalisation) or exact-raw (byte-identical text).
     #[arg(long, value_enum, default_value = "minhash")]
     pub method: Method,
     /// Words per shingle.
@@ -98,6 +98,12 @@ pub struct SignatureArgs {
     /// Choose bands × rows (keeping their product) for this Jaccard similarity.
     #[arg(long)]
     pub threshold: Option<f64>,
+    /// SimHash: the largest Hamming distance (of 64 bits) between near-duplicates.
+    #[arg(long, default_value_t = 3)]
+    pub max_distance: u32,
+    /// SimHash: blocks the fingerprint is cut into; one table per choice of blocks − max_distance of them.
+    #[arg(long, default_value_t = 6)]
+    pub blocks: u32,
     /// This task's rank (also SLURM_ARRAY_TASK_ID, SLURM_PROCID or RANK).
     #[arg(long)]
     pub rank: Option<usize>,
@@ -150,14 +156,32 @@ fn lines(args: LineArgs) -> ExitCode {
 
 fn signatures(args: SignatureArgs) -> ExitCode {
     let (mut bands, mut rows) = (args.bands, args.rows);
-    if args.method != Method::Minhash {
+    let (mut max_distance, mut blocks) = (0, 0);
+    match args.method {
+        Method::Minhash => {}
         // One band holding both halves of the 128-bit hash: equal means equal.
-        (bands, rows) = (1, 2);
+        Method::Exact | Method::ExactRaw => (bands, rows) = (1, 2),
+        Method::Simhash => {
+            if !(args.max_distance < args.blocks && args.blocks <= 64) {
+                return fatal(format!(
+                    "--blocks ({}) must exceed --max-distance ({}) and be at most 64",
+                    args.blocks, args.max_distance
+                ));
+            }
+            (max_distance, blocks) = (args.max_distance, args.blocks);
+            (bands, rows) = (curate::dedup::simhash::table_masks(blocks, max_distance).len(), 2);
+        }
     }
     if args.n_grams == 0 || bands == 0 || rows == 0 {
         return fatal("--n-grams, --bands and --rows must be at least 1");
     }
     if let Some(threshold) = args.threshold {
+        if args.method != Method::Minhash {
+            return fatal(
+                "--threshold chooses MinHash's bands and rows; it does not apply to --method ".to_string()
+                    + args.method.name(),
+            );
+        }
         if !(threshold > 0.0 && threshold < 1.0) {
             return fatal(format!("--threshold must lie between 0 and 1, not {threshold}"));
         }
@@ -174,7 +198,15 @@ fn signatures(args: SignatureArgs) -> ExitCode {
         input: args.input.input,
         names: FieldNames { text: args.input.text_field, id: args.input.id_field },
         work: args.work,
-        config: MinHashConfig { method: args.method, n_grams: args.n_grams, bands, rows, seed: args.seed },
+        config: MinHashConfig {
+            method: args.method,
+            n_grams: args.n_grams,
+            bands,
+            rows,
+            seed: args.seed,
+            max_distance,
+            blocks,
+        },
         priority: args.priority,
         index: args.index,
         task,

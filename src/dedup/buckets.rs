@@ -66,16 +66,41 @@ pub fn edges_path(work: &Path, band: usize) -> PathBuf {
 /// sorted records (datatrove's bucket stage pairs them the same way), but
 /// none between two documents of an index: an index's own duplicates are
 /// not this run's business, and a run's index documents sort last.
-pub fn bucket_edges(records: &[Record]) -> Vec<Edge> {
+///
+/// SimHash's records are (table key, fingerprint): within a run of equal
+/// keys, equal fingerprints are chained as above, and the first holders of
+/// each two distinct fingerprints within `max_distance` bits are joined.
+pub fn bucket_edges(records: &[Record], simhash_distance: Option<u32>) -> Vec<Edge> {
+    let doc = |r: &Record| (r.unit, r.doc);
+    let edge = |a: &Record, b: &Record| (doc(a).min(doc(b)), doc(a).max(doc(b)));
     let mut edges: Vec<Edge> = records
         .windows(2)
         .filter(|w| w[0].hashes == w[1].hashes && w[0].unit < INDEX_UNIT)
-        .map(|w| {
-            let (a, b) = ((w[0].unit, w[0].doc), (w[1].unit, w[1].doc));
-            (a.min(b), a.max(b))
-        })
+        .map(|w| edge(&w[0], &w[1]))
         .collect();
+    if let Some(max_distance) = simhash_distance {
+        let mut rest = records;
+        while let Some(first) = rest.first() {
+            let n = rest.iter().take_while(|r| r.hashes[0] == first.hashes[0]).count();
+            let distinct: Vec<&Record> = rest[..n]
+                .iter()
+                .enumerate()
+                .filter(|(i, r)| *i == 0 || rest[i - 1].hashes[1] != r.hashes[1])
+                .map(|(_, r)| r)
+                .collect();
+            for (i, a) in distinct.iter().enumerate() {
+                for b in &distinct[i + 1..] {
+                    let both_index = a.unit >= INDEX_UNIT && b.unit >= INDEX_UNIT;
+                    if !both_index && super::simhash::distance(a.hashes[1], b.hashes[1]) <= max_distance {
+                        edges.push(edge(a, b));
+                    }
+                }
+            }
+            rest = &rest[n..];
+        }
+    }
     edges.sort_unstable();
+    edges.dedup();
     edges
 }
 
@@ -158,7 +183,8 @@ pub fn run(work: &Path, task: Task) -> Result<BucketStats, String> {
             records.extend(file?);
         }
         records.par_sort_unstable();
-        let edges = bucket_edges(&records);
+        let simhash_distance = (params.method == super::minhash::Method::Simhash).then_some(params.max_distance);
+        let edges = bucket_edges(&records, simhash_distance);
         std::fs::create_dir_all(path.parent().expect("a folder")).map_err(|e| format!("{}: {e}", path.display()))?;
         atomic::write(&path, &encode(&params, band, &edges)).map_err(|e| format!("{}: {e}", path.display()))?;
         stats.bands += 1;
@@ -187,7 +213,26 @@ mod tests {
             record(&[7, 7], 0, 0),
         ];
         records.sort();
-        assert_eq!(bucket_edges(&records), [((0, 0), (2, 2)), ((0, 5), (0, 9)), ((0, 9), (1, 0))]);
+        assert_eq!(bucket_edges(&records, None), [((0, 0), (2, 2)), ((0, 5), (0, 9)), ((0, 9), (1, 0))]);
+    }
+
+    #[test]
+    fn simhash_buckets_join_fingerprints_within_the_distance() {
+        let mut records = vec![
+            record(&[0xff00, 0xff00_0000_0000_0001], 0, 0),
+            record(&[0xff00, 0xff00_0000_0000_0001], 0, 4),
+            record(&[0xff00, 0xff00_0000_0000_0007], 1, 1),
+            record(&[0xff00, 0xff00_0000_0000_00ff], 1, 2),
+            record(&[0xff00, 0xff00_0000_0000_000f], INDEX_UNIT, 3),
+            record(&[0xff00, 0xff00_0000_0000_000f], INDEX_UNIT, 9),
+            record(&[0x0f00, 0x0f00_0000_0000_0001], 2, 0),
+        ];
+        records.sort();
+        // Distances: 1 vs 7 is 2 bits, 1 vs 0xf 3, 7 vs 0xf 1, 0xff is 4+ from all.
+        assert_eq!(
+            bucket_edges(&records, Some(3)),
+            [((0, 0), (0, 4)), ((0, 0), (1, 1)), ((0, 0), (INDEX_UNIT, 3)), ((1, 1), (INDEX_UNIT, 3)),]
+        );
     }
 
     #[test]
@@ -199,6 +244,8 @@ mod tests {
             rows: 8,
             seed: 1,
             units: 3,
+            max_distance: 0,
+            blocks: 0,
             priority: None,
             index: None,
         };

@@ -506,6 +506,8 @@ mod tests {
             rows: 8,
             seed: 1,
             units: 4,
+            max_distance: 0,
+            blocks: 0,
             priority: None,
             index: None,
         };

@@ -65,7 +65,11 @@ impl DedupStep {
             .into_iter()
             .map(|(doc, id)| (doc, RawValue::from_string(serde_json::to_string(&id).expect("a string")).expect("JSON")))
             .collect();
-        let reason = if params.method == Method::Minhash { "minhash_duplicate" } else { "exact_duplicate" };
+        let reason = match params.method {
+            Method::Minhash => "minhash_duplicate",
+            Method::Simhash => "simhash_duplicate",
+            Method::Exact | Method::ExactRaw => "exact_duplicate",
+        };
         let metadata = [(DUPLICATE_OF.to_string(), false)];
         Ok(DedupStep { work: config.work, reason, params, members, kept_ids, metadata })
     }

@@ -15,6 +15,7 @@ use xxhash_rust::xxh64::xxh64;
 
 use super::mt19937::RandomState;
 use super::normalize::simplify_text;
+use super::simhash;
 
 const MERSENNE_PRIME: u64 = (1 << 61) - 1;
 
@@ -30,6 +31,8 @@ pub enum Method {
     Exact,
     /// xxh3-128 of the text as it is: byte-identical copies.
     ExactRaw,
+    /// SimHash of word n-grams: near-duplicates within a Hamming distance.
+    Simhash,
 }
 
 impl Method {
@@ -38,13 +41,16 @@ impl Method {
             Method::Minhash => "minhash",
             Method::Exact => "exact",
             Method::ExactRaw => "exact-raw",
+            Method::Simhash => "simhash",
         }
     }
 }
 
 /// datatrove's `MinhashConfig` defaults: word 5-grams, 14 bands of 8 rows,
 /// seed 1, 64-bit xxHash. Exact methods use one band of two rows (the two
-/// halves of a 128-bit hash).
+/// halves of a 128-bit hash). SimHash uses one band per table of
+/// [`simhash::table_masks`]`(blocks, max_distance)`, of two rows: the
+/// table's key and the whole fingerprint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MinHashConfig {
     pub method: Method,
@@ -52,11 +58,15 @@ pub struct MinHashConfig {
     pub bands: usize,
     pub rows: usize,
     pub seed: u32,
+    /// SimHash only (0 otherwise): the largest Hamming distance of a near-duplicate.
+    pub max_distance: u32,
+    /// SimHash only (0 otherwise): the blocks the fingerprint is cut into.
+    pub blocks: u32,
 }
 
 impl Default for MinHashConfig {
     fn default() -> Self {
-        MinHashConfig { method: Method::Minhash, n_grams: 5, bands: 14, rows: 8, seed: 1 }
+        MinHashConfig { method: Method::Minhash, n_grams: 5, bands: 14, rows: 8, seed: 1, max_distance: 0, blocks: 0 }
     }
 }
 
@@ -110,6 +120,8 @@ pub struct MinHasher {
     config: MinHashConfig,
     a: Vec<u64>,
     b: Vec<u64>,
+    /// SimHash's table keys.
+    masks: Vec<u64>,
 }
 
 impl MinHasher {
@@ -118,7 +130,11 @@ impl MinHasher {
         let mut random = RandomState::new(config.seed);
         let a = (0..hashes).map(|_| random.randint_u64(1, MERSENNE_PRIME)).collect();
         let b = (0..hashes).map(|_| random.randint_u64(0, MERSENNE_PRIME)).collect();
-        MinHasher { config, a, b }
+        let masks = match config.method {
+            Method::Simhash => simhash::table_masks(config.blocks, config.max_distance),
+            _ => Vec::new(),
+        };
+        MinHasher { config, a, b, masks }
     }
 
     /// The hashed word n-grams of `text`; none when it has fewer than
@@ -156,6 +172,10 @@ impl MinHasher {
             Method::Minhash => {}
             Method::Exact => return exact(&simplify_text(text)),
             Method::ExactRaw => return exact(text),
+            Method::Simhash => {
+                let f = simhash::fingerprint(&self.shingles(text))?;
+                return Some(self.masks.iter().flat_map(|m| [f & m, f]).collect());
+            }
         }
         let shingles = self.shingles(text);
         if shingles.is_empty() {

@@ -2,7 +2,8 @@
 //! [`signatures`] (datatrove-compatible [`minhash`] over its text
 //! [`normalize`]ation) → [`buckets`] → [`clusters`] → [`filter`] (a pipeline
 //! step). Each stage's files are in the [`frame`] envelope and verified when
-//! read. Exact dedup runs through the same stages ([`minhash::Method`]);
+//! read. Exact dedup and [`simhash`] run through the same stages
+//! ([`minhash::Method`]);
 //! line-level dedup is [`lines`] (counting) and [`line_step`] (the step).
 
 pub mod buckets;
@@ -17,3 +18,4 @@ pub mod mt19937;
 pub mod normalize;
 pub mod sigfile;
 pub mod signatures;
+pub mod simhash;

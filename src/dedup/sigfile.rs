@@ -40,6 +40,10 @@ struct Header {
     bands: usize,
     rows: usize,
     seed: u32,
+    #[serde(default)]
+    max_distance: u32,
+    #[serde(default)]
+    blocks: u32,
     band: usize,
     unit: u32,
     records: u64,
@@ -58,6 +62,8 @@ fn header(config: &MinHashConfig, band: usize, unit: u32, records: usize) -> Hea
         bands: config.bands,
         rows: config.rows,
         seed: config.seed,
+        max_distance: config.max_distance,
+        blocks: config.blocks,
         band,
         unit,
         records: records as u64,

@@ -109,6 +109,10 @@ pub struct StageParams {
     pub rows: usize,
     pub seed: u32,
     pub units: usize,
+    #[serde(default)]
+    pub max_distance: u32,
+    #[serde(default)]
+    pub blocks: u32,
     /// The field that chose the kept copy, if any.
     #[serde(default)]
     pub priority: Option<String>,
@@ -136,6 +140,8 @@ impl StageParams {
             bands: self.bands,
             rows: self.rows,
             seed: self.seed,
+            max_distance: self.max_distance,
+            blocks: self.blocks,
         }
     }
 
@@ -168,6 +174,7 @@ struct Fingerprint<'a> {
     bands: usize,
     rows: usize,
     seed: u32,
+    simhash: (u32, u32),
     names: (&'a str, &'a str),
     plan: &'a Plan,
     priority: Option<&'a str>,
@@ -183,6 +190,7 @@ pub fn fingerprint(params: &StageParams, names: &FieldNames, plan: &Plan) -> Str
         bands: params.bands,
         rows: params.rows,
         seed: params.seed,
+        simhash: (params.max_distance, params.blocks),
         names: (&names.text, &names.id),
         plan,
         priority: params.priority.as_deref(),
@@ -209,6 +217,8 @@ pub fn run(options: &SignatureOptions) -> Result<SignatureStats, String> {
         rows: c.rows,
         seed: c.seed,
         units: plan.units.len(),
+        max_distance: c.max_distance,
+        blocks: c.blocks,
         priority: options.priority.clone(),
         index,
     };

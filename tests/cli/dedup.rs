@@ -602,3 +602,44 @@ fn boilerplate_lines_are_removed_and_the_rest_of_each_text_stays() {
     );
     assert_eq!(annotated[6]["lines.removed_lines"].as_f64(), Some(0.0));
 }
+
+/// SimHash through the same stages: near copies (one word of 100 or more
+/// changed) land within 10 bits of their original and are removed; the
+/// unrelated documents all stay. A pair's distance is not certain to be 3
+/// or less, so the test asks for most pairs, and checks each removal.
+#[test]
+fn simhash_removes_near_copies_and_keeps_every_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let (docs, _) = corpus();
+    let input = dir.path().join("docs.jsonl");
+    write_jsonl(&input, &docs);
+    let out =
+        signatures(&input, &dir.path().join("bad"), &["--method", "simhash", "--max-distance", "6", "--blocks", "6"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--blocks (6) must exceed --max-distance (6)"), "{}", stderr(&out));
+    let work = dir.path().join("work");
+    // One changed word of 100 flips about 5 of 64 bits (the expected
+    // distance is 64 × angle / π): short documents need a wider distance than
+    // the default 3, which suits long web pages.
+    let flags = ["--method", "simhash", "--n-grams", "3", "--max-distance", "10", "--blocks", "12"];
+    let (kept, rejected) = dedup_through(dir.path(), &input, &work, &flags, "jsonl");
+    let params = curate::dedup::signatures::StageParams::load(&work).unwrap();
+    assert_eq!((params.bands, params.rows, params.max_distance, params.blocks), (66, 2, 10, 12));
+    let originals: BTreeSet<&str> = ids(&docs[..60]).into_iter().collect();
+    assert!(originals.iter().all(|id| ids(&kept).contains(id)), "an original was removed");
+    assert!(rejected.len() >= 18, "only {} of 21 copies found", rejected.len());
+    for d in &rejected {
+        assert_eq!(d["rejected_reason"], "simhash_duplicate");
+        let id = d["id"].as_str().unwrap();
+        let twin = if id == "copy-0" { 0 } else { id["near-".len()..].parse().unwrap() };
+        // The kept document is the original, or for copy-0 possibly near-0 when the original is farther.
+        let kept_id = d["duplicate_of"].as_str().unwrap();
+        assert!(kept_id == docs[twin]["id"] || (id == "copy-0" && kept_id == "near-0"), "{id} → {kept_id}");
+    }
+    assert!(rejected.iter().any(|d| d["id"] == "copy-0"), "an exact copy is at distance 0");
+    // The defaults: distance 3 over 6 blocks, 20 tables.
+    let default = dir.path().join("default");
+    assert!(signatures(&input, &default, &["--method", "simhash"]).status.success());
+    let params = curate::dedup::signatures::StageParams::load(&default).unwrap();
+    assert_eq!((params.bands, params.max_distance, params.blocks), (20, 3, 6));
+}
