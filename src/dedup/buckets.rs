@@ -27,7 +27,6 @@ use super::frame;
 use super::sigfile::{self, Record};
 use super::signatures::{band_path, missing_units, StageParams, INDEX_UNIT};
 use crate::engine::task::Task;
-use crate::io::atomic;
 
 const MAGIC: &[u8; 8] = b"CURATEED";
 const EDGE_BYTES: usize = 16;
@@ -186,7 +185,7 @@ pub fn run(work: &Path, task: Task) -> Result<BucketStats, String> {
         let simhash_distance = (params.method == super::minhash::Method::Simhash).then_some(params.max_distance);
         let edges = bucket_edges(&records, simhash_distance);
         std::fs::create_dir_all(path.parent().expect("a folder")).map_err(|e| format!("{}: {e}", path.display()))?;
-        atomic::write(&path, &encode(&params, band, &edges)).map_err(|e| format!("{}: {e}", path.display()))?;
+        super::commit(&path, &encode(&params, band, &edges))?;
         stats.bands += 1;
         stats.records += records.len() as u64;
         stats.edges += edges.len() as u64;

@@ -34,7 +34,6 @@ use super::buckets::{self, edges_path};
 use super::docinfo;
 use super::frame;
 use super::signatures::{self, StageParams, INDEX_UNIT};
-use crate::io::atomic;
 
 const MAGIC: &[u8; 8] = b"CURATECL";
 const IDS_MAGIC: &[u8; 8] = b"CURATEKI";
@@ -356,6 +355,14 @@ pub fn run(work: &Path) -> Result<ClusterStats, String> {
             return Err(format!("{}: missing; finish `curate dedup buckets` first", path.display()));
         }
     }
+    let folder = work.join("clusters");
+    std::fs::create_dir_all(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+    for stale in [removals_path(work), kept_ids_path(work)] {
+        match std::fs::remove_file(&stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(format!("{}: {e}", stale.display())),
+            _ => {}
+        }
+    }
     let layout = Layout::load(work, &params)?;
     let forest = Forest::new(layout.total());
     (0..params.bands).into_par_iter().try_for_each(|band| -> Result<(), String> {
@@ -371,14 +378,14 @@ pub fn run(work: &Path) -> Result<ClusterStats, String> {
     let (removals, stats) = removals(&forest, &layout, priority.as_deref());
     drop(forest);
     let ids = kept_ids(work, &params, &removals)?;
-    let path = removals_path(work);
-    std::fs::create_dir_all(path.parent().expect("a folder")).map_err(|e| format!("{}: {e}", path.display()))?;
-    atomic::write(&path, &encode(&params, &removals)).map_err(|e| format!("{}: {e}", path.display()))?;
-    let ids_path = kept_ids_path(work);
-    atomic::write(&ids_path, &encode_kept_ids(&ids)).map_err(|e| format!("{}: {e}", ids_path.display()))?;
-    let stats_path = work.join("clusters").join("stats.json");
-    atomic::write(&stats_path, &serde_json::to_vec_pretty(&stats).expect("serialisable"))
-        .map_err(|e| format!("{}: {e}", stats_path.display()))?;
+    // The kept ids first and the removal list last, each over any earlier
+    // run's (deleted up front): a removal list always has its ids beside it.
+    super::commit(&kept_ids_path(work), &encode_kept_ids(&ids))?;
+    super::commit(&removals_path(work), &encode(&params, &removals))?;
+    super::commit(
+        &work.join("clusters").join("stats.json"),
+        &serde_json::to_vec_pretty(&stats).expect("serialisable"),
+    )?;
     Ok(stats)
 }
 

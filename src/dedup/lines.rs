@@ -176,7 +176,7 @@ pub fn run(options: &LineCountOptions) -> Result<LineCountStats, String> {
         }
         stats.error_docs = batches.error_docs;
         stats.distinct_lines = counts.len() as u64;
-        atomic::write(&path, &encode(unit as u32, &counts)).map_err(|e| format!("{}: {e}", path.display()))?;
+        super::commit(&path, &encode(unit as u32, &counts))?;
         progress.add(plan.units[unit].bytes, 0);
         Ok::<_, String>(stats)
     });

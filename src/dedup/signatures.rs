@@ -365,11 +365,10 @@ impl UnitContext<'_> {
         for (path, content) in written {
             let parent = path.parent().expect("a band folder");
             std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-            atomic::write(&path, &content).map_err(|e| format!("{}: {e}", path.display()))?;
+            super::commit(&path, &content)?;
         }
         let marker = marker_path(work, unit);
-        atomic::write(&marker, &serde_json::to_vec(&stats).expect("serialisable"))
-            .map_err(|e| format!("{}: {e}", marker.display()))?;
+        super::commit(&marker, &serde_json::to_vec(&stats).expect("serialisable"))?;
         self.progress.add(bytes, 0);
         Ok(stats)
     }

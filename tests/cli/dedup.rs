@@ -643,3 +643,99 @@ fn simhash_removes_near_copies_and_keeps_every_original() {
     let params = curate::dedup::signatures::StageParams::load(&default).unwrap();
     assert_eq!((params.bands, params.max_distance, params.blocks), (20, 3, 6));
 }
+
+/// Starts `curate dedup ARGS` with the stage paused (the test hook) before
+/// committing its `files`-th file, then kills it with SIGKILL.
+fn kill_midway(args: &[&std::ffi::OsStr], files: u32) {
+    use std::io::{BufRead, BufReader};
+    let mut child = curate()
+        .arg("dedup")
+        .args(args)
+        .env("CURATE_TEST_PAUSE_AFTER_FILES", files.to_string())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(lines.any(|l| l.unwrap().contains("paused for test")), "the stage reaches the pause: {args:?}");
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+}
+
+/// Each stage killed midway (a file half-committed under its temporary
+/// name, others done) and run again ends with the files of a run that was
+/// never killed: no duplicates, no holes.
+#[test]
+fn each_stage_killed_midway_resumes_to_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let docs = generate_docs(300, 9);
+    for (i, chunk) in docs.chunks(50).enumerate() {
+        write_jsonl(&input.join(format!("part-{i}.jsonl")), chunk);
+    }
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let stages = |work: &Path| -> Vec<(Vec<std::ffi::OsString>, u32)> {
+        let w = work.as_os_str().to_owned();
+        let i = input.as_os_str().to_owned();
+        let common = |stage: &str| vec![os(stage), os("--work"), w.clone()];
+        let with_input = |stage: &str| {
+            let mut a = common(stage);
+            a.extend([os("--input"), i.clone(), os("--threads"), os("1"), os("--progress"), os("none")]);
+            a
+        };
+        // 6 units × (14 band files + 1 document file + 1 marker): pause at the 40th file.
+        vec![(with_input("signatures"), 40), (common("buckets"), 5), (common("clusters"), 2), (with_input("lines"), 3)]
+    };
+    let clean = dir.path().join("clean");
+    for (args, _) in stages(&clean) {
+        let out = curate().arg("dedup").args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let killed = dir.path().join("killed");
+    for (args, files) in stages(&killed) {
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        kill_midway(&refs, files);
+        let stage = args[0].to_str().unwrap();
+        let folder = killed.join(if stage == "clusters" || stage == "buckets" || stage == "lines" {
+            stage
+        } else {
+            "signatures"
+        });
+        let names: Vec<String> = walkdir(&folder);
+        assert!(names.iter().any(|n| n.ends_with(".tmp")), "{stage}: no file half-committed in {names:?}");
+        if stage == "clusters" {
+            assert!(!names.iter().any(|n| n.ends_with("remove.dups")), "{names:?}");
+        }
+        let out = curate().arg("dedup").args(&args).output().unwrap();
+        assert!(out.status.success(), "{stage}: {}", stderr(&out));
+    }
+    let files = |work: &Path| {
+        let mut all = BTreeMap::new();
+        for stage in ["signatures", "buckets", "clusters", "lines"] {
+            for (name, bytes) in snapshot(&work.join(stage)) {
+                all.insert(format!("{stage}/{name}"), bytes);
+            }
+        }
+        all
+    };
+    let (a, b) = (files(&clean), files(&killed));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, bytes) in &a {
+        assert!(b[name] == *bytes, "{name} differs");
+    }
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn walkdir(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path.to_string_lossy().into_owned());
+        }
+    }
+    out
+}
