@@ -26,11 +26,15 @@ pub enum DedupCommand {
     Signatures(SignatureArgs),
     /// Join documents whose hashes agree in a band into buckets, written as edges per band.
     ///
-    /// Reads and verifies every signature file; tasks share the bands.
+    /// Reads and verifies every signature file; tasks share the bands, or with
+    /// --ranges the parts of bands (each band's hashes cut into equal ranges).
     Buckets {
         /// The folder given to `curate dedup signatures`.
         #[arg(long)]
         work: PathBuf,
+        /// Cut each band into this many hash ranges, one task's work each: a task holds one range's records.
+        #[arg(long, default_value_t = 1)]
+        ranges: usize,
         #[arg(long)]
         rank: Option<usize>,
         #[arg(long)]
@@ -119,7 +123,7 @@ pub struct SignatureArgs {
 pub fn dedup(command: DedupCommand) -> ExitCode {
     match command {
         DedupCommand::Signatures(args) => signatures(args),
-        DedupCommand::Buckets { work, rank, world_size } => buckets(work, rank, world_size),
+        DedupCommand::Buckets { work, ranges, rank, world_size } => buckets(work, ranges, rank, world_size),
         DedupCommand::Clusters { work } => clusters(work),
         DedupCommand::Lines(args) => lines(args),
     }
@@ -240,16 +244,19 @@ fn signatures(args: SignatureArgs) -> ExitCode {
     }
 }
 
-fn buckets(work: PathBuf, rank: Option<usize>, world_size: Option<usize>) -> ExitCode {
+fn buckets(work: PathBuf, ranges: usize, rank: Option<usize>, world_size: Option<usize>) -> ExitCode {
+    if ranges == 0 {
+        return fatal("--ranges must be at least 1");
+    }
     let task = match Task::resolve(rank, world_size, |k| std::env::var(k).ok()) {
         Ok(t) => t,
         Err(e) => return fatal(e),
     };
-    match buckets::run(&work, task) {
+    match buckets::run(&work, task, ranges) {
         Ok(stats) => {
             eprintln!(
-                "curate: {} bands: {} signatures, {} edges between documents that share a bucket",
-                stats.bands, stats.records, stats.edges
+                "curate: {} parts of bands: {} signatures, {} edges between documents that share a bucket",
+                stats.parts, stats.records, stats.edges
             );
             ExitCode::SUCCESS
         }

@@ -27,6 +27,7 @@ use super::frame;
 use super::sigfile::{self, Record};
 use super::signatures::{band_path, missing_units, StageParams, INDEX_UNIT};
 use crate::engine::task::Task;
+use crate::io::atomic;
 
 const MAGIC: &[u8; 8] = b"CURATEED";
 const EDGE_BYTES: usize = 16;
@@ -34,31 +35,68 @@ const EDGE_BYTES: usize = 16;
 /// Two documents, each as (unit, place in the unit), the first earlier in input order.
 pub type Edge = ((u32, u32), (u32, u32));
 
+/// One task's share of the bucket stage: the records of one band whose
+/// first hash falls in one of `ranges` equal ranges of the 64-bit hashes.
+/// Equal hashes share a range, so a range's buckets are whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    pub band: usize,
+    pub range: usize,
+    pub ranges: usize,
+}
+
+impl Part {
+    /// Every part of a run with `bands` bands cut into `ranges` ranges, band by band.
+    pub fn all(bands: usize, ranges: usize) -> impl Iterator<Item = Part> {
+        (0..bands * ranges).map(move |i| Part { band: i / ranges, range: i % ranges, ranges })
+    }
+
+    pub fn holds(&self, hash: u64) -> bool {
+        ((u128::from(hash) * self.ranges as u128) >> 64) as usize == self.range
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Header {
     kind: String,
     params: StageParams,
-    band: usize,
+    part: Part,
     edges: u64,
     record_bytes: usize,
     sorted_by: String,
 }
 
-const KIND: &str = "minhash bucket edges";
+const KIND: &str = "bucket edges";
 
-fn header(params: &StageParams, band: usize, edges: usize) -> Header {
+fn header(params: &StageParams, part: Part, edges: usize) -> Header {
     Header {
         kind: KIND.into(),
         params: params.clone(),
-        band,
+        part,
         edges: edges as u64,
         record_bytes: EDGE_BYTES,
         sorted_by: "first document, second document".into(),
     }
 }
 
-pub fn edges_path(work: &Path, band: usize) -> PathBuf {
-    work.join("buckets").join(format!("band-{band:03}.edges"))
+pub fn edges_path(work: &Path, part: Part) -> PathBuf {
+    let name = match part.ranges {
+        1 => format!("band-{:03}.edges", part.band),
+        n => format!("band-{:03}.range-{:03}-of-{n:03}.edges", part.band, part.range),
+    };
+    work.join("buckets").join(name)
+}
+
+fn ranges_path(work: &Path) -> PathBuf {
+    work.join("buckets").join("ranges.json")
+}
+
+/// How many ranges the bucket stage cut each band into.
+pub fn ranges(work: &Path) -> Result<usize, String> {
+    let path = ranges_path(work);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e} (run `curate dedup buckets` first)", path.display()))?;
+    text.trim().parse().map_err(|_| format!("{}: not a number of ranges: {text:?}", path.display()))
 }
 
 /// Edges between consecutive documents of each run of equal hashes in
@@ -103,26 +141,26 @@ pub fn bucket_edges(records: &[Record], simhash_distance: Option<u32>) -> Vec<Ed
     edges
 }
 
-pub fn encode(params: &StageParams, band: usize, edges: &[Edge]) -> Vec<u8> {
+pub fn encode(params: &StageParams, part: Part, edges: &[Edge]) -> Vec<u8> {
     let mut body = Vec::with_capacity(edges.len() * EDGE_BYTES);
     for ((ua, da), (ub, db)) in edges {
         for v in [ua, da, ub, db] {
             body.extend_from_slice(&v.to_le_bytes());
         }
     }
-    frame::wrap(MAGIC, &header(params, band, edges.len()), &body)
+    frame::wrap(MAGIC, &header(params, part, edges.len()), &body)
 }
 
-/// Reads and verifies band `band`'s edges, written with `params`.
-pub fn read(path: &Path, params: &StageParams, band: usize) -> Result<Vec<Edge>, String> {
+/// Reads and verifies the edges of `part`, written with `params`.
+pub fn read(path: &Path, params: &StageParams, part: Part) -> Result<Vec<Edge>, String> {
     let fail = |message: String| format!("{}: {message}", path.display());
     let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
     let (found, body) =
         frame::unwrap::<Header>(&bytes, MAGIC, "edges", |h| h.edges as usize * h.record_bytes).map_err(fail)?;
-    if found != header(params, band, found.edges as usize) {
+    if found != header(params, part, found.edges as usize) {
         return Err(fail(format!(
-            "written for band {} with {:?}; this run needs band {band} with {:?}",
-            found.band, found.params, params
+            "written for {:?} with {:?}; this run needs {part:?} with {:?}",
+            found.part, found.params, params
         )));
     }
     let u32_at = |c: &[u8], i: usize| u32::from_le_bytes(c[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
@@ -136,13 +174,16 @@ pub fn read(path: &Path, params: &StageParams, band: usize) -> Result<Vec<Edge>,
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BucketStats {
-    pub bands: u64,
+    /// Parts of bands (all of each band without --ranges) done, now or before.
+    pub parts: u64,
     pub records: u64,
     pub edges: u64,
 }
 
-/// Builds the edges of this task's bands.
-pub fn run(work: &Path, task: Task) -> Result<BucketStats, String> {
+/// Builds the edges of this task's parts: each band cut into `ranges`
+/// ranges, parts shared between tasks as units are. Memory: one part's
+/// records, a 1/`ranges` share of a band's.
+pub fn run(work: &Path, task: Task, ranges: usize) -> Result<BucketStats, String> {
     let params = StageParams::load(work)?;
     let missing = missing_units(work, params.units);
     if let Some(first) = missing.first() {
@@ -154,11 +195,25 @@ pub fn run(work: &Path, task: Task) -> Result<BucketStats, String> {
         ));
     }
     let config = params.config();
+    let layout = ranges_path(work);
+    std::fs::create_dir_all(layout.parent().expect("a folder")).map_err(|e| format!("{}: {e}", layout.display()))?;
+    let owner = format!("rank-{}", task.rank);
+    if atomic::claim(&layout, &ranges.to_string(), &owner).map_err(|e| format!("{}: {e}", layout.display()))?
+        == atomic::Claim::Other
+    {
+        return Err(format!(
+            "{}: the bucket stage here cut bands into {} ranges, not {ranges}; use the same --ranges, or delete {}",
+            layout.display(),
+            std::fs::read_to_string(&layout).unwrap_or_default().trim(),
+            layout.parent().expect("a folder").display()
+        ));
+    }
     let mut stats = BucketStats::default();
-    for band in (0..config.bands).filter(|&b| task.owns(b)) {
-        let path = edges_path(work, band);
-        if let Ok(edges) = read(&path, &params, band) {
-            stats.bands += 1;
+    for (_, part) in Part::all(config.bands, ranges).enumerate().filter(|&(i, _)| task.owns(i)) {
+        let band = part.band;
+        let path = edges_path(work, part);
+        if let Ok(edges) = read(&path, &params, part) {
+            stats.parts += 1;
             stats.edges += edges.len() as u64;
             continue;
         }
@@ -171,6 +226,7 @@ pub fn run(work: &Path, task: Task) -> Result<BucketStats, String> {
             .map(|(folder, unit, base)| {
                 let mut records = sigfile::read(&band_path(folder, band, unit), &config, band, unit as u32)
                     .map_err(|e| e.to_string())?;
+                records.retain(|r| part.holds(r.hashes[0]));
                 for r in &mut records {
                     r.unit += base;
                 }
@@ -185,8 +241,8 @@ pub fn run(work: &Path, task: Task) -> Result<BucketStats, String> {
         let simhash_distance = (params.method == super::minhash::Method::Simhash).then_some(params.max_distance);
         let edges = bucket_edges(&records, simhash_distance);
         std::fs::create_dir_all(path.parent().expect("a folder")).map_err(|e| format!("{}: {e}", path.display()))?;
-        super::commit(&path, &encode(&params, band, &edges))?;
-        stats.bands += 1;
+        super::commit(&path, &encode(&params, part, &edges))?;
+        stats.parts += 1;
         stats.records += records.len() as u64;
         stats.edges += edges.len() as u64;
     }
@@ -213,6 +269,17 @@ mod tests {
         ];
         records.sort();
         assert_eq!(bucket_edges(&records, None), [((0, 0), (2, 2)), ((0, 5), (0, 9)), ((0, 9), (1, 0))]);
+    }
+
+    #[test]
+    fn ranges_split_the_hashes_evenly_and_whole() {
+        let parts: Vec<Part> = Part::all(2, 4).collect();
+        assert_eq!(parts.len(), 8);
+        assert_eq!(parts[5], Part { band: 1, range: 1, ranges: 4 });
+        for hash in [0, 1, u64::MAX / 4 - 1, u64::MAX / 4 + 1, u64::MAX / 2, u64::MAX] {
+            assert_eq!(parts[..4].iter().filter(|p| p.holds(hash)).count(), 1, "{hash}");
+        }
+        assert!(parts[0].holds(0) && parts[3].holds(u64::MAX));
     }
 
     #[test]
@@ -251,14 +318,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.edges");
         let edges = vec![((0, 1), (0, 2)), ((0, 2), (2, 7))];
-        std::fs::write(&path, encode(&params, 4, &edges)).unwrap();
-        assert_eq!(read(&path, &params, 4).unwrap(), edges);
-        assert!(read(&path, &params, 5).unwrap_err().contains("written for band 4"));
+        let part = Part { band: 4, range: 1, ranges: 3 };
+        std::fs::write(&path, encode(&params, part, &edges)).unwrap();
+        assert_eq!(read(&path, &params, part).unwrap(), edges);
+        let err = read(&path, &params, Part { band: 5, ..part }).unwrap_err();
+        assert!(err.contains("written for Part { band: 4, range: 1, ranges: 3 }"), "{err}");
+        assert!(read(&path, &params, Part { range: 2, ..part }).is_err());
         let other = StageParams { seed: 2, ..params.clone() };
-        assert!(read(&path, &other, 4).unwrap_err().contains("seed: 1"));
+        assert!(read(&path, &other, part).unwrap_err().contains("seed: 1"));
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        let err = read(&path, &params, 4).unwrap_err();
+        let err = read(&path, &params, part).unwrap_err();
         assert!(err.contains("e.edges") && err.contains("truncated"), "{err}");
     }
 }

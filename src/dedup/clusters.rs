@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::buckets::{self, edges_path};
+use super::buckets::{self, edges_path, Part};
 use super::docinfo;
 use super::frame;
 use super::signatures::{self, StageParams, INDEX_UNIT};
@@ -349,8 +349,9 @@ fn kept_ids(work: &Path, params: &StageParams, removals: &[Removal]) -> Result<B
 /// Joins every band's edges (each verified) and writes the removal list and the kept ids.
 pub fn run(work: &Path) -> Result<ClusterStats, String> {
     let params = StageParams::load(work)?;
-    for band in 0..params.bands {
-        let path = edges_path(work, band);
+    let parts: Vec<Part> = Part::all(params.bands, buckets::ranges(work)?).collect();
+    for &part in &parts {
+        let path = edges_path(work, part);
         if !path.is_file() {
             return Err(format!("{}: missing; finish `curate dedup buckets` first", path.display()));
         }
@@ -365,8 +366,8 @@ pub fn run(work: &Path) -> Result<ClusterStats, String> {
     }
     let layout = Layout::load(work, &params)?;
     let forest = Forest::new(layout.total());
-    (0..params.bands).into_par_iter().try_for_each(|band| -> Result<(), String> {
-        for (a, b) in buckets::read(&edges_path(work, band), &params, band)? {
+    parts.par_iter().try_for_each(|&part| -> Result<(), String> {
+        for (a, b) in buckets::read(&edges_path(work, part), &params, part)? {
             forest.join(layout.number(a), layout.number(b));
         }
         Ok(())

@@ -176,9 +176,10 @@ fn components(work: &Path, docs: &[Value]) -> BTreeSet<BTreeSet<String>> {
         }
         x
     }
-    for band in 0..params.bands {
-        let path = curate::dedup::buckets::edges_path(work, band);
-        for ((_, a), (_, b)) in curate::dedup::buckets::read(&path, &params, band).unwrap() {
+    let ranges = curate::dedup::buckets::ranges(work).unwrap();
+    for part in curate::dedup::buckets::Part::all(params.bands, ranges) {
+        let path = curate::dedup::buckets::edges_path(work, part);
+        for ((_, a), (_, b)) in curate::dedup::buckets::read(&path, &params, part).unwrap() {
             let (ra, rb) = (root(&mut parent, a as usize), root(&mut parent, b as usize));
             parent[ra.max(rb)] = ra.min(rb);
         }
@@ -235,6 +236,21 @@ fn buckets_join_each_document_with_its_near_copies_only() {
         assert!(buckets(&two, &["--rank", rank, "--world-size", "2"]).status.success());
     }
     assert!(snapshot(&one.join("buckets")) == snapshot(&two.join("buckets")));
+
+    // Bands cut into 3 hash ranges, shared by 2 tasks: other files, the same clusters.
+    let ranged = dir.path().join("ranged");
+    assert!(signatures(&input, &ranged, &[]).status.success());
+    for rank in ["0", "1"] {
+        let out = buckets(&ranged, &["--ranges", "3", "--rank", rank, "--world-size", "2"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    assert_eq!(snapshot(&ranged.join("buckets")).len(), 14 * 3 + 1, "42 parts and ranges.json");
+    assert_eq!(components(&ranged, &docs), components(&one, &docs));
+    let out = buckets(&ranged, &["--ranges", "2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cut bands into 3 ranges, not 2"), "{}", stderr(&out));
+    assert!(curate().args(["dedup", "clusters", "--work"]).arg(&ranged).status().unwrap().success());
+    assert!(snapshot(&one.join("clusters")) == snapshot(&ranged.join("clusters")));
 }
 
 #[test]
