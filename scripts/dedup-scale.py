@@ -73,6 +73,7 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=1_000_000)
     ap.add_argument("--dir", type=Path, required=True)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ranges", type=int, default=1, help="the bucket stage's --ranges (run as one task per part)")
     args = ap.parse_args()
     corpus = args.dir / f"docs-{args.docs}"
     started = time.perf_counter()
@@ -83,9 +84,10 @@ def main() -> None:
     curate, threads = args.curate, ["--threads", str(args.threads)]
     stages = [
         ("signatures", [curate, "dedup", "signatures", "--input", str(corpus), "--work", str(work), "--progress", "none", *threads]),
-        ("buckets", [curate, "dedup", "buckets", "--work", str(work)]),
+        ("buckets", [curate, "dedup", "buckets", "--work", str(work), "--ranges", str(args.ranges)]),
         ("clusters", [curate, "dedup", "clusters", "--work", str(work)]),
     ]
+    print(f"bucket stage: {args.ranges} range(s) per band")
     print(f"| stage | documents | wall s | peak RSS MiB |")
     print("|---|---|---|---|")
     for name, cmd in stages:

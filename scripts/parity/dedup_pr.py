@@ -13,7 +13,8 @@ aim at, (1/14)^(1/8) ≈ 0.72.
 For each tool: recall is the share of those pairs that end in one cluster;
 precision is the share of all pairs inside clusters (every two members)
 whose Jaccard is at or above the threshold. Both tools also report how many
-documents they remove.
+documents they remove. Then curate's SimHash at a few Hamming distances,
+scored against the same truth (datatrove has no SimHash).
 
     dedup_pr.py --curate BIN --work DIR FILE.jsonl[.zst] ...
 """
@@ -101,9 +102,9 @@ def run_datatrove(work, input_dir):
     return clusters_from(members), removed
 
 
-def run_curate(binary, work, input_path):
-    w = os.path.join(work, "rs")
-    for stage in (["signatures", "--input", input_path], ["buckets"], ["clusters"]):
+def run_curate(binary, work, input_path, flags=(), name="rs"):
+    w = os.path.join(work, name)
+    for stage in (["signatures", "--input", input_path, *flags], ["buckets"], ["clusters"]):
         subprocess.run([binary, "dedup", stage[0], *stage[1:], "--work", w]
                        + (["--progress", "none"] if stage[0] == "signatures" else []),
                        check=True, capture_output=True)
@@ -144,6 +145,12 @@ def main():
     dt = score("datatrove 0.10", *run_datatrove(args.work, input_dir), pairs, shingles)
     rs = score("curate", *run_curate(args.curate, args.work, path), pairs, shingles)
     print("\nsame precision and recall" if dt == rs else "\nprecision or recall differ")
+    print("\n| curate SimHash (5-grams) | precision | recall | documents removed |")
+    print("|---|---|---|---|")
+    for distance, blocks in [(3, 6), (6, 8), (10, 12), (14, 16)]:
+        flags = ["--method", "simhash", "--max-distance", str(distance), "--blocks", str(blocks)]
+        score(f"distance {distance}, {blocks} blocks", *run_curate(args.curate, args.work, path, flags,
+                                                                    f"sim-{distance}"), pairs, shingles)
 
 
 if __name__ == "__main__":

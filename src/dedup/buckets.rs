@@ -224,9 +224,9 @@ pub fn run(work: &Path, task: Task, ranges: usize) -> Result<BucketStats, String
         let files: Vec<Result<Vec<Record>, String>> = sources
             .into_par_iter()
             .map(|(folder, unit, base)| {
-                let mut records = sigfile::read(&band_path(folder, band, unit), &config, band, unit as u32)
-                    .map_err(|e| e.to_string())?;
-                records.retain(|r| part.holds(r.hashes[0]));
+                let mut records =
+                    sigfile::read_where(&band_path(folder, band, unit), &config, band, unit as u32, |h| part.holds(h))
+                        .map_err(|e| e.to_string())?;
                 for r in &mut records {
                     r.unit += base;
                 }

@@ -96,12 +96,31 @@ pub struct SigFileError {
 
 /// Reads and verifies the file of `band` and `unit` written with `config`.
 pub fn read(path: &Path, config: &MinHashConfig, band: usize, unit: u32) -> Result<Vec<Record>, SigFileError> {
-    let fail = |message: String| SigFileError { path: path.display().to_string(), message };
-    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    decode(&bytes, config, band, unit).map_err(fail)
+    read_where(path, config, band, unit, |_| true)
 }
 
-fn decode(bytes: &[u8], config: &MinHashConfig, band: usize, unit: u32) -> Result<Vec<Record>, String> {
+/// [`read`], keeping only the records whose first hash passes `keep` (the
+/// whole file is still verified), so that a part of a band costs only its
+/// own records' memory.
+pub fn read_where(
+    path: &Path,
+    config: &MinHashConfig,
+    band: usize,
+    unit: u32,
+    keep: impl Fn(u64) -> bool,
+) -> Result<Vec<Record>, SigFileError> {
+    let fail = |message: String| SigFileError { path: path.display().to_string(), message };
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    decode(&bytes, config, band, unit, keep).map_err(fail)
+}
+
+fn decode(
+    bytes: &[u8],
+    config: &MinHashConfig,
+    band: usize,
+    unit: u32,
+    keep: impl Fn(u64) -> bool,
+) -> Result<Vec<Record>, String> {
     let (found, body) = frame::unwrap::<Header>(bytes, MAGIC, "signature", |h| h.records as usize * h.record_bytes)?;
     let expected = header(config, band, unit, found.records as usize);
     if found != expected {
@@ -126,16 +145,22 @@ fn decode(bytes: &[u8], config: &MinHashConfig, band: usize, unit: u32) -> Resul
         ));
     }
     let rows = config.rows;
-    let mut records = Vec::with_capacity(found.records as usize);
-    for chunk in body.chunks_exact(found.record_bytes) {
-        let hashes = chunk[..rows * 8].chunks_exact(8).map(|h| u64::from_le_bytes(h.try_into().expect("8"))).collect();
+    let mut records = Vec::new();
+    // Each record as (hashes, unit, doc) numbers, compared with the one before.
+    let (mut previous, mut current) = (Vec::with_capacity(rows + 2), Vec::with_capacity(rows + 2));
+    for (i, chunk) in body.chunks_exact(found.record_bytes).enumerate() {
+        current.clear();
+        current.extend(chunk[..rows * 8].chunks_exact(8).map(|h| u64::from_le_bytes(h.try_into().expect("8"))));
         let unit = u32::from_le_bytes(chunk[rows * 8..rows * 8 + 4].try_into().expect("4"));
         let doc = u32::from_le_bytes(chunk[rows * 8 + 4..].try_into().expect("4"));
-        let record = Record { hashes, unit, doc };
-        if records.last().is_some_and(|last: &Record| *last > record) {
-            return Err(format!("record {} is out of order (the file must be sorted by {SORTED_BY})", records.len()));
+        current.extend([u64::from(unit), u64::from(doc)]);
+        if i > 0 && previous > current {
+            return Err(format!("record {i} is out of order (the file must be sorted by {SORTED_BY})"));
         }
-        records.push(record);
+        if keep(current[0]) {
+            records.push(Record { hashes: current[..rows].to_vec(), unit, doc });
+        }
+        std::mem::swap(&mut previous, &mut current);
     }
     Ok(records)
 }
@@ -159,7 +184,7 @@ mod tests {
     fn records_come_back_sorted() {
         let config = MinHashConfig::default();
         let bytes = encode(&config, 5, 3, sample(&config));
-        let records = decode(&bytes, &config, 5, 3).unwrap();
+        let records = decode(&bytes, &config, 5, 3, |_| true).unwrap();
         let mut expected = sample(&config);
         expected.sort();
         assert_eq!(records, expected);
@@ -169,7 +194,8 @@ mod tests {
     fn damage_of_every_kind_is_named() {
         let config = MinHashConfig::default();
         let good = encode(&config, 5, 3, sample(&config));
-        let err = |bytes: &[u8], config: &MinHashConfig, band: usize| decode(bytes, config, band, 3).unwrap_err();
+        let err =
+            |bytes: &[u8], config: &MinHashConfig, band: usize| decode(bytes, config, band, 3, |_| true).unwrap_err();
         assert!(err(b"PAR1 something else", &config, 5).contains("not a curate signature file"));
         assert!(err(&good[..good.len() - 100], &config, 5).contains("truncated"), "{}", err(&good[..200], &config, 5));
         assert!(err(&good[..20], &config, 5).contains("truncated inside its header"));
@@ -201,6 +227,6 @@ mod tests {
         let n = bytes.len();
         let checksum = xxh3_64(&bytes[..n - 8]);
         bytes[n - 8..].copy_from_slice(&checksum.to_le_bytes());
-        assert!(decode(&bytes, &config, 0, 0).unwrap_err().contains("out of order"));
+        assert!(decode(&bytes, &config, 0, 0, |_| true).unwrap_err().contains("out of order"));
     }
 }

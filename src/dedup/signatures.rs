@@ -356,17 +356,17 @@ impl UnitContext<'_> {
         stats.input_docs += batches.error_docs;
         stats.error_docs = batches.error_docs;
         stats.errors = batches.errors;
-        let written: Vec<(PathBuf, Vec<u8>)> = bands
-            .into_par_iter()
-            .enumerate()
-            .map(|(band, records)| (band_path(work, band, unit), sigfile::encode(c, band, unit as u32, records)))
-            .collect();
-        let written = written.into_iter().chain([(docinfo::path(work, unit), docinfo::encode(unit as u32, &infos))]);
-        for (path, content) in written {
+        let write = |path: PathBuf, content: Vec<u8>| -> Result<(), String> {
             let parent = path.parent().expect("a band folder");
             std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-            super::commit(&path, &content)?;
-        }
+            super::commit(&path, &content)
+        };
+        // Each band is written as soon as it is encoded, so that its records
+        // and its bytes are freed band by band.
+        bands.into_par_iter().enumerate().try_for_each(|(band, records)| {
+            write(band_path(work, band, unit), sigfile::encode(c, band, unit as u32, records))
+        })?;
+        write(docinfo::path(work, unit), docinfo::encode(unit as u32, &infos))?;
         let marker = marker_path(work, unit);
         super::commit(&marker, &serde_json::to_vec(&stats).expect("serialisable"))?;
         self.progress.add(bytes, 0);
