@@ -36,8 +36,10 @@ const EDGE_BYTES: usize = 16;
 pub type Edge = ((u32, u32), (u32, u32));
 
 /// One task's share of the bucket stage: the records of one band whose
-/// first hash falls in one of `ranges` equal ranges of the 64-bit hashes.
-/// Equal hashes share a range, so a range's buckets are whole.
+/// first hash, mixed, falls in one of `ranges` equal ranges of 64 bits.
+/// Equal hashes share a range, so a range's buckets are whole. The mixing
+/// matters: MinHash values lie below 2⁶¹ and SimHash keys are masked bits,
+/// so their raw values would crowd into a few ranges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Part {
     pub band: usize,
@@ -52,7 +54,12 @@ impl Part {
     }
 
     pub fn holds(&self, hash: u64) -> bool {
-        ((u128::from(hash) * self.ranges as u128) >> 64) as usize == self.range
+        // splitmix64's finaliser: every input bit moves every output bit.
+        let mut x = hash;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        ((u128::from(x) * self.ranges as u128) >> 64) as usize == self.range
     }
 }
 
@@ -276,10 +283,19 @@ mod tests {
         let parts: Vec<Part> = Part::all(2, 4).collect();
         assert_eq!(parts.len(), 8);
         assert_eq!(parts[5], Part { band: 1, range: 1, ranges: 4 });
-        for hash in [0, 1, u64::MAX / 4 - 1, u64::MAX / 4 + 1, u64::MAX / 2, u64::MAX] {
-            assert_eq!(parts[..4].iter().filter(|p| p.holds(hash)).count(), 1, "{hash}");
+        // Each hash in exactly one range, and MinHash-like values (below 2⁶¹) spread evenly.
+        let mut counts = [0usize; 4];
+        for i in 0..40_000u64 {
+            let hash = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 3;
+            let owners: Vec<usize> = (0..4).filter(|&r| parts[r].holds(hash)).collect();
+            assert_eq!(owners.len(), 1, "{hash}");
+            counts[owners[0]] += 1;
         }
-        assert!(parts[0].holds(0) && parts[3].holds(u64::MAX));
+        assert!(counts.iter().all(|&c| (9_000..11_000).contains(&c)), "{counts:?}");
+        // SimHash keys: a few masked bits.
+        let keys: std::collections::BTreeSet<usize> =
+            (0..64u64).map(|k| (0..4).find(|&r| parts[r].holds(k << 32)).unwrap()).collect();
+        assert_eq!(keys.len(), 4);
     }
 
     #[test]
