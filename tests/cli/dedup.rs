@@ -129,7 +129,7 @@ fn one_task_and_eight_tasks_write_the_same_files_and_keep_the_same_documents() {
 #[test]
 fn a_rerun_skips_finished_units_and_redoes_a_damaged_one() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let input = root.join("fixtures/corpus");
     let work = dir.path().join("work");
     assert!(signatures(&input, &work, &[]).status.success());
@@ -152,7 +152,7 @@ fn a_rerun_skips_finished_units_and_redoes_a_damaged_one() {
 #[test]
 fn other_parameters_in_the_same_work_folder_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let input = root.join("fixtures/corpus/moby_dick.jsonl.zst");
     let work = dir.path().join("work");
     assert!(signatures(&input, &work, &[]).status.success());
@@ -256,7 +256,7 @@ fn buckets_join_each_document_with_its_near_copies_only() {
 #[test]
 fn the_bucket_stage_refuses_missing_or_damaged_signatures_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let input = root.join("fixtures/corpus");
     let work = dir.path().join("work");
     assert!(signatures(&input, &work, &["--rank", "0", "--world-size", "2"]).status.success());

@@ -94,7 +94,7 @@ fn annotate_mode_keeps_everything_and_writes_verdicts_and_signals() {
 
 #[test]
 fn bench_measures_each_filter_and_agrees_with_a_run_on_what_is_kept() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let corpus = root.join("fixtures/corpus");
     let out = curate().arg("bench").arg(&corpus).args(["--json", "--threads", "2"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -247,7 +247,7 @@ fn language_step_sets_the_language_and_keeps_the_allowed_ones() {
 /// language to its own subfolder, on the bundled multilingual UDHR sample.
 #[test]
 fn each_language_goes_to_its_own_subfolder() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let dir = tempfile::tempdir().unwrap();
     let input = root.join("fixtures/corpus/udhr_sample.jsonl.gz");
     let run_with = |threads: &str| {
@@ -360,7 +360,7 @@ fn perplexity_step_reads_an_arpa_model_and_scores_pages() {
 #[test]
 fn lm_train_writes_a_model_the_perplexity_step_uses() {
     let dir = tempfile::tempdir().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let arpa = dir.path().join("moby.arpa");
     let out = curate()
         .args(["lm", "train", "--order", "3", "--input"])

@@ -134,7 +134,7 @@ fn a_document_that_does_not_fit_the_parquet_schema_is_an_error_not_a_loss() {
 
 #[test]
 fn the_main_job_on_the_bundled_fixtures_reads_every_format() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let corpus = root.join("fixtures/corpus");

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::util::*;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/corpus")
+    root().join("fixtures/corpus")
 }
 
 /// A tokenizer trained once on the fixtures, shared by the tests.

@@ -146,3 +146,11 @@ pub fn read_parquet(path: &Path) -> Vec<arrow_array::RecordBatch> {
         parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(fs::File::open(path).unwrap()).unwrap();
     reader.build().unwrap().map(|b| b.unwrap()).collect()
 }
+
+/// The package's folder. Read when the test runs (cargo sets it then too),
+/// not baked in when it is compiled: a target dir shared between checkouts
+/// at different paths reuses test binaries, and a baked-in path would point
+/// at the checkout that built them.
+pub fn root() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(Into::into).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}

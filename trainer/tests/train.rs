@@ -13,7 +13,7 @@ fn trainer() -> Command {
 }
 
 fn fixture_tokens() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tokens")
+    manifest_dir().join("../fixtures/tokens")
 }
 
 const LLAMA: &str = "architecture = \"llama\"\nhidden_size = 64\nnum_layers = 2\nnum_heads = 4\nnum_kv_heads = 2\n\
@@ -302,7 +302,7 @@ fn bad_configs_and_shards_are_refused_with_the_file_and_the_key() {
 fn generate_continues_a_prompt_from_a_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     train_ok(&config(dir.path(), LLAMA, "", "max_steps = 20"), &[]);
-    let tokenizer = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tokenizer.json");
+    let tokenizer = manifest_dir().join("../fixtures/tokenizer.json");
     let sample = |extra: &[&str]| {
         let out = trainer()
             .args(["generate", "--device", "cpu", "--prompt", "Call me", "--max-new-tokens", "12", "--checkpoint"])
@@ -336,4 +336,10 @@ fn curate_train_runs_the_trainer() {
     assert_eq!(trajectory(&dir.path().join("elsewhere")).len(), 2);
     let help = Command::new(&curate).args(["generate", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("--top-p"));
+}
+
+/// The trainer's folder, read when the test runs rather than baked in at
+/// compile time: a target dir shared between checkouts reuses test binaries.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map(Into::into).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }
