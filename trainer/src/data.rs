@@ -41,11 +41,18 @@ fn shard_error(path: &Path, message: impl ToString) -> DataError {
 }
 
 /// One split's tokens, readable at any offset of the concatenated stream.
+/// Every token read is checked against the model's vocabulary, so that a
+/// damaged shard is an error naming it rather than a failed embedding lookup.
 pub struct TokenStream {
     parts: Vec<Part>,
     /// `starts[i]` is the stream offset of part `i`'s first token.
     starts: Vec<u64>,
     len: u64,
+    vocab_size: u64,
+}
+
+fn out_of_vocabulary(path: &Path, token: u64, id: u64, vocab_size: u64) -> DataError {
+    shard_error(path, format!("token {token} is id {id}, not below the model's vocab_size {vocab_size}: a damaged shard, or one made with another tokenizer"))
 }
 
 enum Part {
@@ -57,7 +64,13 @@ enum Part {
 
 impl TokenStream {
     /// Opens every shard of `split`, checking each against the manifest.
-    pub fn open(dir: &Path, manifest: &Manifest, split: Split, format: ShardFormat) -> Result<TokenStream, DataError> {
+    pub fn open(
+        dir: &Path,
+        manifest: &Manifest,
+        split: Split,
+        format: ShardFormat,
+        vocab_size: u64,
+    ) -> Result<TokenStream, DataError> {
         let mut parts = Vec::new();
         let mut starts = Vec::new();
         let mut len = 0u64;
@@ -73,7 +86,11 @@ impl TokenStream {
                     (Part::Bin { file, path, width: reader.width }, bytes / reader.width.bytes() as u64)
                 }
                 ShardFormat::Parquet => {
-                    let tokens = read_parquet_tokens(&prefix.with_extension("parquet"))?;
+                    let path = prefix.with_extension("parquet");
+                    let tokens = read_parquet_tokens(&path)?;
+                    if let Some((i, &id)) = tokens.iter().enumerate().find(|(_, &id)| u64::from(id) >= vocab_size) {
+                        return Err(out_of_vocabulary(&path, i as u64, u64::from(id), vocab_size));
+                    }
                     let n = tokens.len() as u64;
                     (Part::Memory(tokens), n)
                 }
@@ -86,7 +103,7 @@ impl TokenStream {
             len += tokens;
             parts.push(part);
         }
-        Ok(TokenStream { parts, starts, len })
+        Ok(TokenStream { parts, starts, len, vocab_size })
     }
 
     pub fn len(&self) -> u64 {
@@ -129,6 +146,10 @@ impl TokenStream {
                                 *d = i64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
                             }
                         }
+                    }
+                    // Parquet shards were checked whole when loaded; a .bin is read in place.
+                    if let Some(j) = dst.iter().position(|&id| id as u64 >= self.vocab_size) {
+                        return Err(out_of_vocabulary(path, within + j as u64, dst[j] as u64, self.vocab_size));
                     }
                 }
             }

@@ -55,7 +55,8 @@ impl Setup {
         }
         let seq_len = config.data.seq_len;
         let open = |split: Split| -> anyhow::Result<Windows> {
-            Ok(Windows::new(TokenStream::open(&config.data.path, &manifest, split, format)?, seq_len))
+            let vocab_size = config.model.vocab_size.expect("resolved above") as u64;
+            Ok(Windows::new(TokenStream::open(&config.data.path, &manifest, split, format, vocab_size)?, seq_len))
         };
         let train = open(Split::Train)?;
         if train.count() == 0 {

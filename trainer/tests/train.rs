@@ -292,6 +292,25 @@ fn bad_configs_and_shards_are_refused_with_the_file_and_the_key() {
     std::fs::write(&bin, &bytes[..bytes.len() - 2]).unwrap();
     expect(&with_data(dir.path(), ""), 1, &["train-00001.bin", "bytes, but the index says"]);
     std::fs::write(&bin, &bytes).unwrap();
+    // Token ids beyond the vocabulary (every one 65535): named, in either format.
+    std::fs::write(&bin, vec![0xff; bytes.len()]).unwrap();
+    expect(&with_data(dir.path(), ""), 1, &["train-00001.bin", "is id 65535, not below the model's vocab_size"]);
+    std::fs::write(&bin, &bytes).unwrap();
+    // A manifest that claims a smaller vocabulary than the shards use: the Parquet shard is named when loaded.
+    let manifest_path = data.join("manifest.json");
+    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
+    let small: serde_json::Value = {
+        let mut m: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        m["tokenizer"]["vocab_size"] = 100.into();
+        m
+    };
+    std::fs::write(&manifest_path, small.to_string()).unwrap();
+    expect(
+        &with_data(dir.path(), "format = \"parquet\""),
+        1,
+        &["train-00000.parquet", "not below the model's vocab_size 100"],
+    );
+    std::fs::write(&manifest_path, manifest).unwrap();
     std::fs::write(data.join("train-00000.parquet"), b"PAR1 not really").unwrap();
     expect(&with_data(dir.path(), "format = \"parquet\""), 1, &["train-00000.parquet"]);
     std::fs::remove_file(data.join("manifest.json")).unwrap();
