@@ -131,10 +131,10 @@ impl C4Quality {
         let measuring = signals.is_some();
         let mut fired: Option<&'static str> = None;
         let (mut lorem, mut curly) = (false, false);
-        let units: Vec<String> = if c.split_paragraph {
-            split_lines(doc.text).into_iter().map(str::to_owned).collect()
+        let units: Vec<std::borrow::Cow<str>> = if c.split_paragraph {
+            split_lines(doc.text).into_iter().map(Into::into).collect()
         } else {
-            sentences(doc.text)
+            sentences(doc.text).into_iter().map(Into::into).collect()
         };
         let mut sentences_kept = 0;
         let mut kept: Vec<String> = Vec::new();
@@ -175,7 +175,9 @@ impl C4Quality {
             if c.filter_policy && POLICY_SUBSTRINGS.iter().any(|p| lower.contains(p)) {
                 continue;
             }
-            if c.min_num_sentences != -1 {
+            // Filtering needs only to know whether the page reaches the
+            // minimum: past it, the (costly) sentence split is skipped.
+            if c.min_num_sentences != -1 && (measuring || (sentences_kept as i64) < c.min_num_sentences) {
                 sentences_kept += if c.split_paragraph { count_sentences(&line) } else { 1 };
             }
             kept.push(line);
