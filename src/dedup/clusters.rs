@@ -103,7 +103,8 @@ impl Layout {
         Layout { starts, index_units: index_counts.len() }
     }
 
-    fn load(work: &Path, params: &StageParams) -> Result<Layout, String> {
+    /// From the unit markers of the signature stage (and the index's).
+    pub fn load(work: &Path, params: &StageParams) -> Result<Layout, String> {
         let counts = |work: &Path, units: usize| -> Result<Vec<u64>, String> {
             (0..units).map(|u| signatures::unit_stats(work, u).map(|s| s.input_docs - s.error_docs)).collect()
         };

@@ -14,7 +14,8 @@
 //! input the signature stage read (same files, fields and unit split): the
 //! step checks the run's input against the signatures' fingerprint before
 //! any work. In annotate mode it reports each clustered document's cluster
-//! (its kept document as `unit · 2³² + place`) and the cluster's size.
+//! (its kept document's number: its place in the input, counted over all
+//! units, an index's documents first) and the cluster's size.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::clusters::{self, Removal};
+use super::clusters::{self, Layout, Removal};
 use super::minhash::Method;
 use super::signatures::{self, StageParams};
 use crate::doc::{Doc, FieldNames};
@@ -44,6 +45,8 @@ pub struct DedupStep {
     params: StageParams,
     /// Every clustered document, its cluster's kept one included.
     members: HashMap<(u32, u32), Removal>,
+    /// Numbers documents for the `cluster` signal.
+    layout: Layout,
     /// The kept documents' ids, as JSON strings.
     kept_ids: BTreeMap<(u32, u32), Box<RawValue>>,
     metadata: [(String, bool); 1],
@@ -71,7 +74,8 @@ impl DedupStep {
             Method::Exact | Method::ExactRaw => "exact_duplicate",
         };
         let metadata = [(DUPLICATE_OF.to_string(), false)];
-        Ok(DedupStep { work: config.work, reason, params, members, kept_ids, metadata })
+        let layout = Layout::load(&config.work, &params)?;
+        Ok(DedupStep { work: config.work, reason, params, members, layout, kept_ids, metadata })
     }
 
     fn judge(&self, doc: &mut Doc) -> Outcome {
@@ -99,9 +103,7 @@ impl Step for DedupStep {
 
     fn annotate(&self, doc: &mut Doc, signals: &mut Vec<f64>) -> Outcome {
         match self.members.get(&doc.origin) {
-            Some(r) => {
-                signals.extend([(u64::from(r.kept.0) << 32 | u64::from(r.kept.1)) as f64, f64::from(r.cluster_size)])
-            }
+            Some(r) => signals.extend([self.layout.number(r.kept) as f64, f64::from(r.cluster_size)]),
             None => signals.extend([f64::NAN, f64::NAN]),
         }
         self.judge(doc)

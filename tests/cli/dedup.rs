@@ -331,6 +331,10 @@ fn the_four_stages_remove_every_near_copy_and_keep_the_originals() {
         (first["dedup"].as_str(), first["dedup.cluster"].as_f64()),
         (Some("keep"), near0["dedup.cluster"].as_f64())
     );
+    // The cluster is named by its kept document's place in the input.
+    let near5 = annotated.iter().find(|d| d["id"] == "near-5").unwrap();
+    assert_eq!((first["dedup.cluster"].as_f64(), near5["dedup.cluster"].as_f64()), (Some(0.0), Some(5.0)));
+    assert_eq!(near5["duplicate_of"], docs[5]["id"]);
     let loner = annotated.iter().find(|d| d["id"] == docs[59]["id"]).unwrap();
     assert!(loner["dedup.cluster"].is_null());
 
