@@ -26,6 +26,25 @@ pub fn wrap(magic: &[u8; 8], header: &impl Serialize, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// How many bytes a file's magic, version and header take, from its first
+/// 16 bytes (`start`), once the magic and version hold.
+pub fn header_end(start: &[u8], magic: &[u8; 8], what: &str) -> Result<usize, String> {
+    if start.len() < 16 || &start[..8] != magic {
+        return Err(format!("not a curate {what} file (no {} header)", String::from_utf8_lossy(magic)));
+    }
+    let u32_at = |at: usize| u32::from_le_bytes(start[at..at + 4].try_into().expect("4 bytes"));
+    let version = u32_at(8);
+    if version != VERSION {
+        return Err(format!("{what} file version {version}; this curate reads version {VERSION}"));
+    }
+    Ok(16 + u32_at(12) as usize)
+}
+
+/// The JSON header of a file whose first `header_end` bytes are `head`.
+pub fn parse_header<H: DeserializeOwned>(head: &[u8]) -> Result<H, String> {
+    serde_json::from_slice(&head[16..]).map_err(|e| format!("unreadable header: {e}"))
+}
+
 /// The header and the record bytes of a file of kind `magic` (`what` names
 /// the kind in errors), once the magic, version, length and checksum hold.
 /// `body_len` tells, from the header, how many bytes of records it announces.
@@ -35,19 +54,11 @@ pub fn unwrap<'a, H: DeserializeOwned>(
     what: &str,
     body_len: impl Fn(&H) -> usize,
 ) -> Result<(H, &'a [u8]), String> {
-    if bytes.len() < 16 || &bytes[..8] != magic {
-        return Err(format!("not a curate {what} file (no {} header)", String::from_utf8_lossy(magic)));
-    }
-    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-    let version = u32_at(8);
-    if version != VERSION {
-        return Err(format!("{what} file version {version}; this curate reads version {VERSION}"));
-    }
-    let head_end = 16 + u32_at(12) as usize;
+    let head_end = header_end(bytes, magic, what)?;
     if bytes.len() < head_end + 8 {
         return Err("truncated inside its header".into());
     }
-    let header: H = serde_json::from_slice(&bytes[16..head_end]).map_err(|e| format!("unreadable header: {e}"))?;
+    let header: H = parse_header(&bytes[..head_end])?;
     let want = head_end + body_len(&header) + 8;
     if bytes.len() != want {
         return Err(format!(

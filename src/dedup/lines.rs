@@ -12,18 +12,23 @@
 //!
 //! Tasks share the units (`--rank`, `--world-size`) as `curate run` does; a
 //! unit's file is written atomically and a rerun skips files that verify.
-//! The `line_dedup` step ([`super::line_step`]) reads them all. Lines that
-//! normalise to nothing (blank, punctuation only) are never counted.
-//! Memory: one unit's distinct lines (about 24 bytes each).
+//! The `line_dedup` step ([`super::line_step`]) merges them all in hash
+//! order ([`frequent_lines`]). Lines that normalise to nothing (blank,
+//! punctuation only) are never counted. Memory: one unit's distinct lines
+//! (about 24 bytes each) while counting; the frequent lines and a buffer
+//! per file while merging.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64, Xxh3};
 
 use super::frame;
 use super::normalize::simplify_text;
@@ -207,9 +212,85 @@ fn read_ok(path: &Path, unit: usize) -> bool {
     }
 }
 
+/// One unit's counts file, read record by record after a first pass has
+/// verified its checksum: the merge holds a small buffer per file, not the
+/// file.
+struct Cursor {
+    reader: BufReader<File>,
+    path: PathBuf,
+    remaining: u64,
+    last: Option<u64>,
+}
+
+impl Cursor {
+    fn open(path: &Path, unit: u32) -> Result<Cursor, String> {
+        let fail = |message: String| format!("{}: {message}", path.display());
+        // Pass 1: the envelope and the checksum, streamed.
+        let mut file = File::open(path).map_err(|e| fail(e.to_string()))?;
+        let size = file.metadata().map_err(|e| fail(e.to_string()))?.len();
+        let mut prefix = vec![0u8; 16];
+        file.read_exact(&mut prefix).map_err(|_| fail("not a curate line counts file (too short)".into()))?;
+        let head_end = frame::header_end(&prefix, MAGIC, "line counts").map_err(fail)?;
+        prefix.resize(head_end, 0);
+        file.read_exact(&mut prefix[16..]).map_err(|_| fail("truncated inside its header".into()))?;
+        let found: Header = frame::parse_header(&prefix).map_err(fail)?;
+        if found != header(unit, found.lines as usize) {
+            return Err(fail(format!("written for unit {}, read as unit {unit}", found.unit)));
+        }
+        let want = head_end as u64 + found.lines * RECORD_BYTES as u64 + 8;
+        if size != want {
+            return Err(fail(format!(
+                "{size} bytes, but its header announces {want}: the file is truncated or has extra bytes"
+            )));
+        }
+        let mut hasher = Xxh3::new();
+        hasher.update(&prefix);
+        let mut reader = BufReader::with_capacity(1 << 16, file);
+        let mut left = found.lines * RECORD_BYTES as u64;
+        while left > 0 {
+            let buf = reader.fill_buf().map_err(|e| fail(e.to_string()))?;
+            let take = buf.len().min(left as usize);
+            hasher.update(&buf[..take]);
+            reader.consume(take);
+            left -= take as u64;
+        }
+        let mut stored = [0u8; 8];
+        reader.read_exact(&mut stored).map_err(|e| fail(e.to_string()))?;
+        if hasher.digest() != u64::from_le_bytes(stored) {
+            return Err(fail("checksum mismatch: the file is damaged".into()));
+        }
+        // Pass 2 starts at the first record.
+        let mut file = reader.into_inner();
+        file.seek(SeekFrom::Start(head_end as u64)).map_err(|e| fail(e.to_string()))?;
+        Ok(Cursor {
+            reader: BufReader::with_capacity(1 << 14, file),
+            path: path.to_path_buf(),
+            remaining: found.lines,
+            last: None,
+        })
+    }
+
+    fn next(&mut self) -> Result<Option<(u64, u32)>, String> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let mut record = [0u8; RECORD_BYTES];
+        self.reader.read_exact(&mut record).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        self.remaining -= 1;
+        let hash = u64::from_le_bytes(record[..8].try_into().expect("8 bytes"));
+        if self.last.is_some_and(|last| last >= hash) {
+            return Err(format!("{}: hashes out of order or repeated (the file must be sorted)", self.path.display()));
+        }
+        self.last = Some(hash);
+        Ok(Some((hash, u32::from_le_bytes(record[8..].try_into().expect("4 bytes")))))
+    }
+}
+
 /// The hashes of the lines counted more than `max_repeats` times over every
-/// unit in `work` (each file verified).
-pub fn frequent_lines(work: &Path, max_repeats: u32) -> Result<std::collections::HashSet<u64>, String> {
+/// unit in `work`: each file verified, then all merged in hash order, so that
+/// memory holds the frequent lines and a small buffer per file, never every
+/// distinct line.
+pub fn frequent_lines(work: &Path, max_repeats: u32) -> Result<HashSet<u64>, String> {
     let dir = work.join("lines");
     let mut units: Vec<(usize, PathBuf)> = std::fs::read_dir(&dir)
         .map_err(|e| format!("{}: {e} (run `curate dedup lines` first)", dir.display()))?
@@ -224,14 +305,35 @@ pub fn frequent_lines(work: &Path, max_repeats: u32) -> Result<std::collections:
     if units.is_empty() {
         return Err(format!("{}: no line counts (run `curate dedup lines` first)", dir.display()));
     }
-    let mut totals: HashMap<u64, u32> = HashMap::new();
-    for (unit, path) in units {
-        for (hash, count) in read(&path, unit as u32)? {
-            let c = totals.entry(hash).or_default();
-            *c = c.saturating_add(count);
+    let mut cursors: Vec<Cursor> =
+        units.iter().map(|(unit, path)| Cursor::open(path, *unit as u32)).collect::<Result<_, _>>()?;
+    let mut heap = BinaryHeap::new();
+    for (i, c) in cursors.iter_mut().enumerate() {
+        if let Some((hash, count)) = c.next()? {
+            heap.push(Reverse((hash, i, count)));
         }
     }
-    Ok(totals.into_iter().filter(|&(_, c)| c > max_repeats).map(|(h, _)| h).collect())
+    let mut frequent = HashSet::new();
+    while let Some(Reverse((hash, i, count))) = heap.pop() {
+        let mut total = count;
+        if let Some((h, c)) = cursors[i].next()? {
+            heap.push(Reverse((h, i, c)));
+        }
+        while let Some(&Reverse((same, j, c))) = heap.peek() {
+            if same != hash {
+                break;
+            }
+            heap.pop();
+            total = total.saturating_add(c);
+            if let Some((h, c)) = cursors[j].next()? {
+                heap.push(Reverse((h, j, c)));
+            }
+        }
+        if total > max_repeats {
+            frequent.insert(hash);
+        }
+    }
+    Ok(frequent)
 }
 
 #[cfg(test)]
@@ -245,6 +347,45 @@ mod tests {
         assert_ne!(line_hash("Accept all cookies"), line_hash("Reject all cookies"));
         assert_eq!(line_hash("   "), None);
         assert_eq!(line_hash("***"), None);
+    }
+
+    #[test]
+    fn the_merge_adds_every_unit_and_refuses_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("lines")).unwrap();
+        let units = [
+            HashMap::from([(1u64, 1u32), (5, 2), (9, 1)]),
+            HashMap::from([(5u64, 1u32), (7, 4)]),
+            HashMap::from([(1u64, 1u32), (2, 1), (9, 1), (u64::MAX, 2)]),
+            HashMap::new(),
+        ];
+        for (u, counts) in units.iter().enumerate() {
+            std::fs::write(counts_path(dir.path(), u), encode(u as u32, counts)).unwrap();
+        }
+        // Totals: 1 → 2, 2 → 1, 5 → 3, 7 → 4, 9 → 2, MAX → 2.
+        let sorted = |set: HashSet<u64>| {
+            let mut v: Vec<u64> = set.into_iter().collect();
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(frequent_lines(dir.path(), 1).unwrap()), [1, 5, 7, 9, u64::MAX]);
+        assert_eq!(sorted(frequent_lines(dir.path(), 2).unwrap()), [5, 7]);
+        assert_eq!(sorted(frequent_lines(dir.path(), 4).unwrap()), Vec::<u64>::new());
+
+        let path = counts_path(dir.path(), 1);
+        let good = std::fs::read(&path).unwrap();
+        let mut flipped = good.clone();
+        let n = flipped.len();
+        flipped[n - 12] ^= 4;
+        std::fs::write(&path, &flipped).unwrap();
+        let err = frequent_lines(dir.path(), 1).unwrap_err();
+        assert!(err.contains("unit-000001.counts") && err.contains("checksum"), "{err}");
+        std::fs::write(&path, &good[..n - 3]).unwrap();
+        assert!(frequent_lines(dir.path(), 1).unwrap_err().contains("truncated"));
+        std::fs::write(&path, encode(2, &units[1])).unwrap();
+        assert!(frequent_lines(dir.path(), 1).unwrap_err().contains("written for unit 2"));
+        std::fs::write(&path, b"PAR1").unwrap();
+        assert!(frequent_lines(dir.path(), 1).unwrap_err().contains("not a curate line counts file"));
     }
 
     #[test]
