@@ -261,19 +261,9 @@ fn index_ref(work: &Path, config: &MinHashConfig) -> Result<IndexRef, String> {
     let theirs = StageParams::load(work).map_err(|e| format!("--index: {e}"))?;
     if theirs.config() != *config {
         return Err(format!(
-            "--index {}: its signatures were made with {} (n_grams {}, {} bands × {} rows, seed {}); this run uses {} \
-             (n_grams {}, {} bands × {} rows, seed {}): they cannot be matched",
+            "--index {}: its signatures were made with {:?}; this run uses {config:?}: they cannot be matched",
             work.display(),
-            theirs.method.name(),
-            theirs.n_grams,
-            theirs.bands,
-            theirs.rows,
-            theirs.seed,
-            config.method.name(),
-            config.n_grams,
-            config.bands,
-            config.rows,
-            config.seed
+            theirs.config()
         ));
     }
     if theirs.index.is_some() {
