@@ -1,9 +1,8 @@
 //! The filter stage, as a pipeline step: `type = "dedup"` drops the
 //! documents the cluster stage listed, keeping one of each cluster (reason
 //! `minhash_duplicate`, `simhash_duplicate`, or `exact_duplicate` for the
-//! exact methods). A
-//! dropped document gets a `duplicate_of` field naming the kept one's id,
-//! which the rejected output carries.
+//! exact methods). A dropped document gets a `duplicate_of` field naming the
+//! kept one's id, which the rejected output carries.
 //!
 //! ```toml
 //! [[step]]
