@@ -8,6 +8,7 @@
 #
 #   scripts/gpu-check.sh [CURATE_TRAIN]         # default target/release/curate-train
 #   scripts/gpu-check.sh --smoke [CURATE_TRAIN] # tiny models on the CPU: checks the plumbing
+#   scripts/gpu-check.sh --resume-only [CURATE_TRAIN]  # only the kill-and-resume check
 #
 # Environment: TORCH_LIB (torch's lib folder; found through python3 when
 # unset), PEAK_TFLOPS (the GPU's dense bf16 peak; guessed from nvidia-smi for
@@ -16,8 +17,9 @@
 # counted. The whole check takes a few minutes; each run is capped at 200 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-smoke=0
+smoke=0 resume_only=0
 if [[ ${1:-} == --smoke ]]; then smoke=1; shift; fi
+if [[ ${1:-} == --resume-only ]]; then resume_only=1; shift; fi
 bin=$(realpath "${1:-target/release/curate-train}")
 warmup=${WARMUP:-10}
 steps=${STEPS:-30}
@@ -31,7 +33,7 @@ export LD_LIBRARY_PATH="$TORCH_LIB:$nvidia_libs${LD_LIBRARY_PATH:-}"
 
 device=cuda
 if ((smoke)); then device=cpu; fi
-if ((!smoke)) && python3 -c 'import transformers, safetensors' 2>/dev/null; then
+if ((!smoke && !resume_only)) && python3 -c 'import transformers, safetensors' 2>/dev/null; then
     python3 scripts/parity/trainer_grads.py --curate-train "$bin" --device cuda
 fi
 if [[ -z ${PEAK_TFLOPS:-} && $device == cuda ]]; then
@@ -83,6 +85,63 @@ print(f"| {name} | {seq} x {batch} | {tps:,.0f} | {mfu_text} | {steps[-1]['loss'
 PY
 }
 
+
+# Kill and resume on the device: a run aborted after step 25 (the test hook
+# of curate-train, as a kill would) and resumed from its step-20 checkpoint,
+# against the same run uninterrupted: per-step losses and final weights.
+resume_check() {
+    local cfg="$work/resume.toml"
+    cat > "$cfg" <<TOML
+[model]
+architecture = "llama"
+hidden_size = 256
+num_layers = 4
+num_heads = 8
+num_kv_heads = 4
+intermediate_size = 704
+max_position_embeddings = 256
+[data]
+path = "fixtures/tokens"
+seq_len = 256
+[training]
+device = "$device"
+max_steps = 40
+batch_size = 8
+checkpoint_interval = 10
+warmup_steps = 5
+bf16 = true
+output_dir = "OUT"
+TOML
+    sed "s|OUT|$work/whole|" "$cfg" > "$work/whole.toml"
+    sed "s|OUT|$work/killed|" "$cfg" > "$work/killed.toml"
+    "$bin" train "$work/whole.toml" 2>"$work/whole.log" || { cat "$work/whole.log"; return 1; }
+    if CURATE_TEST_ABORT_AFTER_STEP=25 "$bin" train "$work/killed.toml" 2>"$work/killed.log"; then
+        echo "the abort hook did not stop the run"; return 1
+    fi
+    "$bin" train "$work/killed.toml" --resume 2>"$work/resumed.log" || { cat "$work/resumed.log"; return 1; }
+    python3 - "$work/whole" "$work/killed" <<'PY'
+import json, sys
+a, b = sys.argv[1], sys.argv[2]
+def losses(run):
+    steps = {}
+    for m in map(json.loads, open(f"{run}/metrics.jsonl")):
+        if "loss" in m:
+            steps[m["step"]] = m["loss"]  # a resumed run rewrites steps 21..25: the last word counts
+    return [steps[k] for k in sorted(steps)]
+la, lb = losses(a), losses(b)
+assert len(la) == len(lb) == 40, (len(la), len(lb))
+worst = max(abs(x - y) for x, y in zip(la, lb))
+same = open(f"{a}/checkpoints/step-00000040/model.safetensors", "rb").read() == open(f"{b}/checkpoints/step-00000040/model.safetensors", "rb").read()
+print(f"kill at step 25, resume from step 20: losses of all 40 steps {'identical' if worst == 0 else f'differ by up to {worst:.2e}'}; "
+      f"final weights {'bit-identical' if same else 'differ'}")
+PY
+}
+
+if ((resume_only)); then
+    resume_check
+    exit
+fi
+
 echo "| model | seq x batch | tokens/s (median) | MFU | last loss |"
 echo "|---|---|---|---|---|"
 run gpt2-124m "architecture = \"gpt2\"
@@ -104,3 +163,4 @@ hidden_size = 768
 num_layers = 12
 num_heads = 12
 intermediate_size = 3072" 1024 16 fp16
+resume_check
