@@ -1,8 +1,9 @@
 //! `curate dedup`: the stages of duplicate detection (`signatures`,
-//! `buckets`, `clusters`; the `dedup` step is the fourth) and the line
-//! counts of line-level dedup (`lines`; the `line_dedup` step uses them).
+//! `buckets`, `clusters`, or `all` of them locally; the `dedup` step is the
+//! fourth) and the line counts of line-level dedup (`lines`; the
+//! `line_dedup` step uses them).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
@@ -53,6 +54,18 @@ pub enum DedupCommand {
         /// The folder given to the earlier stages.
         #[arg(long)]
         work: PathBuf,
+    },
+    /// Run signatures, buckets and clusters one after another on this machine, as one task each.
+    ///
+    /// Takes the flags of `signatures` (but not --rank or --world-size) and
+    /// --ranges of `buckets`; then a pipeline's `dedup` step with this --work
+    /// does the filtering.
+    All {
+        #[command(flatten)]
+        signatures: SignatureArgs,
+        /// Cut each band into this many hash ranges in the bucket stage.
+        #[arg(long, default_value_t = 1)]
+        ranges: usize,
     },
 }
 
@@ -121,21 +134,48 @@ pub struct SignatureArgs {
 }
 
 pub fn dedup(command: DedupCommand) -> ExitCode {
-    match command {
-        DedupCommand::Signatures(args) => signatures(args),
-        DedupCommand::Buckets { work, ranges, rank, world_size } => buckets(work, ranges, rank, world_size),
-        DedupCommand::Clusters { work } => clusters(work),
+    let env = |k: &str| std::env::var(k).ok();
+    let done = match command {
+        DedupCommand::Signatures(args) => {
+            Task::resolve(args.rank, args.world_size, env).and_then(|task| signatures(args, task))
+        }
+        DedupCommand::Buckets { work, ranges, rank, world_size } => {
+            Task::resolve(rank, world_size, env).and_then(|task| buckets(&work, ranges, task))
+        }
+        DedupCommand::Clusters { work } => clusters(&work),
         DedupCommand::Lines(args) => lines(args),
+        DedupCommand::All { signatures: args, ranges } => all(args, ranges),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fatal(e),
     }
 }
 
-fn lines(args: LineArgs) -> ExitCode {
-    let task = match Task::resolve(args.rank, args.world_size, |k| std::env::var(k).ok()) {
-        Ok(t) => t,
-        Err(e) => return fatal(e),
-    };
+/// The three stages in turn, each as the only task (whatever a launcher's
+/// variables say: this command is the local run).
+fn all(args: SignatureArgs, ranges: usize) -> Result<(), String> {
+    if args.rank.is_some() || args.world_size.is_some() {
+        return Err("`curate dedup all` runs every stage as one task; run the stages one by one to share them \
+                    between tasks (--rank, --world-size)"
+            .into());
+    }
+    let work = args.work.clone();
+    let one = Task { rank: 0, world: 1 };
+    signatures(args, one)?;
+    buckets(&work, ranges, one)?;
+    clusters(&work)?;
+    eprintln!(
+        "curate: dedup ready; a pipeline step [[step]] type = \"dedup\" work = \"{}\" removes the duplicates",
+        work.display()
+    );
+    Ok(())
+}
+
+fn lines(args: LineArgs) -> Result<(), String> {
+    let task = Task::resolve(args.rank, args.world_size, |k| std::env::var(k).ok())?;
     if args.input.threads == Some(0) {
-        return fatal("--threads must be at least 1");
+        return Err("--threads must be at least 1".into());
     }
     let options = LineCountOptions {
         input: args.input.input,
@@ -146,19 +186,15 @@ fn lines(args: LineArgs) -> ExitCode {
         batch_size: args.batch_size,
         progress: args.progress,
     };
-    match lines::run(&options) {
-        Ok(stats) => {
-            eprintln!(
-                "curate: {} lines of {} documents in {} units ({} done before), {} distinct per unit summed, {} errors",
-                stats.lines, stats.docs, stats.units, stats.skipped_units, stats.distinct_lines, stats.error_docs
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fatal(e),
-    }
+    let stats = lines::run(&options)?;
+    eprintln!(
+        "curate: {} lines of {} documents in {} units ({} done before), {} distinct per unit summed, {} errors",
+        stats.lines, stats.docs, stats.units, stats.skipped_units, stats.distinct_lines, stats.error_docs
+    );
+    Ok(())
 }
 
-fn signatures(args: SignatureArgs) -> ExitCode {
+fn signatures(args: SignatureArgs, task: Task) -> Result<(), String> {
     let (mut bands, mut rows) = (args.bands, args.rows);
     let (mut max_distance, mut blocks) = (0, 0);
     match args.method {
@@ -167,7 +203,7 @@ fn signatures(args: SignatureArgs) -> ExitCode {
         Method::Exact | Method::ExactRaw => (bands, rows) = (1, 2),
         Method::Simhash => {
             if !(args.max_distance < args.blocks && args.blocks <= 64) {
-                return fatal(format!(
+                return Err(format!(
                     "--blocks ({}) must exceed --max-distance ({}) and be at most 64",
                     args.blocks, args.max_distance
                 ));
@@ -177,26 +213,22 @@ fn signatures(args: SignatureArgs) -> ExitCode {
         }
     }
     if args.n_grams == 0 || bands == 0 || rows == 0 {
-        return fatal("--n-grams, --bands and --rows must be at least 1");
+        return Err("--n-grams, --bands and --rows must be at least 1".into());
     }
     if let Some(threshold) = args.threshold {
         if args.method != Method::Minhash {
-            return fatal(
-                "--threshold chooses MinHash's bands and rows; it does not apply to --method ".to_string()
-                    + args.method.name(),
-            );
+            return Err(format!(
+                "--threshold chooses MinHash's bands and rows; it does not apply to --method {}",
+                args.method.name()
+            ));
         }
         if !(threshold > 0.0 && threshold < 1.0) {
-            return fatal(format!("--threshold must lie between 0 and 1, not {threshold}"));
+            return Err(format!("--threshold must lie between 0 and 1, not {threshold}"));
         }
         (bands, rows) = MinHashConfig::for_threshold(threshold, bands * rows);
     }
-    let task = match Task::resolve(args.rank, args.world_size, |k| std::env::var(k).ok()) {
-        Ok(t) => t,
-        Err(e) => return fatal(e),
-    };
     if args.input.threads == Some(0) {
-        return fatal("--threads must be at least 1");
+        return Err("--threads must be at least 1".into());
     }
     let options = SignatureOptions {
         input: args.input.input,
@@ -218,70 +250,51 @@ fn signatures(args: SignatureArgs) -> ExitCode {
         batch_size: args.batch_size,
         progress: args.progress,
     };
-    match signatures::run(&options) {
-        Ok(stats) => {
-            let path =
-                options.work.join("signatures/stats").join(format!("rank-{:05}-of-{:05}.json", task.rank, task.world));
-            let text = serde_json::to_string_pretty(&stats).expect("serialisable");
-            if let Err(e) = std::fs::create_dir_all(path.parent().expect("a folder"))
-                .and_then(|_| atomic::write(&path, text.as_bytes()))
-            {
-                return fatal(format!("{}: {e}", path.display()));
-            }
-            eprintln!(
-                "curate: {} signatures ({bands} bands × {rows} rows) of {} documents in {} units ({} too short for a signature, {} errors); stats in {}",
-                options.config.method.name(),
-                stats.signed_docs,
-                stats.units,
-                stats.short_docs,
-                stats.error_docs,
-                path.display()
-            );
-            print_errors(&stats.errors);
-            ExitCode::SUCCESS
-        }
-        Err(e) => fatal(e),
-    }
+    let stats = signatures::run(&options)?;
+    let path = options.work.join("signatures/stats").join(format!("rank-{:05}-of-{:05}.json", task.rank, task.world));
+    let text = serde_json::to_string_pretty(&stats).expect("serialisable");
+    std::fs::create_dir_all(path.parent().expect("a folder"))
+        .and_then(|_| atomic::write(&path, text.as_bytes()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!(
+        "curate: {} signatures ({bands} bands × {rows} rows) of {} documents in {} units ({} too short for a signature, {} errors); stats in {}",
+        options.config.method.name(),
+        stats.signed_docs,
+        stats.units,
+        stats.short_docs,
+        stats.error_docs,
+        path.display()
+    );
+    print_errors(&stats.errors);
+    Ok(())
 }
 
-fn buckets(work: PathBuf, ranges: usize, rank: Option<usize>, world_size: Option<usize>) -> ExitCode {
+fn buckets(work: &Path, ranges: usize, task: Task) -> Result<(), String> {
     if ranges == 0 {
-        return fatal("--ranges must be at least 1");
+        return Err("--ranges must be at least 1".into());
     }
-    let task = match Task::resolve(rank, world_size, |k| std::env::var(k).ok()) {
-        Ok(t) => t,
-        Err(e) => return fatal(e),
-    };
-    match buckets::run(&work, task, ranges) {
-        Ok(stats) => {
-            eprintln!(
-                "curate: {} parts of bands: {} signatures, {} edges between documents that share a bucket",
-                stats.parts, stats.records, stats.edges
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fatal(e),
-    }
+    let stats = buckets::run(work, task, ranges)?;
+    eprintln!(
+        "curate: {} parts of bands: {} signatures, {} edges between documents that share a bucket",
+        stats.parts, stats.records, stats.edges
+    );
+    Ok(())
 }
 
-fn clusters(work: PathBuf) -> ExitCode {
-    match clusters::run(&work) {
-        Ok(stats) => {
-            eprintln!(
-                "curate: {} clusters of duplicates hold {} of {} documents; {} of them are to be removed{} ({})",
-                stats.clusters,
-                stats.clustered_docs,
-                stats.documents,
-                stats.removed_docs,
-                if stats.removed_for_index > 0 {
-                    format!(", {} for a copy in the index", stats.removed_for_index)
-                } else {
-                    String::new()
-                },
-                clusters::removals_path(&work).display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fatal(e),
-    }
+fn clusters(work: &Path) -> Result<(), String> {
+    let stats = clusters::run(work)?;
+    eprintln!(
+        "curate: {} clusters of duplicates hold {} of {} documents; {} of them are to be removed{} ({})",
+        stats.clusters,
+        stats.clustered_docs,
+        stats.documents,
+        stats.removed_docs,
+        if stats.removed_for_index > 0 {
+            format!(", {} for a copy in the index", stats.removed_for_index)
+        } else {
+            String::new()
+        },
+        clusters::removals_path(work).display()
+    );
+    Ok(())
 }

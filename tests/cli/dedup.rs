@@ -759,3 +759,41 @@ fn walkdir(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+/// `curate dedup all` runs the three stages locally, as one task each, and
+/// leaves what the stages run one by one leave.
+#[test]
+fn one_command_runs_every_stage_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    let (docs, _) = corpus();
+    let input = dir.path().join("docs.jsonl");
+    write_jsonl(&input, &docs);
+    let staged = dir.path().join("staged");
+    assert!(signatures(&input, &staged, &[]).status.success());
+    assert!(buckets(&staged, &[]).status.success());
+    assert!(curate().args(["dedup", "clusters", "--work"]).arg(&staged).status().unwrap().success());
+    let all = dir.path().join("all");
+    // A launcher's variables would make a stage one task of many: `all` is always the only task.
+    let out = curate()
+        .args(["dedup", "all", "--progress", "none", "--input"])
+        .arg(&input)
+        .arg("--work")
+        .arg(&all)
+        .env("WORLD_SIZE", "4")
+        .env("RANK", "3")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("21 of them are to be removed") && stderr(&out).contains("type = \"dedup\""),
+        "{}",
+        stderr(&out)
+    );
+    for stage in ["signatures", "buckets", "clusters"] {
+        assert!(snapshot(&staged.join(stage)) == snapshot(&all.join(stage)), "{stage} differs");
+    }
+    let out =
+        curate().args(["dedup", "all", "--rank", "0", "--input"]).arg(&input).arg("--work").arg(&all).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("runs every stage as one task"), "{}", stderr(&out));
+}
