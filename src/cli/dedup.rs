@@ -274,9 +274,16 @@ fn buckets(work: &Path, ranges: usize, task: Task) -> Result<(), String> {
         return Err("--ranges must be at least 1".into());
     }
     let stats = buckets::run(work, task, ranges)?;
+    let path = work.join("buckets/stats").join(format!("rank-{:05}-of-{:05}.json", task.rank, task.world));
+    std::fs::create_dir_all(path.parent().expect("a folder"))
+        .and_then(|_| atomic::write(&path, &serde_json::to_vec_pretty(&stats).expect("serialisable")))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!(
-        "curate: {} parts of bands: {} signatures, {} edges between documents that share a bucket",
-        stats.parts, stats.records, stats.edges
+        "curate: {} parts of bands: {} signatures, {} edges between documents that share a bucket; stats in {}",
+        stats.parts,
+        stats.records,
+        stats.edges,
+        path.display()
     );
     Ok(())
 }
