@@ -2,11 +2,9 @@
 //! appendix A1), with datatrove 0.10's thresholds, order of checks and
 //! reason names (`pipeline/filters/gopher_quality_filter.py`).
 
-use std::collections::HashSet;
-
 use serde::Deserialize;
 
-use crate::text::{count, is_alpha, is_punctuation, len, split_lines};
+use crate::text::{is_alpha, is_punctuation, len, split_lines};
 use crate::{Document, Filter, FilterConfig, Verdict};
 
 /// Gopher's stop words: a document needs `min_stop_words` of them.
@@ -60,25 +58,66 @@ impl FilterConfig for GopherQualityConfig {
     type Filter = GopherQuality;
 
     fn build(self) -> GopherQuality {
-        let stop_words: HashSet<String> = match &self.stop_words {
-            Some(words) => words.iter().cloned().collect(),
+        let mut stop_words: Vec<String> = match &self.stop_words {
+            Some(words) => words.clone(),
             None => STOP_WORDS.iter().map(|w| w.to_string()).collect(),
         };
-        let stop_word_max_len = stop_words.iter().map(String::len).max().unwrap_or(0);
-        GopherQuality { config: self, stop_words, stop_word_max_len }
+        stop_words.sort();
+        stop_words.dedup();
+        let mut by_len: Vec<Vec<(usize, String)>> = Vec::new();
+        for (i, w) in stop_words.iter().enumerate() {
+            if by_len.len() <= w.len() {
+                by_len.resize(w.len() + 1, Vec::new());
+            }
+            by_len[w.len()].push((i, w.clone()));
+        }
+        let ascii_punctuation = (0u8..128).fold(0u128, |set, b| set | u128::from(is_punctuation(b as char)) << b);
+        GopherQuality { config: self, stop_words_by_len: by_len, stop_word_count: stop_words.len(), ascii_punctuation }
     }
 }
 
 pub struct GopherQuality {
     config: GopherQualityConfig,
-    stop_words: HashSet<String>,
-    /// Longer words cannot be stop words and skip the set lookup.
-    stop_word_max_len: usize,
+    /// The stop words by byte length, each with its number: a word is
+    /// compared with the few of its own length, never hashed.
+    stop_words_by_len: Vec<Vec<(usize, String)>>,
+    stop_word_count: usize,
+    /// `is_punctuation` for the ASCII bytes, where almost every character lands.
+    ascii_punctuation: u128,
 }
 
 /// Python's truthiness of an optional threshold: `None` and `0` turn a rule off.
 fn on<T: Copy + Default + PartialEq>(x: Option<T>) -> Option<T> {
     x.filter(|v| *v != T::default())
+}
+
+/// `text.count("#")` and `text.count("...") + text.count("…")` in one pass:
+/// a run of dots holds (run length) / 3 non-overlapping "...", as Python
+/// counts them.
+fn count_symbols(text: &str) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    let (mut hashes, mut ellipses) = (0, 0);
+    let mut at = 0;
+    while let Some(found) = memchr::memchr3(b'#', b'.', 0xe2, &bytes[at..]) {
+        let i = at + found;
+        match bytes[i] {
+            b'#' => {
+                hashes += 1;
+                at = i + 1;
+            }
+            b'.' => {
+                let run = bytes[i..].iter().take_while(|&&b| b == b'.').count();
+                ellipses += run / 3;
+                at = i + run;
+            }
+            _ => {
+                // U+2026 is E2 80 A6.
+                ellipses += usize::from(bytes[i + 1..].starts_with(&[0x80, 0xa6]));
+                at = i + 1;
+            }
+        }
+    }
+    (hashes, ellipses)
 }
 
 /// What Gopher's quality rules look at in one document.
@@ -96,13 +135,48 @@ struct Measures {
 }
 
 impl GopherQuality {
+    /// One pass over the words: those not only punctuation and their
+    /// characters, those with a letter, and the stop words present.
+    fn count_words(&self, words: &[&str]) -> (usize, usize, usize, usize) {
+        let (mut non_symbol, mut non_symbol_chars, mut alpha) = (0, 0, 0);
+        let mut present = vec![0u64; self.stop_word_count.div_ceil(64)];
+        for w in words {
+            let bytes = w.as_bytes();
+            let (has_non_punct, has_alpha, chars) = if bytes.is_ascii() {
+                (
+                    bytes.iter().any(|&b| self.ascii_punctuation & (1 << b) == 0),
+                    bytes.iter().any(u8::is_ascii_alphabetic),
+                    bytes.len(),
+                )
+            } else {
+                (w.chars().any(|ch| !is_punctuation(ch)), w.chars().any(is_alpha), len(w))
+            };
+            if has_non_punct {
+                non_symbol += 1;
+                non_symbol_chars += chars;
+            }
+            alpha += usize::from(has_alpha);
+            if let Some(candidates) = self.stop_words_by_len.get(bytes.len()) {
+                // The first byte rules out most candidates without a call to memcmp.
+                if let Some((i, _)) =
+                    candidates.iter().find(|(_, s)| s.as_bytes()[0] == bytes[0] && s.as_bytes() == bytes)
+                {
+                    present[i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+        let stop_words = present.iter().map(|p| p.count_ones() as usize).sum();
+        (non_symbol, non_symbol_chars, alpha, stop_words)
+    }
+
     fn measure(&self, doc: &Document<'_>) -> Measures {
         let text = doc.text;
         let words = doc.words();
         let n_words = words.len();
-        let non_symbol: Vec<&str> = words.iter().copied().filter(|w| w.chars().any(|ch| !is_punctuation(ch))).collect();
+        let (non_symbol, non_symbol_chars, alpha, stop_words) = self.count_words(&words);
+        let (hashes, ellipses) = count_symbols(text);
         // numpy's mean of nothing is NaN, which fails no comparison.
-        let mean_word_length = non_symbol.iter().map(|w| len(w)).sum::<usize>() as f64 / non_symbol.len() as f64;
+        let mean_word_length = non_symbol_chars as f64 / non_symbol as f64;
         // Python would divide by zero here; an empty document has no symbols.
         let per_word = |n: usize| if n_words == 0 { 0.0 } else { n as f64 / n_words as f64 };
         let lines = split_lines(text);
@@ -115,21 +189,15 @@ impl GopherQuality {
             let l = l.trim_end_matches(crate::text::is_space);
             l.ends_with("...") || l.ends_with('…')
         });
-        let alpha = words.iter().filter(|w| w.chars().any(is_alpha)).count();
-        let present: HashSet<&str> = words
-            .iter()
-            .copied()
-            .filter(|w| w.len() <= self.stop_word_max_len && self.stop_words.contains(*w))
-            .collect();
         Measures {
-            words: non_symbol.len(),
+            words: non_symbol,
             mean_word_length,
-            hash_ratio: per_word(count(text, "#")),
-            ellipsis_ratio: per_word(count(text, "...") + count(text, "…")),
+            hash_ratio: per_word(hashes),
+            ellipsis_ratio: per_word(ellipses),
             bullet_lines_ratio: per_line(bullets.count()),
             end_ellipsis_lines_ratio: per_line(end_ellipses.count()),
             alpha_words_ratio: alpha as f64 / n_words as f64,
-            stop_words: present.len(),
+            stop_words,
         }
     }
 
@@ -209,6 +277,16 @@ impl Filter for GopherQuality {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symbols_are_counted_as_python_counts_them() {
+        use crate::text::count;
+        for text in ["", "#", "a#b##", "..", "...", "....", "......", ". . .", "…", "a…b…", "x...…....#", "é€…\u{2027}"]
+        {
+            let python = (count(text, "#"), count(text, "...") + count(text, "…"));
+            assert_eq!(count_symbols(text), python, "{text:?}");
+        }
+    }
 
     fn verdict(text: &str) -> Verdict {
         GopherQualityConfig::default().build().filter(&Document::text_only(text))

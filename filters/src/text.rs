@@ -102,26 +102,30 @@ pub fn is_decimal(c: char) -> bool {
 }
 
 /// Python's `str.splitlines()`: lines without their endings.
+///
+/// Scans bytes, not characters: the breaks are ASCII control bytes, U+0085
+/// (`C2 85`) and U+2028/2029 (`E2 80 A8`/`A9`), and in UTF-8 no byte of
+/// another character can look like one of them or start one.
 pub fn split_lines(text: &str) -> Vec<&str> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        let is_break = matches!(
-            c,
-            '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
-        );
-        if is_break {
-            lines.push(&text[start..i]);
-            let mut end = i + c.len_utf8();
-            if c == '\r' {
-                if let Some(&(j, '\n')) = chars.peek() {
-                    chars.next();
-                    end = j + 1;
-                }
+    let bytes = text.as_bytes();
+    let mut lines = Vec::with_capacity(bytes.len() / 64 + 1);
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        let width = match b {
+            b'\n' | 0x0b | 0x0c | 0x1c..=0x1e => 1,
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => 2,
+            b'\r' => 1,
+            0xc2 if bytes.get(i + 1) == Some(&0x85) => 2,
+            0xe2 if bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9)) => 3,
+            _ => {
+                i += 1;
+                continue;
             }
-            start = end;
-        }
+        };
+        lines.push(&text[start..i]);
+        i += width;
+        start = i;
     }
     if start < text.len() {
         lines.push(&text[start..]);
@@ -147,6 +151,45 @@ pub fn len(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The character-by-character definition, to check the byte scan against.
+    fn split_lines_by_chars(text: &str) -> Vec<&str> {
+        let mut lines = Vec::new();
+        let mut start = 0;
+        let mut chars = text.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            let breaks = "\n\r\u{0b}\u{0c}\u{1c}\u{1d}\u{1e}\u{85}\u{2028}\u{2029}";
+            if breaks.contains(c) {
+                lines.push(&text[start..i]);
+                start = i + c.len_utf8();
+                if c == '\r' && chars.peek().is_some_and(|&(_, n)| n == '\n') {
+                    start += chars.next().map_or(0, |(_, n)| n.len_utf8());
+                }
+            }
+        }
+        if start < text.len() {
+            lines.push(&text[start..]);
+        }
+        lines
+    }
+
+    #[test]
+    fn the_byte_scan_splits_lines_as_python() {
+        let pieces = [
+            "a", "é", "\n", "\r", "\r\n", "\u{85}", "\u{2028}", "\u{2029}", "\u{2027}", "\u{0b}", "\u{1c}", " ", "€",
+            "\u{a0}",
+        ];
+        let mut state = 3u64;
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..(state % 12) {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                text.push_str(pieces[(state >> 33) as usize % pieces.len()]);
+            }
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+            assert_eq!(split_lines(&text), split_lines_by_chars(&text), "{text:?}");
+        }
+    }
 
     #[test]
     fn behaves_like_python() {
