@@ -4,6 +4,8 @@
 //! text, pages that fail are dropped. The bad-words rule is a separate
 //! word-list step.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use crate::text::{split_lines, strip};
@@ -60,17 +62,29 @@ impl FilterConfig for C4QualityConfig {
     type Filter = C4Quality;
 
     fn build(self) -> C4Quality {
-        C4Quality { config: self }
+        let phrases = ["lorem ipsum", "javascript"].iter().chain(POLICY_SUBSTRINGS);
+        let phrases = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(phrases)
+            .expect("fixed ASCII patterns");
+        C4Quality { config: self, phrases }
     }
 }
 
 pub struct C4Quality {
     config: C4QualityConfig,
+    /// Every phrase the line rules look for in lower case, matched without
+    /// regard to ASCII case: an ASCII line that holds none of them needs no
+    /// lower-case copy (most lines).
+    phrases: aho_corasick::AhoCorasick,
 }
 
 /// Removes `\[\d*]`, `[edit]` and `[citation needed]`, as datatrove's
 /// `CITATION_REGEX.sub("", line)` does (`\d`: any Unicode decimal digit).
-fn remove_citations(line: &str) -> String {
+fn remove_citations(line: &str) -> Cow<'_, str> {
+    if !line.contains('[') {
+        return Cow::Borrowed(line);
+    }
     let mut out = String::with_capacity(line.len());
     let mut rest = line;
     while let Some(i) = rest.find('[') {
@@ -96,12 +110,26 @@ fn remove_citations(line: &str) -> String {
         }
     }
     out.push_str(rest);
-    out
+    Cow::Owned(out)
 }
 
 /// Python's `str.split()`: words separated by runs of whitespace.
 fn python_words(line: &str) -> impl Iterator<Item = &str> {
     line.split(crate::text::is_space).filter(|w| !w.is_empty())
+}
+
+/// How many `python_words` a line has, and the longest one's characters.
+fn word_count_and_longest(line: &str) -> (usize, usize) {
+    if line.is_ascii() {
+        // ASCII whitespace as `str.split()` sees it: \t-\r, \x1c-\x1f and space.
+        let space = |b: &u8| matches!(b, 9..=13 | 28..=32);
+        return line
+            .as_bytes()
+            .split(space)
+            .filter(|w| !w.is_empty())
+            .fold((0, 0), |(n, longest), w| (n + 1, longest.max(w.len())));
+    }
+    python_words(line).fold((0, 0), |(n, longest), w| (n + 1, longest.max(w.chars().count())))
 }
 
 const SIGNALS: &[&str] = &["lines", "kept_lines", "sentences", "lorem_ipsum", "curly_bracket"];
@@ -131,20 +159,20 @@ impl C4Quality {
         let measuring = signals.is_some();
         let mut fired: Option<&'static str> = None;
         let (mut lorem, mut curly) = (false, false);
-        let units: Vec<std::borrow::Cow<str>> = if c.split_paragraph {
+        let units: Vec<Cow<str>> = if c.split_paragraph {
             split_lines(doc.text).into_iter().map(Into::into).collect()
         } else {
             sentences(doc.text).into_iter().map(Into::into).collect()
         };
         let mut sentences_kept = 0;
-        let mut kept: Vec<String> = Vec::new();
+        let mut kept: Vec<Cow<str>> = Vec::new();
         for unit in &units {
             let line = strip(unit);
-            let words = python_words(line).count();
-            if c.max_word_length != -1 && python_words(line).any(|w| w.chars().count() as i64 > c.max_word_length) {
+            let (words, longest) = word_count_and_longest(line);
+            if c.max_word_length != -1 && longest as i64 > c.max_word_length {
                 continue;
             }
-            let line = if c.remove_citations { remove_citations(line) } else { line.to_owned() };
+            let line = if c.remove_citations { remove_citations(line) } else { Cow::Borrowed(line) };
             let ends_well = [".", "?", "!", "\"", "'"].iter().any(|p| line.ends_with(p)) && !line.ends_with("...");
             if c.filter_no_terminal_punct && !ends_well {
                 continue;
@@ -152,7 +180,11 @@ impl C4Quality {
             if (words as i64) < c.min_words_per_line {
                 continue;
             }
-            let lower = line.to_lowercase();
+            // Only a line that may hold a phrase gets the lower-case copy the
+            // phrase rules read (a non-ASCII line always: lower-casing
+            // can turn other letters into ASCII ones, like K into k).
+            let may_hold_phrase = !line.is_ascii() || self.phrases.is_match(line.as_ref());
+            let lower = if may_hold_phrase { line.to_lowercase() } else { String::new() };
             if c.filter_lorem_ipsum && lower.contains("lorem ipsum") {
                 lorem = true;
                 fired = fired.or(Some("lorem_ipsum"));
@@ -212,6 +244,15 @@ fn sentences(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ascii_word_pass_counts_as_str_split() {
+        for line in ["", "a", "  two words ", "tab\tsep\x1cfs\x1fus\x0bvt", "ünï code\u{a0}nbsp", "x\u{2003}em"] {
+            let expected =
+                (python_words(line).count(), python_words(line).map(|w| w.chars().count()).max().unwrap_or(0));
+            assert_eq!(word_count_and_longest(line), expected, "{line:?}");
+        }
+    }
 
     fn verdict(text: &str) -> Verdict {
         C4QualityConfig::default().build().filter(&Document::text_only(text))
