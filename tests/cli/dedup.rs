@@ -722,7 +722,7 @@ fn each_stage_killed_midway_resumes_to_the_same_files() {
         } else {
             "signatures"
         });
-        let names: Vec<String> = walkdir(&folder);
+        let names: Vec<String> = files_under(&folder);
         assert!(names.iter().any(|n| n.ends_with(".tmp")), "{stage}: no file half-committed in {names:?}");
         if stage == "clusters" {
             assert!(!names.iter().any(|n| n.ends_with("remove.dups")), "{names:?}");
@@ -744,20 +744,6 @@ fn each_stage_killed_midway_resumes_to_the_same_files() {
     for (name, bytes) in &a {
         assert!(b[name] == *bytes, "{name} differs");
     }
-}
-
-/// Every file under `dir`, as paths relative to it.
-fn walkdir(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walkdir(&path));
-        } else {
-            out.push(path.to_string_lossy().into_owned());
-        }
-    }
-    out
 }
 
 /// `curate dedup all` runs the three stages locally, as one task each, and

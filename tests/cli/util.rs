@@ -154,3 +154,17 @@ pub fn read_parquet(path: &Path) -> Vec<arrow_array::RecordBatch> {
 pub fn root() -> std::path::PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR").map(Into::into).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }
+
+/// Every file under `dir` (recursively), as full paths.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path.to_string_lossy().into_owned());
+        }
+    }
+    out
+}
