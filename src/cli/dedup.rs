@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use curate::dedup::lines::{self, LineCountOptions};
-use curate::dedup::minhash::{Method, MinHashConfig};
+use curate::dedup::minhash::{Method, MinHashConfig, Shingles};
 use curate::dedup::signatures::{self, SignatureOptions};
 use curate::dedup::{buckets, clusters};
 use curate::doc::FieldNames;
@@ -96,7 +96,10 @@ pub struct SignatureArgs {
     /// minhash (near-duplicates), simhash (near-duplicates by Hamming distance), exact (copies after datatrove's normalisation) or exact-raw (byte-identical text).
     #[arg(long, value_enum, default_value = "minhash")]
     pub method: Method,
-    /// Words per shingle.
+    /// What a shingle is: n consecutive words (datatrove's choice) or n consecutive characters of the normalised text.
+    #[arg(long, value_enum, default_value = "words")]
+    pub shingles: Shingles,
+    /// Words (or characters) per shingle.
     #[arg(long, default_value_t = 5)]
     pub n_grams: usize,
     #[arg(long, default_value_t = 14)]
@@ -236,6 +239,7 @@ fn signatures(args: SignatureArgs, task: Task) -> Result<(), String> {
         work: args.work,
         config: MinHashConfig {
             method: args.method,
+            shingles: args.shingles,
             n_grams: args.n_grams,
             bands,
             rows,

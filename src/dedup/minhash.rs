@@ -46,6 +46,17 @@ impl Method {
     }
 }
 
+/// What a shingle is made of: `n_grams` consecutive words (datatrove's
+/// choice), or `n_grams` consecutive characters of the normalised text
+/// (for text without word boundaries, or to catch edits within words).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shingles {
+    #[default]
+    Words,
+    Chars,
+}
+
 /// datatrove's `MinhashConfig` defaults: word 5-grams, 14 bands of 8 rows,
 /// seed 1, 64-bit xxHash. Exact methods use one band of two rows (the two
 /// halves of a 128-bit hash). SimHash uses one band per table of
@@ -54,6 +65,7 @@ impl Method {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MinHashConfig {
     pub method: Method,
+    pub shingles: Shingles,
     pub n_grams: usize,
     pub bands: usize,
     pub rows: usize,
@@ -66,7 +78,16 @@ pub struct MinHashConfig {
 
 impl Default for MinHashConfig {
     fn default() -> Self {
-        MinHashConfig { method: Method::Minhash, n_grams: 5, bands: 14, rows: 8, seed: 1, max_distance: 0, blocks: 0 }
+        MinHashConfig {
+            method: Method::Minhash,
+            shingles: Shingles::Words,
+            n_grams: 5,
+            bands: 14,
+            rows: 8,
+            seed: 1,
+            max_distance: 0,
+            blocks: 0,
+        }
     }
 }
 
@@ -142,6 +163,12 @@ impl MinHasher {
     /// never a duplicate).
     pub fn shingles(&self, text: &str) -> Vec<u64> {
         let simple = simplify_text(text);
+        if self.config.shingles == Shingles::Chars {
+            // Each window of n characters, as a slice of the normalised text.
+            let n = self.config.n_grams;
+            let starts: Vec<usize> = simple.char_indices().map(|(i, _)| i).chain([simple.len()]).collect();
+            return starts.windows(n + 1).map(|w| xxh64(&simple.as_bytes()[w[0]..w[n]], 0)).collect();
+        }
         let words = curate_filters::words::split_into_words(&simple);
         let n = self.config.n_grams;
         let mut gram = String::new();
@@ -240,6 +267,21 @@ mod tests {
             assert_eq!(scalar, vector);
         }
         assert!(scalar.iter().all(|&m| m < MERSENNE_PRIME));
+    }
+
+    #[test]
+    fn character_shingles_are_windows_of_the_normalised_text() {
+        let chars = MinHasher::new(MinHashConfig { shingles: Shingles::Chars, n_grams: 3, ..Default::default() });
+        // "Ab, cd!" normalises to "ab cd": windows "ab ", "b c", " cd".
+        let expected: Vec<u64> = ["ab ", "b c", " cd"].iter().map(|w| xxh64(w.as_bytes(), 0)).collect();
+        assert_eq!(chars.shingles("Ab, cd!"), expected);
+        assert_eq!(chars.shingles("ab"), Vec::<u64>::new());
+        assert_eq!(chars.shingles("日本語の文").len(), 3, "characters, not bytes");
+        // An edit inside one word keeps most character shingles, and no word 5-gram of a short text.
+        let (a, b) = ("the quick brown fox jumps", "the quick brawn fox jumps");
+        let shared = chars.shingles(a).iter().filter(|s| chars.shingles(b).contains(s)).count();
+        assert!(shared >= 17, "{shared}");
+        assert_eq!(chars.signature("ab"), None);
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Record {
 struct Header {
     kind: String,
     method: super::minhash::Method,
+    #[serde(default)]
+    shingles: super::minhash::Shingles,
     n_grams: usize,
     bands: usize,
     rows: usize,
@@ -58,6 +60,7 @@ fn header(config: &MinHashConfig, band: usize, unit: u32, records: usize) -> Hea
     Header {
         kind: KIND.into(),
         method: config.method,
+        shingles: config.shingles,
         n_grams: config.n_grams,
         bands: config.bands,
         rows: config.rows,
@@ -125,10 +128,11 @@ fn decode(
     let expected = header(config, band, unit, found.records as usize);
     if found != expected {
         return Err(format!(
-            "written for {} {} (n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}); this run needs \
-             {}, n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}",
+            "written for {} {} ({:?} n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}); this run needs \
+             {}, {:?} n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}",
             found.method.name(),
             found.kind,
+            found.shingles,
             found.n_grams,
             found.bands,
             found.rows,
@@ -136,6 +140,7 @@ fn decode(
             found.band,
             found.unit,
             expected.method.name(),
+            expected.shingles,
             expected.n_grams,
             expected.bands,
             expected.rows,

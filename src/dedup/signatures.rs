@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::docinfo::{self, DocInfo};
-use super::minhash::{Method, MinHashConfig, MinHasher};
+use super::minhash::{Method, MinHashConfig, MinHasher, Shingles};
 use super::sigfile::{self, Record};
 use crate::doc::FieldNames;
 use crate::engine::progress::{Progress, ProgressMode};
@@ -104,6 +104,8 @@ fn marker_path(work: &Path, unit: usize) -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageParams {
     pub method: Method,
+    #[serde(default)]
+    pub shingles: Shingles,
     pub n_grams: usize,
     pub bands: usize,
     pub rows: usize,
@@ -136,6 +138,7 @@ impl StageParams {
     pub fn config(&self) -> MinHashConfig {
         MinHashConfig {
             method: self.method,
+            shingles: self.shingles,
             n_grams: self.n_grams,
             bands: self.bands,
             rows: self.rows,
@@ -170,6 +173,7 @@ pub fn missing_units(work: &Path, units: usize) -> Vec<usize> {
 #[derive(Serialize)]
 struct Fingerprint<'a> {
     method: &'a str,
+    shingles: Shingles,
     n_grams: usize,
     bands: usize,
     rows: usize,
@@ -186,6 +190,7 @@ struct Fingerprint<'a> {
 pub fn fingerprint(params: &StageParams, names: &FieldNames, plan: &Plan) -> String {
     let fingerprint = Fingerprint {
         method: params.method.name(),
+        shingles: params.shingles,
         n_grams: params.n_grams,
         bands: params.bands,
         rows: params.rows,
@@ -212,6 +217,7 @@ pub fn run(options: &SignatureOptions) -> Result<SignatureStats, String> {
     };
     let params = StageParams {
         method: c.method,
+        shingles: c.shingles,
         n_grams: c.n_grams,
         bands: c.bands,
         rows: c.rows,

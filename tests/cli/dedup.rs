@@ -783,3 +783,33 @@ fn one_command_runs_every_stage_locally() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("runs every stage as one task"), "{}", stderr(&out));
 }
+
+/// `--shingles chars`: MinHash over character n-grams of the normalised text
+/// finds the same near copies, and a text without spaces too.
+#[test]
+fn character_shingles_find_near_copies_in_text_without_spaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut docs, _) = corpus();
+    // Unspaced text: the corpus's words glued together, and a copy with one letter changed.
+    let glued: String = docs[0]["text"].as_str().unwrap().split(' ').take(60).collect();
+    let mut changed = glued.clone().into_bytes();
+    changed[100] = if changed[100] == b'x' { b'y' } else { b'x' };
+    docs.push(serde_json::json!({"id": "glued", "text": glued}));
+    docs.push(serde_json::json!({"id": "glued-copy", "text": String::from_utf8(changed).unwrap()}));
+    let input = dir.path().join("docs.jsonl");
+    write_jsonl(&input, &docs);
+    let flags = ["--shingles", "chars", "--n-grams", "9"];
+    let (_, rejected) = dedup_through(dir.path(), &input, &dir.path().join("chars"), &flags, "jsonl");
+    let mut removed: Vec<&str> = ids(&rejected);
+    removed.sort();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("near-{i}")).collect();
+    expected.extend(["copy-0".to_string(), "glued-copy".to_string()]);
+    expected.sort();
+    assert_eq!(removed, expected);
+    // Word shingles see the glued text as one word: no signature, no match.
+    let (_, rejected) = dedup_through(dir.path(), &input, &dir.path().join("words"), &[], "jsonl");
+    assert!(!ids(&rejected).contains(&"glued-copy"));
+    // Signatures of another shingle kind are refused in the same folder.
+    let out = signatures(&input, &dir.path().join("chars"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
