@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use curate::dedup::lines::{self, LineCountOptions};
 use curate::dedup::minhash::{Method, MinHashConfig, Shingles};
+use curate::dedup::normalize::{NormStep, TextNorm};
 use curate::dedup::signatures::{self, SignatureOptions};
 use curate::dedup::{buckets, clusters};
 use curate::doc::FieldNames;
@@ -96,6 +97,14 @@ pub struct SignatureArgs {
     /// minhash (near-duplicates), simhash (near-duplicates by Hamming distance), exact (copies after datatrove's normalisation) or exact-raw (byte-identical text).
     #[arg(long, value_enum, default_value = "minhash")]
     pub method: Method,
+    /// Normalisation steps before hashing (datatrove's TextNormConfig): any of lowercase, whitespace, punctuation, diacritics, numbers, weekdays, months; or none.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "lowercase,whitespace,punctuation,diacritics,numbers"
+    )]
+    pub normalize: Vec<NormStep>,
     /// What a shingle is: n consecutive words (datatrove's choice) or n consecutive characters of the normalised text.
     #[arg(long, value_enum, default_value = "words")]
     pub shingles: Shingles,
@@ -215,6 +224,10 @@ fn signatures(args: SignatureArgs, task: Task) -> Result<(), String> {
             (bands, rows) = (curate::dedup::simhash::table_masks(blocks, max_distance).len(), 2);
         }
     }
+    if args.normalize.contains(&NormStep::None) && args.normalize.len() > 1 {
+        return Err("--normalize none stands alone".into());
+    }
+    let norm = TextNorm::from_steps(&args.normalize);
     if args.n_grams == 0 || bands == 0 || rows == 0 {
         return Err("--n-grams, --bands and --rows must be at least 1".into());
     }
@@ -239,6 +252,7 @@ fn signatures(args: SignatureArgs, task: Task) -> Result<(), String> {
         work: args.work,
         config: MinHashConfig {
             method: args.method,
+            norm,
             shingles: args.shingles,
             n_grams: args.n_grams,
             bands,

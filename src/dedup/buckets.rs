@@ -321,6 +321,7 @@ mod tests {
     fn edges_round_trip_and_damage_is_named() {
         let params = StageParams {
             method: Default::default(),
+            norm: Default::default(),
             shingles: Default::default(),
             n_grams: 5,
             bands: 14,

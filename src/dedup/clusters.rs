@@ -511,6 +511,7 @@ mod tests {
     fn the_removal_list_and_kept_ids_round_trip_and_damage_is_named() {
         let params = StageParams {
             method: Default::default(),
+            norm: Default::default(),
             shingles: Default::default(),
             n_grams: 5,
             bands: 14,

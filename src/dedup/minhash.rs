@@ -3,7 +3,7 @@
 //! datatrove run on the same documents and parameters.
 //!
 //! A document's shingles are the 64-bit xxHash of each n-gram of its words
-//! (English words as spaCy splits them, after [`simplify_text`]), joined by
+//! (English words as spaCy splits them, after datatrove's `simplify_text`), joined by
 //! spaces. Each of `bands × rows` hash functions is `(a·x + b) mod 2⁶¹−1`
 //! with the products wrapping at 2⁶⁴ as numpy's uint64 arithmetic does, its
 //! `a` and `b` drawn from numpy's `RandomState(seed)`; the signature is the
@@ -14,7 +14,7 @@ use xxhash_rust::xxh3::xxh3_128;
 use xxhash_rust::xxh64::xxh64;
 
 use super::mt19937::RandomState;
-use super::normalize::simplify_text;
+use super::normalize::{simplify_text_with, TextNorm};
 use super::simhash;
 
 const MERSENNE_PRIME: u64 = (1 << 61) - 1;
@@ -65,6 +65,8 @@ pub enum Shingles {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MinHashConfig {
     pub method: Method,
+    /// What differences between texts are ignored (MinHash, SimHash and `exact`).
+    pub norm: TextNorm,
     pub shingles: Shingles,
     pub n_grams: usize,
     pub bands: usize,
@@ -80,6 +82,7 @@ impl Default for MinHashConfig {
     fn default() -> Self {
         MinHashConfig {
             method: Method::Minhash,
+            norm: TextNorm::default(),
             shingles: Shingles::Words,
             n_grams: 5,
             bands: 14,
@@ -162,7 +165,7 @@ impl MinHasher {
     /// `n_grams` words (datatrove then writes no signature: the document is
     /// never a duplicate).
     pub fn shingles(&self, text: &str) -> Vec<u64> {
-        let simple = simplify_text(text);
+        let simple = simplify_text_with(text, &self.config.norm);
         if self.config.shingles == Shingles::Chars {
             // Each window of n characters, as a slice of the normalised text.
             let n = self.config.n_grams;
@@ -197,7 +200,7 @@ impl MinHasher {
         };
         match self.config.method {
             Method::Minhash => {}
-            Method::Exact => return exact(&simplify_text(text)),
+            Method::Exact => return exact(&simplify_text_with(text, &self.config.norm)),
             Method::ExactRaw => return exact(text),
             Method::Simhash => {
                 let f = simhash::fingerprint(&self.shingles(text))?;

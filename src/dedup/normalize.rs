@@ -2,10 +2,12 @@
 //! near-duplicate detection compares, so that case, numbers, punctuation,
 //! spacing and accents do not hide a copy.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use curate_filters::text::CharSet;
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 use unicode_general_category::{get_general_category, GeneralCategory};
 use unicode_normalization::UnicodeNormalization;
 
@@ -26,26 +28,124 @@ fn numbers() -> &'static Regex {
     RE.get_or_init(|| Regex::new(r"\p{Nd}+([.,،٫⎖⎗⎘]\p{Nd}+)?").expect("a valid pattern"))
 }
 
-/// Lower case; numbers to `0`; punctuation to spaces; runs of whitespace to
-/// one space, trimmed; NFD with combining marks (category Mn) removed.
-pub fn simplify_text(text: &str) -> String {
-    let lower = text.to_lowercase();
-    let numbered = numbers().replace_all(&lower, "0");
-    let spaced: String = numbered.chars().map(|c| if is_normalised_away(c) { ' ' } else { c }).collect();
-    let mut single = String::with_capacity(spaced.len());
-    for word in spaced.split(char::is_whitespace).filter(|w| !w.is_empty()) {
-        if !single.is_empty() {
-            single.push(' ');
+/// The steps of datatrove's `TextNormConfig`, with its defaults: which
+/// differences between two texts dedup ignores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TextNorm {
+    pub lowercase: bool,
+    pub norm_whitespace: bool,
+    pub remove_punctuation: bool,
+    pub norm_unicode_diacritics: bool,
+    pub norm_numbers: bool,
+    pub norm_weekdays: bool,
+    pub norm_monthnames: bool,
+}
+
+impl Default for TextNorm {
+    fn default() -> Self {
+        TextNorm {
+            lowercase: true,
+            norm_whitespace: true,
+            remove_punctuation: true,
+            norm_unicode_diacritics: true,
+            norm_numbers: true,
+            norm_weekdays: false,
+            norm_monthnames: false,
         }
-        single.push_str(word);
     }
-    if single.is_ascii() {
-        // ASCII decomposes to itself and has no combining marks.
-        return single;
+}
+
+/// One normalisation step, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NormStep {
+    Lowercase,
+    Whitespace,
+    Punctuation,
+    Diacritics,
+    Numbers,
+    Weekdays,
+    Months,
+    /// No step at all (alone).
+    None,
+}
+
+impl TextNorm {
+    /// Exactly the steps listed.
+    pub fn from_steps(steps: &[NormStep]) -> TextNorm {
+        let has = |s: NormStep| steps.contains(&s);
+        TextNorm {
+            lowercase: has(NormStep::Lowercase),
+            norm_whitespace: has(NormStep::Whitespace),
+            remove_punctuation: has(NormStep::Punctuation),
+            norm_unicode_diacritics: has(NormStep::Diacritics),
+            norm_numbers: has(NormStep::Numbers),
+            norm_weekdays: has(NormStep::Weekdays),
+            norm_monthnames: has(NormStep::Months),
+        }
     }
-    let stripped: String =
-        single.nfd().filter(|&c| get_general_category(c) != GeneralCategory::NonspacingMark).collect();
-    stripped.trim_matches(char::is_whitespace).to_owned()
+}
+
+/// Python's `str.isspace` (and regex `\s`), which also counts \x1c–\x1f.
+fn is_python_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+fn weekdays() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new("monday|tuesday|wednesday|thursday|friday|saturday|sunday").expect("a valid pattern"))
+}
+
+fn months() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new("january|february|march|april|may|june|july|august|september|october|november|december")
+            .expect("a valid pattern")
+    })
+}
+
+/// datatrove's `simplify_text` with its default `TextNormConfig`: lower
+/// case; numbers to `0`; punctuation to spaces; runs of whitespace to one
+/// space, trimmed; NFD with combining marks (category Mn) removed.
+pub fn simplify_text(text: &str) -> String {
+    simplify_text_with(text, &TextNorm::default())
+}
+
+/// datatrove's `simplify_text` with the steps of `norm`, in its order.
+pub fn simplify_text_with(text: &str, norm: &TextNorm) -> String {
+    let mut text: Cow<str> = Cow::Borrowed(text);
+    if norm.lowercase {
+        text = Cow::Owned(text.to_lowercase());
+    }
+    for (on, pattern, with) in [
+        (norm.norm_numbers, numbers(), "0"),
+        (norm.norm_weekdays, weekdays(), "WEEKDAY"),
+        (norm.norm_monthnames, months(), "MONTH"),
+    ] {
+        if on {
+            if let Cow::Owned(replaced) = pattern.replace_all(&text, with) {
+                text = Cow::Owned(replaced);
+            }
+        }
+    }
+    if norm.remove_punctuation {
+        text = Cow::Owned(text.chars().map(|c| if is_normalised_away(c) { ' ' } else { c }).collect());
+    }
+    if norm.norm_whitespace {
+        let mut single = String::with_capacity(text.len());
+        for word in text.split(is_python_space).filter(|w| !w.is_empty()) {
+            if !single.is_empty() {
+                single.push(' ');
+            }
+            single.push_str(word);
+        }
+        text = Cow::Owned(single);
+    }
+    if norm.norm_unicode_diacritics && !text.is_ascii() {
+        // (ASCII decomposes to itself and has no combining marks.)
+        text = Cow::Owned(text.nfd().filter(|&c| get_general_category(c) != GeneralCategory::NonspacingMark).collect());
+    }
+    text.trim_matches(is_python_space).to_owned()
 }
 
 #[cfg(test)]
@@ -58,5 +158,31 @@ mod tests {
         assert_eq!(simplify_text("١٢٣ apples"), "0 apples");
         assert_eq!(simplify_text("ΟΔΟΣ"), "οδος", "final sigma, as Python lowers it");
         assert_eq!(simplify_text("...!!!"), "");
+    }
+
+    // Expected values from datatrove 0.10's simplify_text with the same TextNormConfig.
+    #[test]
+    fn each_step_can_be_left_out() {
+        let text = "  Héllo,   WORLD!\n\tMonday 3 May 2024  ";
+        let only = |steps: &[NormStep]| simplify_text_with(text, &TextNorm::from_steps(steps));
+        assert_eq!(only(&[]), "Héllo,   WORLD!\n\tMonday 3 May 2024");
+        assert_eq!(only(&[NormStep::Lowercase]), "héllo,   world!\n\tmonday 3 may 2024");
+        assert_eq!(only(&[NormStep::Whitespace]), "Héllo, WORLD! Monday 3 May 2024");
+        assert_eq!(only(&[NormStep::Punctuation, NormStep::Whitespace]), "Héllo WORLD Monday 3 May 2024");
+        assert_eq!(only(&[NormStep::Diacritics]), "Hello,   WORLD!\n\tMonday 3 May 2024");
+        assert_eq!(only(&[NormStep::Numbers]), "Héllo,   WORLD!\n\tMonday 0 May 0");
+        let all =
+            [NormStep::Lowercase, NormStep::Whitespace, NormStep::Punctuation, NormStep::Weekdays, NormStep::Months];
+        assert_eq!(only(&all), "héllo world WEEKDAY 3 MONTH 2024");
+        assert_eq!(
+            TextNorm::from_steps(&[
+                NormStep::Lowercase,
+                NormStep::Whitespace,
+                NormStep::Punctuation,
+                NormStep::Diacritics,
+                NormStep::Numbers
+            ]),
+            TextNorm::default()
+        );
     }
 }

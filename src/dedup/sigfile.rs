@@ -37,6 +37,8 @@ struct Header {
     kind: String,
     method: super::minhash::Method,
     #[serde(default)]
+    norm: super::normalize::TextNorm,
+    #[serde(default)]
     shingles: super::minhash::Shingles,
     n_grams: usize,
     bands: usize,
@@ -60,6 +62,7 @@ fn header(config: &MinHashConfig, band: usize, unit: u32, records: usize) -> Hea
     Header {
         kind: KIND.into(),
         method: config.method,
+        norm: config.norm,
         shingles: config.shingles,
         n_grams: config.n_grams,
         bands: config.bands,
@@ -128,10 +131,11 @@ fn decode(
     let expected = header(config, band, unit, found.records as usize);
     if found != expected {
         return Err(format!(
-            "written for {} {} ({:?} n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}); this run needs \
-             {}, {:?} n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}",
+            "written for {} {} ({:?}, {:?} n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}); this run needs \
+             {}, {:?}, {:?} n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}",
             found.method.name(),
             found.kind,
+            found.norm,
             found.shingles,
             found.n_grams,
             found.bands,
@@ -140,6 +144,7 @@ fn decode(
             found.band,
             found.unit,
             expected.method.name(),
+            expected.norm,
             expected.shingles,
             expected.n_grams,
             expected.bands,

@@ -32,6 +32,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use super::docinfo::{self, DocInfo};
 use super::minhash::{Method, MinHashConfig, MinHasher, Shingles};
+use super::normalize::TextNorm;
 use super::sigfile::{self, Record};
 use crate::doc::FieldNames;
 use crate::engine::progress::{Progress, ProgressMode};
@@ -105,6 +106,8 @@ fn marker_path(work: &Path, unit: usize) -> PathBuf {
 pub struct StageParams {
     pub method: Method,
     #[serde(default)]
+    pub norm: TextNorm,
+    #[serde(default)]
     pub shingles: Shingles,
     pub n_grams: usize,
     pub bands: usize,
@@ -138,6 +141,7 @@ impl StageParams {
     pub fn config(&self) -> MinHashConfig {
         MinHashConfig {
             method: self.method,
+            norm: self.norm,
             shingles: self.shingles,
             n_grams: self.n_grams,
             bands: self.bands,
@@ -173,6 +177,7 @@ pub fn missing_units(work: &Path, units: usize) -> Vec<usize> {
 #[derive(Serialize)]
 struct Fingerprint<'a> {
     method: &'a str,
+    norm: TextNorm,
     shingles: Shingles,
     n_grams: usize,
     bands: usize,
@@ -190,6 +195,7 @@ struct Fingerprint<'a> {
 pub fn fingerprint(params: &StageParams, names: &FieldNames, plan: &Plan) -> String {
     let fingerprint = Fingerprint {
         method: params.method.name(),
+        norm: params.norm,
         shingles: params.shingles,
         n_grams: params.n_grams,
         bands: params.bands,
@@ -217,6 +223,7 @@ pub fn run(options: &SignatureOptions) -> Result<SignatureStats, String> {
     };
     let params = StageParams {
         method: c.method,
+        norm: c.norm,
         shingles: c.shingles,
         n_grams: c.n_grams,
         bands: c.bands,
