@@ -41,6 +41,8 @@ pub enum DedupCommand {
         rank: Option<usize>,
         #[arg(long)]
         world_size: Option<usize>,
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: ProgressMode,
     },
     /// Count every line of the corpus (normalised as datatrove does), for the `line_dedup` step.
     ///
@@ -151,8 +153,8 @@ pub fn dedup(command: DedupCommand) -> ExitCode {
         DedupCommand::Signatures(args) => {
             Task::resolve(args.rank, args.world_size, env).and_then(|task| signatures(args, task))
         }
-        DedupCommand::Buckets { work, ranges, rank, world_size } => {
-            Task::resolve(rank, world_size, env).and_then(|task| buckets(&work, ranges, task))
+        DedupCommand::Buckets { work, ranges, rank, world_size, progress } => {
+            Task::resolve(rank, world_size, env).and_then(|task| buckets(&work, ranges, task, progress))
         }
         DedupCommand::Clusters { work } => clusters(&work),
         DedupCommand::Lines(args) => lines(args),
@@ -173,9 +175,10 @@ fn all(args: SignatureArgs, ranges: usize) -> Result<(), String> {
             .into());
     }
     let work = args.work.clone();
+    let progress = args.progress;
     let one = Task { rank: 0, world: 1 };
     signatures(args, one)?;
-    buckets(&work, ranges, one)?;
+    buckets(&work, ranges, one, progress)?;
     clusters(&work)?;
     eprintln!(
         "curate: dedup ready; a pipeline step [[step]] type = \"dedup\" work = \"{}\" removes the duplicates",
@@ -287,11 +290,11 @@ fn signatures(args: SignatureArgs, task: Task) -> Result<(), String> {
     Ok(())
 }
 
-fn buckets(work: &Path, ranges: usize, task: Task) -> Result<(), String> {
+fn buckets(work: &Path, ranges: usize, task: Task, progress: ProgressMode) -> Result<(), String> {
     if ranges == 0 {
         return Err("--ranges must be at least 1".into());
     }
-    let stats = buckets::run(work, task, ranges)?;
+    let stats = buckets::run(work, task, ranges, progress)?;
     let path = work.join("buckets/stats").join(format!("rank-{:05}-of-{:05}.json", task.rank, task.world));
     std::fs::create_dir_all(path.parent().expect("a folder"))
         .and_then(|_| atomic::write(&path, &serde_json::to_vec_pretty(&stats).expect("serialisable")))

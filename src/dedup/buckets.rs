@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::frame;
 use super::sigfile::{self, Record};
 use super::signatures::{band_path, missing_units, StageParams, INDEX_UNIT};
+use crate::engine::progress::{Progress, ProgressMode};
 use crate::engine::task::Task;
 use crate::io::atomic;
 
@@ -190,7 +191,7 @@ pub struct BucketStats {
 /// Builds the edges of this task's parts: each band cut into `ranges`
 /// ranges, parts shared between tasks as units are. Memory: one part's
 /// records, a 1/`ranges` share of a band's.
-pub fn run(work: &Path, task: Task, ranges: usize) -> Result<BucketStats, String> {
+pub fn run(work: &Path, task: Task, ranges: usize, progress: ProgressMode) -> Result<BucketStats, String> {
     let params = StageParams::load(work)?;
     let missing = missing_units(work, params.units);
     if let Some(first) = missing.first() {
@@ -216,24 +217,35 @@ pub fn run(work: &Path, task: Task, ranges: usize) -> Result<BucketStats, String
         ));
     }
     let mut stats = BucketStats::default();
-    for (_, part) in Part::all(config.bands, ranges).enumerate().filter(|&(i, _)| task.owns(i)) {
+    let mine: Vec<Part> =
+        Part::all(config.bands, ranges).enumerate().filter(|&(i, _)| task.owns(i)).map(|(_, p)| p).collect();
+    let mut sources: Vec<(&Path, usize, u32)> = (0..params.units).map(|u| (work, u, 0)).collect();
+    if let Some(index) = &params.index {
+        sources.extend((0..index.units).map(|u| (index.work.as_path(), u, INDEX_UNIT)));
+    }
+    // Progress in signature bytes read, every part reading its band's files.
+    let file_size = |band: usize, (folder, unit, _): &(&Path, usize, u32)| {
+        std::fs::metadata(band_path(folder, band, *unit)).map_or(0, |m| m.len())
+    };
+    let total = mine.iter().map(|p| sources.iter().map(|s| file_size(p.band, s)).sum::<u64>()).sum();
+    let bar = Progress::start(total, progress);
+    for part in mine {
         let band = part.band;
         let path = edges_path(work, part);
         if let Ok(edges) = read(&path, &params, part) {
             stats.parts += 1;
             stats.edges += edges.len() as u64;
+            bar.add(sources.iter().map(|s| file_size(band, s)).sum(), 0);
             continue;
         }
-        let mut sources: Vec<(&Path, usize, u32)> = (0..params.units).map(|u| (work, u, 0)).collect();
-        if let Some(index) = &params.index {
-            sources.extend((0..index.units).map(|u| (index.work.as_path(), u, INDEX_UNIT)));
-        }
         let files: Vec<Result<Vec<Record>, String>> = sources
-            .into_par_iter()
-            .map(|(folder, unit, base)| {
+            .par_iter()
+            .map(|source| {
+                let &(folder, unit, base) = source;
                 let mut records =
                     sigfile::read_where(&band_path(folder, band, unit), &config, band, unit as u32, |h| part.holds(h))
                         .map_err(|e| e.to_string())?;
+                bar.add(file_size(band, source), records.len() as u64);
                 for r in &mut records {
                     r.unit += base;
                 }
@@ -253,6 +265,7 @@ pub fn run(work: &Path, task: Task, ranges: usize) -> Result<BucketStats, String
         stats.records += records.len() as u64;
         stats.edges += edges.len() as u64;
     }
+    bar.finish();
     Ok(stats)
 }
 
