@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::frame;
-use super::sigfile::{self, Record};
+use super::sigfile::{self, Record, Records};
 use super::signatures::{band_path, missing_units, StageParams, INDEX_UNIT};
 use crate::engine::progress::{Progress, ProgressMode};
 use crate::engine::task::Task;
@@ -115,23 +115,22 @@ pub fn ranges(work: &Path) -> Result<usize, String> {
 /// SimHash's records are (table key, fingerprint): within a run of equal
 /// keys, equal fingerprints are chained as above, and the first holders of
 /// each two distinct fingerprints within `max_distance` bits are joined.
-pub fn bucket_edges(records: &[Record], simhash_distance: Option<u32>) -> Vec<Edge> {
+pub fn bucket_edges(records: &Records, simhash_distance: Option<u32>) -> Vec<Edge> {
     let doc = |r: &Record| (r.unit, r.doc);
     let edge = |a: &Record, b: &Record| (doc(a).min(doc(b)), doc(a).max(doc(b)));
-    let mut edges: Vec<Edge> = records
-        .windows(2)
-        .filter(|w| w[0].hashes == w[1].hashes && w[0].unit < INDEX_UNIT)
-        .map(|w| edge(&w[0], &w[1]))
+    let mut edges: Vec<Edge> = (1..records.len())
+        .map(|i| (records.get(i - 1), records.get(i)))
+        .filter(|(a, b)| a.hashes == b.hashes && a.unit < INDEX_UNIT)
+        .map(|(a, b)| edge(&a, &b))
         .collect();
     if let Some(max_distance) = simhash_distance {
-        let mut rest = records;
-        while let Some(first) = rest.first() {
-            let n = rest.iter().take_while(|r| r.hashes[0] == first.hashes[0]).count();
-            let distinct: Vec<&Record> = rest[..n]
-                .iter()
-                .enumerate()
-                .filter(|(i, r)| *i == 0 || rest[i - 1].hashes[1] != r.hashes[1])
-                .map(|(_, r)| r)
+        let mut start = 0;
+        while start < records.len() {
+            let key = records.get(start).hashes[0];
+            let n = (start..records.len()).take_while(|&i| records.get(i).hashes[0] == key).count();
+            let distinct: Vec<Record> = (start..start + n)
+                .filter(|&i| i == start || records.get(i - 1).hashes[1] != records.get(i).hashes[1])
+                .map(|i| records.get(i))
                 .collect();
             for (i, a) in distinct.iter().enumerate() {
                 for b in &distinct[i + 1..] {
@@ -141,7 +140,7 @@ pub fn bucket_edges(records: &[Record], simhash_distance: Option<u32>) -> Vec<Ed
                     }
                 }
             }
-            rest = &rest[n..];
+            start += n;
         }
     }
     edges.sort_unstable();
@@ -238,7 +237,7 @@ pub fn run(work: &Path, task: Task, ranges: usize, progress: ProgressMode) -> Re
             bar.add(sources.iter().map(|s| file_size(band, s)).sum(), 0);
             continue;
         }
-        let files: Vec<Result<Vec<Record>, String>> = sources
+        let files: Vec<Result<Records, String>> = sources
             .par_iter()
             .map(|source| {
                 let &(folder, unit, base) = source;
@@ -246,17 +245,15 @@ pub fn run(work: &Path, task: Task, ranges: usize, progress: ProgressMode) -> Re
                     sigfile::read_where(&band_path(folder, band, unit), &config, band, unit as u32, |h| part.holds(h))
                         .map_err(|e| e.to_string())?;
                 bar.add(file_size(band, source), records.len() as u64);
-                for r in &mut records {
-                    r.unit += base;
-                }
+                records.offset_units(base);
                 Ok(records)
             })
             .collect();
-        let mut records = Vec::new();
+        let mut records = Records::new(config.rows);
         for file in files {
-            records.extend(file?);
+            records.append(&mut file?);
         }
-        records.par_sort_unstable();
+        records.sort();
         let simhash_distance = (params.method == super::minhash::Method::Simhash).then_some(params.max_distance);
         let edges = bucket_edges(&records, simhash_distance);
         std::fs::create_dir_all(path.parent().expect("a folder")).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -273,21 +270,25 @@ pub fn run(work: &Path, task: Task, ranges: usize, progress: ProgressMode) -> Re
 mod tests {
     use super::*;
 
-    fn record(hashes: &[u64], unit: u32, doc: u32) -> Record {
-        Record { hashes: hashes.to_vec(), unit, doc }
+    fn records(list: &[(&[u64], u32, u32)]) -> Records {
+        let mut records = Records::new(list[0].0.len());
+        for &(hashes, unit, doc) in list {
+            records.push(hashes, unit, doc);
+        }
+        records.sort();
+        records
     }
 
     #[test]
     fn runs_of_equal_hashes_become_chains() {
-        let mut records = vec![
-            record(&[1, 2], 0, 5),
-            record(&[1, 2], 1, 0),
-            record(&[1, 2], 0, 9),
-            record(&[1, 3], 0, 1),
-            record(&[7, 7], 2, 2),
-            record(&[7, 7], 0, 0),
-        ];
-        records.sort();
+        let records = records(&[
+            (&[1, 2], 0, 5),
+            (&[1, 2], 1, 0),
+            (&[1, 2], 0, 9),
+            (&[1, 3], 0, 1),
+            (&[7, 7], 2, 2),
+            (&[7, 7], 0, 0),
+        ]);
         assert_eq!(bucket_edges(&records, None), [((0, 0), (2, 2)), ((0, 5), (0, 9)), ((0, 9), (1, 0))]);
     }
 
@@ -313,16 +314,15 @@ mod tests {
 
     #[test]
     fn simhash_buckets_join_fingerprints_within_the_distance() {
-        let mut records = vec![
-            record(&[0xff00, 0xff00_0000_0000_0001], 0, 0),
-            record(&[0xff00, 0xff00_0000_0000_0001], 0, 4),
-            record(&[0xff00, 0xff00_0000_0000_0007], 1, 1),
-            record(&[0xff00, 0xff00_0000_0000_00ff], 1, 2),
-            record(&[0xff00, 0xff00_0000_0000_000f], INDEX_UNIT, 3),
-            record(&[0xff00, 0xff00_0000_0000_000f], INDEX_UNIT, 9),
-            record(&[0x0f00, 0x0f00_0000_0000_0001], 2, 0),
-        ];
-        records.sort();
+        let records = records(&[
+            (&[0xff00, 0xff00_0000_0000_0001], 0, 0),
+            (&[0xff00, 0xff00_0000_0000_0001], 0, 4),
+            (&[0xff00, 0xff00_0000_0000_0007], 1, 1),
+            (&[0xff00, 0xff00_0000_0000_00ff], 1, 2),
+            (&[0xff00, 0xff00_0000_0000_000f], INDEX_UNIT, 3),
+            (&[0xff00, 0xff00_0000_0000_000f], INDEX_UNIT, 9),
+            (&[0x0f00, 0x0f00_0000_0000_0001], 2, 0),
+        ]);
         // Distances: 1 vs 7 is 2 bits, 1 vs 0xf 3, 7 vs 0xf 1, 0xff is 4+ from all.
         assert_eq!(
             bucket_edges(&records, Some(3)),

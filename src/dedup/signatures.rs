@@ -33,7 +33,7 @@ use xxhash_rust::xxh3::xxh3_128;
 use super::docinfo::{self, DocInfo};
 use super::minhash::{Method, MinHashConfig, MinHasher, Shingles};
 use super::normalize::TextNorm;
-use super::sigfile::{self, Record};
+use super::sigfile::{self, Records};
 use crate::doc::FieldNames;
 use crate::engine::progress::{Progress, ProgressMode};
 use crate::engine::stats::Occurrences;
@@ -317,7 +317,7 @@ impl UnitContext<'_> {
             return Ok(stats);
         }
         let mut stats = SignatureStats { units: 1, ..Default::default() };
-        let mut bands: Vec<Vec<Record>> = vec![Vec::new(); c.bands];
+        let mut bands: Vec<Records> = vec![Records::new(c.rows); c.bands];
         let mut infos = Vec::new();
         let mut batches = UnitBatches::new(self.plan, vec![unit], self.read.clone());
         let mut doc = 0u32;
@@ -346,8 +346,7 @@ impl UnitContext<'_> {
                 match signature {
                     Some(s) => {
                         for (band, records) in bands.iter_mut().enumerate() {
-                            let hashes = s[band * c.rows..(band + 1) * c.rows].to_vec();
-                            records.push(Record { hashes, unit: unit as u32, doc });
+                            records.push(&s[band * c.rows..(band + 1) * c.rows], unit as u32, doc);
                         }
                         stats.signed_docs += 1;
                     }

@@ -52,8 +52,8 @@ fn shared_buckets(work: &Path, docs: &[Value], units: usize) -> BTreeSet<(String
     for band in 0..config.bands {
         let mut buckets: BTreeMap<Vec<u64>, Vec<usize>> = BTreeMap::new();
         for unit in 0..units {
-            for r in sigfile::read(&band_path(work, band, unit), &config, band, unit as u32).unwrap() {
-                buckets.entry(r.hashes).or_default().push(r.doc as usize);
+            for r in sigfile::read(&band_path(work, band, unit), &config, band, unit as u32).unwrap().iter() {
+                buckets.entry(r.hashes.to_vec()).or_default().push(r.doc as usize);
             }
         }
         for members in buckets.values() {
