@@ -100,7 +100,7 @@ impl MinHashConfig {
     /// `1 − (1 − s^rows)^bands` crosses one half nearest the threshold.
     pub fn for_threshold(threshold: f64, hashes: usize) -> (usize, usize) {
         (1..=hashes)
-            .filter(|rows| hashes % rows == 0)
+            .filter(|rows| hashes.is_multiple_of(*rows))
             .map(|rows| (hashes / rows, rows))
             .min_by(|&(b1, r1), &(b2, r2)| {
                 let midpoint = |b: usize, r: usize| (1.0 - 0.5f64.powf(1.0 / b as f64)).powf(1.0 / r as f64);

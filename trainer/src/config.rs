@@ -250,17 +250,17 @@ impl TrainConfig {
         if m.hidden_size == 0 || m.num_layers == 0 || m.num_heads == 0 {
             return fail("model", "hidden_size, num_layers and num_heads must be positive".into());
         }
-        if m.hidden_size % m.num_heads != 0 {
+        if !m.hidden_size.is_multiple_of(m.num_heads) {
             return fail("model.num_heads", format!("{} does not divide hidden_size {}", m.num_heads, m.hidden_size));
         }
         let kv = m.kv_heads();
         if m.architecture == Architecture::Gpt2 && kv != m.num_heads {
             return fail("model.num_kv_heads", "grouped-query attention is a LLaMA option".into());
         }
-        if kv == 0 || m.num_heads % kv != 0 {
+        if kv == 0 || !m.num_heads.is_multiple_of(kv) {
             return fail("model.num_kv_heads", format!("{kv} does not divide num_heads {}", m.num_heads));
         }
-        if m.architecture == Architecture::Llama && m.head_dim() % 2 != 0 {
+        if m.architecture == Architecture::Llama && !m.head_dim().is_multiple_of(2) {
             return fail("model", format!("rotary embeddings need an even head size, not {}", m.head_dim()));
         }
         if m.sliding_window.is_some() && m.architecture == Architecture::Gpt2 {

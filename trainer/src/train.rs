@@ -241,11 +241,11 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
         }))?;
         progress.set_position(state.step);
         progress.set_message(format!("loss {loss:.4} lr {lr:.2e} {tokens_per_s:.0} tok/s"));
-        if progress.is_hidden() && (state.step % (t.max_steps / 10).max(1) == 0 || state.step == t.max_steps) {
+        if progress.is_hidden() && (state.step.is_multiple_of((t.max_steps / 10).max(1)) || state.step == t.max_steps) {
             eprintln!("step {}/{}: loss {loss:.4}, lr {lr:.3e}, {tokens_per_s:.0} tokens/s", state.step, t.max_steps);
         }
 
-        if t.eval_interval > 0 && (state.step % t.eval_interval == 0 || state.step == t.max_steps) {
+        if t.eval_interval > 0 && (state.step.is_multiple_of(t.eval_interval) || state.step == t.max_steps) {
             let windows = setup.validation.as_ref().expect("checked in Setup::new");
             let eval_loss = step::evaluate(
                 setup.model.as_ref(),
@@ -268,7 +268,8 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
                 progress.println(line);
             }
         }
-        if (t.checkpoint_interval > 0 && state.step % t.checkpoint_interval == 0) || state.step == t.max_steps {
+        if (t.checkpoint_interval > 0 && state.step.is_multiple_of(t.checkpoint_interval)) || state.step == t.max_steps
+        {
             last_checkpoint = Some(save(&output, &setup, &optimizer, &state)?);
         }
         if abort_after == Some(state.step) {
