@@ -286,6 +286,20 @@ impl Cursor {
     }
 }
 
+/// Lifts the soft limit of open files towards `wanted` (as far as the hard
+/// limit allows): the merge keeps one file per unit open, and the usual
+/// soft limit of 1,024 is below a large corpus's unit count.
+fn raise_open_files_limit(wanted: u64) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the one struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < wanted {
+            limit.rlim_cur = wanted.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
 /// The hashes of the lines counted more than `max_repeats` times over every
 /// unit in `work`: each file verified, then all merged in hash order, so that
 /// memory holds the frequent lines and a small buffer per file, never every
@@ -305,8 +319,19 @@ pub fn frequent_lines(work: &Path, max_repeats: u32) -> Result<HashSet<u64>, Str
     if units.is_empty() {
         return Err(format!("{}: no line counts (run `curate dedup lines` first)", dir.display()));
     }
-    let mut cursors: Vec<Cursor> =
-        units.iter().map(|(unit, path)| Cursor::open(path, *unit as u32)).collect::<Result<_, _>>()?;
+    raise_open_files_limit(units.len() as u64 + 64);
+    let mut cursors: Vec<Cursor> = units
+        .iter()
+        .map(|(unit, path)| {
+            Cursor::open(path, *unit as u32).map_err(|e| {
+                if e.contains("Too many open files") {
+                    format!("{e}: the merge opens all {} counts files at once; raise `ulimit -n`", units.len())
+                } else {
+                    e
+                }
+            })
+        })
+        .collect::<Result<_, _>>()?;
     let mut heap = BinaryHeap::new();
     for (i, c) in cursors.iter_mut().enumerate() {
         if let Some((hash, count)) = c.next()? {

@@ -823,3 +823,50 @@ fn character_shingles_find_near_copies_in_text_without_spaces() {
     let out = signatures(&input, &dir.path().join("chars"), &[]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The line-dedup merge opens every unit's counts file at once: under a low
+/// soft limit of open files it lifts the limit (towards the hard one)
+/// rather than failing.
+#[test]
+fn the_line_merge_lifts_a_low_open_files_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    // Letters, not digits: numbers normalise to 0 and would make every line one.
+    let name = |i: usize| -> String { [i / 26, i % 26].iter().map(|&k| (b'a' + k as u8) as char).collect() };
+    for i in 0..120 {
+        let docs = [
+            serde_json::json!({"id": format!("d{i}"), "text": format!("Shared footer line\nUnique line {} here.", name(i))}),
+        ];
+        write_jsonl(&input.join(format!("part-{i:03}.jsonl")), &docs);
+    }
+    let work = dir.path().join("work");
+    let out = curate()
+        .args(["dedup", "lines", "--progress", "none", "--input"])
+        .arg(&input)
+        .arg("--work")
+        .arg(&work)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let output = dir.path().join("out");
+    let p = pipeline(
+        dir.path(),
+        &format!(
+            "[input]\npath = \"{}\"\n[[step]]\ntype = \"line_dedup\"\nwork = \"{}\"\n[output]\npath = \"{}\"\nformat = \"jsonl\"\n",
+            input.display(),
+            work.display(),
+            output.display()
+        ),
+    );
+    let bin = env!("CARGO_BIN_EXE_curate");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -Sn 60 && exec '{bin}' run '{}' --progress none", p.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let kept = jsonl_docs(&output);
+    assert_eq!(kept.len(), 120);
+    assert!(kept.iter().all(|d| d["text"].as_str().unwrap().starts_with("Unique line")));
+}
