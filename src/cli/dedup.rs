@@ -202,9 +202,19 @@ fn lines(args: LineArgs) -> Result<(), String> {
         progress: args.progress,
     };
     let stats = lines::run(&options)?;
+    let path = options.work.join("lines/stats").join(format!("rank-{:05}-of-{:05}.json", task.rank, task.world));
+    std::fs::create_dir_all(path.parent().expect("a folder"))
+        .and_then(|_| atomic::write(&path, &serde_json::to_vec_pretty(&stats).expect("serialisable")))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!(
-        "curate: {} lines of {} documents in {} units ({} done before), {} distinct per unit summed, {} errors",
-        stats.lines, stats.docs, stats.units, stats.skipped_units, stats.distinct_lines, stats.error_docs
+        "curate: {} lines of {} documents in {} units ({} done before), {} distinct per unit summed, {} errors; stats in {}",
+        stats.lines,
+        stats.docs,
+        stats.units,
+        stats.skipped_units,
+        stats.distinct_lines,
+        stats.error_docs,
+        path.display()
     );
     Ok(())
 }
