@@ -6,18 +6,22 @@
 //! WORK/buckets/band-003.edges   band 3's edges: u32 unit, u32 doc, u32 unit, u32 doc, sorted
 //! ```
 //!
-//! Tasks share the bands (band `b` is task `b mod world`'s). A band reads
-//! every unit's signature file of that band, each verified (another
-//! format, other parameters, truncation, damage, disorder are errors that
-//! name the file), merges them in hash order and writes its edges file in
-//! the [`frame`] envelope (magic `CURATEED`). A band whose edges file
-//! already verifies is skipped. Memory: one band's records at a time (rows ×
-//! 8 + 8 bytes per document with a signature) and its edges.
+//! Tasks share the parts of bands (a whole band, or with `ranges` one range
+//! of its hashes: [`Part`]). A part reads every unit's signature file of its
+//! band, each verified (another format, other parameters, truncation,
+//! damage, disorder are errors that name the file), keeps the records of
+//! its range, merges the sorted files as one stream in hash order and
+//! writes its edges file in the [`frame`] envelope (magic `CURATEED`). A
+//! part whose edges file already verifies is skipped. Memory: one part's
+//! records at a time (rows × 8 + 8 bytes per document with a signature) and
+//! its edges.
 //!
 //! With an index (incremental dedup), each band also reads the index's
 //! signature files of that band, whose units are renumbered from
 //! [`INDEX_UNIT`] on.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -115,37 +119,58 @@ pub fn ranges(work: &Path) -> Result<usize, String> {
 /// SimHash's records are (table key, fingerprint): within a run of equal
 /// keys, equal fingerprints are chained as above, and the first holders of
 /// each two distinct fingerprints within `max_distance` bits are joined.
-pub fn bucket_edges(records: &Records, simhash_distance: Option<u32>) -> Vec<Edge> {
+pub fn bucket_edges<'a>(sorted: impl Iterator<Item = Record<'a>>, simhash_distance: Option<u32>) -> Vec<Edge> {
     let doc = |r: &Record| (r.unit, r.doc);
     let edge = |a: &Record, b: &Record| (doc(a).min(doc(b)), doc(a).max(doc(b)));
-    let mut edges: Vec<Edge> = (1..records.len())
-        .map(|i| (records.get(i - 1), records.get(i)))
-        .filter(|(a, b)| a.hashes == b.hashes && a.unit < INDEX_UNIT)
-        .map(|(a, b)| edge(&a, &b))
-        .collect();
-    if let Some(max_distance) = simhash_distance {
-        let mut start = 0;
-        while start < records.len() {
-            let key = records.get(start).hashes[0];
-            let n = (start..records.len()).take_while(|&i| records.get(i).hashes[0] == key).count();
-            let distinct: Vec<Record> = (start..start + n)
-                .filter(|&i| i == start || records.get(i - 1).hashes[1] != records.get(i).hashes[1])
-                .map(|i| records.get(i))
-                .collect();
-            for (i, a) in distinct.iter().enumerate() {
-                for b in &distinct[i + 1..] {
+    let mut edges = Vec::new();
+    // SimHash: the first holder of each distinct fingerprint in the current run of equal keys.
+    let mut run: Vec<Record> = Vec::new();
+    let close_run = |run: &mut Vec<Record>, edges: &mut Vec<Edge>| {
+        if let Some(max_distance) = simhash_distance {
+            for (i, a) in run.iter().enumerate() {
+                for b in &run[i + 1..] {
                     let both_index = a.unit >= INDEX_UNIT && b.unit >= INDEX_UNIT;
                     if !both_index && super::simhash::distance(a.hashes[1], b.hashes[1]) <= max_distance {
                         edges.push(edge(a, b));
                     }
                 }
             }
-            start += n;
         }
+        run.clear();
+    };
+    let mut previous: Option<Record> = None;
+    for r in sorted {
+        if let Some(p) = previous {
+            if p.hashes == r.hashes && p.unit < INDEX_UNIT {
+                edges.push(edge(&p, &r));
+            }
+            if simhash_distance.is_some() && p.hashes[0] != r.hashes[0] {
+                close_run(&mut run, &mut edges);
+            }
+        }
+        if simhash_distance.is_some() && previous.is_none_or(|p| p.hashes != r.hashes) {
+            run.push(r);
+        }
+        previous = Some(r);
     }
+    close_run(&mut run, &mut edges);
     edges.sort_unstable();
     edges.dedup();
     edges
+}
+
+/// The records of files each sorted, as one sorted stream (a k-way merge):
+/// the bucket stage never holds a second, merged copy of a band.
+pub fn merged(files: &[Records]) -> impl Iterator<Item = Record<'_>> {
+    let mut heap: BinaryHeap<Reverse<(Record<'_>, usize, usize)>> =
+        files.iter().enumerate().filter(|(_, f)| !f.is_empty()).map(|(i, f)| Reverse((f.get(0), i, 0))).collect();
+    std::iter::from_fn(move || {
+        let Reverse((record, file, at)) = heap.pop()?;
+        if at + 1 < files[file].len() {
+            heap.push(Reverse((files[file].get(at + 1), file, at + 1)));
+        }
+        Some(record)
+    })
 }
 
 pub fn encode(params: &StageParams, part: Part, edges: &[Edge]) -> Vec<u8> {
@@ -249,17 +274,15 @@ pub fn run(work: &Path, task: Task, ranges: usize, progress: ProgressMode) -> Re
                 Ok(records)
             })
             .collect();
-        let mut records = Records::new(config.rows);
-        for file in files {
-            records.append(&mut file?);
-        }
-        records.sort();
+        let files: Vec<Records> = files.into_iter().collect::<Result<_, _>>()?;
+        let records: usize = files.iter().map(Records::len).sum();
         let simhash_distance = (params.method == super::minhash::Method::Simhash).then_some(params.max_distance);
-        let edges = bucket_edges(&records, simhash_distance);
+        let edges = bucket_edges(merged(&files), simhash_distance);
+        drop(files);
         std::fs::create_dir_all(path.parent().expect("a folder")).map_err(|e| format!("{}: {e}", path.display()))?;
         super::commit(&path, &encode(&params, part, &edges))?;
         stats.parts += 1;
-        stats.records += records.len() as u64;
+        stats.records += records as u64;
         stats.edges += edges.len() as u64;
     }
     bar.finish();
@@ -289,7 +312,24 @@ mod tests {
             (&[7, 7], 2, 2),
             (&[7, 7], 0, 0),
         ]);
-        assert_eq!(bucket_edges(&records, None), [((0, 0), (2, 2)), ((0, 5), (0, 9)), ((0, 9), (1, 0))]);
+        assert_eq!(bucket_edges(records.iter(), None), [((0, 0), (2, 2)), ((0, 5), (0, 9)), ((0, 9), (1, 0))]);
+    }
+
+    #[test]
+    fn sorted_files_merge_into_one_sorted_stream() {
+        let a = records(&[(&[1, 9], 0, 3), (&[4, 0], 0, 1), (&[7, 7], 0, 0)]);
+        let b = records(&[(&[1, 9], 1, 0), (&[5, 5], 1, 2)]);
+        let empty = Records::new(2);
+        let c = records(&[(&[0, 0], 2, 5), (&[9, 9], 2, 1)]);
+        let files = [a, empty, b, c];
+        let got: Vec<(Vec<u64>, u32, u32)> = merged(&files).map(|r| (r.hashes.to_vec(), r.unit, r.doc)).collect();
+        let mut expected: Vec<(Vec<u64>, u32, u32)> = files
+            .iter()
+            .flat_map(|f| f.iter().map(|r| (r.hashes.to_vec(), r.unit, r.doc)).collect::<Vec<_>>())
+            .collect();
+        expected.sort();
+        assert_eq!(got, expected);
+        assert_eq!(bucket_edges(merged(&files), None), [((0, 3), (1, 0))]);
     }
 
     #[test]
@@ -325,7 +365,7 @@ mod tests {
         ]);
         // Distances: 1 vs 7 is 2 bits, 1 vs 0xf 3, 7 vs 0xf 1, 0xff is 4+ from all.
         assert_eq!(
-            bucket_edges(&records, Some(3)),
+            bucket_edges(records.iter(), Some(3)),
             [((0, 0), (0, 4)), ((0, 0), (1, 1)), ((0, 0), (INDEX_UNIT, 3)), ((1, 1), (INDEX_UNIT, 3)),]
         );
     }

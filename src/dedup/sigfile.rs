@@ -79,11 +79,6 @@ impl Records {
         }
     }
 
-    pub fn append(&mut self, other: &mut Records) {
-        assert_eq!(self.rows, other.rows);
-        self.words.append(&mut other.words);
-    }
-
     /// Sorts the records in place, in parallel: as fixed-size arrays for the
     /// usual row counts, through a sorted index otherwise.
     pub fn sort(&mut self) {
