@@ -72,6 +72,21 @@ pub enum DedupCommand {
     },
 }
 
+/// How a stage that reads the input runs: which task of how many, in what batches, showing what.
+#[derive(clap::Args)]
+pub struct StageRunArgs {
+    /// This task's rank (also SLURM_ARRAY_TASK_ID, SLURM_PROCID or RANK).
+    #[arg(long)]
+    pub rank: Option<usize>,
+    /// Number of tasks (also SLURM_ARRAY_TASK_COUNT, SLURM_NTASKS or WORLD_SIZE).
+    #[arg(long)]
+    pub world_size: Option<usize>,
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+}
+
 #[derive(clap::Args)]
 pub struct LineArgs {
     #[command(flatten)]
@@ -79,14 +94,8 @@ pub struct LineArgs {
     /// Folder for the counts (lines/ goes here).
     #[arg(long)]
     pub work: PathBuf,
-    #[arg(long)]
-    pub rank: Option<usize>,
-    #[arg(long)]
-    pub world_size: Option<usize>,
-    #[arg(long, default_value_t = 1000)]
-    pub batch_size: usize,
-    #[arg(long, value_enum, default_value = "auto")]
-    pub progress: ProgressMode,
+    #[command(flatten)]
+    pub run: StageRunArgs,
 }
 
 #[derive(clap::Args)]
@@ -135,23 +144,15 @@ pub struct SignatureArgs {
     /// SimHash: blocks the fingerprint is cut into; one table per choice of blocks − max_distance of them.
     #[arg(long, default_value_t = 6)]
     pub blocks: u32,
-    /// This task's rank (also SLURM_ARRAY_TASK_ID, SLURM_PROCID or RANK).
-    #[arg(long)]
-    pub rank: Option<usize>,
-    /// Number of tasks (also SLURM_ARRAY_TASK_COUNT, SLURM_NTASKS or WORLD_SIZE).
-    #[arg(long)]
-    pub world_size: Option<usize>,
-    #[arg(long, default_value_t = 1000)]
-    pub batch_size: usize,
-    #[arg(long, value_enum, default_value = "auto")]
-    pub progress: ProgressMode,
+    #[command(flatten)]
+    pub run: StageRunArgs,
 }
 
 pub fn dedup(command: DedupCommand) -> ExitCode {
     let env = |k: &str| std::env::var(k).ok();
     let done = match command {
         DedupCommand::Signatures(args) => {
-            Task::resolve(args.rank, args.world_size, env).and_then(|task| signatures(args, task))
+            Task::resolve(args.run.rank, args.run.world_size, env).and_then(|task| signatures(args, task))
         }
         DedupCommand::Buckets { work, ranges, rank, world_size, progress } => {
             Task::resolve(rank, world_size, env).and_then(|task| buckets(&work, ranges, task, progress))
@@ -169,13 +170,13 @@ pub fn dedup(command: DedupCommand) -> ExitCode {
 /// The three stages in turn, each as the only task (whatever a launcher's
 /// variables say: this command is the local run).
 fn all(args: SignatureArgs, ranges: usize) -> Result<(), String> {
-    if args.rank.is_some() || args.world_size.is_some() {
+    if args.run.rank.is_some() || args.run.world_size.is_some() {
         return Err("`curate dedup all` runs every stage as one task; run the stages one by one to share them \
                     between tasks (--rank, --world-size)"
             .into());
     }
     let work = args.work.clone();
-    let progress = args.progress;
+    let progress = args.run.progress;
     let one = Task { rank: 0, world: 1 };
     signatures(args, one)?;
     buckets(&work, ranges, one, progress)?;
@@ -188,7 +189,7 @@ fn all(args: SignatureArgs, ranges: usize) -> Result<(), String> {
 }
 
 fn lines(args: LineArgs) -> Result<(), String> {
-    let task = Task::resolve(args.rank, args.world_size, |k| std::env::var(k).ok())?;
+    let task = Task::resolve(args.run.rank, args.run.world_size, |k| std::env::var(k).ok())?;
     if args.input.threads == Some(0) {
         return Err("--threads must be at least 1".into());
     }
@@ -198,8 +199,8 @@ fn lines(args: LineArgs) -> Result<(), String> {
         work: args.work,
         task,
         threads: thread_count(args.input.threads),
-        batch_size: args.batch_size,
-        progress: args.progress,
+        batch_size: args.run.batch_size,
+        progress: args.run.progress,
     };
     let stats = lines::run(&options)?;
     let path = options.work.join("lines/stats").join(format!("rank-{:05}-of-{:05}.json", task.rank, task.world));
@@ -278,8 +279,8 @@ fn signatures(args: SignatureArgs, task: Task) -> Result<(), String> {
         index: args.index,
         task,
         threads: thread_count(args.input.threads),
-        batch_size: args.batch_size,
-        progress: args.progress,
+        batch_size: args.run.batch_size,
+        progress: args.run.progress,
     };
     let stats = signatures::run(&options)?;
     let path = options.work.join("signatures/stats").join(format!("rank-{:05}-of-{:05}.json", task.rank, task.world));

@@ -292,6 +292,7 @@ pub fn run(work: &Path, task: Task, ranges: usize, progress: ProgressMode) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dedup::minhash::MinHashConfig;
 
     fn records(list: &[(&[u64], u32, u32)]) -> Records {
         let mut records = Records::new(list[0].0.len());
@@ -372,20 +373,7 @@ mod tests {
 
     #[test]
     fn edges_round_trip_and_damage_is_named() {
-        let params = StageParams {
-            method: Default::default(),
-            norm: Default::default(),
-            shingles: Default::default(),
-            n_grams: 5,
-            bands: 14,
-            rows: 8,
-            seed: 1,
-            units: 3,
-            max_distance: 0,
-            blocks: 0,
-            priority: None,
-            index: None,
-        };
+        let params = StageParams::new(&MinHashConfig::default(), 3);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.edges");
         let edges = vec![((0, 1), (0, 2)), ((0, 2), (2, 7))];

@@ -395,6 +395,7 @@ pub fn run(work: &Path) -> Result<ClusterStats, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dedup::minhash::MinHashConfig;
 
     const COUNTS: [u64; 4] = [10, 1, 3, 5];
 
@@ -509,20 +510,7 @@ mod tests {
 
     #[test]
     fn the_removal_list_and_kept_ids_round_trip_and_damage_is_named() {
-        let params = StageParams {
-            method: Default::default(),
-            norm: Default::default(),
-            shingles: Default::default(),
-            n_grams: 5,
-            bands: 14,
-            rows: 8,
-            seed: 1,
-            units: 4,
-            max_distance: 0,
-            blocks: 0,
-            priority: None,
-            index: None,
-        };
+        let params = StageParams::new(&MinHashConfig::default(), 4);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("remove.dups");
         let (list, _) = clusters_of(&EDGES, &[], None);

@@ -138,6 +138,25 @@ pub struct IndexRef {
 pub const INDEX_UNIT: u32 = 1 << 31;
 
 impl StageParams {
+    /// The parameters of signatures made with `config` from `units` units,
+    /// without a priority field or an index.
+    pub fn new(config: &MinHashConfig, units: usize) -> StageParams {
+        StageParams {
+            method: config.method,
+            norm: config.norm,
+            shingles: config.shingles,
+            n_grams: config.n_grams,
+            bands: config.bands,
+            rows: config.rows,
+            seed: config.seed,
+            units,
+            max_distance: config.max_distance,
+            blocks: config.blocks,
+            priority: None,
+            index: None,
+        }
+    }
+
     pub fn config(&self) -> MinHashConfig {
         MinHashConfig {
             method: self.method,
@@ -221,20 +240,7 @@ pub fn run(options: &SignatureOptions) -> Result<SignatureStats, String> {
         Some(work) => Some(index_ref(work, c)?),
         None => None,
     };
-    let params = StageParams {
-        method: c.method,
-        norm: c.norm,
-        shingles: c.shingles,
-        n_grams: c.n_grams,
-        bands: c.bands,
-        rows: c.rows,
-        seed: c.seed,
-        units: plan.units.len(),
-        max_distance: c.max_distance,
-        blocks: c.blocks,
-        priority: options.priority.clone(),
-        index,
-    };
+    let params = StageParams { priority: options.priority.clone(), index, ..StageParams::new(c, plan.units.len()) };
     let fingerprint = fingerprint(&params, &options.names, &plan);
     let run_path = dir.join("run.json");
     let owner = format!("rank-{}", options.task.rank);
