@@ -249,6 +249,9 @@ impl Cursor {
         let mut left = found.lines * RECORD_BYTES as u64;
         while left > 0 {
             let buf = reader.fill_buf().map_err(|e| fail(e.to_string()))?;
+            if buf.is_empty() {
+                return Err(fail("truncated while being read".into()));
+            }
             let take = buf.len().min(left as usize);
             hasher.update(&buf[..take]);
             reader.consume(take);
