@@ -94,7 +94,7 @@ enum Command {
     ///
     /// Rerunning after a crash re-encodes only unfinished units of input.
     Tokenize(TokenizeArgs),
-    /// Near-duplicate detection in stages (this release: MinHash signatures, datatrove-compatible).
+    /// Duplicate detection in stages: MinHash (datatrove-compatible), SimHash or exact, and line counts for line-level dedup.
     Dedup {
         #[command(subcommand)]
         command: DedupCommand,

@@ -21,7 +21,7 @@ use super::{fatal, print_errors, thread_count, InputArgs};
 
 #[derive(Subcommand)]
 pub enum DedupCommand {
-    /// Signatures of every document (MinHash with datatrove's defaults, or an exact hash), one sorted file per unit of input and band.
+    /// Signatures of every document (MinHash with datatrove's defaults, SimHash, or an exact hash), one sorted file per unit of input and band.
     ///
     /// Runs as one task of many (--rank, --world-size, or Slurm's and torchrun's
     /// variables) over shared storage; a rerun skips finished units.

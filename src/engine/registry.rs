@@ -71,7 +71,7 @@ pub const STEP_TYPES: &[StepType] = &[
     },
     StepType {
         name: "dedup",
-        summary: "drop the duplicates `curate dedup clusters` listed (MinHash or exact), keeping one of each cluster",
+        summary: "drop the duplicates `curate dedup clusters` listed (MinHash, SimHash or exact), keeping one of each cluster",
         build: dedup_step,
     },
     StepType {
