@@ -217,6 +217,7 @@ fn lines(args: LineArgs) -> Result<(), String> {
         stats.error_docs,
         path.display()
     );
+    print_errors(&stats.errors);
     Ok(())
 }
 

@@ -19,7 +19,7 @@
 //! per file while merging.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -34,6 +34,7 @@ use super::frame;
 use super::normalize::simplify_text;
 use crate::doc::FieldNames;
 use crate::engine::progress::{Progress, ProgressMode};
+use crate::engine::stats::Occurrences;
 use crate::engine::task::Task;
 use crate::engine::workers::run_units;
 use crate::io::atomic;
@@ -126,6 +127,22 @@ pub struct LineCountStats {
     /// Distinct lines, summed over units.
     pub distinct_lines: u64,
     pub error_docs: u64,
+    /// Why records could not become documents, with examples naming the file and line.
+    pub errors: BTreeMap<String, Occurrences>,
+}
+
+impl LineCountStats {
+    fn merge(&mut self, other: &LineCountStats) {
+        self.units += other.units;
+        self.skipped_units += other.skipped_units;
+        self.docs += other.docs;
+        self.lines += other.lines;
+        self.distinct_lines += other.distinct_lines;
+        self.error_docs += other.error_docs;
+        for (kind, occurrences) in &other.errors {
+            self.errors.entry(kind.clone()).or_default().merge(occurrences);
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -180,6 +197,7 @@ pub fn run(options: &LineCountOptions) -> Result<LineCountStats, String> {
             progress.add(0, docs.len() as u64);
         }
         stats.error_docs = batches.error_docs;
+        stats.errors = batches.errors;
         stats.distinct_lines = counts.len() as u64;
         super::commit(&path, &encode(unit as u32, &counts))?;
         progress.add(plan.units[unit].bytes, 0);
@@ -188,13 +206,7 @@ pub fn run(options: &LineCountOptions) -> Result<LineCountStats, String> {
     progress.finish();
     let mut total = LineCountStats::default();
     for result in results.into_iter().flatten() {
-        let s = result?;
-        total.units += s.units;
-        total.skipped_units += s.skipped_units;
-        total.docs += s.docs;
-        total.lines += s.lines;
-        total.distinct_lines += s.distinct_lines;
-        total.error_docs += s.error_docs;
+        total.merge(&result?);
     }
     Ok(total)
 }

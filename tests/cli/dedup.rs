@@ -555,6 +555,8 @@ fn boilerplate_lines_are_removed_and_the_rest_of_each_text_stays() {
     std::fs::create_dir(&input).unwrap();
     write_jsonl(&input.join("a.jsonl"), &docs[..4]);
     write_jsonl(&input.join("b.jsonl"), &docs[4..]);
+    // A line that is not JSON is counted as an error and named, not lost.
+    std::fs::write(input.join("c.jsonl"), "{not json\n").unwrap();
     let count = |work: &Path, flags: &[&str]| {
         let out = curate()
             .args(["dedup", "lines", "--progress", "none", "--input"])
@@ -568,7 +570,9 @@ fn boilerplate_lines_are_removed_and_the_rest_of_each_text_stays() {
         stderr(&out)
     };
     let work = dir.path().join("work");
-    assert!(count(&work, &[]).contains("in 2 units (0 done before)"));
+    let err = count(&work, &[]);
+    assert!(err.contains("in 3 units (0 done before)") && err.contains("1 errors"), "{err}");
+    assert!(err.contains("invalid_json, first at") && err.contains("c.jsonl"), "{err}");
     // Two tasks write the same counts.
     let two = dir.path().join("two");
     for rank in ["0", "1"] {
@@ -581,7 +585,7 @@ fn boilerplate_lines_are_removed_and_the_rest_of_each_text_stays() {
     std::fs::write(&damaged, &bytes[..bytes.len() - 5]).unwrap();
     let err = count(&work, &[]);
     assert!(
-        err.contains("unit-000001.counts") && err.contains("counting unit 1 again") && err.contains("(1 done before)"),
+        err.contains("unit-000001.counts") && err.contains("counting unit 1 again") && err.contains("(2 done before)"),
         "{err}"
     );
     assert!(snapshot(&work.join("lines")) == snapshot(&two.join("lines")));
