@@ -21,7 +21,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::clusters::{self, Layout, Removal};
 use super::minhash::Method;
@@ -47,8 +46,8 @@ pub struct DedupStep {
     members: HashMap<(u32, u32), Removal>,
     /// Numbers documents for the `cluster` signal.
     layout: Layout,
-    /// The kept documents' ids, as JSON strings.
-    kept_ids: BTreeMap<(u32, u32), Box<RawValue>>,
+    /// The kept documents' ids, as JSON string values.
+    kept_ids: BTreeMap<(u32, u32), serde_json::Value>,
     metadata: [(String, bool); 1],
 }
 
@@ -66,7 +65,7 @@ impl DedupStep {
         }
         let kept_ids = clusters::read_kept_ids(&clusters::kept_ids_path(&config.work))?
             .into_iter()
-            .map(|(doc, id)| (doc, RawValue::from_string(serde_json::to_string(&id).expect("a string")).expect("JSON")))
+            .map(|(doc, id)| (doc, serde_json::Value::String(id)))
             .collect();
         let reason = match params.method {
             Method::Minhash => "minhash_duplicate",
@@ -82,8 +81,7 @@ impl DedupStep {
         match self.members.get(&doc.origin) {
             Some(r) if r.doc != r.kept => {
                 if let Some(id) = self.kept_ids.get(&r.kept) {
-                    doc.fields.retain(|(name, _)| name != DUPLICATE_OF);
-                    doc.fields.push((DUPLICATE_OF.to_string(), id.clone()));
+                    doc.set_field(DUPLICATE_OF, id);
                 }
                 Outcome::Drop(self.reason.into())
             }
