@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 
 use crate::text::{split_lines, strip};
-use crate::words::count_sentences;
+use crate::words::count_sentences_up_to;
 use crate::{Document, Filter, FilterConfig, Verdict};
 
 /// Lines mentioning these are boilerplate (cookie banners, legal footers).
@@ -210,7 +210,10 @@ impl C4Quality {
             // Filtering needs only to know whether the page reaches the
             // minimum: past it, the (costly) sentence split is skipped.
             if c.min_num_sentences != -1 && (measuring || (sentences_kept as i64) < c.min_num_sentences) {
-                sentences_kept += if c.split_paragraph { count_sentences(&line) } else { 1 };
+                // Filtering needs to know only whether the page reaches the minimum.
+                let needed =
+                    if measuring { usize::MAX } else { (c.min_num_sentences - sentences_kept as i64) as usize };
+                sentences_kept += if c.split_paragraph { count_sentences_up_to(&line, needed) } else { 1 };
             }
             kept.push(line);
         }

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::gopher_repetition::find_duplicates;
+use crate::repeats::find_duplicates;
 use crate::rules::Rules;
 use crate::text::{is_terminal_punctuation, len, strip};
 use crate::{Document, Filter, FilterConfig, Verdict};

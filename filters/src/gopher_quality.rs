@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::text::{is_alpha, is_punctuation, len, split_lines};
+use crate::text::{is_alpha, is_punctuation, len};
 use crate::{Document, Filter, FilterConfig, Verdict};
 
 /// Gopher's stop words: a document needs `min_stop_words` of them.
@@ -179,23 +179,22 @@ impl GopherQuality {
         let mean_word_length = non_symbol_chars as f64 / non_symbol as f64;
         // Python would divide by zero here; an empty document has no symbols.
         let per_word = |n: usize| if n_words == 0 { 0.0 } else { n as f64 / n_words as f64 };
-        let lines = split_lines(text);
-        let per_line = |n: usize| if lines.is_empty() { 0.0 } else { n as f64 / lines.len() as f64 };
-        let bullets = lines.iter().filter(|l| {
-            let l = l.trim_start_matches(crate::text::is_space);
-            l.starts_with('•') || l.starts_with('-')
-        });
-        let end_ellipses = lines.iter().filter(|l| {
-            let l = l.trim_end_matches(crate::text::is_space);
-            l.ends_with("...") || l.ends_with('…')
-        });
+        let (mut lines, mut bullets, mut end_ellipses) = (0, 0, 0);
+        for line in crate::text::lines(text) {
+            lines += 1;
+            let start = line.trim_start_matches(crate::text::is_space);
+            bullets += usize::from(start.starts_with('•') || start.starts_with('-'));
+            let end = line.trim_end_matches(crate::text::is_space);
+            end_ellipses += usize::from(end.ends_with("...") || end.ends_with('…'));
+        }
+        let per_line = |n: usize| if lines == 0 { 0.0 } else { n as f64 / lines as f64 };
         Measures {
             words: non_symbol,
             mean_word_length,
             hash_ratio: per_word(hashes),
             ellipsis_ratio: per_word(ellipses),
-            bullet_lines_ratio: per_line(bullets.count()),
-            end_ellipsis_lines_ratio: per_line(end_ellipses.count()),
+            bullet_lines_ratio: per_line(bullets),
+            end_ellipsis_lines_ratio: per_line(end_ellipses),
             alpha_words_ratio: alpha as f64 / n_words as f64,
             stop_words,
         }

@@ -2,13 +2,9 @@
 //! paragraphs, lines and n-grams, with datatrove 0.10's thresholds, order
 //! of checks and reason names (`pipeline/filters/gopher_repetition_filter.py`).
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-
-use xxhash_rust::xxh3::xxh3_64;
-
 use serde::Deserialize;
 
+use crate::repeats::{find_duplicates, NGrams};
 use crate::rules::Rules;
 use crate::text::{len, strip};
 use crate::{Document, Filter, FilterConfig, Verdict};
@@ -79,137 +75,6 @@ pub struct GopherRepetition {
     signals: &'static [&'static str],
 }
 
-/// Elements seen before, and their characters (datatrove's `find_duplicates`).
-pub(crate) fn find_duplicates(items: &[&str]) -> (usize, usize) {
-    let mut seen = HashSet::with_capacity(items.len());
-    let (mut elements, mut chars) = (0, 0);
-    for item in items {
-        if !seen.insert(*item) {
-            elements += 1;
-            chars += len(item);
-        }
-    }
-    (elements, chars)
-}
-
-/// An n-gram with its hash computed once (one-shot xxh3 is several times
-/// faster than a streaming hasher on short keys); equality still compares
-/// the text, so a collision costs a comparison, never a wrong answer.
-#[derive(Clone, Copy)]
-struct Gram<'a> {
-    hash: u64,
-    text: &'a str,
-}
-
-impl<'a> Gram<'a> {
-    fn new(text: &'a str) -> Self {
-        Gram { hash: xxh3_64(text.as_bytes()), text }
-    }
-}
-
-impl PartialEq for Gram<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.text == other.text
-    }
-}
-
-impl Eq for Gram<'_> {}
-
-impl Hash for Gram<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-/// Passes a precomputed hash through.
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("only u64 hashes are written")
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type GramMap<'a, V> = HashMap<Gram<'a>, V, BuildHasherDefault<PassThrough>>;
-type GramSet<'a> = HashSet<Gram<'a>, BuildHasherDefault<PassThrough>>;
-
-/// The words joined with `sep` into one string, and each word's byte range
-/// in it: every n-gram, joined as datatrove joins it, is then a slice.
-struct Joined {
-    text: String,
-    spans: Vec<(usize, usize)>,
-}
-
-impl Joined {
-    fn new(words: &[&str], sep: &str) -> Joined {
-        let mut text = String::with_capacity(words.iter().map(|w| w.len() + sep.len()).sum());
-        let mut spans = Vec::with_capacity(words.len());
-        for (i, w) in words.iter().enumerate() {
-            if i > 0 {
-                text.push_str(sep);
-            }
-            spans.push((text.len(), text.len() + w.len()));
-            text.push_str(w);
-        }
-        Joined { text, spans }
-    }
-
-    /// The n-gram of words `i..i + n`, joined.
-    fn gram(&self, i: usize, n: usize) -> &str {
-        &self.text[self.spans[i].0..self.spans[i + n - 1].1]
-    }
-
-    fn grams(&self, n: usize) -> impl Iterator<Item = &str> {
-        (0..(self.spans.len() + 1).saturating_sub(n)).map(move |i| self.gram(i, n))
-    }
-}
-
-/// Characters of the most frequent n-gram times its count; ties go to the
-/// n-gram seen first, as `Counter.most_common(1)` does.
-///
-/// Words hold no spaces, so two space-joined n-grams are equal exactly when
-/// their words are: an n-gram's hash is combined from its words' hashes
-/// (`word_hashes`, one per word) instead of hashing its text again for
-/// every n.
-fn find_top_duplicate(spaced: &Joined, word_hashes: &[u64], n: usize) -> Option<usize> {
-    let total = (spaced.spans.len() + 1).saturating_sub(n);
-    let mut counts: GramMap<(usize, usize)> = GramMap::with_capacity_and_hasher(total, Default::default());
-    for (i, gram) in spaced.grams(n).enumerate() {
-        let hash = word_hashes[i..i + n]
-            .iter()
-            .fold(n as u64, |h, &w| (h.rotate_left(23) ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        counts.entry(Gram { hash: hash ^ (hash >> 29), text: gram }).or_insert((0, i)).0 += 1;
-    }
-    let (gram, (count, _)) = counts.iter().max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))?;
-    Some(len(gram.text) * count)
-}
-
-/// Characters in n-grams that repeat an earlier one, skipping past each
-/// repeat (datatrove's `find_all_duplicate`, whose n-grams are joined
-/// without a separator).
-fn find_all_duplicate(packed: &Joined, n: usize) -> usize {
-    let total = (packed.spans.len() + 1).saturating_sub(n);
-    let mut unique: GramSet = GramSet::with_capacity_and_hasher(total, Default::default());
-    let (mut repeated, mut i) = (0, 0);
-    while i + n <= packed.spans.len() {
-        let gram = Gram::new(packed.gram(i, n));
-        if unique.insert(gram) {
-            i += 1;
-        } else {
-            repeated += len(gram.text);
-            i += n;
-        }
-    }
-    repeated
-}
-
 /// Python's `re.split(r"\n{2,}", s)` (`min = 2`) or `re.split("\n+", s)` (`min = 1`).
 fn split_newline_runs(s: &str, min: usize) -> Vec<&str> {
     let mut parts = Vec::new();
@@ -264,17 +129,15 @@ impl GopherRepetition {
             return r.verdict();
         }
         let words = doc.words();
-        let spaced = Joined::new(&words, " ");
-        let word_hashes: Vec<u64> = words.iter().map(|w| xxh3_64(w.as_bytes())).collect();
+        let grams = NGrams::new(&words);
         for (i, &(n, max)) in c.top_n_grams.iter().enumerate() {
-            let frac = find_top_duplicate(&spaced, &word_hashes, n).map_or(0.0, |top| top as f64 / text_len);
+            let frac = grams.top_chars(n).map_or(0.0, |chars| chars as f64 / text_len);
             if r.check(frac, frac > max, self.top_reasons[i]) {
                 return r.verdict();
             }
         }
-        let packed = Joined::new(&words, "");
         for (i, &(n, max)) in c.dup_n_grams.iter().enumerate() {
-            let frac = find_all_duplicate(&packed, n) as f64 / text_len;
+            let frac = grams.duplicated_chars(n) as f64 / text_len;
             if r.check(frac, frac > max, self.dup_reasons[i]) {
                 return r.verdict();
             }
@@ -357,12 +220,7 @@ mod tests {
     }
 
     #[test]
-    fn joined_ngrams_compare_as_strings() {
-        // "".join(["ab", "c"]) == "".join(["a", "bc"]): one repeat of 3 characters.
-        assert_eq!(find_all_duplicate(&Joined::new(&["ab", "c", "a", "bc"], ""), 2), 3);
-        let words = ["a", "b", "a", "b"];
-        let hashes: Vec<u64> = words.iter().map(|w| xxh3_64(w.as_bytes())).collect();
-        assert_eq!(find_top_duplicate(&Joined::new(&words, " "), &hashes, 2), Some(6));
+    fn splits_paragraphs_and_lines_as_python() {
         assert_eq!(split_newline_runs("a\n\n\nb\nc", 2), ["a", "b\nc"]);
         assert_eq!(split_newline_runs("\na\n\nb", 1), ["", "a", "b"]);
     }

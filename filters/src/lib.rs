@@ -23,6 +23,7 @@ mod language;
 mod length;
 mod perplexity;
 mod pii;
+mod repeats;
 mod rules;
 pub mod text;
 mod word_list;

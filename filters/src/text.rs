@@ -107,30 +107,54 @@ pub fn is_decimal(c: char) -> bool {
 /// (`C2 85`) and U+2028/2029 (`E2 80 A8`/`A9`), and in UTF-8 no byte of
 /// another character can look like one of them or start one.
 pub fn split_lines(text: &str) -> Vec<&str> {
-    let bytes = text.as_bytes();
-    let mut lines = Vec::with_capacity(bytes.len() / 64 + 1);
-    let (mut start, mut i) = (0, 0);
-    while i < bytes.len() {
-        let b = bytes[i];
-        let width = match b {
-            b'\n' | 0x0b | 0x0c | 0x1c..=0x1e => 1,
-            b'\r' if bytes.get(i + 1) == Some(&b'\n') => 2,
-            b'\r' => 1,
-            0xc2 if bytes.get(i + 1) == Some(&0x85) => 2,
-            0xe2 if bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9)) => 3,
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        lines.push(&text[start..i]);
-        i += width;
-        start = i;
-    }
-    if start < text.len() {
-        lines.push(&text[start..]);
-    }
+    let mut lines = Vec::with_capacity(text.len() / 64 + 1);
+    lines.extend(Lines { text, at: 0 });
     lines
+}
+
+/// The lines of [`split_lines`], one at a time.
+pub fn lines(text: &str) -> Lines<'_> {
+    Lines { text, at: 0 }
+}
+
+pub struct Lines<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        if start >= bytes.len() {
+            return None;
+        }
+        let mut i = start;
+        while i < bytes.len() {
+            let width = match bytes[i] {
+                // Nothing at or between these starts a break: one test for most bytes.
+                0x1f..=0xc1 => {
+                    i += 1;
+                    continue;
+                }
+                b'\n' | 0x0b | 0x0c | 0x1c..=0x1e => 1,
+                b'\r' if bytes.get(i + 1) == Some(&b'\n') => 2,
+                b'\r' => 1,
+                0xc2 if bytes.get(i + 1) == Some(&0x85) => 2,
+                0xe2 if bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9)) => 3,
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            self.at = i + width;
+            return Some(&self.text[start..i]);
+        }
+        self.at = bytes.len();
+        Some(&self.text[start..])
+    }
 }
 
 /// Python's `str.strip()`.

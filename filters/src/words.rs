@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::ControlFlow;
 use std::sync::OnceLock;
 
 static EXCEPTIONS_TSV: &str = include_str!("../data/spacy_en_exceptions.tsv");
@@ -50,15 +51,48 @@ fn exceptions() -> &'static Exceptions {
     })
 }
 
+/// A set of characters with a bitmask for its ASCII ones: most characters
+/// tested are ASCII, and a scan of the string for each costs more than the
+/// rest of the word split.
+struct CharSet {
+    ascii: u128,
+    all: &'static str,
+}
+
+impl CharSet {
+    const fn new(all: &'static str) -> CharSet {
+        let bytes = all.as_bytes();
+        let (mut ascii, mut i) = (0u128, 0);
+        while i < bytes.len() {
+            if bytes[i] < 0x80 {
+                ascii |= 1 << bytes[i];
+            }
+            i += 1;
+        }
+        CharSet { ascii, all }
+    }
+
+    #[inline]
+    fn contains(&self, c: char) -> bool {
+        if c.is_ascii() {
+            self.ascii >> (c as u32) & 1 == 1
+        } else {
+            self.all.contains(c)
+        }
+    }
+}
+
 /// Single characters that spaCy splits off the front of a chunk.
-const PREFIX_CHARS: &str =
-    "§%=—–…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉⟦⟧$£€¥฿₽₴₹₩₪₫₱₺₿";
+const PREFIX_CHARS: CharSet = CharSet::new(
+    "§%=—–…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉⟦⟧$£€¥฿₽₴₹₩₪₫₱₺₿",
+);
 /// Single characters that spaCy splits off the end of a chunk, wherever they follow.
-const SUFFIX_CHARS: &str = "…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉⟦⟧—–";
+const SUFFIX_CHARS: CharSet =
+    CharSet::new("…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪'\"”“`‘´’‚„»«「」『』（）〔〕【】《》〈〉⟦⟧—–");
 /// spaCy's LIST_PUNCT: a period after one of these is split off.
-const PUNCT: &str = "…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪";
-const CURRENCY: &str = "$£€¥฿₽₴₹₩₪₫₱₺₿";
-const QUOTES: &str = "'\"”“`‘´’‚,„»«「」『』（）〔〕【】《》〈〉⟦⟧";
+const PUNCT: CharSet = CharSet::new("…,:;!?¿؟¡()[]{}<>_#*&。？！，、；：～·।،۔؛٪");
+const CURRENCY: CharSet = CharSet::new("$£€¥฿₽₴₹₩₪₫₱₺₿");
+const QUOTES: CharSet = CharSet::new("'\"”“`‘´’‚,„»«「」『』（）〔〕【】《》〈〉⟦⟧");
 const UNITS: &[&str] = &[
     "km",
     "km²",
@@ -238,20 +272,15 @@ fn prefix_len(s: &str) -> usize {
 /// Length in bytes of the suffix at the end of `s`, 0 if none. Like
 /// spaCy's `suffix_search`, the leftmost match that reaches the end wins.
 fn suffix_len(s: &str) -> usize {
-    let chars: Vec<(usize, char)> = s.char_indices().collect();
-    let n = chars.len();
-    if n == 0 {
-        return 0;
-    }
-    for (i, &(at, c)) in chars.iter().enumerate() {
+    let (mut prev, mut prev2): (Option<char>, Option<char>) = (None, None);
+    let mut chars = s.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
         let rest = &s[at..];
-        let prev = if i > 0 { Some(chars[i - 1].1) } else { None };
-        let prev2 = if i > 1 { Some(chars[i - 2].1) } else { None };
-        let last = i == n - 1;
+        let last = chars.peek().is_none();
         if last && (SUFFIX_CHARS.contains(c) || is_symbol(c)) {
             return rest.len();
         }
-        if c == '.' && rest.chars().all(|d| d == '.') && rest.len() >= 2 {
+        if c == '.' && rest.len() >= 2 && rest.bytes().all(|d| d == b'.') {
             return rest.len();
         }
         if matches!(rest, "'s" | "'S" | "’s" | "’S") {
@@ -279,12 +308,18 @@ fn suffix_len(s: &str) -> usize {
                 }
             }
         }
+        prev2 = prev;
+        prev = Some(c);
     }
     0
 }
 
 /// Whether spaCy keeps `s` whole as a URL.
 fn is_url(s: &str) -> bool {
+    // Both forms need a period or a colon.
+    if !s.bytes().any(|b| b == b'.' || b == b':') {
+        return false;
+    }
     let lower = s.to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("ftp://") {
         return s.len() > lower.find("://").unwrap_or(0) + 3;
@@ -490,30 +525,102 @@ fn ascii_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
-/// A bitset over (length, first byte, last byte) of the exceptions that are
-/// plain ASCII words ("cannot", "Gonna"): most words miss it, and skip the
-/// hash lookup.
-fn may_be_alpha_exception(word: &[u8]) -> bool {
+/// A bitset over the exceptions' forms, keyed by length and first, middle
+/// and last byte: most chunks miss it (about one in fifty hits it by
+/// chance) and skip the hash lookup.
+fn may_be_exception(chunk: &[u8]) -> bool {
     static BITS: OnceLock<Vec<u64>> = OnceLock::new();
     fn key(w: &[u8]) -> usize {
-        ((w.len() & 31) << 10 | usize::from(w[0] & 31) << 5 | usize::from(w[w.len() - 1] & 31)) & 0x7fff
+        let x =
+            w.len() as u64 | u64::from(w[0]) << 32 | u64::from(w[w.len() / 2]) << 40 | u64::from(w[w.len() - 1]) << 48;
+        (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 48) as usize
     }
     let bits = BITS.get_or_init(|| {
-        let mut bits = vec![0u64; 512];
-        for form in exceptions().keys().filter(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_alphabetic())) {
+        let mut bits = vec![0u64; 1 << 10];
+        for form in exceptions().keys().filter(|f| !f.is_empty()) {
             let k = key(form.as_bytes());
             bits[k / 64] |= 1 << (k % 64);
         }
         bits
     });
-    let k = key(word);
+    let k = key(chunk);
     bits[k / 64] & (1 << (k % 64)) != 0
 }
 
+/// A letter that no affix, infix or URL rule looks at: a chunk made only
+/// of these is one token (or an exception). The Letterlike Symbols and
+/// the enclosed letters are alphabetic but count as symbols to spaCy.
+fn is_plain_letter(c: char) -> bool {
+    // The common alphabets first: `is_alphabetic` searches a table.
+    match c as u32 {
+        0x41..=0x5A | 0x61..=0x7A => true,
+        0..=0x7F => false,
+        0xC0..=0xD6 | 0xD8..=0xF6 | 0xF8..=0x24F | 0x391..=0x3A1 | 0x3A3..=0x3C9 | 0x400..=0x481 => true,
+        0x4E00..=0x9FFF | 0xAC00..=0xD7A3 => true,
+        _ => c.is_alphabetic() && !is_symbol(c),
+    }
+}
+
+/// A chunk's tokens when it is a word of plain letters, or a word of ASCII
+/// letters and one ASCII punctuation mark that spaCy splits off it (a
+/// period only after a lowercase letter), and no exception can be involved
+/// ("etc.", "cannot,"): most chunks of prose. `None` for the rest, which
+/// go through the full rules.
+fn simple_chunk(chunk: &str) -> Option<(&str, Option<&str>)> {
+    let bytes = chunk.as_bytes();
+    let letters = bytes.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    if letters == bytes.len() || (letters == 0 || bytes[letters] >= 0x80) && chunk.chars().all(is_plain_letter) {
+        return (!may_be_exception(bytes) || !exceptions().contains_key(chunk)).then_some((chunk, None));
+    }
+    if letters + 1 != bytes.len() || letters == 0 {
+        return None;
+    }
+    let mark = bytes[letters];
+    let split_off =
+        if mark == b'.' { bytes[letters - 1].is_ascii_lowercase() } else { SUFFIX_CHARS.contains(char::from(mark)) };
+    (split_off && !may_be_exception(bytes) && !may_be_exception(&bytes[..letters]))
+        .then(|| (&chunk[..letters], Some(&chunk[letters..])))
+}
+
+/// The tokens of one whitespace-free chunk, by the full rules.
+fn chunk_tokens<'a>(chunk: &'a str, out: &mut Vec<&'a str>) {
+    let from = out.len();
+    split_chunk(chunk, out);
+    if out.len() - from > 1 {
+        merge_exceptions(chunk, out, from);
+    }
+}
+
 fn tokens(text: &str, with_space: bool) -> Vec<&str> {
+    tokens_by(text, with_space, simple_chunk)
+}
+
+/// `simple` is the shortcut for common chunks: the tests check it against
+/// the full rules (`|_| None`).
+fn tokens_by<'a>(
+    text: &'a str,
+    with_space: bool,
+    simple: impl Fn(&'a str) -> Option<(&'a str, Option<&'a str>)>,
+) -> Vec<&'a str> {
     let mut out = Vec::with_capacity(text.len() / 5);
+    let _ = for_each_token(text, with_space, simple, |t| {
+        out.push(t);
+        ControlFlow::Continue(())
+    });
+    out
+}
+
+/// Calls `f` with each token of `text` in order, until it breaks.
+fn for_each_token<'a>(
+    text: &'a str,
+    with_space: bool,
+    simple: impl Fn(&'a str) -> Option<(&'a str, Option<&'a str>)>,
+    mut f: impl FnMut(&'a str) -> ControlFlow<()>,
+) -> ControlFlow<()> {
     let bytes = text.as_bytes();
     let mut i = 0;
+    let mut any = false;
+    let mut chunk_buf = Vec::new();
     while i < bytes.len() {
         let rest = &text[i..];
         let b = bytes[i];
@@ -522,46 +629,49 @@ fn tokens(text: &str, with_space: bool) -> Vec<&str> {
             let space = &rest[..gap];
             if with_space && space != " " {
                 // After a token, its one trailing space is not part of the run.
-                let attached = out.last().is_some() && space.starts_with(' ');
-                out.push(if attached { &space[1..] } else { space });
+                let attached = any && space.starts_with(' ');
+                any = true;
+                f(if attached { &space[1..] } else { space })?;
             }
             i += gap;
             continue;
         }
-        // Most chunks are plain ASCII words: no affix or infix rule can
-        // apply to them, only an exception ("cannot" is "can not").
-        let mut end = i;
-        while end < bytes.len() && bytes[end].is_ascii_alphabetic() {
-            end += 1;
+        let mut len = bytes[i..].iter().position(|&b| ascii_space(b) || b >= 0x80).unwrap_or(bytes.len() - i);
+        if i + len < bytes.len() && bytes[i + len] >= 0x80 {
+            len = rest.find(char::is_whitespace).unwrap_or(rest.len());
         }
-        if end > i && (end == bytes.len() || ascii_space(bytes[end])) {
-            let chunk = &text[i..end];
-            match may_be_alpha_exception(chunk.as_bytes()).then(|| exceptions().get(chunk)).flatten() {
-                Some(parts) => out.extend(exception_slices(chunk, parts)),
-                None => out.push(chunk),
-            }
-            i = end;
-            continue;
-        }
-        let len = rest.find(char::is_whitespace).unwrap_or(rest.len());
         let chunk = &rest[..len];
         i += len;
-        let from = out.len();
-        split_chunk(chunk, &mut out);
-        if out.len() - from > 1 {
-            merge_exceptions(chunk, &mut out, from);
+        any = true;
+        match simple(chunk) {
+            Some((word, None)) => f(word)?,
+            Some((word, Some(mark))) => {
+                f(word)?;
+                f(mark)?;
+            }
+            None => {
+                chunk_buf.clear();
+                chunk_tokens(chunk, &mut chunk_buf);
+                for &t in &chunk_buf {
+                    f(t)?;
+                }
+            }
         }
     }
-    out
+    ControlFlow::Continue(())
 }
 
 /// Byte offsets where spaCy's Sentencizer starts a sentence in `text`:
 /// always 0, then each token that is not punctuation after a token that
-/// ends a sentence (a single sentence-final punctuation mark).
-pub fn sentence_starts(text: &str) -> Vec<usize> {
+/// ends a sentence (a single sentence-final punctuation mark). Stops after
+/// the first `limit`.
+fn sentence_starts_up_to(text: &str, limit: usize) -> Vec<usize> {
     let mut starts = vec![0];
     let mut seen_end = false;
-    for token in split_into_tokens(text) {
+    let _ = for_each_token(text, true, simple_chunk, |token| {
+        if starts.len() >= limit {
+            return ControlFlow::Break(());
+        }
         let mut chars = token.chars();
         let is_end = matches!((chars.next(), chars.next()), (Some(c), None) if crate::text::is_sentence_end(c));
         if seen_end && !is_end && !crate::text::is_all_punct(token) {
@@ -570,14 +680,26 @@ pub fn sentence_starts(text: &str) -> Vec<usize> {
         } else if is_end {
             seen_end = true;
         }
-    }
+        ControlFlow::Continue(())
+    });
     starts
 }
 
+/// Byte offsets where spaCy's Sentencizer starts a sentence in `text`.
+pub fn sentence_starts(text: &str) -> Vec<usize> {
+    sentence_starts_up_to(text, usize::MAX)
+}
+
 /// How many sentences datatrove's `split_into_sentences` finds (at least
-/// one: it returns the whole text when spaCy finds no token).
+/// one: it returns the whole text when spaCy finds no token), or `limit`
+/// when there are more; reading stops there.
+pub fn count_sentences_up_to(text: &str, limit: usize) -> usize {
+    sentence_starts_up_to(text, limit.max(1)).len()
+}
+
+/// How many sentences datatrove's `split_into_sentences` finds.
 pub fn count_sentences(text: &str) -> usize {
-    sentence_starts(text).len()
+    count_sentences_up_to(text, usize::MAX)
 }
 
 #[cfg(test)]
@@ -610,9 +732,114 @@ mod tests {
     }
 
     #[test]
+    fn the_shortcut_splits_as_the_full_rules() {
+        let mut words: Vec<String> = [
+            "word",
+            "Word",
+            "WORD",
+            "a",
+            "I",
+            "p",
+            "etc",
+            "Mr",
+            "cannot",
+            "Cannot",
+            "gonna",
+            "don",
+            "ca",
+            "ol",
+            "em",
+            "s",
+            "U",
+            "US",
+            "PhD",
+            "aB",
+            "iOS",
+            "am",
+            "pm",
+            "km",
+            "co",
+            "Inc",
+            "vs",
+            "Jan",
+            "e",
+            "ll",
+            "ve",
+            "na",
+            "ta",
+            "t",
+            "ü",
+            "naïve",
+            "émigré",
+            "Ärger",
+            "мир",
+            "Мир",
+            "κόσμος",
+            "ΑΘΗΝΑ",
+            "मनुष्य",
+            "人人生而自由",
+            "حقوق",
+            "ℂ",
+            "ⓐb",
+            "aℎ",
+            "ß",
+            "ǅ",
+            "ﬁ",
+            "ŉ",
+            "ʼn",
+            "ʹ",
+            "ª",
+            "º",
+            "µ",
+            "ı",
+            "İ",
+            "ǰ",
+        ]
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+        let forms: Vec<String> = exceptions().keys().map(|f| f.to_string()).collect();
+        words.extend(forms.iter().filter(|f| f.chars().all(char::is_alphabetic)).cloned());
+        let marks: Vec<char> =
+            (0x21u8..0x7f).map(char::from).filter(|c| !c.is_ascii_alphanumeric()).chain("…’”»。".chars()).collect();
+        let mut chunks: Vec<String> = words.clone();
+        for w in &words {
+            for &m in &marks {
+                chunks.push(format!("{w}{m}"));
+                chunks.push(format!("{m}{w}"));
+                chunks.push(format!("{w}{m}{m}"));
+            }
+        }
+        chunks.extend(forms);
+        for chunk in &chunks {
+            for text in [chunk.clone(), format!("x {chunk} y"), format!("{chunk}\u{a0}z")] {
+                assert_eq!(tokens(&text, false), tokens_by(&text, false, |_| None), "{text:?}");
+                assert_eq!(tokens(&text, true), tokens_by(&text, true, |_| None), "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_letters_are_the_alphabetic_characters_that_are_not_symbols() {
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            assert_eq!(is_plain_letter(c), c.is_alphabetic() && !is_symbol(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn no_plain_letter_is_an_affix() {
+        for set in [&PREFIX_CHARS, &SUFFIX_CHARS, &PUNCT, &CURRENCY, &QUOTES] {
+            assert!(set.all.chars().all(|c| !is_plain_letter(c)), "{}", set.all);
+        }
+        assert!("…-–—~.,:<>=/+*^'’°%²".chars().all(|c| !is_plain_letter(c)));
+    }
+
+    #[test]
     fn sentences_end_at_final_punctuation() {
         assert_eq!(count_sentences(""), 1);
         assert_eq!(count_sentences("One. Two! Three? (Four.) Five"), 5);
         assert_eq!(count_sentences("Wait... what. \"Quoted.\" Next"), 3);
+        let five = "One. Two! Three? (Four.) Five";
+        assert_eq!((0..=6).map(|limit| count_sentences_up_to(five, limit)).collect::<Vec<_>>(), [1, 1, 2, 3, 4, 5, 5]);
     }
 }
