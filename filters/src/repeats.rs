@@ -222,21 +222,31 @@ pub(crate) struct NGrams<'w, 'a> {
     words: &'w [&'a str],
     /// Per position k: characters in words `0..k`.
     char_prefix: Vec<u64>,
+    /// Each word's own hash.
+    word_hashes: Vec<u64>,
     /// The words joined without a separator, as `find_all_duplicate` joins them.
     packed: RollingHash,
-    /// Each word followed by a space: equal runs are equal space-joined
-    /// n-grams, as `get_n_grams` joins them.
-    spaced: RollingHash,
+}
+
+/// The base of the hash of a run of words as a sequence of words (equal
+/// exactly when the space-joined n-grams are, words holding no spaces).
+const WORD_BASE: u64 = 0xC2B2_AE3D_27D4_EB4F;
+
+/// Whether two runs of words are the same words; inline, since most words
+/// are a few bytes and a call to `memcmp` costs more than comparing them.
+fn same_words(a: &[&str], b: &[&str]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| x.len() == y.len() && x.bytes().zip(y.bytes()).all(|(p, q)| p == q))
 }
 
 impl<'w, 'a> NGrams<'w, 'a> {
     pub(crate) fn new(words: &'w [&'a str]) -> Self {
         let p = powers();
         let mut char_prefix = Vec::with_capacity(words.len() + 1);
-        let (mut packed, mut spaced) = (RollingHash::default(), RollingHash::default());
+        let mut word_hashes = Vec::with_capacity(words.len());
+        let mut packed = RollingHash::default();
         packed.clear();
-        spaced.clear();
-        let (mut chars, mut packed_inv, mut spaced_inv) = (0, 1, 1);
+        let (mut chars, mut inv_pow) = (0, 1);
         char_prefix.push(0);
         for w in words {
             let bytes = w.as_bytes();
@@ -251,10 +261,10 @@ impl<'w, 'a> NGrams<'w, 'a> {
             } else {
                 bytes.iter().fold(0u64, |h, &b| h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1))
             };
-            packed.push(h, n, &mut packed_inv);
-            spaced.push(h.wrapping_mul(BASE).wrapping_add(u64::from(b' ') + 1), n + 1, &mut spaced_inv);
+            word_hashes.push(h);
+            packed.push(h, n, &mut inv_pow);
         }
-        NGrams { words, char_prefix, packed, spaced }
+        NGrams { words, char_prefix, word_hashes, packed }
     }
 
     /// How many n-grams of `n` words the document has.
@@ -275,10 +285,20 @@ impl<'w, 'a> NGrams<'w, 'a> {
             && a.iter().flat_map(|w| w.bytes()).eq(b.iter().flat_map(|w| w.bytes()))
     }
 
+    /// The hash of words `i..i + n` as a sequence of words.
+    fn words_hash(&self, i: usize, n: usize) -> u64 {
+        self.word_hashes[i..i + n].iter().fold(0u64, |h, &w| h.wrapping_mul(WORD_BASE).wrapping_add(w))
+    }
+
     /// Characters of the most frequent n-gram (words joined with a space)
     /// times its count; ties go to the n-gram seen first, as
     /// `Counter.most_common(1)` does. `None` when there are fewer than `n`
     /// words.
+    ///
+    /// n-grams are counted by hash, and only the winner's members are
+    /// compared: a collision that merged different n-grams into the winner
+    /// is caught there, and the count is redone comparing every match. A
+    /// collision elsewhere only lowers a count that did not win.
     pub(crate) fn top_chars(&self, n: usize) -> Option<usize> {
         let total = self.grams(n);
         if n == 0 || total == 0 {
@@ -286,37 +306,54 @@ impl<'w, 'a> NGrams<'w, 'a> {
         }
         with_scratch(|s| {
             s.hashes.clear();
-            s.hashes.extend((0..total).map(|i| self.spaced.of(i, n)));
+            s.hashes.extend((0..total).map(|i| self.words_hash(i, n)));
             s.bits.mark(&s.hashes);
-            s.table.reset(s.hashes.iter().filter(|&&h| s.bits.shared(h)).count());
-            // (first position, count) per n-gram that may repeat, numbered
-            // in order of first appearance.
-            s.counts.clear();
-            for (i, &h) in s.hashes.iter().enumerate() {
-                if !s.bits.shared(h) {
-                    continue;
+            let shared = s.hashes.iter().filter(|&&h| s.bits.shared(h)).count();
+            for compare_words in [false, true] {
+                s.table.reset(shared);
+                // (first position, count) per n-gram that may repeat,
+                // numbered in order of first appearance.
+                s.counts.clear();
+                for (i, &h) in s.hashes.iter().enumerate() {
+                    if !s.bits.shared(h) {
+                        continue;
+                    }
+                    let (counts, hashes, words) = (&s.counts, &s.hashes, self.words);
+                    let same = |c: u32| {
+                        let j = counts[c as usize].0 as usize;
+                        hashes[j] == h && (!compare_words || same_words(&words[j..j + n], &words[i..i + n]))
+                    };
+                    match s.table.get_or_insert(h, s.counts.len() as u32, same) {
+                        Some(c) => s.counts[c as usize].1 += 1,
+                        None => s.counts.push((i as u32, 1)),
+                    }
                 }
-                let (counts, words) = (&s.counts, self.words);
-                let same = |c: u32| {
-                    let j = counts[c as usize].0 as usize;
-                    words[j..j + n] == words[i..i + n]
-                };
-                match s.table.get_or_insert(h, s.counts.len() as u32, same) {
-                    Some(c) => s.counts[c as usize].1 += 1,
-                    None => s.counts.push((i as u32, 1)),
+                // The first n-gram with the top count; every n-gram occurs
+                // once when none repeats, and the first of all is the top.
+                let (first, count) =
+                    s.counts.iter().rev().max_by_key(|c| c.1).filter(|c| c.1 > 1).copied().unwrap_or((0, 1));
+                let first = first as usize;
+                let winner = &self.words[first..first + n];
+                let pure = count == 1
+                    || s.hashes
+                        .iter()
+                        .enumerate()
+                        .all(|(i, &h)| h != s.hashes[first] || same_words(&self.words[i..i + n], winner));
+                if compare_words || pure {
+                    return Some((self.packed_chars(first, n) + (n - 1)) * count as usize);
                 }
             }
-            // The first n-gram with the top count; every n-gram occurs once
-            // when none repeats, and the first of all is the top.
-            let (first, count) =
-                s.counts.iter().rev().max_by_key(|c| c.1).filter(|c| c.1 > 1).copied().unwrap_or((0, 1));
-            Some((self.packed_chars(first as usize, n) + (n - 1)) * count as usize)
+            unreachable!("the second count compares words")
         })
     }
 
     /// Characters in n-grams (words joined without a separator) that repeat
     /// an earlier one, skipping past each repeat, as datatrove's
     /// `find_all_duplicate`: only the n-grams it visits are remembered.
+    ///
+    /// The walk trusts equal hashes and notes each repeat it found; the
+    /// repeats are then compared, and the walk is redone comparing text
+    /// when one was a collision.
     pub(crate) fn duplicated_chars(&self, n: usize) -> usize {
         let total = self.grams(n);
         if n == 0 || total == 0 {
@@ -326,22 +363,35 @@ impl<'w, 'a> NGrams<'w, 'a> {
             s.hashes.clear();
             s.hashes.extend((0..total).map(|i| self.packed.of(i, n)));
             s.bits.mark(&s.hashes);
-            s.table.reset(s.hashes.iter().filter(|&&h| s.bits.shared(h)).count());
-            let (mut repeated, mut i) = (0, 0);
-            while i < total {
-                let h = s.hashes[i];
-                // A hash that shares no bit is unique: never seen before,
-                // and never seen again, so it need not be remembered.
-                if s.bits.shared(h)
-                    && s.table.get_or_insert(h, i as u32, |j| self.same_packed(j as usize, i, n)).is_some()
-                {
-                    repeated += self.packed_chars(i, n);
-                    i += n;
-                } else {
-                    i += 1;
+            let shared = s.hashes.iter().filter(|&&h| s.bits.shared(h)).count();
+            for compare_text in [false, true] {
+                s.table.reset(shared);
+                s.counts.clear();
+                let (mut repeated, mut i) = (0, 0);
+                while i < total {
+                    let h = s.hashes[i];
+                    // A hash that shares no bit is unique: never seen
+                    // before, and never seen again, so it need not be
+                    // remembered.
+                    let seen = s.bits.shared(h)
+                        && s.table
+                            .get_or_insert(h, i as u32, |j| {
+                                s.hashes[j as usize] == h && (!compare_text || self.same_packed(j as usize, i, n))
+                            })
+                            .map(|j| s.counts.push((j, i as u32)))
+                            .is_some();
+                    if seen {
+                        repeated += self.packed_chars(i, n);
+                        i += n;
+                    } else {
+                        i += 1;
+                    }
+                }
+                if compare_text || s.counts.iter().all(|&(j, i)| self.same_packed(j as usize, i as usize, n)) {
+                    return repeated;
                 }
             }
-            repeated
+            unreachable!("the second walk compares text")
         })
     }
 }
@@ -420,7 +470,7 @@ mod tests {
         let grams = NGrams::new(&words);
         assert_eq!(grams.packed.of(0, 2), grams.packed.of(4, 2));
         assert_eq!(grams.packed.of(1, 2), grams.packed.of(1, 1));
-        assert_ne!(grams.spaced.of(1, 2), grams.spaced.of(1, 1));
+        assert_ne!(grams.words_hash(1, 2), grams.words_hash(1, 1));
         assert_ne!(grams.packed.of(0, 2), grams.packed.of(1, 2));
         let long = "long".repeat(40);
         let alone = [long.as_str(), "x"];
@@ -444,5 +494,34 @@ mod tests {
             assert_eq!(grams.top_chars(n), top_by_definition(&words, n), "top {n}");
             assert_eq!(grams.duplicated_chars(n), all_duplicate_by_definition(&words, n), "dup {n}");
         }
+    }
+}
+
+#[cfg(test)]
+mod timing_tmp {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn time_it() {
+        let data = std::fs::read_to_string("/tmp/casc/gqkept.jsonl").unwrap();
+        let texts: Vec<String> = data
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_owned())
+            .collect();
+        let words: Vec<Vec<&str>> = texts.iter().map(|t| crate::words::split_into_words(t)).collect();
+        let grams: Vec<NGrams> = words.iter().map(|w| NGrams::new(w)).collect();
+        let time = |name: &str, f: &dyn Fn() -> usize| {
+            let mut best = f64::MAX;
+            let mut r = 0;
+            for _ in 0..7 {
+                let t = std::time::Instant::now();
+                r = f();
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            eprintln!("{name} {best:.4} {r}");
+        };
+        time("new", &|| words.iter().map(|w| NGrams::new(w).grams(1)).sum());
+        time("top", &|| grams.iter().map(|g| (2..=4).map(|n| g.top_chars(n).unwrap_or(0)).sum::<usize>()).sum());
+        time("dup", &|| grams.iter().map(|g| (5..=10).map(|n| g.duplicated_chars(n)).sum::<usize>()).sum());
     }
 }
