@@ -88,8 +88,16 @@ impl FineWebQuality {
         if r.check(dup, dup > c.char_duplicates_ratio, "char_dup_ratio") {
             return r.verdict();
         }
-        let words = doc.words().len();
-        let list = text.matches('\n').count() as f64 / words as f64;
+        let newlines = text.matches('\n').count();
+        // Filtering counts words only until there are enough for the ratio
+        // to stay under the limit whatever follows.
+        let enough = if r.measuring() || c.new_line_ratio <= 0.0 {
+            usize::MAX
+        } else {
+            (newlines as f64 / c.new_line_ratio).ceil() as usize + 1
+        };
+        let words = doc.word_count_up_to(enough);
+        let list = newlines as f64 / words as f64;
         r.check(list, words > 0 && list > c.new_line_ratio, "list_ratio");
         r.verdict()
     }
@@ -144,6 +152,14 @@ mod tests {
         );
         let list: Vec<String> = (0..10).map(|i| format!("Supercalifragilisticexpialidocious{i}.")).collect();
         assert_eq!(verdict(&list.join("\n")), Verdict::drop("list_ratio"));
+        // Three newlines: ten words are exactly 0.3 per word, nine are over.
+        let line = |i: usize, extra: bool| {
+            format!("Supercalifragilisticexpialidocious{i}{}.", if extra { " and" } else { "" })
+        };
+        let page = |last_extra: bool| [line(0, true), line(1, false), line(2, false), line(3, last_extra)].join("\n");
+        assert_eq!(crate::words::split_into_words(&page(true)).len(), 10);
+        assert_eq!(verdict(&page(true)), Verdict::Keep);
+        assert_eq!(verdict(&page(false)), Verdict::drop("list_ratio"));
     }
 
     #[test]

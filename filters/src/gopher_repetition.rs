@@ -131,6 +131,9 @@ impl GopherRepetition {
         let words = doc.words();
         let grams = NGrams::new(&words);
         for (i, &(n, max)) in c.top_n_grams.iter().enumerate() {
+            if !r.measuring() && grams.top_chars_bound(n) as f64 / text_len <= max {
+                continue;
+            }
             let frac = grams.top_chars(n).map_or(0.0, |chars| chars as f64 / text_len);
             if r.check(frac, frac > max, self.top_reasons[i]) {
                 return r.verdict();

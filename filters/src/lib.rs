@@ -188,4 +188,17 @@ impl<'a> Document<'a> {
         }
         split.offsets.iter().map(|&(a, b)| &text[a as usize..b as usize]).collect()
     }
+
+    /// How many words [`Document::words`] has, or `limit` when it has more:
+    /// from the cache when it holds this text's split, else by splitting
+    /// only as far as the limit.
+    pub fn word_count_up_to(&self, limit: usize) -> usize {
+        let text = self.text;
+        match self.words.and_then(|cache| cache.0.get()) {
+            Some(split) if split.address == text.as_ptr() as usize && split.len == text.len() => {
+                split.offsets.len().min(limit)
+            }
+            _ => words::count_words_up_to(text, limit),
+        }
+    }
 }

@@ -204,6 +204,7 @@ struct Scratch {
     bits: SharedBits,
     hashes: Vec<u64>,
     counts: Vec<(u32, u32)>,
+    buckets: Vec<(u64, u64)>,
 }
 
 fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
@@ -347,6 +348,31 @@ impl<'w, 'a> NGrams<'w, 'a> {
         })
     }
 
+    /// At least [`NGrams::top_chars`], for much less work: n-grams are
+    /// counted in buckets by hash, several n-grams to a bucket, and the
+    /// bound is the largest bucket's count times its longest n-gram.
+    /// Filtering needs the exact value only when this is above its limit.
+    pub(crate) fn top_chars_bound(&self, n: usize) -> usize {
+        let total = self.grams(n);
+        if n == 0 || total == 0 {
+            return 0;
+        }
+        with_scratch(|s| {
+            let slots = total.next_power_of_two().max(16);
+            let shift = 64 - slots.trailing_zeros();
+            s.buckets.clear();
+            s.buckets.resize(slots, (0, 0));
+            for i in 0..total {
+                let b = (self.words_hash(i, n).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize;
+                let chars = (self.packed_chars(i, n) + (n - 1)) as u64;
+                let (count, longest) = &mut s.buckets[b];
+                *count += 1;
+                *longest = (*longest).max(chars);
+            }
+            s.buckets.iter().map(|&(count, longest)| (count * longest) as usize).max().unwrap_or(0)
+        })
+    }
+
     /// Characters in n-grams (words joined without a separator) that repeat
     /// an earlier one, skipping past each repeat, as datatrove's
     /// `find_all_duplicate`: only the n-grams it visits are remembered.
@@ -449,6 +475,7 @@ mod tests {
             let grams = NGrams::new(&words);
             for n in [1, 2, 3, 4, 2, 7] {
                 assert_eq!(grams.top_chars(n), top_by_definition(&words, n), "top {n} of {text:?}");
+                assert!(grams.top_chars_bound(n) >= grams.top_chars(n).unwrap_or(0), "top {n} of {text:?}");
             }
             for n in 1..=10 {
                 assert_eq!(grams.duplicated_chars(n), all_duplicate_by_definition(&words, n), "{n}: {text:?}");
@@ -522,6 +549,7 @@ mod timing_tmp {
         };
         time("new", &|| words.iter().map(|w| NGrams::new(w).grams(1)).sum());
         time("top", &|| grams.iter().map(|g| (2..=4).map(|n| g.top_chars(n).unwrap_or(0)).sum::<usize>()).sum());
+        time("bound", &|| grams.iter().map(|g| (2..=4).map(|n| g.top_chars_bound(n)).sum::<usize>()).sum());
         time("dup", &|| grams.iter().map(|g| (5..=10).map(|n| g.duplicated_chars(n)).sum::<usize>()).sum());
     }
 }

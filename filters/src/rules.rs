@@ -27,6 +27,12 @@ impl<'s> Rules<'s> {
         Rules { signals: Some(signals), start, expected, fired: None }
     }
 
+    /// Whether every measurement is wanted (annotating); filtering may skip
+    /// a measurement whose rule it can tell will not fire.
+    pub fn measuring(&self) -> bool {
+        self.signals.is_some()
+    }
+
     /// Records one measurement and whether its rule fires. True when the
     /// caller should return [`Rules::verdict`] now.
     pub fn check(&mut self, value: f64, fires: bool, reason: &'static str) -> bool {

@@ -514,6 +514,21 @@ pub fn split_into_words(text: &str) -> Vec<&str> {
     tokens(text, false)
 }
 
+/// How many words [`split_into_words`] gives, or `limit` when there are
+/// more; splitting stops there.
+pub fn count_words_up_to(text: &str, limit: usize) -> usize {
+    let mut count = 0;
+    let _ = for_each_token(text, false, simple_chunk, |_| {
+        count += 1;
+        if count >= limit {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    count.min(limit)
+}
+
 /// spaCy's tokens of `text`, whitespace tokens included: spaCy attaches one
 /// space to the token before it and makes any other run of whitespace a
 /// token of its own (which matters to sentence splitting).
@@ -876,6 +891,13 @@ mod tests {
         assert_eq!(count_sentences(""), 1);
         assert_eq!(count_sentences("One. Two! Three? (Four.) Five"), 5);
         assert_eq!(count_sentences("Wait... what. \"Quoted.\" Next"), 3);
+        let text = "Don't stop: 3 words, then (more) words...";
+        let all = split_into_words(text).len();
+        assert_eq!((0..=all + 1).map(|limit| count_words_up_to(text, limit)).collect::<Vec<_>>(), {
+            let mut expected: Vec<usize> = (0..=all).collect();
+            expected.push(all);
+            expected
+        });
         let five = "One. Two! Three? (Four.) Five";
         assert_eq!((0..=6).map(|limit| count_sentences_up_to(five, limit)).collect::<Vec<_>>(), [1, 1, 2, 3, 4, 5, 5]);
     }
