@@ -523,33 +523,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-mod timing_tmp {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn time_it() {
-        let data = std::fs::read_to_string("/tmp/casc/gqkept.jsonl").unwrap();
-        let texts: Vec<String> = data
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_owned())
-            .collect();
-        let words: Vec<Vec<&str>> = texts.iter().map(|t| crate::words::split_into_words(t)).collect();
-        let grams: Vec<NGrams> = words.iter().map(|w| NGrams::new(w)).collect();
-        let time = |name: &str, f: &dyn Fn() -> usize| {
-            let mut best = f64::MAX;
-            let mut r = 0;
-            for _ in 0..7 {
-                let t = std::time::Instant::now();
-                r = f();
-                best = best.min(t.elapsed().as_secs_f64());
-            }
-            eprintln!("{name} {best:.4} {r}");
-        };
-        time("new", &|| words.iter().map(|w| NGrams::new(w).grams(1)).sum());
-        time("top", &|| grams.iter().map(|g| (2..=4).map(|n| g.top_chars(n).unwrap_or(0)).sum::<usize>()).sum());
-        time("bound", &|| grams.iter().map(|g| (2..=4).map(|n| g.top_chars_bound(n)).sum::<usize>()).sum());
-        time("dup", &|| grams.iter().map(|g| (5..=10).map(|n| g.duplicated_chars(n)).sum::<usize>()).sum());
-    }
-}
