@@ -518,7 +518,7 @@ pub fn split_into_words(text: &str) -> Vec<&str> {
 /// more; splitting stops there.
 pub fn count_words_up_to(text: &str, limit: usize) -> usize {
     let mut count = 0;
-    let _ = for_each_token(text, false, simple_chunk, |_| {
+    let _ = for_each_token(text, false, Split::Shortcut, |_| {
         count += 1;
         if count >= limit {
             ControlFlow::Break(())
@@ -542,39 +542,74 @@ fn ascii_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
-/// A bitset over the exceptions' forms, keyed by length and first, middle
-/// and last byte: most chunks miss it (about one in a hundred hits it by
-/// chance) and skip the hash lookup.
-fn may_be_exception(chunk: &[u8]) -> bool {
-    static BITS: OnceLock<Vec<u64>> = OnceLock::new();
-    fn key(w: &[u8]) -> usize {
-        let x =
-            w.len() as u64 | u64::from(w[0]) << 32 | u64::from(w[w.len() / 2]) << 40 | u64::from(w[w.len() - 1]) << 48;
-        (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 47) as usize
-    }
-    let bits = BITS.get_or_init(|| {
-        let mut bits = vec![0u64; 1 << 11];
-        for form in exceptions().keys().filter(|f| !f.is_empty()) {
-            let k = key(form.as_bytes());
-            bits[k / 64] |= 1 << (k % 64);
+/// Bitsets over the exceptions' forms, keyed by length and first, middle
+/// and last byte, that most chunks miss (and skip the hash lookup): one for
+/// all forms (about one chunk in a hundred hits it by chance), and a small
+/// one that stays in the core's cache for the forms of only ASCII letters
+/// or only digits, the shape of most words. `marks` has the last byte of
+/// the forms that are such a word and one ASCII mark ("etc.", "goin'").
+struct ExceptionBits {
+    all: Vec<u64>,
+    plain: Vec<u64>,
+    marks: u128,
+}
+
+fn exception_key(w: &[u8], bits: u32) -> usize {
+    let x = w.len() as u64 | u64::from(w[0]) << 32 | u64::from(w[w.len() / 2]) << 40 | u64::from(w[w.len() - 1]) << 48;
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+}
+
+const ALL_BITS: u32 = 17;
+const PLAIN_BITS: u32 = 13;
+
+fn is_plain_ascii(w: &[u8]) -> bool {
+    w.iter().all(u8::is_ascii_alphabetic) || w.iter().all(u8::is_ascii_digit)
+}
+
+fn exception_bits() -> &'static ExceptionBits {
+    static BITS: OnceLock<ExceptionBits> = OnceLock::new();
+    BITS.get_or_init(|| {
+        let set = |bits: &mut [u64], k: usize| bits[k / 64] |= 1 << (k % 64);
+        let mut b =
+            ExceptionBits { all: vec![0; 1 << (ALL_BITS - 6)], plain: vec![0; 1 << (PLAIN_BITS - 6)], marks: 0 };
+        for form in exceptions().keys().map(|f| f.as_bytes()).filter(|f| !f.is_empty()) {
+            set(&mut b.all, exception_key(form, ALL_BITS));
+            if is_plain_ascii(form) {
+                set(&mut b.plain, exception_key(form, PLAIN_BITS));
+            }
+            if let [word @ .., mark] = form {
+                if !word.is_empty() && mark.is_ascii() && is_plain_ascii(word) {
+                    b.marks |= 1 << mark;
+                }
+            }
         }
-        bits
-    });
-    let k = key(chunk);
+        b
+    })
+}
+
+fn bit_is_set(bits: &[u64], k: usize) -> bool {
     bits[k / 64] & (1 << (k % 64)) != 0
 }
 
 /// The tokens of the exception spelled `form`, if it is one.
+#[inline]
 fn exception(form: &str) -> Option<&'static Vec<&'static str>> {
-    if form.is_empty() || !may_be_exception(form.as_bytes()) {
+    if form.is_empty() || !bit_is_set(&exception_bits().all, exception_key(form.as_bytes(), ALL_BITS)) {
         return None;
     }
     exceptions().get(form)
 }
 
+/// Whether a word of only ASCII letters or only digits is an exception.
+#[inline]
+fn is_plain_exception(word: &str) -> bool {
+    bit_is_set(&exception_bits().plain, exception_key(word.as_bytes(), PLAIN_BITS)) && exceptions().contains_key(word)
+}
+
 /// A letter that no affix, infix or URL rule looks at: a chunk made only
 /// of these is one token (or an exception). The Letterlike Symbols and
 /// the enclosed letters are alphabetic but count as symbols to spaCy.
+#[inline]
 fn is_plain_letter(c: char) -> bool {
     // A bitmap over the Basic Multilingual Plane: `is_alphabetic` searches
     // a table, and a page of non-Latin text asks for every letter.
@@ -600,6 +635,7 @@ fn is_plain_letter(c: char) -> bool {
 /// splits off it, and no exception can be involved ("etc.", "cannot,"):
 /// most chunks of prose. `None` for the rest, which go through the full
 /// rules.
+#[inline]
 fn simple_chunk(chunk: &str) -> Option<(&str, Option<&str>)> {
     let bytes = chunk.as_bytes();
     let last = *bytes.last()?;
@@ -614,8 +650,9 @@ fn simple_chunk(chunk: &str) -> Option<(&str, Option<&str>)> {
     if !letters && !digits && (word.is_ascii() || !word.chars().all(is_plain_letter)) {
         return None;
     }
+    let word_is_exception = if letters || digits { is_plain_exception(word) } else { exception(word).is_some() };
     if !has_mark {
-        return exception(chunk).is_none().then_some((chunk, None));
+        return (!word_is_exception).then_some((chunk, None));
     }
     let split_off = if last == b'.' {
         // spaCy's period rule, for what can precede it here.
@@ -625,8 +662,10 @@ fn simple_chunk(chunk: &str) -> Option<(&str, Option<&str>)> {
     } else {
         SUFFIX_CHARS.contains(char::from(last))
     };
-    (split_off && !may_be_exception(bytes) && !may_be_exception(word.as_bytes()))
-        .then(|| (word, Some(&chunk[word.len()..])))
+    // A word of other scripts and a mark may still spell an exception.
+    let chunk_may_be_exception = !(letters || digits) || exception_bits().marks >> last & 1 == 1;
+    let chunk_is_exception = chunk_may_be_exception && exception(chunk).is_some();
+    (split_off && !word_is_exception && !chunk_is_exception).then(|| (word, Some(&chunk[word.len()..])))
 }
 
 /// The tokens of one whitespace-free chunk, by the full rules.
@@ -639,18 +678,64 @@ fn chunk_tokens<'a>(chunk: &'a str, out: &mut Vec<&'a str>) {
 }
 
 fn tokens(text: &str, with_space: bool) -> Vec<&str> {
-    tokens_by(text, with_space, simple_chunk)
+    tokens_by(text, with_space, Split::Shortcut)
 }
 
-/// `simple` is the shortcut for common chunks: the tests check it against
-/// the full rules (`|_| None`).
-fn tokens_by<'a>(
-    text: &'a str,
-    with_space: bool,
-    simple: impl Fn(&'a str) -> Option<(&'a str, Option<&'a str>)>,
-) -> Vec<&'a str> {
+/// Bytes before the first ASCII whitespace or non-ASCII byte of `bytes`.
+#[inline]
+fn ascii_chunk_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    let mut at = 0;
+    // Eight bytes at a time: a byte below 0x21 or at 0x80 and above gets its
+    // high bit set (a borrow can mark bytes after the first, never before).
+    while let Some(word) = bytes.get(at..at + 8) {
+        let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let marked = (x.wrapping_sub(0x21 * ONES) | x) & (0x80 * ONES);
+        if marked == 0 {
+            at += 8;
+            continue;
+        }
+        at += marked.trailing_zeros() as usize / 8;
+        // Control bytes other than whitespace belong to the chunk.
+        if bytes[at] >= 0x80 || ascii_space(bytes[at]) {
+            return at;
+        }
+        at += 1;
+    }
+    at + bytes[at..].iter().position(|&b| ascii_space(b) || b >= 0x80).unwrap_or(bytes.len() - at)
+}
+
+/// The length of the word at the start of `bytes` when it is one to seven
+/// ASCII letters followed by ASCII whitespace, tested eight bytes at once.
+#[inline]
+fn short_ascii_word(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = 0x80 * ONES;
+    let x = u64::from_le_bytes(bytes.get(..8)?.try_into().expect("eight bytes"));
+    let len = ((x.wrapping_sub(0x21 * ONES) | x) & HIGH).trailing_zeros() as usize / 8;
+    if len == 0 || len == 8 || !ascii_space(bytes[len]) {
+        return None;
+    }
+    // Folded to lower case, a letter is 0x61..=0x7a: adding 0x1f sets its
+    // high bit, adding 0x05 does not (the bytes are ASCII: no carries).
+    let y = x | 0x20 * ONES;
+    let letters = (y + 0x1f * ONES) & !(y + 0x05 * ONES) & HIGH;
+    let wanted = HIGH & ((1u64 << (8 * len)) - 1);
+    (letters & wanted == wanted).then_some(len)
+}
+
+/// How chunks are split: the shortcut for common chunks is checked
+/// against the full rules in the tests.
+#[derive(Clone, Copy, PartialEq)]
+enum Split {
+    Shortcut,
+    #[cfg_attr(not(test), allow(dead_code))]
+    FullRules,
+}
+
+fn tokens_by(text: &str, with_space: bool, split: Split) -> Vec<&str> {
     let mut out = Vec::with_capacity(text.len() / 5);
-    let _ = for_each_token(text, with_space, simple, |t| {
+    let _ = for_each_token(text, with_space, split, |t| {
         out.push(t);
         ControlFlow::Continue(())
     });
@@ -661,7 +746,7 @@ fn tokens_by<'a>(
 fn for_each_token<'a>(
     text: &'a str,
     with_space: bool,
-    simple: impl Fn(&'a str) -> Option<(&'a str, Option<&'a str>)>,
+    split: Split,
     mut f: impl FnMut(&'a str) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
     let bytes = text.as_bytes();
@@ -674,6 +759,18 @@ fn for_each_token<'a>(
         if b == b' ' && bytes.get(i + 1).is_some_and(|&n| n < 0x80 && !ascii_space(n)) {
             i += 1;
             continue;
+        }
+        // The commonest chunk: a short word of ASCII letters, then whitespace.
+        if split == Split::Shortcut {
+            if let Some(len) = short_ascii_word(&bytes[i..]) {
+                let word = &text[i..i + len];
+                if !is_plain_exception(word) {
+                    any = true;
+                    f(word)?;
+                    i += len;
+                    continue;
+                }
+            }
         }
         let rest = &text[i..];
         if ascii_space(b) || (b >= 0x80 && rest.starts_with(char::is_whitespace)) {
@@ -688,14 +785,14 @@ fn for_each_token<'a>(
             i += gap;
             continue;
         }
-        let mut len = bytes[i..].iter().position(|&b| ascii_space(b) || b >= 0x80).unwrap_or(bytes.len() - i);
+        let mut len = ascii_chunk_len(&bytes[i..]);
         if i + len < bytes.len() && bytes[i + len] >= 0x80 {
             len = rest.find(char::is_whitespace).unwrap_or(rest.len());
         }
         let chunk = &rest[..len];
         i += len;
         any = true;
-        match simple(chunk) {
+        match if split == Split::Shortcut { simple_chunk(chunk) } else { None } {
             Some((word, None)) => f(word)?,
             Some((word, Some(mark))) => {
                 f(word)?;
@@ -720,7 +817,7 @@ fn for_each_token<'a>(
 fn sentence_starts_up_to(text: &str, limit: usize) -> Vec<usize> {
     let mut starts = vec![0];
     let mut seen_end = false;
-    let _ = for_each_token(text, true, simple_chunk, |token| {
+    let _ = for_each_token(text, true, Split::Shortcut, |token| {
         if starts.len() >= limit {
             return ControlFlow::Break(());
         }
@@ -865,8 +962,8 @@ mod tests {
         chunks.extend(forms);
         for chunk in &chunks {
             for text in [chunk.clone(), format!("x {chunk} y"), format!("{chunk}\u{a0}z")] {
-                assert_eq!(tokens(&text, false), tokens_by(&text, false, |_| None), "{text:?}");
-                assert_eq!(tokens(&text, true), tokens_by(&text, true, |_| None), "{text:?}");
+                assert_eq!(tokens(&text, false), tokens_by(&text, false, Split::FullRules), "{text:?}");
+                assert_eq!(tokens(&text, true), tokens_by(&text, true, Split::FullRules), "{text:?}");
             }
         }
     }
@@ -875,6 +972,43 @@ mod tests {
     fn plain_letters_are_the_alphabetic_characters_that_are_not_symbols() {
         for c in (0..=0x10FFFF).filter_map(char::from_u32) {
             assert_eq!(is_plain_letter(c), c.is_alphabetic() && !is_symbol(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn chunks_end_at_whitespace_or_other_scripts() {
+        for text in ["", "abc", "abcdefghij", "abcdefgh ij", "a\u{1}b\u{1f}cdefghij\tk", "abcdefghé", "0123456\u{7f}\n"]
+        {
+            let expected = text.bytes().position(|b| ascii_space(b) || b >= 0x80).unwrap_or(text.len());
+            for start in 0..text.len() {
+                let bytes = &text.as_bytes()[start..];
+                let expected = bytes.iter().position(|&b| ascii_space(b) || b >= 0x80).unwrap_or(bytes.len());
+                assert_eq!(ascii_chunk_len(bytes), expected, "{text:?} from {start}");
+            }
+            assert_eq!(ascii_chunk_len(text.as_bytes()), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn short_words_are_ascii_letters_before_whitespace() {
+        let by_definition = |b: &[u8]| {
+            let len = b.iter().position(|&c| !c.is_ascii_alphabetic()).unwrap_or(b.len());
+            (b.len() >= 8 && (1..8).contains(&len) && ascii_space(b[len])).then_some(len)
+        };
+        let mut cases: Vec<Vec<u8>> =
+            vec![b"a bcdefgh".to_vec(), b"abcdefg\n".to_vec(), b"abcdefgh ".to_vec(), b"abc".to_vec()];
+        // Every byte value in every position of a five-letter word and its terminator.
+        for at in 0..6 {
+            for v in 0..=255u8 {
+                let mut c = b"hello wrld".to_vec();
+                c[at] = v;
+                cases.push(c);
+            }
+        }
+        for c in cases {
+            if std::str::from_utf8(&c).is_ok() {
+                assert_eq!(short_ascii_word(&c), by_definition(&c), "{:?}", String::from_utf8_lossy(&c));
+            }
         }
     }
 
