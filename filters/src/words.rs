@@ -718,7 +718,7 @@ fn short_ascii_word(bytes: &[u8]) -> Option<usize> {
     }
     // Folded to lower case, a letter is 0x61..=0x7a: adding 0x1f sets its
     // high bit, adding 0x05 does not (the bytes are ASCII: no carries).
-    let y = x | 0x20 * ONES;
+    let y = x | (0x20 * ONES);
     let letters = (y + 0x1f * ONES) & !(y + 0x05 * ONES) & HIGH;
     let wanted = HIGH & ((1u64 << (8 * len)) - 1);
     (letters & wanted == wanted).then_some(len)
