@@ -78,20 +78,15 @@ pub struct GopherRepetition {
 /// Python's `re.split(r"\n{2,}", s)` (`min = 2`) or `re.split("\n+", s)` (`min = 1`).
 fn split_newline_runs(s: &str, min: usize) -> Vec<&str> {
     let mut parts = Vec::new();
-    let (mut start, mut i) = (0, 0);
+    let (mut start, mut at) = (0, 0);
     let bytes = s.as_bytes();
-    while i < bytes.len() {
-        if bytes[i] == b'\n' {
-            let run_start = i;
-            while i < bytes.len() && bytes[i] == b'\n' {
-                i += 1;
-            }
-            if i - run_start >= min {
-                parts.push(&s[start..run_start]);
-                start = i;
-            }
-        } else {
-            i += 1;
+    while let Some(found) = memchr::memchr(b'\n', &bytes[at..]) {
+        let run_start = at + found;
+        let run = bytes[run_start..].iter().take_while(|&&b| b == b'\n').count();
+        at = run_start + run;
+        if run >= min {
+            parts.push(&s[start..run_start]);
+            start = at;
         }
     }
     parts.push(&s[start..]);
@@ -226,5 +221,7 @@ mod tests {
     fn splits_paragraphs_and_lines_as_python() {
         assert_eq!(split_newline_runs("a\n\n\nb\nc", 2), ["a", "b\nc"]);
         assert_eq!(split_newline_runs("\na\n\nb", 1), ["", "a", "b"]);
+        assert_eq!(split_newline_runs("a\nb\n\n\nc\n", 2), ["a\nb", "c\n"]);
+        assert_eq!(split_newline_runs("a\n", 1), ["a", ""]);
     }
 }

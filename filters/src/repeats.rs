@@ -196,6 +196,38 @@ impl SharedBits {
         let (word, bit) = self.at(hash);
         self.twice[word] & bit != 0
     }
+
+    /// Marks `hashes`, then sets bit i of `flags` for each shared one;
+    /// returns how many are.
+    fn flag_shared(&mut self, hashes: &[u64], flags: &mut Vec<u64>) -> usize {
+        self.mark(hashes);
+        flags.clear();
+        flags.resize(hashes.len().div_ceil(64), 0);
+        let mut count = 0;
+        for (i, &h) in hashes.iter().enumerate() {
+            let shared = self.shared(h);
+            flags[i / 64] |= u64::from(shared) << (i % 64);
+            count += usize::from(shared);
+        }
+        count
+    }
+}
+
+/// The first position at or after `from` whose bit is set in `flags`, or
+/// `end`.
+#[inline]
+fn next_flagged(flags: &[u64], from: usize, end: usize) -> usize {
+    let mut word = from / 64;
+    let Some(&first) = flags.get(word) else { return end };
+    let mut bits = first & (u64::MAX << (from % 64));
+    while bits == 0 {
+        word += 1;
+        match flags.get(word) {
+            Some(&b) => bits = b,
+            None => return end,
+        }
+    }
+    (word * 64 + bits.trailing_zeros() as usize).min(end)
 }
 
 #[derive(Default)]
@@ -203,8 +235,10 @@ struct Scratch {
     table: Table,
     bits: SharedBits,
     hashes: Vec<u64>,
+    /// Bit i: the i-th hash shares its bit with another.
+    flags: Vec<u64>,
     counts: Vec<(u32, u32)>,
-    buckets: Vec<(u64, u64)>,
+    buckets: Vec<(u32, u32)>,
 }
 
 fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
@@ -308,17 +342,15 @@ impl<'w, 'a> NGrams<'w, 'a> {
         with_scratch(|s| {
             s.hashes.clear();
             s.hashes.extend((0..total).map(|i| self.words_hash(i, n)));
-            s.bits.mark(&s.hashes);
-            let shared = s.hashes.iter().filter(|&&h| s.bits.shared(h)).count();
+            let shared = s.bits.flag_shared(&s.hashes, &mut s.flags);
             for compare_words in [false, true] {
                 s.table.reset(shared);
                 // (first position, count) per n-gram that may repeat,
                 // numbered in order of first appearance.
                 s.counts.clear();
-                for (i, &h) in s.hashes.iter().enumerate() {
-                    if !s.bits.shared(h) {
-                        continue;
-                    }
+                let mut i = next_flagged(&s.flags, 0, total);
+                while i < total {
+                    let h = s.hashes[i];
                     let (counts, hashes, words) = (&s.counts, &s.hashes, self.words);
                     let same = |c: u32| {
                         let j = counts[c as usize].0 as usize;
@@ -328,6 +360,7 @@ impl<'w, 'a> NGrams<'w, 'a> {
                         Some(c) => s.counts[c as usize].1 += 1,
                         None => s.counts.push((i as u32, 1)),
                     }
+                    i = next_flagged(&s.flags, i + 1, total);
                 }
                 // The first n-gram with the top count; every n-gram occurs
                 // once when none repeats, and the first of all is the top.
@@ -357,6 +390,9 @@ impl<'w, 'a> NGrams<'w, 'a> {
         if n == 0 || total == 0 {
             return 0;
         }
+        if u32::try_from(total).is_err() {
+            return usize::MAX;
+        }
         with_scratch(|s| {
             let slots = total.next_power_of_two().max(16);
             let shift = 64 - slots.trailing_zeros();
@@ -364,12 +400,14 @@ impl<'w, 'a> NGrams<'w, 'a> {
             s.buckets.resize(slots, (0, 0));
             for i in 0..total {
                 let b = (self.words_hash(i, n).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize;
-                let chars = (self.packed_chars(i, n) + (n - 1)) as u64;
+                let Ok(chars) = u32::try_from(self.packed_chars(i, n) + (n - 1)) else {
+                    return usize::MAX;
+                };
                 let (count, longest) = &mut s.buckets[b];
                 *count += 1;
                 *longest = (*longest).max(chars);
             }
-            s.buckets.iter().map(|&(count, longest)| (count * longest) as usize).max().unwrap_or(0)
+            s.buckets.iter().map(|&(count, longest)| count as usize * longest as usize).max().unwrap_or(0)
         })
     }
 
@@ -388,30 +426,30 @@ impl<'w, 'a> NGrams<'w, 'a> {
         with_scratch(|s| {
             s.hashes.clear();
             s.hashes.extend((0..total).map(|i| self.packed.of(i, n)));
-            s.bits.mark(&s.hashes);
-            let shared = s.hashes.iter().filter(|&&h| s.bits.shared(h)).count();
+            let shared = s.bits.flag_shared(&s.hashes, &mut s.flags);
             for compare_text in [false, true] {
                 s.table.reset(shared);
                 s.counts.clear();
-                let (mut repeated, mut i) = (0, 0);
+                // A hash that shares no bit is unique: never seen before,
+                // and never seen again, so it need not be remembered, and
+                // the walk steps over it.
+                let (mut repeated, mut i) = (0, next_flagged(&s.flags, 0, total));
                 while i < total {
                     let h = s.hashes[i];
-                    // A hash that shares no bit is unique: never seen
-                    // before, and never seen again, so it need not be
-                    // remembered.
-                    let seen = s.bits.shared(h)
-                        && s.table
-                            .get_or_insert(h, i as u32, |j| {
-                                s.hashes[j as usize] == h && (!compare_text || self.same_packed(j as usize, i, n))
-                            })
-                            .map(|j| s.counts.push((j, i as u32)))
-                            .is_some();
+                    let seen = s
+                        .table
+                        .get_or_insert(h, i as u32, |j| {
+                            s.hashes[j as usize] == h && (!compare_text || self.same_packed(j as usize, i, n))
+                        })
+                        .map(|j| s.counts.push((j, i as u32)))
+                        .is_some();
                     if seen {
                         repeated += self.packed_chars(i, n);
                         i += n;
                     } else {
                         i += 1;
                     }
+                    i = next_flagged(&s.flags, i, total);
                 }
                 if compare_text || s.counts.iter().all(|&(j, i)| self.same_packed(j as usize, i as usize, n)) {
                     return repeated;
@@ -481,6 +519,23 @@ mod tests {
                 assert_eq!(grams.duplicated_chars(n), all_duplicate_by_definition(&words, n), "{n}: {text:?}");
             }
         }
+    }
+
+    #[test]
+    fn flagged_positions_are_found_in_order() {
+        let flags = [1u64 << 3 | 1 << 63, 0, 1 << 5];
+        let walk = |end: usize| {
+            let (mut found, mut i) = (vec![], next_flagged(&flags, 0, end));
+            while i < end {
+                found.push(i);
+                i = next_flagged(&flags, i + 1, end);
+            }
+            found
+        };
+        assert_eq!(walk(192), [3, 63, 133]);
+        assert_eq!(walk(100), [3, 63]);
+        assert_eq!(next_flagged(&flags, 134, 192), 192);
+        assert_eq!(next_flagged(&flags, 500, 192), 192);
     }
 
     #[test]
