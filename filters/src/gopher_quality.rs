@@ -143,11 +143,9 @@ impl GopherQuality {
         for w in words {
             let bytes = w.as_bytes();
             let (has_non_punct, has_alpha, chars) = if bytes.is_ascii() {
-                (
-                    bytes.iter().any(|&b| self.ascii_punctuation & (1 << b) == 0),
-                    bytes.iter().any(u8::is_ascii_alphabetic),
-                    bytes.len(),
-                )
+                // A letter is not punctuation: most words stop at their first byte.
+                let has_alpha = bytes.iter().any(u8::is_ascii_alphabetic);
+                (has_alpha || bytes.iter().any(|&b| self.ascii_punctuation & (1 << b) == 0), has_alpha, bytes.len())
             } else {
                 (w.chars().any(|ch| !is_punctuation(ch)), w.chars().any(is_alpha), len(w))
             };
@@ -157,10 +155,10 @@ impl GopherQuality {
             }
             alpha += usize::from(has_alpha);
             if let Some(candidates) = self.stop_words_by_len.get(bytes.len()) {
-                // The first byte rules out most candidates without a call to memcmp.
-                if let Some((i, _)) =
-                    candidates.iter().find(|(_, s)| s.as_bytes()[0] == bytes[0] && s.as_bytes() == bytes)
-                {
+                // The first byte rules out most candidates, and the rest are
+                // compared inline: stop words are short, and memcmp is a call.
+                let same = |s: &[u8]| s[0] == bytes[0] && s.iter().zip(bytes).all(|(a, b)| a == b);
+                if let Some((i, _)) = candidates.iter().find(|(_, s)| same(s.as_bytes())) {
                     present[i / 64] |= 1 << (i % 64);
                 }
             }
