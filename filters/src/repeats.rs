@@ -394,7 +394,7 @@ impl<'w, 'a> NGrams<'w, 'a> {
             return usize::MAX;
         }
         with_scratch(|s| {
-            let slots = total.next_power_of_two().max(16);
+            let slots = (total / 4).next_power_of_two().max(16);
             let shift = 64 - slots.trailing_zeros();
             s.buckets.clear();
             s.buckets.resize(slots, (0, 0));
