@@ -135,12 +135,13 @@ struct Measures {
 }
 
 impl GopherQuality {
-    /// One pass over the words: those not only punctuation and their
-    /// characters, those with a letter, and the stop words present.
-    fn count_words(&self, words: &[&str]) -> (usize, usize, usize, usize) {
-        let (mut non_symbol, mut non_symbol_chars, mut alpha) = (0, 0, 0);
+    /// One pass over the words: how many, those not only punctuation and
+    /// their characters, those with a letter, and the stop words present.
+    fn count_words(&self, doc: &Document<'_>) -> (usize, usize, usize, usize, usize) {
+        let (mut words, mut non_symbol, mut non_symbol_chars, mut alpha) = (0, 0, 0, 0);
         let mut present = vec![0u64; self.stop_word_count.div_ceil(64)];
-        for w in words {
+        doc.for_each_word(|w| {
+            words += 1;
             let bytes = w.as_bytes();
             let (has_non_punct, has_alpha, chars) = if bytes.is_ascii() {
                 // A letter is not punctuation: most words stop at their first byte.
@@ -162,16 +163,14 @@ impl GopherQuality {
                     present[i / 64] |= 1 << (i % 64);
                 }
             }
-        }
+        });
         let stop_words = present.iter().map(|p| p.count_ones() as usize).sum();
-        (non_symbol, non_symbol_chars, alpha, stop_words)
+        (words, non_symbol, non_symbol_chars, alpha, stop_words)
     }
 
     fn measure(&self, doc: &Document<'_>) -> Measures {
         let text = doc.text;
-        let words = doc.words();
-        let n_words = words.len();
-        let (non_symbol, non_symbol_chars, alpha, stop_words) = self.count_words(&words);
+        let (n_words, non_symbol, non_symbol_chars, alpha, stop_words) = self.count_words(doc);
         let (hashes, ellipses) = count_symbols(text);
         // numpy's mean of nothing is NaN, which fails no comparison.
         let mean_word_length = non_symbol_chars as f64 / non_symbol as f64;

@@ -168,25 +168,32 @@ impl<'a> Document<'a> {
 
     /// The text's English words, from the cache when there is one.
     pub fn words(&self) -> Vec<&'a str> {
-        let text = self.text;
-        let Some(cache) = self.words.filter(|_| u32::try_from(text.len()).is_ok()) else {
-            return words::split_into_words(text);
-        };
-        let split = cache.0.get_or_init(|| {
-            let base = text.as_ptr() as usize;
-            let offsets = words::split_into_words(text)
-                .iter()
-                .map(|w| {
-                    let start = w.as_ptr() as usize - base;
-                    (start as u32, (start + w.len()) as u32)
-                })
-                .collect();
-            SplitText { address: base, len: text.len(), offsets }
-        });
-        if split.address != text.as_ptr() as usize || split.len != text.len() {
-            return words::split_into_words(text);
+        match self.cached_split() {
+            Some(offsets) => offsets.iter().map(|&(a, b)| &self.text[a as usize..b as usize]).collect(),
+            None => words::split_into_words(self.text),
         }
-        split.offsets.iter().map(|&(a, b)| &text[a as usize..b as usize]).collect()
+    }
+
+    /// The text's English words one at a time, from the cache when there is
+    /// one (without a list of them).
+    pub fn for_each_word(&self, mut f: impl FnMut(&'a str)) {
+        match self.cached_split() {
+            Some(offsets) => offsets.iter().for_each(|&(a, b)| f(&self.text[a as usize..b as usize])),
+            None => words::split_into_words(self.text).into_iter().for_each(f),
+        }
+    }
+
+    /// The cached split of this text (splitting it first), or `None` when
+    /// there is no cache or it holds another text's split.
+    fn cached_split(&self) -> Option<&'a [(u32, u32)]> {
+        let text = self.text;
+        let cache = self.words.filter(|_| u32::try_from(text.len()).is_ok())?;
+        let split = cache.0.get_or_init(|| SplitText {
+            address: text.as_ptr() as usize,
+            len: text.len(),
+            offsets: words::word_offsets(text),
+        });
+        (split.address == text.as_ptr() as usize && split.len == text.len()).then_some(&split.offsets[..])
     }
 
     /// How many words [`Document::words`] has, or `limit` when it has more:
@@ -200,5 +207,29 @@ impl<'a> Document<'a> {
             }
             _ => words::count_words_up_to(text, limit),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_word_cache_serves_the_text_it_split_and_no_other() {
+        let cache = WordCache::default();
+        let first = "Don't split me twice, said the whale.";
+        let doc = Document { id: "", text: first, metadata: &NoMetadata, words: Some(&cache) };
+        let expected = words::split_into_words(first);
+        assert_eq!(doc.words(), expected);
+        let mut each = Vec::new();
+        doc.for_each_word(|w| each.push(w));
+        assert_eq!(each, expected);
+        assert_eq!(doc.word_count_up_to(usize::MAX), expected.len());
+        assert_eq!(doc.word_count_up_to(3), 3);
+        // Another text with the same cache (not cleared): split afresh.
+        let second = "A different text entirely.".to_string();
+        let doc = Document { id: "", text: &second, metadata: &NoMetadata, words: Some(&cache) };
+        assert_eq!(doc.words(), words::split_into_words(&second));
+        assert_eq!(doc.word_count_up_to(usize::MAX), words::split_into_words(&second).len());
     }
 }

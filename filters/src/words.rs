@@ -514,6 +514,18 @@ pub fn split_into_words(text: &str) -> Vec<&str> {
     tokens(text, false)
 }
 
+/// The byte ranges of [`split_into_words`]' words, for texts under 4 GiB.
+pub fn word_offsets(text: &str) -> Vec<(u32, u32)> {
+    let base = text.as_ptr() as usize;
+    let mut offsets = Vec::with_capacity(text.len() / 5);
+    let _ = for_each_token(text, false, Split::Shortcut, |w| {
+        let start = w.as_ptr() as usize - base;
+        offsets.push((start as u32, (start + w.len()) as u32));
+        ControlFlow::Continue(())
+    });
+    offsets
+}
+
 /// How many words [`split_into_words`] gives, or `limit` when there are
 /// more; splitting stops there.
 pub fn count_words_up_to(text: &str, limit: usize) -> usize {
