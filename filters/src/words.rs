@@ -230,8 +230,9 @@ fn latin(c: char) -> bool {
 
 /// The Cyrillic and Greek letters spaCy lists.
 fn cyrillic_greek(c: char) -> bool {
-    matches!(c, 'а'..='я' | 'А'..='Я' | 'α'..='ω' | 'Α'..='Ω')
-        || "ёЁәөүҗңһӘӨҮҖҢҺάέίόώήύΆΈΊΌΏΉΎіїєґІЇЄҐѓѕјљњќѐѝЃЅЈЉЊЌЀЍ".contains(c)
+    !c.is_ascii()
+        && (matches!(c, 'а'..='я' | 'А'..='Я' | 'α'..='ω' | 'Α'..='Ω')
+            || "ёЁәөүҗңһӘӨҮҖҢҺάέίόώήύΆΈΊΌΏΉΎіїєґІЇЄҐѓѕјљњќѐѝЃЅЈЉЊЌЀЍ".contains(c))
 }
 
 /// spaCy's ALPHA class.
@@ -291,7 +292,8 @@ fn suffix_len(s: &str) -> usize {
                 if last && (c == '+' || CURRENCY.contains(c)) {
                     return rest.len();
                 }
-                if UNITS.contains(&rest) {
+                // No unit is over ten bytes or starts with a digit.
+                if rest.len() <= 12 && !rest.as_bytes()[0].is_ascii_digit() && UNITS.contains(&rest) {
                     return rest.len();
                 }
             }
@@ -299,7 +301,7 @@ fn suffix_len(s: &str) -> usize {
                 let after_degree = matches!(p, 'F' | 'f' | 'C' | 'c' | 'K' | 'k') && prev2 == Some('°');
                 let after_lower = is_lower_class(p)
                     || p.is_ascii_digit()
-                    || "%²-+…".contains(p)
+                    || matches!(p, '%' | '²' | '-' | '+' | '…')
                     || QUOTES.contains(p)
                     || PUNCT.contains(p);
                 let after_two_upper = is_upper_class(p) && prev2.is_some_and(is_upper_class);
@@ -365,17 +367,17 @@ fn infixes(s: &str) -> Vec<(usize, usize)> {
         }
         if let (Some(p), Some(n)) = (prev, next) {
             let alpha = is_alpha_class;
-            let hit = (p.is_ascii_digit() && "+-*^".contains(c) && (n.is_ascii_digit() || n == '-'))
+            let hit = (p.is_ascii_digit() && matches!(c, '+' | '-' | '*' | '^') && (n.is_ascii_digit() || n == '-'))
                 || (c == '.' && (is_lower_class(p) || QUOTES.contains(p)) && (is_upper_class(n) || QUOTES.contains(n)))
                 || (c == ',' && alpha(p) && alpha(n))
-                || (":<>=/".contains(c) && (alpha(p) || p.is_ascii_digit()) && alpha(n));
+                || (matches!(c, ':' | '<' | '>' | '=' | '/') && (alpha(p) || p.is_ascii_digit()) && alpha(n));
             if hit {
                 found.push((at, end_of(i + 1)));
                 i += 1;
                 continue;
             }
             // Dashes between letters (or a digit and a letter): -, –, —, --, ---, ——, ~.
-            if (alpha(p) || p.is_ascii_digit()) && "-–—~".contains(c) {
+            if (alpha(p) || p.is_ascii_digit()) && matches!(c, '-' | '–' | '—' | '~') {
                 let mut j = i + 1;
                 let run = match c {
                     '-' => ["--", "---"].iter().rev().find(|d| s[at..].starts_with(**d)).map_or(1, |d| d.len()),
