@@ -100,31 +100,23 @@ impl Doc {
     ) -> Result<Doc, DocError> {
         let line = std::str::from_utf8(line)
             .map_err(|e| DocError::new(ErrorKind::InvalidUtf8, format!("invalid UTF-8: {e}")))?;
-        let RawObject(fields) = serde_json::from_str(line)
-            .map_err(|e| DocError::new(ErrorKind::InvalidJson, format!("invalid JSON: {e}")))?;
-        Doc::from_fields(fields, names, position, fallback_id)
-    }
-
-    /// Builds a document from raw fields that still include the text.
-    pub fn from_fields(
-        mut fields: Vec<(String, Box<RawValue>)>,
-        names: &FieldNames,
-        position: u64,
-        fallback_id: impl FnOnce() -> String,
-    ) -> Result<Doc, DocError> {
-        let Some(text_pos) = fields.iter().position(|(k, _)| *k == names.text) else {
-            return Err(DocError::new(ErrorKind::MissingText, format!("no field {:?}", names.text)));
-        };
-        let (_, raw_text) = fields.remove(text_pos);
-        let text = match raw_text.get().as_bytes()[0] {
-            b'"' => serde_json::from_str::<String>(raw_text.get()).map_err(|e| {
-                DocError::new(ErrorKind::InvalidJson, format!("invalid JSON string in {:?}: {e}", names.text))
-            })?,
-            b'n' => return Err(DocError::new(ErrorKind::MissingText, format!("field {:?} is null", names.text))),
-            _ => {
+        let mut de = serde_json::Deserializer::from_str(line);
+        let (fields, text, text_pos) =
+            de::DeserializeSeed::deserialize(TextAndFields { text_field: &names.text }, &mut de)
+                .and_then(|parsed| de.end().map(|()| parsed))
+                .map_err(|e| DocError::new(ErrorKind::InvalidJson, format!("invalid JSON: {e}")))?;
+        let text = match text {
+            TextValue::Text(text) => text,
+            TextValue::Missing => {
+                return Err(DocError::new(ErrorKind::MissingText, format!("no field {:?}", names.text)))
+            }
+            TextValue::Null => {
+                return Err(DocError::new(ErrorKind::MissingText, format!("field {:?} is null", names.text)))
+            }
+            TextValue::Other(kind) => {
                 return Err(DocError::new(
                     ErrorKind::TextNotString,
-                    format!("field {:?} is {}, not a string", names.text, json_type(raw_text.get())),
+                    format!("field {:?} is {kind}, not a string", names.text),
                 ))
             }
         };
@@ -220,15 +212,6 @@ fn json_string(s: &str) -> Box<RawValue> {
     RawValue::from_string(serde_json::to_string(s).expect("a string serialises")).expect("a serialised string is JSON")
 }
 
-fn json_type(raw: &str) -> &'static str {
-    match raw.as_bytes()[0] {
-        b'{' => "an object",
-        b'[' => "an array",
-        b't' | b'f' => "a boolean",
-        _ => "a number",
-    }
-}
-
 /// A JSON object's fields, in order, values left raw.
 pub struct RawObject(pub Vec<(String, Box<RawValue>)>);
 
@@ -249,6 +232,100 @@ impl<'de> Deserialize<'de> for RawObject {
             }
         }
         d.deserialize_map(Visitor)
+    }
+}
+
+/// The text field's value, decoded while the line is parsed.
+enum TextValue {
+    Missing,
+    Text(String),
+    Null,
+    /// Not a string: what it is, for the error.
+    Other(&'static str),
+}
+
+/// A JSON object's fields, in order, values left raw, except the (first)
+/// text field, whose string is decoded straight from the line: it is most
+/// of the line, and keeping it raw to decode later would copy and parse it
+/// twice more. Gives the fields, the text and the text's position.
+struct TextAndFields<'n> {
+    text_field: &'n str,
+}
+
+impl<'de> de::DeserializeSeed<'de> for TextAndFields<'_> {
+    type Value = (Vec<(String, Box<RawValue>)>, TextValue, usize);
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for TextAndFields<'_> {
+    type Value = (Vec<(String, Box<RawValue>)>, TextValue, usize);
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(4));
+        let (mut text, mut text_pos) = (TextValue::Missing, 0);
+        while let Some(key) = map.next_key::<String>()? {
+            if matches!(text, TextValue::Missing) && key == self.text_field {
+                text = map.next_value_seed(TextSeed)?;
+                text_pos = fields.len();
+            } else {
+                fields.push((key, map.next_value::<Box<RawValue>>()?));
+            }
+        }
+        Ok((fields, text, text_pos))
+    }
+}
+
+struct TextSeed;
+
+impl<'de> de::DeserializeSeed<'de> for TextSeed {
+    type Value = TextValue;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<TextValue, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for TextSeed {
+    type Value = TextValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<TextValue, E> {
+        Ok(TextValue::Text(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<TextValue, E> {
+        Ok(TextValue::Text(v))
+    }
+    fn visit_unit<E>(self) -> Result<TextValue, E> {
+        Ok(TextValue::Null)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<TextValue, E> {
+        Ok(TextValue::Other("a boolean"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<TextValue, E> {
+        Ok(TextValue::Other("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<TextValue, E> {
+        Ok(TextValue::Other("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<TextValue, E> {
+        Ok(TextValue::Other("a number"))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<TextValue, A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(TextValue::Other("an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TextValue, A::Error> {
+        while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+        Ok(TextValue::Other("an object"))
     }
 }
 
@@ -296,6 +373,21 @@ mod tests {
         assert_eq!(kind(b"{\"text\": null}"), ErrorKind::MissingText);
         assert_eq!(kind(b"{\"text\": 12}"), ErrorKind::TextNotString);
         assert_eq!(kind(b"{\"text\": \"a\"} trailing"), ErrorKind::InvalidJson);
+        let message = |line: &[u8]| Doc::from_json_line(line, &names(), 0, String::new).unwrap_err().message;
+        assert!(message(b"{\"text\": {\"a\": [1]}}").contains("is an object, not a string"));
+        assert!(message(b"{\"text\": [\"a\"]}").contains("is an array, not a string"));
+        assert!(message(b"{\"text\": true}").contains("is a boolean, not a string"));
+        assert!(message(b"{\"text\": -1.5}").contains("is a number, not a string"));
+    }
+
+    #[test]
+    fn the_first_text_field_is_the_text_and_is_decoded() {
+        let doc = parse(r#"{"id": "a", "text": "line\none \"q\" \u00e9", "text": "second"}"#).unwrap();
+        assert_eq!(doc.text, "line\none \"q\" é");
+        assert_eq!(
+            round_trip(r#"{"id": "a", "text": "x", "text": "second"}"#),
+            r#"{"id":"a","text":"x","text":"second"}"#
+        );
     }
 
     #[test]

@@ -731,9 +731,10 @@ fn short_ascii_word(bytes: &[u8]) -> Option<usize> {
         return None;
     }
     // Folded to lower case, a letter is 0x61..=0x7a: adding 0x1f sets its
-    // high bit, adding 0x05 does not (the bytes are ASCII: no carries).
+    // high bit, adding 0x05 does not. The word's bytes are ASCII, so no
+    // carry leaves them; bytes after the word may carry, into later bytes.
     let y = x | (0x20 * ONES);
-    let letters = (y + 0x1f * ONES) & !(y + 0x05 * ONES) & HIGH;
+    let letters = y.wrapping_add(0x1f * ONES) & !y.wrapping_add(0x05 * ONES) & HIGH;
     let wanted = HIGH & ((1u64 << (8 * len)) - 1);
     (letters & wanted == wanted).then_some(len)
 }
@@ -1009,8 +1010,14 @@ mod tests {
             let len = b.iter().position(|&c| !c.is_ascii_alphabetic()).unwrap_or(b.len());
             (b.len() >= 8 && (1..8).contains(&len) && ascii_space(b[len])).then_some(len)
         };
-        let mut cases: Vec<Vec<u8>> =
-            vec![b"a bcdefgh".to_vec(), b"abcdefg\n".to_vec(), b"abcdefgh ".to_vec(), b"abc".to_vec()];
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"a bcdefgh".to_vec(),
+            b"abcdefg\n".to_vec(),
+            b"abcdefgh ".to_vec(),
+            b"abc".to_vec(),
+            "ab ÿÿÿÿÿ".as_bytes().to_vec(),
+            "word \u{ffff}".as_bytes().to_vec(),
+        ];
         // Every byte value in every position of a five-letter word and its terminator.
         for at in 0..6 {
             for v in 0..=255u8 {
