@@ -227,11 +227,14 @@ impl C4Quality {
         if (sentences_kept as i64) < c.min_num_sentences {
             return Verdict::drop("too_few_sentences");
         }
-        let text = strip(&kept.join(if c.split_paragraph { "\n" } else { " " })).to_owned();
+        let joined = kept.join(if c.split_paragraph { "\n" } else { " " });
+        let text = strip(&joined);
         if text == doc.text {
             Verdict::Keep
+        } else if text.len() == joined.len() {
+            Verdict::Rewrite(joined)
         } else {
-            Verdict::Rewrite(text)
+            Verdict::Rewrite(text.to_owned())
         }
     }
 }
