@@ -140,10 +140,14 @@ impl GopherQuality {
     fn count_words(&self, doc: &Document<'_>) -> (usize, usize, usize, usize, usize) {
         let (mut words, mut non_symbol, mut non_symbol_chars, mut alpha) = (0, 0, 0, 0);
         let mut present = vec![0u64; self.stop_word_count.div_ceil(64)];
-        doc.for_each_word(|w| {
+        for w in doc.word_iter() {
             words += 1;
             let bytes = w.as_bytes();
-            let (has_non_punct, has_alpha, chars) = if bytes.is_ascii() {
+            let (has_non_punct, has_alpha, chars) = if bytes.first().is_some_and(u8::is_ascii_alphabetic) {
+                // Most words start with an ASCII letter: a letter, so not
+                // punctuation; characters are the bytes that start one.
+                (true, true, bytes.iter().filter(|&&b| (b as i8) >= -0x40).count())
+            } else if bytes.is_ascii() {
                 // A letter is not punctuation: most words stop at their first byte.
                 let has_alpha = bytes.iter().any(u8::is_ascii_alphabetic);
                 (has_alpha || bytes.iter().any(|&b| self.ascii_punctuation & (1 << b) == 0), has_alpha, bytes.len())
@@ -163,7 +167,7 @@ impl GopherQuality {
                     present[i / 64] |= 1 << (i % 64);
                 }
             }
-        });
+        }
         let stop_words = present.iter().map(|p| p.count_ones() as usize).sum();
         (words, non_symbol, non_symbol_chars, alpha, stop_words)
     }
@@ -291,6 +295,21 @@ mod tests {
     /// 60 ordinary words with stop words: passes every rule.
     fn good() -> String {
         "the cat sat with the dog and that was the end of a long story about animals. ".repeat(4)
+    }
+
+    #[test]
+    fn word_lengths_count_characters_not_bytes() {
+        let f = GopherQualityConfig::default().build();
+        let mean = |text: &str| {
+            let mut signals = vec![];
+            f.filter_with_signals(&Document::text_only(text), &mut signals);
+            signals[1]
+        };
+        // "naïve" and "café" start with an ASCII letter and hold a two-byte
+        // character; "été" starts with one; "..." is punctuation only.
+        assert_eq!(mean("naïve café été ..."), 4.0);
+        // spaCy splits "#x" into "#" (punctuation only) and "x".
+        assert_eq!(mean("ab 12 #x"), 5.0 / 3.0);
     }
 
     #[test]

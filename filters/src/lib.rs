@@ -77,6 +77,24 @@ impl WordCache {
     }
 }
 
+/// [`Document::word_iter`]'s words.
+pub enum WordIter<'a> {
+    Cached(&'a str, std::slice::Iter<'a, (u32, u32)>),
+    Split(std::vec::IntoIter<&'a str>),
+}
+
+impl<'a> Iterator for WordIter<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        match self {
+            WordIter::Cached(text, offsets) => offsets.next().map(|&(a, b)| &text[a as usize..b as usize]),
+            WordIter::Split(words) => words.next(),
+        }
+    }
+}
+
 /// Read access to a document's fields other than the text.
 pub trait Metadata {
     /// The field's value, or `None` when the document has no such field.
@@ -176,10 +194,10 @@ impl<'a> Document<'a> {
 
     /// The text's English words one at a time, from the cache when there is
     /// one (without a list of them).
-    pub fn for_each_word(&self, mut f: impl FnMut(&'a str)) {
+    pub fn word_iter(&self) -> WordIter<'a> {
         match self.cached_split() {
-            Some(offsets) => offsets.iter().for_each(|&(a, b)| f(&self.text[a as usize..b as usize])),
-            None => words::split_into_words(self.text).into_iter().for_each(f),
+            Some(offsets) => WordIter::Cached(self.text, offsets.iter()),
+            None => WordIter::Split(words::split_into_words(self.text).into_iter()),
         }
     }
 
@@ -221,15 +239,16 @@ mod tests {
         let doc = Document { id: "", text: first, metadata: &NoMetadata, words: Some(&cache) };
         let expected = words::split_into_words(first);
         assert_eq!(doc.words(), expected);
-        let mut each = Vec::new();
-        doc.for_each_word(|w| each.push(w));
-        assert_eq!(each, expected);
+        assert_eq!(doc.word_iter().collect::<Vec<_>>(), expected);
         assert_eq!(doc.word_count_up_to(usize::MAX), expected.len());
         assert_eq!(doc.word_count_up_to(3), 3);
         // Another text with the same cache (not cleared): split afresh.
         let second = "A different text entirely.".to_string();
         let doc = Document { id: "", text: &second, metadata: &NoMetadata, words: Some(&cache) };
         assert_eq!(doc.words(), words::split_into_words(&second));
+        assert_eq!(doc.word_iter().collect::<Vec<_>>(), words::split_into_words(&second));
+        let bare = Document::text_only(first);
+        assert_eq!(bare.word_iter().collect::<Vec<_>>(), expected);
         assert_eq!(doc.word_count_up_to(usize::MAX), words::split_into_words(&second).len());
     }
 }
