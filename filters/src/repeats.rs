@@ -230,6 +230,7 @@ fn next_flagged(flags: &[u64], from: usize, end: usize) -> usize {
     (word * 64 + bits.trailing_zeros() as usize).min(end)
 }
 
+/// Buffers reused from one document to the next on each thread.
 #[derive(Default)]
 struct Scratch {
     table: Table,
@@ -237,16 +238,42 @@ struct Scratch {
     hashes: Vec<u64>,
     /// Bit i: the i-th hash shares its bit with another.
     flags: Vec<u64>,
+    /// The top n-gram count's (first position, count) per n-gram, or the
+    /// walk's (earlier, later) position of each repeat it found.
     counts: Vec<(u32, u32)>,
     buckets: Vec<(u32, u32)>,
 }
+
+impl Scratch {
+    /// Bytes the buffers hold on to.
+    fn retained(&self) -> usize {
+        8 * (self.table.slots.capacity()
+            + self.bits.once.capacity()
+            + self.bits.twice.capacity()
+            + self.hashes.capacity()
+            + self.flags.capacity()
+            + self.counts.capacity()
+            + self.buckets.capacity())
+    }
+}
+
+/// Kept between documents up to this size; a huge document's buffers are
+/// freed after it, so that one such document does not hold its memory for
+/// the rest of the run.
+const RETAINED_LIMIT: usize = 64 << 20;
 
 fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
     thread_local! {
         static SCRATCH: RefCell<Scratch> = RefCell::default();
     }
     SCRATCH.with(|s| match s.try_borrow_mut() {
-        Ok(mut s) => f(&mut s),
+        Ok(mut s) => {
+            let result = f(&mut s);
+            if s.retained() > RETAINED_LIMIT {
+                *s = Scratch::default();
+            }
+            result
+        }
         // Only reentrant use could find it borrowed; it gets its own.
         Err(_) => f(&mut Scratch::default()),
     })
@@ -519,6 +546,16 @@ mod tests {
                 assert_eq!(grams.duplicated_chars(n), all_duplicate_by_definition(&words, n), "{n}: {text:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_huge_document_does_not_keep_its_buffers() {
+        let words: Vec<String> = (0..3_000_000).map(|i| format!("w{}", i % 1000)).collect();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        NGrams::new(&words).duplicated_chars(5);
+        assert_eq!(with_scratch(|s| s.retained()), 0, "freed after the huge document");
+        NGrams::new(&words[..1000]).duplicated_chars(5);
+        assert!(with_scratch(|s| s.retained()) > 0, "small documents keep theirs");
     }
 
     #[test]

@@ -517,7 +517,7 @@ pub fn split_into_words(text: &str) -> Vec<&str> {
 }
 
 /// The byte ranges of [`split_into_words`]' words, for texts under 4 GiB.
-pub fn word_offsets(text: &str) -> Vec<(u32, u32)> {
+pub(crate) fn word_offsets(text: &str) -> Vec<(u32, u32)> {
     let base = text.as_ptr() as usize;
     let mut offsets = Vec::with_capacity(text.len() / 5);
     let _ = for_each_token(text, false, Split::Shortcut, |w| {
