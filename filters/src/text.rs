@@ -45,11 +45,35 @@ fn char_set(hex: &'static str) -> CharSet {
         .collect()
 }
 
+/// A bitmap over the Basic Multilingual Plane of a character property,
+/// built once from its definition: a Gopher filter asks for every word of
+/// every page, and pages in other scripts ask outside ASCII.
+struct BmpBits(Vec<u64>);
+
+impl BmpBits {
+    fn new(property: impl Fn(char) -> bool) -> BmpBits {
+        let mut bits = vec![0u64; 0x10000 / 64];
+        for c in (0..0x10000u32).filter_map(char::from_u32).filter(|&c| property(c)) {
+            bits[c as usize / 64] |= 1 << (c as usize % 64);
+        }
+        BmpBits(bits)
+    }
+
+    /// The property of `c`, or `None` outside the plane.
+    #[inline]
+    fn get(&self, c: char) -> Option<bool> {
+        let code = c as usize;
+        self.0.get(code / 64).map(|word| word >> (code % 64) & 1 == 1)
+    }
+}
+
 /// datatrove's `PUNCTUATION_SET` (ASCII and CJK punctuation, control
 /// characters, and the Unicode terminal punctuation).
 pub fn is_punctuation(c: char) -> bool {
     static SET: OnceLock<CharSet> = OnceLock::new();
-    SET.get_or_init(|| char_set(include_str!("../data/datatrove_punctuation.txt"))).contains(c)
+    static BMP: OnceLock<BmpBits> = OnceLock::new();
+    let set = || SET.get_or_init(|| char_set(include_str!("../data/datatrove_punctuation.txt")));
+    BMP.get_or_init(|| BmpBits::new(|c| set().contains(c))).get(c).unwrap_or_else(|| set().contains(c))
 }
 
 /// datatrove's `TERMINAL_PUNCTUATION`: marks that end a sentence in some script.
@@ -88,6 +112,11 @@ pub fn is_space(c: char) -> bool {
 
 /// Python's `str.isalpha` for one character: general category L*.
 pub fn is_alpha(c: char) -> bool {
+    static BMP: OnceLock<BmpBits> = OnceLock::new();
+    BMP.get_or_init(|| BmpBits::new(is_letter_category)).get(c).unwrap_or_else(|| is_letter_category(c))
+}
+
+fn is_letter_category(c: char) -> bool {
     use unicode_general_category::{get_general_category, GeneralCategory::*};
     matches!(
         get_general_category(c),
@@ -251,5 +280,19 @@ mod tests {
         assert!(is_punctuation('.') && is_punctuation('…') && is_punctuation('\u{1}') && !is_punctuation('a'));
         assert!(is_alpha('é') && is_alpha('中') && !is_alpha('1') && !is_alpha('\u{301}') && !is_alpha('Ⅷ'));
         assert!(is_alpha('क') && !is_alpha('\u{93f}'));
+        assert!(is_alpha('\u{20000}') && !is_alpha('\u{1F600}') && is_punctuation('\u{1F600}') == set_has('\u{1F600}'));
+    }
+
+    fn set_has(c: char) -> bool {
+        char_set(include_str!("../data/datatrove_punctuation.txt")).contains(c)
+    }
+
+    #[test]
+    fn the_plane_bitmaps_agree_with_their_definitions() {
+        let set = char_set(include_str!("../data/datatrove_punctuation.txt"));
+        for c in (0..0x10000u32).filter_map(char::from_u32) {
+            assert_eq!(is_alpha(c), is_letter_category(c), "{c:?}");
+            assert_eq!(is_punctuation(c), set.contains(c), "{c:?}");
+        }
     }
 }
