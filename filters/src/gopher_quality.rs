@@ -145,8 +145,8 @@ impl GopherQuality {
             let bytes = w.as_bytes();
             let (has_non_punct, has_alpha, chars) = if bytes.first().is_some_and(u8::is_ascii_alphabetic) {
                 // Most words start with an ASCII letter: a letter, so not
-                // punctuation; characters are the bytes that start one.
-                (true, true, bytes.iter().filter(|&&b| (b as i8) >= -0x40).count())
+                // punctuation.
+                (true, true, len(w))
             } else if bytes.is_ascii() {
                 // A letter is not punctuation: most words stop at their first byte.
                 let has_alpha = bytes.iter().any(u8::is_ascii_alphabetic);

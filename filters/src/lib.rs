@@ -70,6 +70,13 @@ struct SplitText {
     offsets: Vec<(u32, u32)>,
 }
 
+impl SplitText {
+    /// Whether this is the split of `text` (and not of a text since replaced).
+    fn is_of(&self, text: &str) -> bool {
+        self.address == text.as_ptr() as usize && self.len == text.len()
+    }
+}
+
 impl WordCache {
     /// Forgets the split: call it whenever the text changes.
     pub fn clear(&mut self) {
@@ -211,7 +218,7 @@ impl<'a> Document<'a> {
             len: text.len(),
             offsets: words::word_offsets(text),
         });
-        (split.address == text.as_ptr() as usize && split.len == text.len()).then_some(&split.offsets[..])
+        split.is_of(text).then_some(&split.offsets[..])
     }
 
     /// How many words [`Document::words`] has, or `limit` when it has more:
@@ -220,9 +227,7 @@ impl<'a> Document<'a> {
     pub fn word_count_up_to(&self, limit: usize) -> usize {
         let text = self.text;
         match self.words.and_then(|cache| cache.0.get()) {
-            Some(split) if split.address == text.as_ptr() as usize && split.len == text.len() => {
-                split.offsets.len().min(limit)
-            }
+            Some(split) if split.is_of(text) => split.offsets.len().min(limit),
             _ => words::count_words_up_to(text, limit),
         }
     }

@@ -48,10 +48,10 @@ fn char_set(hex: &'static str) -> CharSet {
 /// A bitmap over the Basic Multilingual Plane of a character property,
 /// built once from its definition: a Gopher filter asks for every word of
 /// every page, and pages in other scripts ask outside ASCII.
-struct BmpBits(Vec<u64>);
+pub(crate) struct BmpBits(Vec<u64>);
 
 impl BmpBits {
-    fn new(property: impl Fn(char) -> bool) -> BmpBits {
+    pub(crate) fn new(property: impl Fn(char) -> bool) -> BmpBits {
         let mut bits = vec![0u64; 0x10000 / 64];
         for c in (0..0x10000u32).filter_map(char::from_u32).filter(|&c| property(c)) {
             bits[c as usize / 64] |= 1 << (c as usize % 64);
@@ -61,7 +61,7 @@ impl BmpBits {
 
     /// The property of `c`, or `None` outside the plane.
     #[inline]
-    fn get(&self, c: char) -> Option<bool> {
+    pub(crate) fn get(&self, c: char) -> Option<bool> {
         let code = c as usize;
         self.0.get(code / 64).map(|word| word >> (code % 64) & 1 == 1)
     }
@@ -190,14 +190,17 @@ impl<'a> Iterator for Lines<'a> {
     }
 }
 
+/// A one in every byte of a word, and every byte's high bit: the masks of
+/// the eight-bytes-at-once scans (here and in the word splitter).
+pub(crate) const ONES: u64 = u64::from_ne_bytes([1; 8]);
+pub(crate) const HIGH: u64 = 0x80 * ONES;
+
 /// How many bytes at the start of `bytes` can start no line break, counted
 /// eight at a time: a break starts with a control byte below 0x1f, or with
 /// 0xc2 or 0xe2. (Borrows in the test can mark bytes after the first that
 /// matches, never before.)
 #[inline]
 fn clear_bytes(bytes: &[u8]) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = 0x80 * ONES;
     let zero_byte = |y: u64| y.wrapping_sub(ONES) & !y & HIGH;
     let mut at = 0;
     while let Some(word) = bytes.get(at..at + 8) {

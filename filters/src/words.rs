@@ -14,6 +14,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::ControlFlow;
 use std::sync::OnceLock;
 
+use crate::text::{BmpBits, HIGH, ONES};
+
 static EXCEPTIONS_TSV: &str = include_str!("../data/spacy_en_exceptions.tsv");
 
 /// FNV-1a: the exception table is probed once or more for every word, with
@@ -625,23 +627,11 @@ fn is_plain_exception(word: &str) -> bool {
 /// the enclosed letters are alphabetic but count as symbols to spaCy.
 #[inline]
 fn is_plain_letter(c: char) -> bool {
-    // A bitmap over the Basic Multilingual Plane: `is_alphabetic` searches
-    // a table, and a page of non-Latin text asks for every letter.
-    static BMP: OnceLock<Vec<u64>> = OnceLock::new();
+    // `is_alphabetic` searches a table, and a page of non-Latin text asks
+    // for every letter.
+    static BMP: OnceLock<BmpBits> = OnceLock::new();
     let plain = |c: char| c.is_alphabetic() && !is_symbol(c);
-    let code = c as usize;
-    if code < 0x10000 {
-        let bits = BMP.get_or_init(|| {
-            let mut bits = vec![0u64; 0x10000 / 64];
-            for c in (0..0x10000u32).filter_map(char::from_u32).filter(|&c| plain(c)) {
-                bits[c as usize / 64] |= 1 << (c as usize % 64);
-            }
-            bits
-        });
-        bits[code / 64] >> (code % 64) & 1 == 1
-    } else {
-        plain(c)
-    }
+    BMP.get_or_init(|| BmpBits::new(plain)).get(c).unwrap_or_else(|| plain(c))
 }
 
 /// A chunk's tokens when it is a word of plain letters or of ASCII
@@ -698,13 +688,12 @@ fn tokens(text: &str, with_space: bool) -> Vec<&str> {
 /// Bytes before the first ASCII whitespace or non-ASCII byte of `bytes`.
 #[inline]
 fn ascii_chunk_len(bytes: &[u8]) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
     let mut at = 0;
     // Eight bytes at a time: a byte below 0x21 or at 0x80 and above gets its
     // high bit set (a borrow can mark bytes after the first, never before).
     while let Some(word) = bytes.get(at..at + 8) {
         let x = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        let marked = (x.wrapping_sub(0x21 * ONES) | x) & (0x80 * ONES);
+        let marked = (x.wrapping_sub(0x21 * ONES) | x) & HIGH;
         if marked == 0 {
             at += 8;
             continue;
@@ -723,8 +712,6 @@ fn ascii_chunk_len(bytes: &[u8]) -> usize {
 /// ASCII letters followed by ASCII whitespace, tested eight bytes at once.
 #[inline]
 fn short_ascii_word(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = 0x80 * ONES;
     let x = u64::from_le_bytes(bytes.get(..8)?.try_into().expect("eight bytes"));
     let len = ((x.wrapping_sub(0x21 * ONES) | x) & HIGH).trailing_zeros() as usize / 8;
     if len == 0 || len == 8 || !ascii_space(bytes[len]) {
