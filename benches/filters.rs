@@ -9,7 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use curate_filters::words::split_into_words;
 use curate_filters::{
     C4QualityConfig, Document, Filter, FilterConfig, FineWebQualityConfig, GopherQualityConfig, GopherRepetitionConfig,
-    PiiConfig,
+    Measure, PiiConfig,
 };
 
 fn sample() -> Vec<String> {
@@ -30,7 +30,7 @@ fn bench_filter(c: &mut Criterion, name: &str, filter: &dyn Filter, texts: &[Str
     group.bench_function(name, |b| {
         b.iter(|| {
             for text in texts {
-                black_box(filter.filter(&Document::text_only(text)));
+                black_box(filter.filter(&Document::text_only(text), Measure::Verdict));
             }
         })
     });
@@ -49,11 +49,11 @@ fn filters(c: &mut Criterion) {
         })
     });
     group.finish();
-    bench_filter(c, "gopher_quality", &GopherQualityConfig::default().build(), &texts);
-    bench_filter(c, "gopher_repetition", &GopherRepetitionConfig::default().build(), &texts);
-    bench_filter(c, "c4_quality", &C4QualityConfig::default().build(), &texts);
-    bench_filter(c, "fineweb_quality", &FineWebQualityConfig::default().build(), &texts);
-    bench_filter(c, "pii", &PiiConfig::default().build(), &texts);
+    bench_filter(c, "gopher_quality", &GopherQualityConfig::default().build().unwrap(), &texts);
+    bench_filter(c, "gopher_repetition", &GopherRepetitionConfig::default().build().unwrap(), &texts);
+    bench_filter(c, "c4_quality", &C4QualityConfig::default().build().unwrap(), &texts);
+    bench_filter(c, "fineweb_quality", &FineWebQualityConfig::default().build().unwrap(), &texts);
+    bench_filter(c, "pii", &PiiConfig::default().build().unwrap(), &texts);
 }
 
 criterion_group! {

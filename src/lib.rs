@@ -1,20 +1,28 @@
 //! curate: a streaming engine that turns raw text shards into curated,
 //! training-ready shards.
 //!
-//! - [`config`]: the pipeline file, validated before any work starts.
-//! - [`io`]: input planning (files → units), streaming readers, atomic
-//!   shard writers.
-//! - [`engine`]: the step trait and registry, the task executor, stats,
-//!   resume state.
-//! - [`doc`]: a document in flight; fields other than text stay raw JSON.
+//! The crate is built in layers; a module imports only from layers below
+//! its own (`tests/cli/layers.rs` fails on an import that points up):
 //!
-//! The document filters themselves live in the `curate-filters` crate,
-//! which knows nothing of files or Arrow.
+//! | layer | modules | what |
+//! |---|---|---|
+//! | 0 | [`runtime`] | tasks and ranks, the worker pool, progress, tallies of errors, test hooks, exit classes |
+//! | 1 | [`io`] | documents, formats, input planning, readers, shard writers, atomic and durable publication |
+//! | 2 | [`step`], [`stage`] | the step trait (and the filter adapter); the one driver of every multi-task stage |
+//! | 3 | [`dedup`], [`tokenize`] | the dedup stages and steps; tokenizer training and tokenization |
+//! | 4 | [`pipeline`] | the pipeline file, the step registry, the executor of `curate run`, its stats, `curate bench` |
+//!
+//! The command line (`src/main.rs`, `src/cli/`) sits on top, outside the
+//! library, which does not depend on clap. The document filters live in
+//! the `curate-filters` crate, which knows nothing of files or Arrow; the
+//! token-shard formats in `curate-shards`, which the trainer reads too.
+//! `docs/architecture.md` shows the data flow of `curate run` and where a
+//! new step, stage, input format or model goes.
 
-pub mod bench;
-pub mod config;
 pub mod dedup;
-pub mod doc;
-pub mod engine;
 pub mod io;
+pub mod pipeline;
+pub mod runtime;
+pub mod stage;
+pub mod step;
 pub mod tokenize;

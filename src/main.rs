@@ -1,9 +1,12 @@
 //! The `curate` command line.
 //!
-//! Exit codes: 0 when the run completed (bad documents skipped under
+//! Exit codes, mapped from the error's class in one place ([`exit_code`]):
+//! 0 when the work completed (bad documents skipped under
 //! `on_error = "skip"` are counted in stats.json, not failures); 1 when the
-//! run stopped on a bad document (`on_error = "fail"`) or could not write;
-//! 2 for a bad pipeline file, bad flags or unusable input.
+//! work started and failed (a write, a damaged intermediate file, a bad
+//! document under `on_error = "fail"`); 2 when it was refused before any
+//! work: a bad pipeline file, bad flags, unusable input, or a stage asked
+//! for before the one it needs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,17 +15,18 @@ mod cli;
 
 use clap::{Parser, Subcommand};
 
-use curate::config::Pipeline;
-use curate::engine::progress::ProgressMode;
-use curate::engine::registry::STEP_TYPES;
+use curate::pipeline::config::Pipeline;
+use curate::pipeline::registry::STEP_TYPES;
+use curate::runtime::progress::ProgressMode;
+use curate::runtime::ErrorClass;
 
 use cli::bench::{bench, BenchArgs};
 use cli::dedup::{dedup, DedupCommand};
-use cli::fatal;
 use cli::inspect::{print_minhash, print_words};
 use cli::lm::{train_lm, LmCommand};
 use cli::run::{run, stats};
 use cli::tokenizer::{tokenize, train_tokenizer, TokenizeArgs, TokenizerCommand};
+use cli::{named, Error};
 
 #[derive(Parser)]
 #[command(name = "curate", version, about = "Curate text shards into training-ready data", long_about = None)]
@@ -56,7 +60,7 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
         /// Progress display on stderr.
-        #[arg(long, value_enum, default_value = "auto")]
+        #[arg(long, value_parser = named::<ProgressMode>(), default_value = "auto")]
         progress: ProgressMode,
     },
     /// Check a pipeline file and print it with its defaults filled in; reads no data.
@@ -114,33 +118,49 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
+    match dispatch(Cli::parse().command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("curate: error: {e}");
+            exit_code(e.class())
+        }
+    }
+}
+
+/// The one mapping from an error's class to the exit code (clap's own
+/// errors, for flags it refuses, exit 2 as well).
+fn exit_code(class: ErrorClass) -> ExitCode {
+    match class {
+        ErrorClass::Usage => ExitCode::from(2),
+        ErrorClass::Failed => ExitCode::from(1),
+    }
+}
+
+fn dispatch(command: Command) -> Result<ExitCode, Error> {
+    match command {
         Command::Run { pipeline, input, output, rank, world_size, threads, progress } => {
             run(pipeline, input, output, rank, world_size, threads, progress)
         }
-        Command::Check { pipeline } => match Pipeline::load(&pipeline) {
-            Ok(p) => {
-                println!("{}", serde_json::to_string_pretty(&p).expect("serialisable"));
-                ExitCode::SUCCESS
-            }
-            Err(e) => fatal(e),
-        },
+        Command::Check { pipeline } => {
+            let p = Pipeline::load(&pipeline)?;
+            println!("{}", serde_json::to_string_pretty(&p).expect("serialisable"));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Stats { output, world_size } => stats(output, world_size),
         Command::Tokenizer { command: TokenizerCommand::Train(args) } => train_tokenizer(args),
         Command::Bench(args) => bench(args),
         Command::Lm { command: LmCommand::Train(args) } => train_lm(args),
         Command::Tokenize(args) => tokenize(args),
         Command::Dedup { command } => dedup(command),
-        Command::Words => print_words(),
-        Command::Minhash => print_minhash(),
+        Command::Words => Ok(print_words()),
+        Command::Minhash => Ok(print_minhash()),
         Command::Train { args } => cli::trainer::exec("train", args),
         Command::Generate { args } => cli::trainer::exec("generate", args),
         Command::Steps => {
             for t in STEP_TYPES {
                 println!("{:<14} {}", t.name, t.summary);
             }
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

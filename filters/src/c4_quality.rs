@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::text::{split_lines, strip};
 use crate::words::count_sentences_up_to;
-use crate::{Document, Filter, FilterConfig, Verdict};
+use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 /// Lines mentioning these are boilerplate (cookie banners, legal footers).
 const POLICY_SUBSTRINGS: &[&str] =
@@ -61,13 +61,13 @@ impl Default for C4QualityConfig {
 impl FilterConfig for C4QualityConfig {
     type Filter = C4Quality;
 
-    fn build(self) -> C4Quality {
+    fn build(self) -> Result<C4Quality, ConfigError> {
         let phrases = ["lorem ipsum", "javascript"].iter().chain(POLICY_SUBSTRINGS);
         let phrases = aho_corasick::AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .build(phrases)
             .expect("fixed ASCII patterns");
-        C4Quality { config: self, phrases }
+        Ok(C4Quality { config: self, phrases })
     }
 }
 
@@ -135,18 +135,14 @@ fn word_count_and_longest(line: &str) -> (usize, usize) {
 const SIGNALS: &[&str] = &["lines", "kept_lines", "sentences", "lorem_ipsum", "curly_bracket"];
 
 impl Filter for C4Quality {
-    fn filter(&self, doc: &Document<'_>) -> Verdict {
-        self.judge(doc, None)
+    fn filter(&self, doc: &Document<'_>, measure: Measure<'_>) -> Verdict {
+        self.judge(doc, measure.signals())
     }
 
     /// Lines (or sentences) read and kept, sentences counted in the kept
     /// lines, and whether lorem ipsum or a curly bracket was seen (0 or 1).
     fn signal_names(&self) -> &'static [&'static str] {
         SIGNALS
-    }
-
-    fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
-        self.judge(doc, Some(signals))
     }
 }
 
@@ -261,7 +257,7 @@ mod tests {
     }
 
     fn verdict(text: &str) -> Verdict {
-        C4QualityConfig::default().build().filter(&Document::text_only(text))
+        C4QualityConfig::default().build().unwrap().filter(&Document::text_only(text), Measure::Verdict)
     }
 
     const GOOD: &str = "The whale rose from the sea. The crew cheered loudly. The captain smiled at last.\n\
@@ -288,7 +284,7 @@ mod tests {
 
     #[test]
     fn annotating_reads_the_whole_page_and_decides_as_filtering_does() {
-        let f = C4QualityConfig::default().build();
+        let f = C4QualityConfig::default().build().unwrap();
         let texts = [
             GOOD.to_string(),
             format!("Home | About\n{GOOD}\nWe use cookies to improve the site."),
@@ -298,11 +294,11 @@ mod tests {
         for text in &texts {
             let mut signals = vec![];
             let doc = Document::text_only(text);
-            assert_eq!(f.filter_with_signals(&doc, &mut signals), f.filter(&doc), "{text}");
+            assert_eq!(f.filter(&doc, Measure::Signals(&mut signals)), f.filter(&doc, Measure::Verdict), "{text}");
             assert_eq!(signals.len(), SIGNALS.len());
         }
         let mut signals = vec![];
-        f.filter_with_signals(&Document::text_only(&texts[2]), &mut signals);
+        f.filter(&Document::text_only(&texts[2]), Measure::Signals(&mut signals));
         // 4 lines; the two of GOOD kept with their 5 sentences; both page rules seen.
         assert_eq!(signals, [4.0, 2.0, 5.0, 1.0, 1.0]);
     }

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{Document, Filter, FilterConfig, Verdict};
+use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -36,13 +36,13 @@ pub enum Missing {
 impl FilterConfig for FieldValueFilterConfig {
     type Filter = FieldValueFilter;
 
-    fn build(self) -> FieldValueFilter {
-        FieldValueFilter::new(self)
+    fn build(self) -> Result<FieldValueFilter, ConfigError> {
+        Ok(FieldValueFilter::new(self))
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.field.is_empty() || self.field.split('.').any(str::is_empty) {
-            return Err(format!("field {:?} is not a field name", self.field));
+            return Err(format!("field {:?} is not a field name", self.field).into());
         }
         if self.keep_values.is_none() && self.drop_values.is_none() {
             return Err("set keep_values, drop_values or both".into());
@@ -76,7 +76,7 @@ impl FieldValueFilter {
 }
 
 impl Filter for FieldValueFilter {
-    fn filter(&self, doc: &Document<'_>) -> Verdict {
+    fn filter(&self, doc: &Document<'_>, _: Measure<'_>) -> Verdict {
         let Some(value) = self.lookup(doc) else {
             return match self.config.missing {
                 Missing::Drop => Verdict::drop("field_missing"),
@@ -112,7 +112,8 @@ mod tests {
 
     fn verdict(config: FieldValueFilterConfig, fields: Value) -> Verdict {
         let fields = Fields(fields);
-        FieldValueFilter::new(config).filter(&Document { id: "d", text: "t", metadata: &fields, words: None })
+        FieldValueFilter::new(config)
+            .filter(&Document { id: "d", text: "t", metadata: &fields, words: None }, Measure::Verdict)
     }
 
     fn keep_en() -> FieldValueFilterConfig {
@@ -156,8 +157,8 @@ mod tests {
     fn validate_refuses_empty_rules_and_bad_names() {
         let mut config = keep_en();
         config.keep_values = None;
-        assert_eq!(config.validate().unwrap_err(), "set keep_values, drop_values or both");
+        assert_eq!(config.validate().unwrap_err().0, "set keep_values, drop_values or both");
         let config = FieldValueFilterConfig { field: "a..b".into(), ..keep_en() };
-        assert_eq!(config.validate().unwrap_err(), "field \"a..b\" is not a field name");
+        assert_eq!(config.validate().unwrap_err().0, "field \"a..b\" is not a field name");
     }
 }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use crate::repeats::find_duplicates;
 use crate::rules::Rules;
 use crate::text::{is_terminal_punctuation, len, strip};
-use crate::{Document, Filter, FilterConfig, Verdict};
+use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -43,8 +43,8 @@ impl Default for FineWebQualityConfig {
 impl FilterConfig for FineWebQualityConfig {
     type Filter = FineWebQuality;
 
-    fn build(self) -> FineWebQuality {
-        FineWebQuality { config: self }
+    fn build(self) -> Result<FineWebQuality, ConfigError> {
+        Ok(FineWebQuality { config: self })
     }
 }
 
@@ -104,16 +104,12 @@ impl FineWebQuality {
 }
 
 impl Filter for FineWebQuality {
-    fn filter(&self, doc: &Document<'_>) -> Verdict {
-        self.judge(doc, Rules::filtering())
+    fn filter(&self, doc: &Document<'_>, measure: Measure<'_>) -> Verdict {
+        self.judge(doc, Rules::new(measure.signals(), SIGNALS.len()))
     }
 
     fn signal_names(&self) -> &'static [&'static str] {
         SIGNALS
-    }
-
-    fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
-        self.judge(doc, Rules::annotating(signals, SIGNALS.len()))
     }
 }
 
@@ -122,7 +118,7 @@ mod tests {
     use super::*;
 
     fn verdict(text: &str) -> Verdict {
-        FineWebQualityConfig::default().build().filter(&Document::text_only(text))
+        FineWebQualityConfig::default().build().unwrap().filter(&Document::text_only(text), Measure::Verdict)
     }
 
     const LINE: &str = "The captain walked the deck and watched the grey sea for a long while.";
@@ -164,7 +160,7 @@ mod tests {
 
     #[test]
     fn annotating_measures_every_rule_and_decides_as_filtering_does() {
-        let f = FineWebQualityConfig::default().build();
+        let f = FineWebQualityConfig::default().build().unwrap();
         let texts = [
             format!("{LINE}\n{LINE}\nSomething different enough here, said the mate."),
             "Short one.\nShort two.\nShort three.\nA line that is long enough to count.".to_string(),
@@ -174,24 +170,24 @@ mod tests {
         for text in &texts {
             let mut signals = vec![];
             let doc = Document::text_only(text);
-            assert_eq!(f.filter_with_signals(&doc, &mut signals), f.filter(&doc), "{text}");
+            assert_eq!(f.filter(&doc, Measure::Signals(&mut signals)), f.filter(&doc, Measure::Verdict), "{text}");
             assert_eq!(signals.len(), 4);
         }
         let mut signals = vec![];
-        f.filter_with_signals(&Document::text_only(&texts[0]), &mut signals);
+        f.filter(&Document::text_only(&texts[0]), Measure::Signals(&mut signals));
         // Every line ends in punctuation; the repeated line is 37% of the characters.
         assert_eq!((signals[0], signals[1]), (1.0, 0.0));
         assert!((signals[2] - 0.374).abs() < 1e-3, "{signals:?}");
         // Dropped by short_line_ratio, yet the later rules are measured too.
         let mut signals = vec![];
         assert_eq!(
-            f.filter_with_signals(&Document::text_only(&texts[1]), &mut signals),
+            f.filter(&Document::text_only(&texts[1]), Measure::Signals(&mut signals)),
             Verdict::drop("short_line_ratio")
         );
         assert_eq!((signals[1], signals[2]), (0.75, 0.0));
         assert!(signals[3] > 0.0 && signals[3] < 0.3, "{signals:?}");
         let mut empty = vec![];
-        f.filter_with_signals(&Document::text_only(" \n"), &mut empty);
+        f.filter(&Document::text_only(" \n"), Measure::Signals(&mut empty));
         assert!(empty.iter().all(|v| v.is_nan()));
     }
 }

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::text::{is_alpha, is_punctuation, len};
-use crate::{Document, Filter, FilterConfig, Verdict};
+use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 /// Gopher's stop words: a document needs `min_stop_words` of them.
 const STOP_WORDS: &[&str] = &["the", "be", "to", "of", "and", "that", "have", "with"];
@@ -57,7 +57,7 @@ impl Default for GopherQualityConfig {
 impl FilterConfig for GopherQualityConfig {
     type Filter = GopherQuality;
 
-    fn build(self) -> GopherQuality {
+    fn build(self) -> Result<GopherQuality, ConfigError> {
         let mut stop_words: Vec<String> = match &self.stop_words {
             Some(words) => words.clone(),
             None => STOP_WORDS.iter().map(|w| w.to_string()).collect(),
@@ -72,7 +72,12 @@ impl FilterConfig for GopherQualityConfig {
             by_len[w.len()].push((i, w.clone()));
         }
         let ascii_punctuation = (0u8..128).fold(0u128, |set, b| set | u128::from(is_punctuation(b as char)) << b);
-        GopherQuality { config: self, stop_words_by_len: by_len, stop_word_count: stop_words.len(), ascii_punctuation }
+        Ok(GopherQuality {
+            config: self,
+            stop_words_by_len: by_len,
+            stop_word_count: stop_words.len(),
+            ascii_punctuation,
+        })
     }
 }
 
@@ -241,8 +246,21 @@ impl GopherQuality {
 }
 
 impl Filter for GopherQuality {
-    fn filter(&self, doc: &Document<'_>) -> Verdict {
-        self.decide(&self.measure(doc))
+    fn filter(&self, doc: &Document<'_>, measure: Measure<'_>) -> Verdict {
+        let m = self.measure(doc);
+        if let Some(signals) = measure.signals() {
+            signals.extend([
+                m.words as f64,
+                m.mean_word_length,
+                m.hash_ratio,
+                m.ellipsis_ratio,
+                m.bullet_lines_ratio,
+                m.end_ellipsis_lines_ratio,
+                m.alpha_words_ratio,
+                m.stop_words as f64,
+            ]);
+        }
+        self.decide(&m)
     }
 
     fn signal_names(&self) -> &'static [&'static str] {
@@ -256,21 +274,6 @@ impl Filter for GopherQuality {
             "alpha_words_ratio",
             "stop_words",
         ]
-    }
-
-    fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
-        let m = self.measure(doc);
-        signals.extend([
-            m.words as f64,
-            m.mean_word_length,
-            m.hash_ratio,
-            m.ellipsis_ratio,
-            m.bullet_lines_ratio,
-            m.end_ellipsis_lines_ratio,
-            m.alpha_words_ratio,
-            m.stop_words as f64,
-        ]);
-        self.decide(&m)
     }
 }
 
@@ -289,7 +292,7 @@ mod tests {
     }
 
     fn verdict(text: &str) -> Verdict {
-        GopherQualityConfig::default().build().filter(&Document::text_only(text))
+        GopherQualityConfig::default().build().unwrap().filter(&Document::text_only(text), Measure::Verdict)
     }
 
     /// 60 ordinary words with stop words: passes every rule.
@@ -299,10 +302,10 @@ mod tests {
 
     #[test]
     fn word_lengths_count_characters_not_bytes() {
-        let f = GopherQualityConfig::default().build();
+        let f = GopherQualityConfig::default().build().unwrap();
         let mean = |text: &str| {
             let mut signals = vec![];
-            f.filter_with_signals(&Document::text_only(text), &mut signals);
+            f.filter(&Document::text_only(text), Measure::Signals(&mut signals));
             signals[1]
         };
         // "naïve" and "café" start with an ASCII letter and hold a two-byte
@@ -361,7 +364,7 @@ mod tests {
         };
         assert_eq!(verdict(&words(50)), Verdict::Keep);
         assert_eq!(verdict(&words(49)), Verdict::drop("gopher_short_doc"));
-        let lenient = GopherQualityConfig { min_doc_words: None, ..Default::default() }.build();
-        assert_eq!(lenient.filter(&Document::text_only(&words(49))), Verdict::Keep);
+        let lenient = GopherQualityConfig { min_doc_words: None, ..Default::default() }.build().unwrap();
+        assert_eq!(lenient.filter(&Document::text_only(&words(49)), Measure::Verdict), Verdict::Keep);
     }
 }

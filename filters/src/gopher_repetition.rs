@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::repeats::{find_duplicates, NGrams};
 use crate::rules::Rules;
 use crate::text::{len, strip};
-use crate::{Document, Filter, FilterConfig, Verdict};
+use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -44,14 +44,14 @@ impl Default for GopherRepetitionConfig {
 impl FilterConfig for GopherRepetitionConfig {
     type Filter = GopherRepetition;
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if let Some((n, _)) = self.top_n_grams.iter().chain(&self.dup_n_grams).find(|(n, _)| *n == 0 || *n > 64) {
-            return Err(format!("n-gram size {n} is not between 1 and 64"));
+            return Err(format!("n-gram size {n} is not between 1 and 64").into());
         }
         Ok(())
     }
 
-    fn build(self) -> GopherRepetition {
+    fn build(self) -> Result<GopherRepetition, ConfigError> {
         let reasons = |prefix: &str, suffix: &str, list: &[(usize, f64)]| -> Vec<&'static str> {
             list.iter().map(|(n, _)| &*Box::leak(format!("{prefix}{n}{suffix}").into_boxed_str())).collect()
         };
@@ -62,7 +62,7 @@ impl FilterConfig for GopherRepetitionConfig {
             .chain(top_reasons.iter().copied())
             .chain(dup_reasons.iter().copied())
             .collect::<Vec<_>>();
-        GopherRepetition { top_reasons, dup_reasons, signals: Box::leak(signals.into_boxed_slice()), config: self }
+        Ok(GopherRepetition { top_reasons, dup_reasons, signals: Box::leak(signals.into_boxed_slice()), config: self })
     }
 }
 
@@ -145,17 +145,13 @@ impl GopherRepetition {
 }
 
 impl Filter for GopherRepetition {
-    fn filter(&self, doc: &Document<'_>) -> Verdict {
-        self.judge(doc, Rules::filtering())
+    fn filter(&self, doc: &Document<'_>, measure: Measure<'_>) -> Verdict {
+        self.judge(doc, Rules::new(measure.signals(), self.signals.len()))
     }
 
     /// The measurement of each rule, named as its drop reason.
     fn signal_names(&self) -> &'static [&'static str] {
         self.signals
-    }
-
-    fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
-        self.judge(doc, Rules::annotating(signals, self.signals.len()))
     }
 }
 
@@ -164,7 +160,7 @@ mod tests {
     use super::*;
 
     fn verdict(text: &str) -> Verdict {
-        GopherRepetitionConfig::default().build().filter(&Document::text_only(text))
+        GopherRepetitionConfig::default().build().unwrap().filter(&Document::text_only(text), Measure::Verdict)
     }
 
     /// The opening of Moby-Dick (public domain): real prose that passes.
@@ -200,19 +196,19 @@ mod tests {
 
     #[test]
     fn annotating_measures_every_rule_and_decides_as_filtering_does() {
-        let f = GopherRepetitionConfig::default().build();
+        let f = GopherRepetitionConfig::default().build().unwrap();
         assert_eq!(f.signal_names().len(), 4 + 3 + 6);
         assert_eq!(f.signal_names()[4], "top_2_gram");
         let sentence = "one two three four five six seven eight nine ten eleven twelve. ";
         for text in ["", "a\nb\na\na\nc", PROSE, &format!("{PROSE} {}", sentence.repeat(6))] {
             let mut signals = vec![];
             let doc = Document::text_only(text);
-            assert_eq!(f.filter_with_signals(&doc, &mut signals), f.filter(&doc), "{text}");
+            assert_eq!(f.filter(&doc, Measure::Signals(&mut signals)), f.filter(&doc, Measure::Verdict), "{text}");
             assert_eq!(signals.len(), 13);
         }
         // Dropped at dup_line_frac (2 of 5 lines repeat), and still measured to the end.
         let mut signals = vec![];
-        f.filter_with_signals(&Document::text_only("a\nb\na\na\nc"), &mut signals);
+        f.filter(&Document::text_only("a\nb\na\na\nc"), Measure::Signals(&mut signals));
         assert_eq!(signals[2], 0.4);
         assert!(signals[12].is_finite());
     }

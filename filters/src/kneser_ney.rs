@@ -22,10 +22,19 @@ const BOS: u32 = 0;
 const EOS: u32 = 1;
 const UNK: u32 = 2;
 
+/// Why a model cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KneserNeyError {
+    #[error("order {0} is not between 1 and 6")]
+    Order(usize),
+    #[error("no sentences to train on")]
+    NoSentences,
+}
+
 impl KneserNey {
-    pub fn new(order: usize) -> Result<KneserNey, String> {
+    pub fn new(order: usize) -> Result<KneserNey, KneserNeyError> {
         if !(1..=6).contains(&order) {
-            return Err(format!("order {order} is not between 1 and 6"));
+            return Err(KneserNeyError::Order(order));
         }
         let words: Vec<String> = ["<s>", "</s>", "<unk>"].map(String::from).to_vec();
         let vocab = words.iter().enumerate().map(|(i, w)| (w.clone(), i as u32)).collect();
@@ -61,10 +70,10 @@ impl KneserNey {
     }
 
     /// The model as ARPA text.
-    pub fn arpa(&self) -> Result<String, String> {
+    pub fn arpa(&self) -> Result<String, KneserNeyError> {
         let order = self.order;
         if self.counts[0].is_empty() {
-            return Err("no sentences to train on".into());
+            return Err(KneserNeyError::NoSentences);
         }
         // Adjusted counts: the highest order keeps raw counts; lower orders
         // count distinct words seen to the left, except n-grams that start

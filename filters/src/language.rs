@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use whatlang::{Lang, Script};
 
-use crate::{Document, Filter, FilterConfig, Verdict};
+use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -38,19 +38,19 @@ impl Default for LanguageConfig {
 impl FilterConfig for LanguageConfig {
     type Filter = LanguageFilter;
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if let Some(code) = self.languages.iter().find(|c| lang_from_code(c).is_none()) {
-            return Err(format!("{code:?} is not a language whatlang detects (give an ISO 639-1 or 639-3 code)"));
+            return Err(format!("{code:?} is not a language whatlang detects (give an ISO 639-1 or 639-3 code)").into());
         }
         if !(0.0..=1.0).contains(&self.min_score) {
-            return Err(format!("min_score {} is not between 0 and 1", self.min_score));
+            return Err(format!("min_score {} is not between 0 and 1", self.min_score).into());
         }
         Ok(())
     }
 
-    fn build(self) -> LanguageFilter {
+    fn build(self) -> Result<LanguageFilter, ConfigError> {
         let allowed = self.languages.iter().filter_map(|c| lang_from_code(c)).collect();
-        LanguageFilter { config: self, allowed }
+        Ok(LanguageFilter { config: self, allowed })
     }
 }
 
@@ -174,21 +174,19 @@ impl LanguageFilter {
 }
 
 impl Filter for LanguageFilter {
-    fn filter(&self, doc: &Document<'_>) -> Verdict {
-        self.judge(self.detect(doc.text))
+    fn filter(&self, doc: &Document<'_>, measure: Measure<'_>) -> Verdict {
+        let detected = self.detect(doc.text);
+        if let Measure::Metadata(values) = measure {
+            match detected {
+                Some((lang, score)) => values.extend([Value::from(code(lang)), Value::from(score)]),
+                None => values.extend([Value::Null, Value::Null]),
+            }
+        }
+        self.judge(detected)
     }
 
     fn metadata_fields(&self) -> Vec<(String, bool)> {
         vec![(self.config.language_field.clone(), false), (self.config.score_field.clone(), true)]
-    }
-
-    fn filter_with_metadata(&self, doc: &Document<'_>, values: &mut Vec<Value>) -> Verdict {
-        let detected = self.detect(doc.text);
-        match detected {
-            Some((lang, score)) => values.extend([Value::from(code(lang)), Value::from(score)]),
-            None => values.extend([Value::Null, Value::Null]),
-        }
-        self.judge(detected)
     }
 }
 
@@ -203,7 +201,7 @@ mod tests {
             ..Default::default()
         };
         config.validate().unwrap();
-        config.build()
+        config.build().unwrap()
     }
 
     const EN: &str =
@@ -214,10 +212,10 @@ mod tests {
     #[test]
     fn keeps_allowed_languages_and_writes_codes() {
         let en = filter(&["en"], 0.0);
-        assert_eq!(en.filter(&Document::text_only(EN)), Verdict::Keep);
-        assert_eq!(en.filter(&Document::text_only(FR)), Verdict::drop("language_not_allowed"));
+        assert_eq!(en.filter(&Document::text_only(EN), Measure::Verdict), Verdict::Keep);
+        assert_eq!(en.filter(&Document::text_only(FR), Measure::Verdict), Verdict::drop("language_not_allowed"));
         let mut values = Vec::new();
-        assert_eq!(filter(&[], 0.0).filter_with_metadata(&Document::text_only(FR), &mut values), Verdict::Keep);
+        assert_eq!(filter(&[], 0.0).filter(&Document::text_only(FR), Measure::Metadata(&mut values)), Verdict::Keep);
         assert_eq!(values[0], "fr");
         assert!(values[1].as_f64().unwrap() > 0.5);
     }
@@ -225,17 +223,23 @@ mod tests {
     #[test]
     fn japanese_with_kana_is_japanese_and_unknown_text_is_undetected() {
         let mut values = Vec::new();
-        filter(&["ja", "eng"], 0.0).filter_with_metadata(&Document::text_only(JA), &mut values);
+        filter(&["ja", "eng"], 0.0).filter(&Document::text_only(JA), Measure::Metadata(&mut values));
         assert_eq!(values[0], "ja");
-        assert_eq!(filter(&[], 0.0).filter(&Document::text_only("12345 !!!")), Verdict::drop("language_undetected"));
+        assert_eq!(
+            filter(&[], 0.0).filter(&Document::text_only("12345 !!!"), Measure::Verdict),
+            Verdict::drop("language_undetected")
+        );
     }
 
     #[test]
     fn low_confidence_and_bad_codes() {
-        assert_eq!(filter(&[], 1.0).filter(&Document::text_only("ok so")), Verdict::drop("language_low_confidence"));
+        assert_eq!(
+            filter(&[], 1.0).filter(&Document::text_only("ok so"), Measure::Verdict),
+            Verdict::drop("language_low_confidence")
+        );
         let bad = LanguageConfig { languages: vec!["xx".into()], ..Default::default() };
         assert_eq!(
-            bad.validate().unwrap_err(),
+            bad.validate().unwrap_err().0,
             "\"xx\" is not a language whatlang detects (give an ISO 639-1 or 639-3 code)"
         );
     }

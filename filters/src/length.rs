@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::{Document, Filter, FilterConfig, Verdict};
+use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -21,21 +21,21 @@ pub struct LengthFilterConfig {
 impl FilterConfig for LengthFilterConfig {
     type Filter = LengthFilter;
 
-    fn build(self) -> LengthFilter {
-        LengthFilter::new(self)
+    fn build(self) -> Result<LengthFilter, ConfigError> {
+        Ok(LengthFilter::new(self))
     }
 
     /// Checks that each lower bound is at most its upper bound; the error
     /// names the offending keys.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         check_bounds(self.min_chars, self.max_chars, "min_chars", "max_chars")?;
         check_bounds(self.min_bytes, self.max_bytes, "min_bytes", "max_bytes")
     }
 }
 
-fn check_bounds(lo: Option<u64>, hi: Option<u64>, lo_key: &str, hi_key: &str) -> Result<(), String> {
+fn check_bounds(lo: Option<u64>, hi: Option<u64>, lo_key: &str, hi_key: &str) -> Result<(), ConfigError> {
     match (lo, hi) {
-        (Some(lo), Some(hi)) if lo > hi => Err(format!("{lo_key} ({lo}) is greater than {hi_key} ({hi})")),
+        (Some(lo), Some(hi)) if lo > hi => Err(format!("{lo_key} ({lo}) is greater than {hi_key} ({hi})").into()),
         _ => Ok(()),
     }
 }
@@ -55,13 +55,11 @@ impl Filter for LengthFilter {
         &["chars", "bytes"]
     }
 
-    fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
-        signals.push(doc.text.chars().count() as f64);
-        signals.push(doc.text.len() as f64);
-        self.filter(doc)
-    }
-
-    fn filter(&self, doc: &Document<'_>) -> Verdict {
+    fn filter(&self, doc: &Document<'_>, measure: Measure<'_>) -> Verdict {
+        if let Some(signals) = measure.signals() {
+            signals.push(doc.text.chars().count() as f64);
+            signals.push(doc.text.len() as f64);
+        }
         let c = &self.config;
         let bytes = doc.text.len() as u64;
         if c.min_bytes.is_some_and(|min| bytes < min) {
@@ -89,7 +87,7 @@ mod tests {
     use super::*;
 
     fn verdict(config: LengthFilterConfig, text: &str) -> Verdict {
-        LengthFilter::new(config).filter(&Document::text_only(text))
+        LengthFilter::new(config).filter(&Document::text_only(text), Measure::Verdict)
     }
 
     #[test]
@@ -114,7 +112,10 @@ mod tests {
     fn signals_are_characters_and_bytes() {
         let mut signals = Vec::new();
         let filter = LengthFilter::new(LengthFilterConfig { min_chars: Some(3), ..Default::default() });
-        assert_eq!(filter.filter_with_signals(&Document::text_only("éé"), &mut signals), Verdict::drop("too_short"));
+        assert_eq!(
+            filter.filter(&Document::text_only("éé"), Measure::Signals(&mut signals)),
+            Verdict::drop("too_short")
+        );
         assert_eq!(signals, [2.0, 4.0]);
         assert_eq!(filter.signal_names(), ["chars", "bytes"]);
     }
@@ -127,6 +128,6 @@ mod tests {
     #[test]
     fn validate_names_the_inverted_bounds() {
         let config = LengthFilterConfig { min_chars: Some(10), max_chars: Some(5), ..Default::default() };
-        assert_eq!(config.validate().unwrap_err(), "min_chars (10) is greater than max_chars (5)");
+        assert_eq!(config.validate().unwrap_err().0, "min_chars (10) is greater than max_chars (5)");
     }
 }

@@ -5,6 +5,9 @@
 //! knows nothing of files, Arrow or threads; the engine (crate `curate`) reads
 //! documents, calls [`Filter::filter`] for each, and does the counting, the
 //! rejected output and the parallelism, as datatrove's `BaseFilter` does.
+//! What the engine wants measured besides the verdict is an argument
+//! ([`Measure`]) of that one method, so filtering and annotating cannot
+//! decide differently.
 //!
 //! Reasons are `&'static str` in snake_case on purpose: they are stable keys in
 //! `stats.json`, in the rejected output and in annotate columns, so a typo in a
@@ -34,7 +37,7 @@ pub use field_value::{FieldValueFilter, FieldValueFilterConfig, Missing};
 pub use fineweb_quality::{FineWebQuality, FineWebQualityConfig};
 pub use gopher_quality::{GopherQuality, GopherQualityConfig};
 pub use gopher_repetition::{GopherRepetition, GopherRepetitionConfig};
-pub use kneser_ney::KneserNey;
+pub use kneser_ney::{KneserNey, KneserNeyError};
 pub use language::{LanguageConfig, LanguageFilter};
 pub use length::{LengthFilter, LengthFilterConfig};
 pub use perplexity::{Model as NgramModel, Perplexity, PerplexityConfig};
@@ -133,33 +136,69 @@ impl Verdict {
     }
 }
 
+/// Why a filter's options are refused, or why what they name (a model's
+/// text, word lists) does not make a filter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl From<String> for ConfigError {
+    fn from(message: String) -> Self {
+        ConfigError(message)
+    }
+}
+
+impl From<&str> for ConfigError {
+    fn from(message: &str) -> Self {
+        ConfigError(message.to_owned())
+    }
+}
+
 /// A filter's configuration, as a pipeline step's options: deserialised
 /// (unknown keys refused), checked, then turned into the filter.
 pub trait FilterConfig: serde::de::DeserializeOwned {
     type Filter: Filter + 'static;
-    /// Checks values that the types cannot (bounds in order, non-empty lists).
-    fn validate(&self) -> Result<(), String> {
+    /// Checks values that the types cannot (bounds in order, known codes),
+    /// cheaply: what `curate check` runs, so it builds nothing.
+    fn validate(&self) -> Result<(), ConfigError> {
         Ok(())
     }
-    fn build(self) -> Self::Filter;
+    /// The filter; fails when what the options carry does not make one (a
+    /// model's text that does not parse, word lists with no word).
+    fn build(self) -> Result<Self::Filter, ConfigError>;
+}
+
+/// What the caller wants besides the verdict.
+pub enum Measure<'a> {
+    /// The verdict alone: a filter may stop at the first rule that fires.
+    Verdict,
+    /// Every measurement as a signal: one value per [`Filter::signal_names`]
+    /// entry, in order, pushed onto the vector (annotate mode, PII counts).
+    Signals(&'a mut Vec<f64>),
+    /// One value per [`Filter::metadata_fields`] entry, pushed onto the
+    /// vector: how a filter with metadata fields is always called.
+    Metadata(&'a mut Vec<serde_json::Value>),
+}
+
+impl<'a> Measure<'a> {
+    /// The signals vector, when signals are wanted.
+    pub fn signals(self) -> Option<&'a mut Vec<f64>> {
+        match self {
+            Measure::Signals(signals) => Some(signals),
+            _ => None,
+        }
+    }
 }
 
 /// The one trait every filter implements. `Send + Sync` because the engine
 /// calls one instance from many threads at once.
 pub trait Filter: Send + Sync {
-    fn filter(&self, doc: &Document<'_>) -> Verdict;
+    fn filter(&self, doc: &Document<'_>, measure: Measure<'_>) -> Verdict;
 
     /// Names of the measurements this filter decides by, which annotate
     /// mode writes beside each document (`quality.mean_word_length`).
     fn signal_names(&self) -> &'static [&'static str] {
         &[]
-    }
-
-    /// [`Filter::filter`], also pushing one value per [`Filter::signal_names`]
-    /// entry, in order, onto `signals`.
-    fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
-        let _ = signals;
-        self.filter(doc)
     }
 
     /// Whether the signals are counts worth totalling in the stats even when
@@ -171,17 +210,10 @@ pub trait Filter: Send + Sync {
     /// Metadata fields this filter sets on every document it sees, as
     /// datatrove's `doc.metadata[...]` (the language and its score): name,
     /// and whether the value is a number (else a string). A filter with
-    /// metadata fields reports its measurements through them; the engine
-    /// then asks it for no signals.
+    /// metadata fields reports its measurements through them, in
+    /// [`Measure::Metadata`], and has no signals.
     fn metadata_fields(&self) -> Vec<(String, bool)> {
         Vec::new()
-    }
-
-    /// [`Filter::filter`], also pushing one value per
-    /// [`Filter::metadata_fields`] entry onto `values`.
-    fn filter_with_metadata(&self, doc: &Document<'_>, values: &mut Vec<serde_json::Value>) -> Verdict {
-        let _ = values;
-        self.filter(doc)
     }
 }
 

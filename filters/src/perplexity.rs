@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{Document, Filter, FilterConfig, Verdict};
+use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -34,19 +34,18 @@ pub struct PerplexityConfig {
 impl FilterConfig for PerplexityConfig {
     type Filter = Perplexity;
 
-    fn validate(&self) -> Result<(), String> {
-        Model::parse(&self.model).map(|_| ())?;
+    fn validate(&self) -> Result<(), ConfigError> {
         if let Some([head, middle]) = self.buckets {
             if head > middle {
-                return Err(format!("buckets [{head}, {middle}] are not in increasing order"));
+                return Err(format!("buckets [{head}, {middle}] are not in increasing order").into());
             }
         }
         Ok(())
     }
 
-    fn build(self) -> Perplexity {
-        let model = Model::parse(&self.model).expect("validated");
-        Perplexity { config: PerplexityConfig { model: String::new(), ..self }, model }
+    fn build(self) -> Result<Perplexity, ConfigError> {
+        let model = Model::parse(&self.model)?;
+        Ok(Perplexity { config: PerplexityConfig { model: String::new(), ..self }, model })
     }
 }
 
@@ -63,7 +62,7 @@ pub struct Model {
 
 impl Model {
     /// Parses ARPA text; errors name the line.
-    pub fn parse(text: &str) -> Result<Model, String> {
+    pub fn parse(text: &str) -> Result<Model, ConfigError> {
         let mut vocab: HashMap<String, u32> = HashMap::new();
         let mut ngrams = HashMap::new();
         let mut order = 0;
@@ -97,7 +96,7 @@ impl Model {
                 .ok_or_else(|| format!("ARPA line {}: no probability", no + 1))?;
             let words: Vec<&str> = parts.by_ref().take(section).collect();
             if words.len() != section {
-                return Err(format!("ARPA line {}: a {section}-gram needs {section} words", no + 1));
+                return Err(format!("ARPA line {}: a {section}-gram needs {section} words", no + 1).into());
             }
             let backoff: f32 = parts
                 .next()
@@ -214,8 +213,15 @@ impl Perplexity {
 }
 
 impl Filter for Perplexity {
-    fn filter(&self, doc: &Document<'_>) -> Verdict {
-        self.judge(self.perplexity(doc.text))
+    fn filter(&self, doc: &Document<'_>, measure: Measure<'_>) -> Verdict {
+        let p = self.perplexity(doc.text);
+        if let Measure::Metadata(values) = measure {
+            values.push(p.map_or(Value::Null, Value::from));
+            if self.config.buckets.is_some() {
+                values.push(p.and_then(|p| self.bucket(p)).map_or(Value::Null, Value::from));
+            }
+        }
+        self.judge(p)
     }
 
     fn metadata_fields(&self) -> Vec<(String, bool)> {
@@ -224,15 +230,6 @@ impl Filter for Perplexity {
             fields.push(("perplexity_bucket".to_owned(), false));
         }
         fields
-    }
-
-    fn filter_with_metadata(&self, doc: &Document<'_>, values: &mut Vec<Value>) -> Verdict {
-        let p = self.perplexity(doc.text);
-        values.push(p.map_or(Value::Null, Value::from));
-        if self.config.buckets.is_some() {
-            values.push(p.and_then(|p| self.bucket(p)).map_or(Value::Null, Value::from));
-        }
-        self.judge(p)
     }
 }
 
@@ -264,14 +261,17 @@ mod tests {
             ..Default::default()
         };
         config.validate().unwrap();
-        let f = config.build();
+        let f = config.build().unwrap();
         let p = f.perplexity("the whale\n\nthe whale").unwrap();
         assert!((p - 10f64.powf(0.9 * 2.0 / 6.0)).abs() < 1e-6, "{p}");
-        assert_eq!(f.filter(&Document::text_only("the whale")), Verdict::Keep);
-        assert_eq!(f.filter(&Document::text_only("whale the")), Verdict::drop("perplexity_too_high"));
+        assert_eq!(f.filter(&Document::text_only("the whale"), Measure::Verdict), Verdict::Keep);
+        assert_eq!(f.filter(&Document::text_only("whale the"), Measure::Verdict), Verdict::drop("perplexity_too_high"));
         let mut values = Vec::new();
-        f.filter_with_metadata(&Document::text_only("the whale"), &mut values);
+        f.filter(&Document::text_only("the whale"), Measure::Metadata(&mut values));
         assert_eq!(values[1], "middle");
-        assert!(PerplexityConfig { model: "nonsense".into(), ..Default::default() }.validate().is_err());
+        // Validation reads no model; building does, and names the fault.
+        let nonsense = PerplexityConfig { model: "nonsense".into(), ..Default::default() };
+        assert!(nonsense.validate().is_ok());
+        assert_eq!(nonsense.build().err().unwrap().to_string(), "not an ARPA model: no n-grams");
     }
 }

@@ -14,7 +14,7 @@ use regex::{Captures, Regex};
 use serde::Deserialize;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::{Document, Filter, FilterConfig, Verdict};
+use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -105,18 +105,18 @@ impl Default for PiiConfig {
 impl FilterConfig for PiiConfig {
     type Filter = Pii;
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.kinds.is_empty() {
             return Err("kinds is empty: nothing to redact".into());
         }
         Ok(())
     }
 
-    fn build(self) -> Pii {
+    fn build(self) -> Result<Pii, ConfigError> {
         // Secrets first (a key may contain an e-mail-like string), phones last
         // (their digit runs overlap cards and SSNs, which are checked first).
         let kinds = ALL_KINDS.iter().copied().filter(|k| self.kinds.contains(k)).collect();
-        Pii { kinds, config: self }
+        Ok(Pii { kinds, config: self })
     }
 }
 
@@ -373,8 +373,11 @@ impl Pii {
 }
 
 impl Filter for Pii {
-    fn filter(&self, doc: &Document<'_>) -> Verdict {
+    fn filter(&self, doc: &Document<'_>, measure: Measure<'_>) -> Verdict {
         let (text, counts) = self.redact(doc.text);
+        if let Some(signals) = measure.signals() {
+            signals.extend(counts.iter().map(|&c| c as f64));
+        }
         if counts.iter().all(|&c| c == 0) {
             Verdict::Keep
         } else {
@@ -384,16 +387,6 @@ impl Filter for Pii {
 
     fn signal_names(&self) -> &'static [&'static str] {
         &["secret", "email", "iban", "credit_card", "ssn", "ip", "phone"]
-    }
-
-    fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
-        let (text, counts) = self.redact(doc.text);
-        signals.extend(counts.iter().map(|&c| c as f64));
-        if counts.iter().all(|&c| c == 0) {
-            Verdict::Keep
-        } else {
-            Verdict::Rewrite(text.into_owned())
-        }
     }
 
     fn sums_signals(&self) -> bool {
@@ -406,7 +399,7 @@ mod tests {
     use super::*;
 
     fn redact(text: &str) -> String {
-        PiiConfig::default().build().redact(text).0.into_owned()
+        PiiConfig::default().build().unwrap().redact(text).0.into_owned()
     }
 
     #[test]
@@ -469,11 +462,12 @@ mod tests {
 
     #[test]
     fn replacements_are_deterministic() {
-        let fake = PiiConfig { replacement: Replacement::Fake, ..Default::default() }.build();
+        let fake = PiiConfig { replacement: Replacement::Fake, ..Default::default() }.build().unwrap();
         let a = fake.redact("x 8.8.8.8 y").0;
         assert_eq!(a, fake.redact("x 8.8.8.8 y").0);
         assert!(a.starts_with("x ") && !a.contains("8.8.8.8"));
-        let hash = PiiConfig { replacement: Replacement::Hash, salt: "s".into(), ..Default::default() }.build();
+        let hash =
+            PiiConfig { replacement: Replacement::Hash, salt: "s".into(), ..Default::default() }.build().unwrap();
         let (h, counts) = hash.redact("a@b.com and a@b.com");
         let parts: Vec<&str> = h.split(" and ").collect();
         assert_eq!(parts[0], parts[1]);

@@ -16,15 +16,11 @@ pub(crate) struct Rules<'s> {
 }
 
 impl<'s> Rules<'s> {
-    /// Filtering: no signals, stop at the first rule that fires.
-    pub fn filtering() -> Rules<'static> {
-        Rules { signals: None, start: 0, expected: 0, fired: None }
-    }
-
-    /// Annotating: push `expected` signals onto `signals`, one per check.
-    pub fn annotating(signals: &'s mut Vec<f64>, expected: usize) -> Rules<'s> {
-        let start = signals.len();
-        Rules { signals: Some(signals), start, expected, fired: None }
+    /// Filtering without `signals` (stop at the first rule that fires), or
+    /// measuring: push `expected` signals onto `signals`, one per check.
+    pub fn new(signals: Option<&'s mut Vec<f64>>, expected: usize) -> Rules<'s> {
+        let start = signals.as_ref().map_or(0, |s| s.len());
+        Rules { signals, start, expected, fired: None }
     }
 
     /// Whether every measurement is wanted (annotating); filtering may skip

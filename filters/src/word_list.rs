@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde::Deserialize;
 
-use crate::{Document, Filter, FilterConfig, Verdict};
+use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -47,33 +47,34 @@ fn default_substring_languages() -> Vec<String> {
 impl FilterConfig for WordListConfig {
     type Filter = WordList;
 
-    fn validate(&self) -> Result<(), String> {
-        if self.words.is_empty() && self.lists.values().all(Vec::is_empty) {
-            return Err("give words or lists (or a path the engine reads them from)".into());
-        }
+    fn validate(&self) -> Result<(), ConfigError> {
         if self.max_count.is_none() && self.max_ratio.is_none() {
             return Err("set max_count (0 drops on any match, as C4) or max_ratio".into());
         }
         if let Some(r) = self.max_ratio.filter(|r| !(0.0..=1.0).contains(r)) {
-            return Err(format!("max_ratio {r} is not between 0 and 1"));
+            return Err(format!("max_ratio {r} is not between 0 and 1").into());
         }
         Ok(())
     }
 
-    fn build(self) -> WordList {
-        let matcher = |words: &[String], substring: bool| Matcher {
-            automaton: AhoCorasick::builder()
+    /// Refuses lists with no word at all (an empty list file, say): such a
+    /// filter would keep everything, which is never what was meant.
+    fn build(self) -> Result<WordList, ConfigError> {
+        if self.words.is_empty() && self.lists.values().all(Vec::is_empty) {
+            return Err("give words or lists (or a path the engine reads them from)".into());
+        }
+        let matcher = |words: &[String], substring: bool| -> Result<Matcher, ConfigError> {
+            let automaton = AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostLongest)
                 .build(words.iter().map(|w| w.trim().to_lowercase()).filter(|w| !w.is_empty()))
-                .expect("word lists build an automaton"),
-            substring,
+                .map_err(|e| ConfigError(format!("the word list does not build a matcher: {e}")))?;
+            Ok(Matcher { automaton, substring })
         };
-        let lists = self
-            .lists
-            .iter()
-            .map(|(lang, words)| (lang.clone(), matcher(words, self.substring_languages.contains(lang))))
-            .collect();
-        WordList { default: matcher(&self.words, false), lists, config: self }
+        let mut lists = BTreeMap::new();
+        for (lang, words) in &self.lists {
+            lists.insert(lang.clone(), matcher(words, self.substring_languages.contains(lang))?);
+        }
+        Ok(WordList { default: matcher(&self.words, false)?, lists, config: self })
     }
 }
 
@@ -110,16 +111,11 @@ pub struct WordList {
 }
 
 impl Filter for WordList {
-    fn filter(&self, doc: &Document<'_>) -> Verdict {
-        let mut signals = Vec::new();
-        self.filter_with_signals(doc, &mut signals)
-    }
-
     fn signal_names(&self) -> &'static [&'static str] {
         &["matches", "ratio"]
     }
 
-    fn filter_with_signals(&self, doc: &Document<'_>, signals: &mut Vec<f64>) -> Verdict {
+    fn filter(&self, doc: &Document<'_>, measure: Measure<'_>) -> Verdict {
         let language = doc.metadata.field(&self.config.language_field);
         let matcher =
             language.as_ref().and_then(|v| v.as_str()).and_then(|l| self.lists.get(l)).unwrap_or(&self.default);
@@ -127,7 +123,9 @@ impl Filter for WordList {
         let matches = matcher.count(&lower);
         let words = doc.text.split_whitespace().count().max(1);
         let ratio = matches as f64 / words as f64;
-        signals.extend([matches as f64, ratio]);
+        if let Some(signals) = measure.signals() {
+            signals.extend([matches as f64, ratio]);
+        }
         if self.config.max_count.is_some_and(|max| matches > max) {
             return Verdict::drop("word_list_count");
         }
@@ -151,20 +149,24 @@ mod tests {
     }
 
     fn filter(max_count: Option<usize>, max_ratio: Option<f64>) -> WordList {
-        let config = WordListConfig {
+        let config = filter_config(max_count, max_ratio);
+        config.validate().unwrap();
+        config.build().unwrap()
+    }
+
+    fn filter_config(max_count: Option<usize>, max_ratio: Option<f64>) -> WordListConfig {
+        WordListConfig {
             words: vec!["darn".into(), "heck it".into()],
             lists: BTreeMap::from([("ja".to_owned(), vec!["ばか".to_owned()])]),
             language_field: default_language_field(),
             substring_languages: default_substring_languages(),
             max_count,
             max_ratio,
-        };
-        config.validate().unwrap();
-        config.build()
+        }
     }
 
     fn verdict(f: &WordList, text: &str, lang: &'static str) -> Verdict {
-        f.filter(&Document { id: "", text, metadata: &Lang(lang), words: None })
+        f.filter(&Document { id: "", text, metadata: &Lang(lang), words: None }, Measure::Verdict)
     }
 
     #[test]
@@ -181,6 +183,16 @@ mod tests {
         let any = filter(Some(0), None);
         assert_eq!(verdict(&any, "あなたはばかです", "ja"), Verdict::drop("word_list_count"));
         assert_eq!(verdict(&any, "darn", "ja"), Verdict::Keep, "the Japanese list is used for Japanese");
+    }
+
+    #[test]
+    fn lists_without_a_word_are_refused_when_built() {
+        let empty = WordListConfig { words: Vec::new(), lists: BTreeMap::new(), ..filter_config(Some(0), None) };
+        assert!(empty.validate().is_ok(), "validation reads no list");
+        assert_eq!(
+            empty.build().err().unwrap().to_string(),
+            "give words or lists (or a path the engine reads them from)"
+        );
     }
 
     #[test]

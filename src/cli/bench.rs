@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use curate::config::Pipeline;
-use curate::doc::FieldNames;
+use curate::io::doc::FieldNames;
+use curate::pipeline::bench::{self, DEFAULT_STEPS};
+use curate::pipeline::config::Pipeline;
 
-use super::{fatal, thread_count};
+use super::{threads, usage, Error};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -31,42 +32,32 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
-pub fn bench(args: BenchArgs) -> ExitCode {
+pub fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
     let specs = match &args.pipeline {
-        Some(path) => match Pipeline::load(path) {
-            Ok(p) => p.steps,
-            Err(e) => return fatal(e),
-        },
+        Some(path) => Pipeline::load(path)?.steps,
         None => {
-            let text =
-                curate::bench::DEFAULT_STEPS.iter().map(|t| format!("[[step]]\ntype = \"{t}\"\n")).collect::<String>();
+            let text = DEFAULT_STEPS.iter().map(|t| format!("[[step]]\ntype = \"{t}\"\n")).collect::<String>();
             let toml = format!("[input]\npath = \"-\"\n[output]\npath = \"-\"\n{text}");
             Pipeline::parse(&toml, "(default steps)").expect("the default steps are valid").steps
         }
     };
     if specs.is_empty() {
-        return fatal("the pipeline has no steps to measure");
+        return Err(usage("the pipeline has no steps to measure"));
     }
-    let plan = match curate::io::plan::plan(&args.input, None, u64::MAX) {
-        Ok(p) => p,
-        Err(e) => return fatal(e),
-    };
+    let threads = threads(args.threads)?;
+    let plan = curate::io::plan::plan(&args.input, None, u64::MAX)?;
     let names = FieldNames { text: args.text_field, id: "id".into() };
-    let docs = curate::bench::load(&plan, names, args.max_docs, args.max_mb << 20);
+    let docs = bench::load(&plan, names, args.max_docs, args.max_mb << 20);
     if docs.is_empty() {
-        return fatal(format!("no documents in {}", args.input));
+        return Err(usage(format!("no documents in {}", args.input)));
     }
-    match curate::bench::bench(&specs, &docs, thread_count(args.threads)) {
-        Ok(rows) if args.json => {
-            println!("{}", serde_json::to_string_pretty(&rows).expect("serialisable"));
-            ExitCode::SUCCESS
-        }
-        Ok(rows) => {
-            let mb: usize = docs.iter().map(|d| d.text.len()).sum();
-            println!("{} documents, {:.1} MB of text\n", docs.len(), mb as f64 / 1e6);
-            print!("{}", curate::bench::table(&rows));
-            ExitCode::SUCCESS
-        }
-        Err(e) => fatal(e),
+    let rows = bench::bench(&specs, &docs, threads)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("serialisable"));
+    } else {
+        let mb: usize = docs.iter().map(|d| d.text.len()).sum();
+        println!("{} documents, {:.1} MB of text\n", docs.len(), mb as f64 / 1e6);
+        print!("{}", bench::table(&rows));
     }
+    Ok(ExitCode::SUCCESS)
 }

@@ -12,12 +12,13 @@ use curate::dedup::minhash::{Method, MinHashConfig, Shingles};
 use curate::dedup::normalize::{NormStep, TextNorm};
 use curate::dedup::signatures::{self, SignatureOptions};
 use curate::dedup::{buckets, clusters};
-use curate::doc::FieldNames;
-use curate::engine::progress::ProgressMode;
-use curate::engine::task::Task;
 use curate::io::atomic;
+use curate::io::doc::FieldNames;
+use curate::runtime::options::Named;
+use curate::runtime::progress::ProgressMode;
+use curate::runtime::task::Task;
 
-use super::{fatal, print_errors, thread_count, InputArgs};
+use super::{named, print_errors, usage, Error, InputArgs};
 
 #[derive(Subcommand)]
 pub enum DedupCommand {
@@ -41,7 +42,7 @@ pub enum DedupCommand {
         rank: Option<usize>,
         #[arg(long)]
         world_size: Option<usize>,
-        #[arg(long, value_enum, default_value = "auto")]
+        #[arg(long, value_parser = named::<ProgressMode>(), default_value = "auto")]
         progress: ProgressMode,
     },
     /// Count every line of the corpus (normalised as datatrove does), for the `line_dedup` step.
@@ -83,7 +84,7 @@ pub struct StageRunArgs {
     pub world_size: Option<usize>,
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_parser = named::<ProgressMode>(), default_value = "auto")]
     pub progress: ProgressMode,
 }
 
@@ -106,18 +107,18 @@ pub struct SignatureArgs {
     #[arg(long)]
     pub work: PathBuf,
     /// minhash (near-duplicates), simhash (near-duplicates by Hamming distance), exact (copies after datatrove's normalisation) or exact-raw (byte-identical text).
-    #[arg(long, value_enum, default_value = "minhash")]
+    #[arg(long, value_parser = named::<Method>(), default_value = "minhash")]
     pub method: Method,
     /// Normalisation steps before hashing (datatrove's TextNormConfig): any of lowercase, whitespace, punctuation, diacritics, numbers, weekdays, months; or none.
     #[arg(
         long,
-        value_enum,
+        value_parser = named::<NormStep>(),
         value_delimiter = ',',
         default_value = "lowercase,whitespace,punctuation,diacritics,numbers"
     )]
     pub normalize: Vec<NormStep>,
     /// What a shingle is: n consecutive words (datatrove's choice) or n consecutive characters of the normalised text.
-    #[arg(long, value_enum, default_value = "words")]
+    #[arg(long, value_parser = named::<Shingles>(), default_value = "words")]
     pub shingles: Shingles,
     /// Words (or characters) per shingle.
     #[arg(long, default_value_t = 5)]
@@ -148,38 +149,36 @@ pub struct SignatureArgs {
     pub run: StageRunArgs,
 }
 
-pub fn dedup(command: DedupCommand) -> ExitCode {
+pub fn dedup(command: DedupCommand) -> Result<ExitCode, Error> {
     let env = |k: &str| std::env::var(k).ok();
-    let done = match command {
+    match command {
         DedupCommand::Signatures(args) => {
-            Task::resolve(args.run.rank, args.run.world_size, env).and_then(|task| signatures(args, task))
+            let task = Task::resolve(args.run.rank, args.run.world_size, env)?;
+            signatures(args, task)?
         }
         DedupCommand::Buckets { work, ranges, rank, world_size, progress } => {
-            Task::resolve(rank, world_size, env).and_then(|task| buckets(&work, ranges, task, progress))
+            buckets(&work, ranges, Task::resolve(rank, world_size, env)?, progress)?
         }
-        DedupCommand::Clusters { work } => clusters(&work),
-        DedupCommand::Lines(args) => lines(args),
-        DedupCommand::All { signatures: args, ranges } => all(args, ranges),
-    };
-    match done {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fatal(e),
+        DedupCommand::Clusters { work } => clusters(&work)?,
+        DedupCommand::Lines(args) => lines(args)?,
+        DedupCommand::All { signatures: args, ranges } => all(args, ranges)?,
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The three stages in turn, each as the only task (whatever a launcher's
 /// variables say: this command is the local run).
-fn all(args: SignatureArgs, ranges: usize) -> Result<(), String> {
+fn all(args: SignatureArgs, ranges: usize) -> Result<(), Error> {
     if args.run.rank.is_some() || args.run.world_size.is_some() {
-        return Err("`curate dedup all` runs every stage as one task; run the stages one by one to share them \
-                    between tasks (--rank, --world-size)"
-            .into());
+        return Err(usage(
+            "`curate dedup all` runs every stage as one task; run the stages one by one to share them \
+             between tasks (--rank, --world-size)",
+        ));
     }
     let work = args.work.clone();
     let progress = args.run.progress;
-    let one = Task { rank: 0, world: 1 };
-    signatures(args, one)?;
-    buckets(&work, ranges, one, progress)?;
+    signatures(args, Task::ALONE)?;
+    buckets(&work, ranges, Task::ALONE, progress)?;
     clusters(&work)?;
     eprintln!(
         "curate: dedup ready; a pipeline step [[step]] type = \"dedup\" work = \"{}\" removes the duplicates",
@@ -188,40 +187,36 @@ fn all(args: SignatureArgs, ranges: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn lines(args: LineArgs) -> Result<(), String> {
+fn lines(args: LineArgs) -> Result<(), Error> {
     let task = Task::resolve(args.run.rank, args.run.world_size, |k| std::env::var(k).ok())?;
-    if args.input.threads == Some(0) {
-        return Err("--threads must be at least 1".into());
-    }
     let options = LineCountOptions {
+        threads: args.input.threads()?,
         input: args.input.input,
         names: FieldNames { text: args.input.text_field, id: args.input.id_field },
         work: args.work,
         task,
-        threads: thread_count(args.input.threads),
         batch_size: args.run.batch_size,
         progress: args.run.progress,
     };
-    let stats = lines::run(&options)?;
-    let path = options.work.join("lines/stats").join(format!("rank-{:05}-of-{:05}.json", task.rank, task.world));
-    std::fs::create_dir_all(path.parent().expect("a folder"))
-        .and_then(|_| atomic::write(&path, &serde_json::to_vec_pretty(&stats).expect("serialisable")))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let report = lines::run(&options)?;
+    let stats = &report.stats;
     eprintln!(
         "curate: {} lines of {} documents in {} units ({} done before), {} distinct per unit summed, {} errors; stats in {}",
         stats.lines,
         stats.docs,
         stats.units,
-        stats.skipped_units,
+        report.done_before,
         stats.distinct_lines,
-        stats.error_docs,
-        path.display()
+        stats.errors.docs,
+        report.stats_path.display()
     );
-    print_errors(&stats.errors);
+    print_errors(&stats.errors.kinds);
     Ok(())
 }
 
-fn signatures(args: SignatureArgs, task: Task) -> Result<(), String> {
+/// The signature parameters the flags ask for, checked as flags (each
+/// refusal names the flag).
+fn signature_config(args: &SignatureArgs) -> Result<MinHashConfig, Error> {
     let (mut bands, mut rows) = (args.bands, args.rows);
     let (mut max_distance, mut blocks) = (0, 0);
     match args.method {
@@ -229,88 +224,83 @@ fn signatures(args: SignatureArgs, task: Task) -> Result<(), String> {
         // One band holding both halves of the 128-bit hash: equal means equal.
         Method::Exact | Method::ExactRaw => (bands, rows) = (1, 2),
         Method::Simhash => {
-            if !(args.max_distance < args.blocks && args.blocks <= 64) {
-                return Err(format!(
-                    "--blocks ({}) must exceed --max-distance ({}) and be at most 64",
-                    args.blocks, args.max_distance
-                ));
-            }
             (max_distance, blocks) = (args.max_distance, args.blocks);
-            (bands, rows) = (curate::dedup::simhash::table_masks(blocks, max_distance).len(), 2);
+            let masks = curate::dedup::simhash::table_masks(blocks, max_distance).map_err(|_| {
+                usage(format!("--blocks ({blocks}) must exceed --max-distance ({max_distance}) and be at most 64"))
+            })?;
+            (bands, rows) = (masks.len(), 2);
         }
     }
     if args.normalize.contains(&NormStep::None) && args.normalize.len() > 1 {
-        return Err("--normalize none stands alone".into());
+        return Err(usage("--normalize none stands alone"));
     }
-    let norm = TextNorm::from_steps(&args.normalize);
     if args.n_grams == 0 || bands == 0 || rows == 0 {
-        return Err("--n-grams, --bands and --rows must be at least 1".into());
+        return Err(usage("--n-grams, --bands and --rows must be at least 1"));
     }
     if let Some(threshold) = args.threshold {
         if args.method != Method::Minhash {
-            return Err(format!(
+            return Err(usage(format!(
                 "--threshold chooses MinHash's bands and rows; it does not apply to --method {}",
                 args.method.name()
-            ));
+            )));
         }
         if !(threshold > 0.0 && threshold < 1.0) {
-            return Err(format!("--threshold must lie between 0 and 1, not {threshold}"));
+            return Err(usage(format!("--threshold must lie between 0 and 1, not {threshold}")));
         }
         (bands, rows) = MinHashConfig::for_threshold(threshold, bands * rows);
     }
-    if args.input.threads == Some(0) {
-        return Err("--threads must be at least 1".into());
-    }
+    Ok(MinHashConfig {
+        method: args.method,
+        norm: TextNorm::from_steps(&args.normalize),
+        shingles: args.shingles,
+        n_grams: args.n_grams,
+        bands,
+        rows,
+        seed: args.seed,
+        max_distance,
+        blocks,
+    })
+}
+
+fn signatures(args: SignatureArgs, task: Task) -> Result<(), Error> {
+    let config = signature_config(&args)?;
     let options = SignatureOptions {
+        threads: args.input.threads()?,
         input: args.input.input,
         names: FieldNames { text: args.input.text_field, id: args.input.id_field },
         work: args.work,
-        config: MinHashConfig {
-            method: args.method,
-            norm,
-            shingles: args.shingles,
-            n_grams: args.n_grams,
-            bands,
-            rows,
-            seed: args.seed,
-            max_distance,
-            blocks,
-        },
+        config,
         priority: args.priority,
         index: args.index,
         task,
-        threads: thread_count(args.input.threads),
         batch_size: args.run.batch_size,
         progress: args.run.progress,
     };
-    let stats = signatures::run(&options)?;
-    let path = options.work.join("signatures/stats").join(format!("rank-{:05}-of-{:05}.json", task.rank, task.world));
-    let text = serde_json::to_string_pretty(&stats).expect("serialisable");
-    std::fs::create_dir_all(path.parent().expect("a folder"))
-        .and_then(|_| atomic::write(&path, text.as_bytes()))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let report = signatures::run(&options)?;
+    let stats = &report.stats;
     eprintln!(
-        "curate: {} signatures ({bands} bands × {rows} rows) of {} documents in {} units ({} too short for a signature, {} errors); stats in {}",
-        options.config.method.name(),
+        "curate: {} signatures ({} bands × {} rows) of {} documents in {} units ({} too short for a signature, {} errors); stats in {}",
+        config.method.name(),
+        config.bands,
+        config.rows,
         stats.signed_docs,
         stats.units,
         stats.short_docs,
-        stats.error_docs,
-        path.display()
+        stats.errors.docs,
+        report.stats_path.display()
     );
-    print_errors(&stats.errors);
+    print_errors(&stats.errors.kinds);
     Ok(())
 }
 
-fn buckets(work: &Path, ranges: usize, task: Task, progress: ProgressMode) -> Result<(), String> {
+fn buckets(work: &Path, ranges: usize, task: Task, progress: ProgressMode) -> Result<(), Error> {
     if ranges == 0 {
-        return Err("--ranges must be at least 1".into());
+        return Err(usage("--ranges must be at least 1"));
     }
     let stats = buckets::run(work, task, ranges, progress)?;
-    let path = work.join("buckets/stats").join(format!("rank-{:05}-of-{:05}.json", task.rank, task.world));
-    std::fs::create_dir_all(path.parent().expect("a folder"))
-        .and_then(|_| atomic::write(&path, &serde_json::to_vec_pretty(&stats).expect("serialisable")))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let path = work.join("buckets/stats").join(format!("{}.json", task.name()));
+    atomic::create_dir(path.parent().expect("a folder"))?;
+    atomic::write(&path, &serde_json::to_vec_pretty(&stats).expect("serialisable"))?;
     eprintln!(
         "curate: {} parts of bands: {} signatures, {} edges between documents that share a bucket; stats in {}",
         stats.parts,
@@ -321,7 +311,7 @@ fn buckets(work: &Path, ranges: usize, task: Task, progress: ProgressMode) -> Re
     Ok(())
 }
 
-fn clusters(work: &Path) -> Result<(), String> {
+fn clusters(work: &Path) -> Result<(), Error> {
     let stats = clusters::run(work)?;
     eprintln!(
         "curate: {} clusters of duplicates hold {} of {} documents; {} of them are to be removed{} ({})",

@@ -6,15 +6,16 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::fatal;
-
 /// Reads JSON Lines on stdin and prints `json(text)` of each line's `text`
 /// field (empty when missing), one line each.
 fn for_each_text(json: impl Fn(&str) -> String) -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { return fatal("stdin is not UTF-8 text") };
+        let Ok(line) = line else {
+            eprintln!("curate: error: stdin is not UTF-8 text");
+            return ExitCode::from(2);
+        };
         let text: String = serde_json::from_str::<serde_json::Value>(&line)
             .ok()
             .and_then(|v| v.get("text").and_then(|t| t.as_str().map(str::to_owned)))
@@ -38,6 +39,6 @@ pub fn print_words() -> ExitCode {
 
 /// `curate minhash`: each line's MinHash signature (datatrove's defaults), or null.
 pub fn print_minhash() -> ExitCode {
-    let hasher = curate::dedup::minhash::MinHasher::new(Default::default());
+    let hasher = curate::dedup::minhash::MinHasher::new(Default::default()).expect("the defaults make signatures");
     for_each_text(|text| to_json(&hasher.signature(text)))
 }

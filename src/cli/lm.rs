@@ -4,9 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use curate::doc::FieldNames;
+use curate::io::atomic;
+use curate::io::doc::FieldNames;
+use curate::io::docs::UnitBatches;
+use curate::io::read::ReadOptions;
 
-use super::{fatal, print_errors, InputArgs};
+use super::{print_errors, usage, Error, InputArgs};
 
 #[derive(Subcommand)]
 pub enum LmCommand {
@@ -28,18 +31,12 @@ pub struct LmTrainArgs {
     pub lowercase: bool,
 }
 
-pub fn train_lm(args: LmTrainArgs) -> ExitCode {
-    let mut model = match curate_filters::KneserNey::new(args.order) {
-        Ok(m) => m,
-        Err(e) => return fatal(format!("--order: {e}")),
-    };
-    let plan = match curate::io::plan::plan(&args.input.input, None, u64::MAX) {
-        Ok(p) => p,
-        Err(e) => return fatal(e),
-    };
+pub fn train_lm(args: LmTrainArgs) -> Result<ExitCode, Error> {
+    let mut model = curate_filters::KneserNey::new(args.order).map_err(|e| usage(format!("--order: {e}")))?;
+    let plan = curate::io::plan::plan(&args.input.input, None, u64::MAX)?;
     let names = FieldNames { text: args.input.text_field, id: args.input.id_field };
-    let read = std::sync::Arc::new(curate::io::read::ReadOptions { names, batch_size: 1000, batch_bytes: 16 << 20 });
-    let mut batches = curate::io::docs::UnitBatches::new(&plan, (0..plan.units.len()).collect(), read);
+    let read = std::sync::Arc::new(ReadOptions { names, batch_size: 1000, batch_bytes: 16 << 20 });
+    let mut batches = UnitBatches::all(&plan, read);
     let (mut docs, mut sentences) = (0u64, 0u64);
     while let Some((_, batch)) = batches.next_batch() {
         for doc in batch {
@@ -54,19 +51,14 @@ pub fn train_lm(args: LmTrainArgs) -> ExitCode {
             }
         }
     }
-    let arpa = match model.arpa() {
-        Ok(a) => a,
-        Err(e) => return fatal(e),
-    };
-    if let Err(e) = curate::io::atomic::write(&args.output, arpa.as_bytes()) {
-        return fatal(format!("cannot write {}: {e}", args.output.display()));
-    }
+    let arpa = model.arpa()?;
+    atomic::write(&args.output, arpa.as_bytes())?;
     eprintln!(
         "curate: a {}-gram model of {sentences} sentences from {docs} documents ({} bad records skipped); wrote {}",
         args.order,
-        batches.error_docs,
+        batches.errors.docs,
         args.output.display()
     );
-    print_errors(&batches.errors);
-    ExitCode::SUCCESS
+    print_errors(&batches.errors.kinds);
+    Ok(ExitCode::SUCCESS)
 }

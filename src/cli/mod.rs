@@ -1,4 +1,6 @@
-//! The subcommands of `curate`, one file each; `main.rs` parses and dispatches.
+//! The subcommands of `curate`, one file each; `main.rs` parses, dispatches
+//! and maps the one [`Error`] type to an exit code. Flags are validated
+//! here, before the library is asked to do anything.
 
 pub mod bench;
 pub mod dedup;
@@ -8,9 +10,83 @@ pub mod run;
 pub mod tokenizer;
 pub mod trainer;
 
-use std::process::ExitCode;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 
-use curate::engine::stats::{Occurrences, Stats};
+use curate::dedup::DedupError;
+use curate::io::atomic::WriteError;
+use curate::io::plan::PlanError;
+use curate::pipeline::bench::BenchError;
+use curate::pipeline::config::ConfigError;
+use curate::pipeline::executor::RunError;
+use curate::runtime::options::{BadValue, Named};
+use curate::runtime::pool::PoolError;
+use curate::runtime::tally::Kinds;
+use curate::runtime::task::TaskError;
+use curate::runtime::ErrorClass;
+use curate::tokenize::TokenizeError;
+
+/// Every way a subcommand fails, each with its class (and so its exit code).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Flags that do not go together or hold a bad value.
+    #[error("{0}")]
+    Usage(String),
+    /// The work is not done, though nothing failed (tasks still running).
+    #[error("{0}")]
+    Unfinished(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Value(#[from] BadValue),
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Dedup(#[from] DedupError),
+    #[error(transparent)]
+    Tokenize(#[from] TokenizeError),
+    /// A pipeline's `[tokenize]` table names a tokenizer that does not load.
+    #[error("{}: tokenize: {source}", file.display())]
+    PipelineTokenizer { file: std::path::PathBuf, source: TokenizeError },
+    #[error(transparent)]
+    Bench(#[from] BenchError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    LanguageModel(#[from] curate_filters::KneserNeyError),
+    /// The trainer binary that `curate train` hands over to does not start.
+    #[error("{}: {source}", path.display())]
+    Trainer { path: std::path::PathBuf, source: std::io::Error },
+}
+
+impl Error {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Usage(_)
+            | Error::Config(_)
+            | Error::Value(_)
+            | Error::Task(_)
+            | Error::Plan(_)
+            | Error::LanguageModel(_) => ErrorClass::Usage,
+            Error::Unfinished(_) | Error::Pool(_) | Error::Write(_) | Error::Trainer { .. } => ErrorClass::Failed,
+            Error::Run(e) => e.class(),
+            Error::Dedup(e) => e.class(),
+            Error::Tokenize(e) | Error::PipelineTokenizer { source: e, .. } => e.class(),
+            Error::Bench(BenchError::Step { .. }) => ErrorClass::Usage,
+            Error::Bench(BenchError::Pool(_)) => ErrorClass::Failed,
+        }
+    }
+}
+
+/// A flag's value refused: `--flag: message`.
+pub fn usage(message: impl Into<String>) -> Error {
+    Error::Usage(message.into())
+}
 
 #[derive(clap::Args)]
 pub struct InputArgs {
@@ -26,35 +102,45 @@ pub struct InputArgs {
     pub threads: Option<usize>,
 }
 
-pub fn fatal(e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("curate: error: {e}");
-    ExitCode::from(2)
-}
-
-/// The given number of threads, or one per core.
-pub fn thread_count(n: Option<usize>) -> usize {
-    n.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
-}
-
-pub fn fraction(value: f64, flag: &str) -> Result<f64, String> {
-    if (0.0..=1.0).contains(&value) {
-        Ok(value)
-    } else {
-        Err(format!("{flag} must be between 0 and 1, not {value}"))
+impl InputArgs {
+    /// The worker threads asked for, or one per core.
+    pub fn threads(&self) -> Result<usize, Error> {
+        threads(self.threads)
     }
 }
 
-pub fn summarise(who: &str, s: &Stats) {
+/// `--threads` as given (at least 1), or one per core.
+pub fn threads(n: Option<usize>) -> Result<usize, Error> {
+    if n == Some(0) {
+        return Err(usage("--threads must be at least 1"));
+    }
+    Ok(curate::runtime::pool::thread_count(n))
+}
+
+/// Parses an enum the library names ([`Named`]), listing its names in `--help`.
+pub fn named<T: Named + Clone>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(T::ALL.iter().map(|v| v.name())).map(|s| T::from_name(&s).expect("a listed name"))
+}
+
+pub fn fraction(value: f64, flag: &str) -> Result<f64, Error> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(usage(format!("{flag} must be between 0 and 1, not {value}")))
+    }
+}
+
+pub fn summarise(who: &str, s: &curate::pipeline::stats::Stats) {
     eprintln!(
         "curate: {who}kept {} of {} documents ({} dropped, {} errors)",
-        s.kept_docs, s.input_docs, s.dropped_docs, s.error_docs
+        s.kept_docs, s.input_docs, s.dropped_docs, s.errors.docs
     );
-    print_errors(&s.errors);
+    print_errors(&s.errors.kinds);
 }
 
 /// One line per error kind: how many, and where the first one was.
-pub fn print_errors(errors: &std::collections::BTreeMap<String, Occurrences>) {
-    for (kind, occ) in errors {
+pub fn print_errors(errors: &Kinds) {
+    for (kind, occ) in errors.iter() {
         eprintln!("curate:   {} {kind}, first at {}", occ.count, occ.examples.first().map_or("?", String::as_str));
     }
 }

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use curate::config::{TokenFormat, TokenizeConfig};
-use curate::doc::FieldNames;
-use curate::engine::progress::ProgressMode;
+use curate::io::doc::FieldNames;
+use curate::runtime::progress::ProgressMode;
 use curate::tokenize::encode::TokenizeOptions;
+use curate::tokenize::{TokenFormat, TokenizeConfig};
 
-use super::{fatal, fraction, print_errors, thread_count, InputArgs};
+use super::{fraction, named, print_errors, usage, Error, InputArgs};
 
 #[derive(Subcommand)]
 pub enum TokenizerCommand {
@@ -54,7 +54,7 @@ pub struct TokenizeArgs {
     #[arg(long)]
     pub output: PathBuf,
     /// Output formats (repeat or comma-separate).
-    #[arg(long = "format", value_enum, value_delimiter = ',', default_values = ["parquet", "megatron"])]
+    #[arg(long = "format", value_parser = named::<TokenFormat>(), value_delimiter = ',', default_values = ["parquet", "megatron"])]
     pub formats: Vec<TokenFormat>,
     /// Start a new shard once this many tokens are written to the current one.
     #[arg(long, default_value_t = 1_000_000_000)]
@@ -79,18 +79,14 @@ pub struct TokenizeArgs {
     pub metadata: Vec<String>,
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(long, value_parser = named::<ProgressMode>(), default_value = "auto")]
     pub progress: ProgressMode,
 }
 
-pub fn train_tokenizer(args: TrainArgs) -> ExitCode {
-    if let Err(e) = fraction(args.sample_fraction, "--sample-fraction") {
-        return fatal(e);
-    }
-    let plan = match curate::io::plan::plan(&args.input.input, None, u64::MAX) {
-        Ok(p) => p,
-        Err(e) => return fatal(e),
-    };
+pub fn train_tokenizer(args: TrainArgs) -> Result<ExitCode, Error> {
+    fraction(args.sample_fraction, "--sample-fraction")?;
+    let threads = args.input.threads()?;
+    let plan = curate::io::plan::plan(&args.input.input, None, u64::MAX)?;
     let special_tokens = if args.special_tokens.is_empty() {
         curate::tokenize::train::DEFAULT_SPECIAL_TOKENS.iter().map(|t| t.to_string()).collect()
     } else {
@@ -105,25 +101,20 @@ pub fn train_tokenizer(args: TrainArgs) -> ExitCode {
         use_regex: !args.no_regex,
     };
     let names = FieldNames { text: args.input.text_field, id: args.input.id_field };
-    let pool =
-        rayon::ThreadPoolBuilder::new().num_threads(thread_count(args.input.threads)).build().expect("a thread pool");
-    match pool.install(|| curate::tokenize::train::train(&plan, names, &options, &args.output)) {
-        Ok(report) => {
-            eprintln!(
-                "curate: trained a vocabulary of {} on {} documents ({} bad records skipped); wrote {}",
-                report.vocab_size,
-                report.docs,
-                report.error_docs,
-                args.output.display()
-            );
-            print_errors(&report.errors);
-            ExitCode::SUCCESS
-        }
-        Err(e) => fatal(e),
-    }
+    let pool = curate::runtime::pool::pool(threads)?;
+    let report = pool.install(|| curate::tokenize::train::train(&plan, names, &options, &args.output))?;
+    eprintln!(
+        "curate: trained a vocabulary of {} on {} documents ({} bad records skipped); wrote {}",
+        report.vocab_size,
+        report.docs,
+        report.errors.docs,
+        args.output.display()
+    );
+    print_errors(&report.errors.kinds);
+    Ok(ExitCode::SUCCESS)
 }
 
-pub fn tokenize(args: TokenizeArgs) -> ExitCode {
+pub fn tokenize(args: TokenizeArgs) -> Result<ExitCode, Error> {
     let config = TokenizeConfig {
         tokenizer: args.tokenizer,
         path: None,
@@ -136,41 +127,37 @@ pub fn tokenize(args: TokenizeArgs) -> ExitCode {
         bos_token: args.bos_token,
         metadata: args.metadata,
     };
-    if let Err((key, message)) = config.validate() {
-        let flag = key.trim_start_matches("tokenize.").replace('_', "-");
-        return fatal(format!("--{flag}: {message}"));
+    if let Err(e) = config.validate() {
+        let flag = e.key.trim_start_matches("tokenize.").replace('_', "-");
+        return Err(usage(format!("--{flag}: {}", e.message)));
     }
     let options = TokenizeOptions {
         config,
+        threads: args.input.threads()?,
         input: args.input.input,
         names: FieldNames { text: args.input.text_field, id: args.input.id_field },
         output: args.output,
-        threads: thread_count(args.input.threads),
         batch_size: args.batch_size.max(1),
         progress: args.progress,
     };
     run_tokenize(&options)
 }
 
-pub fn run_tokenize(options: &TokenizeOptions) -> ExitCode {
-    match curate::tokenize::encode::tokenize(options) {
-        Ok(report) => {
-            let s = &report.stats;
-            if report.already_done {
-                eprintln!("curate: tokens already complete in {}; nothing to do", options.output.display());
-            }
-            eprintln!(
-                "curate: {} tokens in {} documents ({} skipped as empty, {} errors), {:.2} characters per token",
-                s.tokens, s.written_docs, s.skipped_empty_docs, s.error_docs, s.chars_per_token
-            );
-            print_errors(&s.errors);
-            eprintln!(
-                "curate: {} shards; manifest in {}",
-                report.manifest.shards.len(),
-                options.output.join("manifest.json").display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => fatal(e),
+pub fn run_tokenize(options: &TokenizeOptions) -> Result<ExitCode, Error> {
+    let report = curate::tokenize::encode::tokenize(options)?;
+    let s = &report.stats;
+    if report.already_done {
+        eprintln!("curate: tokens already complete in {}; nothing to do", options.output.display());
     }
+    eprintln!(
+        "curate: {} tokens in {} documents ({} skipped as empty, {} errors), {:.2} characters per token",
+        s.tokens, s.written_docs, s.skipped_empty_docs, s.errors.docs, s.chars_per_token
+    );
+    print_errors(&s.errors.kinds);
+    eprintln!(
+        "curate: {} shards; manifest in {}",
+        report.manifest.shards.len(),
+        options.output.join("manifest.json").display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

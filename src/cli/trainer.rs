@@ -10,6 +10,8 @@ use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::Error;
+
 const NAME: &str = "curate-train";
 
 fn find() -> Option<PathBuf> {
@@ -24,17 +26,15 @@ fn find() -> Option<PathBuf> {
 }
 
 /// Replaces this process with `curate-train SUBCOMMAND ARGS...`.
-pub fn exec(subcommand: &str, args: Vec<OsString>) -> ExitCode {
+pub fn exec(subcommand: &str, args: Vec<OsString>) -> Result<ExitCode, Error> {
     let Some(trainer) = find() else {
-        eprintln!(
-            "error: `curate {subcommand}` runs {NAME}, the trainer, which is not beside this curate or on PATH.\n\
+        return Err(Error::Usage(format!(
+            "`curate {subcommand}` runs {NAME}, the trainer, which is not beside this curate or on PATH.\n\
              It links libtorch and is built on its own: scripts/quickstart.sh builds it, or\n\
              \x20   venv=$(scripts/libtorch.sh)\n\
              \x20   LIBTORCH_USE_PYTORCH=1 PATH=$venv/bin:$PATH cargo build --release -p curate-trainer"
-        );
-        return ExitCode::from(2);
+        )));
     };
     let error = std::process::Command::new(&trainer).arg(subcommand).args(args).exec();
-    eprintln!("error: {}: {error}", trainer.display());
-    ExitCode::FAILURE
+    Err(Error::Trainer { path: trainer, source: error })
 }

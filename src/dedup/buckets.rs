@@ -27,18 +27,21 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::error::{read_file, DedupError, Fault};
 use super::frame;
+use super::minhash::Method;
 use super::sigfile::{self, Record, Records};
 use super::signatures::{band_path, missing_units, StageParams, INDEX_UNIT};
-use crate::engine::progress::{Progress, ProgressMode};
-use crate::engine::task::Task;
 use crate::io::atomic;
+use crate::io::doc::Place;
+use crate::runtime::progress::{Progress, ProgressMode};
+use crate::runtime::task::Task;
 
 const MAGIC: &[u8; 8] = b"CURATEED";
 const EDGE_BYTES: usize = 16;
 
-/// Two documents, each as (unit, place in the unit), the first earlier in input order.
-pub type Edge = ((u32, u32), (u32, u32));
+/// Two documents, the first earlier in input order.
+pub type Edge = (Place, Place);
 
 /// One task's share of the bucket stage: the records of one band whose
 /// first hash, mixed, falls in one of `ranges` equal ranges of 64 bits.
@@ -104,11 +107,31 @@ fn ranges_path(work: &Path) -> PathBuf {
 }
 
 /// How many ranges the bucket stage cut each band into.
-pub fn ranges(work: &Path) -> Result<usize, String> {
+pub fn ranges(work: &Path) -> Result<usize, DedupError> {
     let path = ranges_path(work);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("{}: {e} (run `curate dedup buckets` first)", path.display()))?;
-    text.trim().parse().map_err(|_| format!("{}: not a number of ranges: {text:?}", path.display()))
+    if !path.is_file() {
+        return Err(DedupError::NotReady { path, hint: "run `curate dedup buckets` first" });
+    }
+    read_file(&path, |bytes| {
+        let text = String::from_utf8_lossy(bytes);
+        text.trim().parse().map_err(|_| Fault::Malformed(format!("not a number of ranges: {text:?}")))
+    })
+}
+
+/// Records the number of ranges in `buckets/ranges.json`, or checks that
+/// an earlier run of the stage here used the same: parts of bands cut
+/// differently do not add up.
+fn claim_ranges(work: &Path, ranges: usize, task: Task) -> Result<(), DedupError> {
+    let path = ranges_path(work);
+    atomic::create_dir(path.parent().expect("a folder"))?;
+    match std::fs::read_to_string(&path) {
+        Ok(found) if found.trim() == ranges.to_string() => Ok(()),
+        Ok(found) => Err(DedupError::Ranges { path, found: found.trim().to_owned(), wanted: ranges }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(atomic::write_shared(&path, ranges.to_string().as_bytes(), &task.name())?)
+        }
+        Err(source) => Err(DedupError::Read { path, source }),
+    }
 }
 
 /// Edges between consecutive documents of each run of equal hashes in
@@ -120,8 +143,7 @@ pub fn ranges(work: &Path) -> Result<usize, String> {
 /// keys, equal fingerprints are chained as above, and the first holders of
 /// each two distinct fingerprints within `max_distance` bits are joined.
 pub fn bucket_edges<'a>(sorted: impl Iterator<Item = Record<'a>>, simhash_distance: Option<u32>) -> Vec<Edge> {
-    let doc = |r: &Record| (r.unit, r.doc);
-    let edge = |a: &Record, b: &Record| (doc(a).min(doc(b)), doc(a).max(doc(b)));
+    let edge = |a: &Record, b: &Record| (a.place.min(b.place), a.place.max(b.place));
     let mut edges = Vec::new();
     // SimHash: the first holder of each distinct fingerprint in the current run of equal keys.
     let mut run: Vec<Record> = Vec::new();
@@ -129,7 +151,7 @@ pub fn bucket_edges<'a>(sorted: impl Iterator<Item = Record<'a>>, simhash_distan
         if let Some(max_distance) = simhash_distance {
             for (i, a) in run.iter().enumerate() {
                 for b in &run[i + 1..] {
-                    let both_index = a.unit >= INDEX_UNIT && b.unit >= INDEX_UNIT;
+                    let both_index = a.place.unit >= INDEX_UNIT && b.place.unit >= INDEX_UNIT;
                     if !both_index && super::simhash::distance(a.hashes[1], b.hashes[1]) <= max_distance {
                         edges.push(edge(a, b));
                     }
@@ -141,7 +163,7 @@ pub fn bucket_edges<'a>(sorted: impl Iterator<Item = Record<'a>>, simhash_distan
     let mut previous: Option<Record> = None;
     for r in sorted {
         if let Some(p) = previous {
-            if p.hashes == r.hashes && p.unit < INDEX_UNIT {
+            if p.hashes == r.hashes && p.place.unit < INDEX_UNIT {
                 edges.push(edge(&p, &r));
             }
             if simhash_distance.is_some() && p.hashes[0] != r.hashes[0] {
@@ -175,8 +197,8 @@ pub fn merged(files: &[Records]) -> impl Iterator<Item = Record<'_>> {
 
 pub fn encode(params: &StageParams, part: Part, edges: &[Edge]) -> Vec<u8> {
     let mut body = Vec::with_capacity(edges.len() * EDGE_BYTES);
-    for ((ua, da), (ub, db)) in edges {
-        for v in [ua, da, ub, db] {
+    for (a, b) in edges {
+        for v in [a.unit, a.index, b.unit, b.index] {
             body.extend_from_slice(&v.to_le_bytes());
         }
     }
@@ -184,22 +206,23 @@ pub fn encode(params: &StageParams, part: Part, edges: &[Edge]) -> Vec<u8> {
 }
 
 /// Reads and verifies the edges of `part`, written with `params`.
-pub fn read(path: &Path, params: &StageParams, part: Part) -> Result<Vec<Edge>, String> {
-    let fail = |message: String| format!("{}: {message}", path.display());
-    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let (found, body) =
-        frame::unwrap::<Header>(&bytes, MAGIC, "edges", |h| h.edges as usize * h.record_bytes).map_err(fail)?;
+pub fn read(path: &Path, params: &StageParams, part: Part) -> Result<Vec<Edge>, DedupError> {
+    read_file(path, |bytes| decode(bytes, params, part))
+}
+
+fn decode(bytes: &[u8], params: &StageParams, part: Part) -> Result<Vec<Edge>, Fault> {
+    let (found, body) = frame::unwrap::<Header>(bytes, MAGIC, "edges", |h| h.edges as usize * h.record_bytes)?;
     if found != header(params, part, found.edges as usize) {
-        return Err(fail(format!(
-            "written for {:?} with {:?}; this run needs {part:?} with {:?}",
+        return Err(Fault::Mismatch(format!(
+            "for {:?} with {:?}; this run needs {part:?} with {:?}",
             found.part, found.params, params
         )));
     }
     let u32_at = |c: &[u8], i: usize| u32::from_le_bytes(c[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
-    let edges: Vec<Edge> =
-        body.chunks_exact(EDGE_BYTES).map(|c| ((u32_at(c, 0), u32_at(c, 1)), (u32_at(c, 2), u32_at(c, 3)))).collect();
+    let place = |c: &[u8], i: usize| Place { unit: u32_at(c, i), index: u32_at(c, i + 1) };
+    let edges: Vec<Edge> = body.chunks_exact(EDGE_BYTES).map(|c| (place(c, 0), place(c, 2))).collect();
     if edges.windows(2).any(|w| w[0] > w[1]) {
-        return Err(fail("edges out of order (the file must be sorted)".into()));
+        return Err(Fault::Disorder("edges out of order".into()));
     }
     Ok(edges)
 }
@@ -215,31 +238,15 @@ pub struct BucketStats {
 /// Builds the edges of this task's parts: each band cut into `ranges`
 /// ranges, parts shared between tasks as units are. Memory: one part's
 /// records, a 1/`ranges` share of a band's.
-pub fn run(work: &Path, task: Task, ranges: usize, progress: ProgressMode) -> Result<BucketStats, String> {
+pub fn run(work: &Path, task: Task, ranges: usize, progress: ProgressMode) -> Result<BucketStats, DedupError> {
     let params = StageParams::load(work)?;
     let missing = missing_units(work, params.units);
-    if let Some(first) = missing.first() {
-        return Err(format!(
-            "{}: the signatures of {} of {} units are missing (unit {first} first); finish `curate dedup signatures` first",
-            work.display(),
-            missing.len(),
-            params.units
-        ));
+    if let Some(&first) = missing.first() {
+        let (missing, units) = (missing.len(), params.units);
+        return Err(DedupError::Incomplete { work: work.to_owned(), stage: "signatures", missing, units, first });
     }
     let config = params.config();
-    let layout = ranges_path(work);
-    std::fs::create_dir_all(layout.parent().expect("a folder")).map_err(|e| format!("{}: {e}", layout.display()))?;
-    let owner = format!("rank-{}", task.rank);
-    if atomic::claim(&layout, &ranges.to_string(), &owner).map_err(|e| format!("{}: {e}", layout.display()))?
-        == atomic::Claim::Other
-    {
-        return Err(format!(
-            "{}: the bucket stage here cut bands into {} ranges, not {ranges}; use the same --ranges, or delete {}",
-            layout.display(),
-            std::fs::read_to_string(&layout).unwrap_or_default().trim(),
-            layout.parent().expect("a folder").display()
-        ));
-    }
+    claim_ranges(work, ranges, task)?;
     let mut stats = BucketStats::default();
     let mine: Vec<Part> =
         Part::all(config.bands, ranges).enumerate().filter(|&(i, _)| task.owns(i)).map(|(_, p)| p).collect();
@@ -262,13 +269,12 @@ pub fn run(work: &Path, task: Task, ranges: usize, progress: ProgressMode) -> Re
             bar.add(sources.iter().map(|s| file_size(band, s)).sum(), 0);
             continue;
         }
-        let files: Vec<Result<Records, String>> = sources
+        let files: Vec<Result<Records, DedupError>> = sources
             .par_iter()
             .map(|source| {
                 let &(folder, unit, base) = source;
                 let mut records =
-                    sigfile::read_where(&band_path(folder, band, unit), &config, band, unit as u32, |h| part.holds(h))
-                        .map_err(|e| e.to_string())?;
+                    sigfile::read_where(&band_path(folder, band, unit), &config, band, unit as u32, |h| part.holds(h))?;
                 bar.add(file_size(band, source), records.len() as u64);
                 records.offset_units(base);
                 Ok(records)
@@ -276,11 +282,10 @@ pub fn run(work: &Path, task: Task, ranges: usize, progress: ProgressMode) -> Re
             .collect();
         let files: Vec<Records> = files.into_iter().collect::<Result<_, _>>()?;
         let records: usize = files.iter().map(Records::len).sum();
-        let simhash_distance = (params.method == super::minhash::Method::Simhash).then_some(params.max_distance);
+        let simhash_distance = (params.method == Method::Simhash).then_some(params.max_distance);
         let edges = bucket_edges(merged(&files), simhash_distance);
         drop(files);
-        std::fs::create_dir_all(path.parent().expect("a folder")).map_err(|e| format!("{}: {e}", path.display()))?;
-        super::commit(&path, &encode(&params, part, &edges))?;
+        atomic::write(&path, &encode(&params, part, &edges))?;
         stats.parts += 1;
         stats.records += records as u64;
         stats.edges += edges.len() as u64;
@@ -296,11 +301,17 @@ mod tests {
 
     fn records(list: &[(&[u64], u32, u32)]) -> Records {
         let mut records = Records::new(list[0].0.len());
-        for &(hashes, unit, doc) in list {
-            records.push(hashes, unit, doc);
+        for &(hashes, unit, index) in list {
+            records.push(hashes, Place { unit, index });
         }
         records.sort();
         records
+    }
+
+    /// Edges written as ((unit, index), (unit, index)).
+    fn edges(list: &[((u32, u32), (u32, u32))]) -> Vec<Edge> {
+        let place = |(unit, index): (u32, u32)| Place { unit, index };
+        list.iter().map(|&(a, b)| (place(a), place(b))).collect()
     }
 
     #[test]
@@ -313,7 +324,7 @@ mod tests {
             (&[7, 7], 2, 2),
             (&[7, 7], 0, 0),
         ]);
-        assert_eq!(bucket_edges(records.iter(), None), [((0, 0), (2, 2)), ((0, 5), (0, 9)), ((0, 9), (1, 0))]);
+        assert_eq!(bucket_edges(records.iter(), None), edges(&[((0, 0), (2, 2)), ((0, 5), (0, 9)), ((0, 9), (1, 0))]));
     }
 
     #[test]
@@ -323,14 +334,15 @@ mod tests {
         let empty = Records::new(2);
         let c = records(&[(&[0, 0], 2, 5), (&[9, 9], 2, 1)]);
         let files = [a, empty, b, c];
-        let got: Vec<(Vec<u64>, u32, u32)> = merged(&files).map(|r| (r.hashes.to_vec(), r.unit, r.doc)).collect();
+        let got: Vec<(Vec<u64>, u32, u32)> =
+            merged(&files).map(|r| (r.hashes.to_vec(), r.place.unit, r.place.index)).collect();
         let mut expected: Vec<(Vec<u64>, u32, u32)> = files
             .iter()
-            .flat_map(|f| f.iter().map(|r| (r.hashes.to_vec(), r.unit, r.doc)).collect::<Vec<_>>())
+            .flat_map(|f| f.iter().map(|r| (r.hashes.to_vec(), r.place.unit, r.place.index)).collect::<Vec<_>>())
             .collect();
         expected.sort();
         assert_eq!(got, expected);
-        assert_eq!(bucket_edges(merged(&files), None), [((0, 3), (1, 0))]);
+        assert_eq!(bucket_edges(merged(&files), None), edges(&[((0, 3), (1, 0))]));
     }
 
     #[test]
@@ -367,7 +379,7 @@ mod tests {
         // Distances: 1 vs 7 is 2 bits, 1 vs 0xf 3, 7 vs 0xf 1, 0xff is 4+ from all.
         assert_eq!(
             bucket_edges(records.iter(), Some(3)),
-            [((0, 0), (0, 4)), ((0, 0), (1, 1)), ((0, 0), (INDEX_UNIT, 3)), ((1, 1), (INDEX_UNIT, 3)),]
+            edges(&[((0, 0), (0, 4)), ((0, 0), (1, 1)), ((0, 0), (INDEX_UNIT, 3)), ((1, 1), (INDEX_UNIT, 3))])
         );
     }
 
@@ -376,18 +388,18 @@ mod tests {
         let params = StageParams::new(&MinHashConfig::default(), 3);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.edges");
-        let edges = vec![((0, 1), (0, 2)), ((0, 2), (2, 7))];
+        let edges = edges(&[((0, 1), (0, 2)), ((0, 2), (2, 7))]);
         let part = Part { band: 4, range: 1, ranges: 3 };
         std::fs::write(&path, encode(&params, part, &edges)).unwrap();
         assert_eq!(read(&path, &params, part).unwrap(), edges);
-        let err = read(&path, &params, Part { band: 5, ..part }).unwrap_err();
+        let err = read(&path, &params, Part { band: 5, ..part }).unwrap_err().to_string();
         assert!(err.contains("written for Part { band: 4, range: 1, ranges: 3 }"), "{err}");
         assert!(read(&path, &params, Part { range: 2, ..part }).is_err());
         let other = StageParams { seed: 2, ..params.clone() };
-        assert!(read(&path, &other, part).unwrap_err().contains("seed: 1"));
+        assert!(read(&path, &other, part).unwrap_err().to_string().contains("seed: 1"));
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        let err = read(&path, &params, part).unwrap_err();
+        let err = read(&path, &params, part).unwrap_err().to_string();
         assert!(err.contains("e.edges") && err.contains("truncated"), "{err}");
     }
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::error::{read_file, DedupError, Fault};
 use super::frame;
 
 const MAGIC: &[u8; 8] = b"CURATEDI";
@@ -55,27 +56,29 @@ pub fn encode(unit: u32, docs: &[DocInfo]) -> Vec<u8> {
 }
 
 /// Reads and verifies the file of `unit`.
-pub fn read(path: &Path, unit: u32) -> Result<Vec<DocInfo>, String> {
-    let fail = |message: String| format!("{}: {message}", path.display());
-    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let (header, mut body) =
-        frame::unwrap::<Header>(&bytes, MAGIC, "document ids", |h| h.body_bytes as usize).map_err(fail)?;
+pub fn read(path: &Path, unit: u32) -> Result<Vec<DocInfo>, DedupError> {
+    read_file(path, |bytes| decode(bytes, unit))
+}
+
+fn decode(bytes: &[u8], unit: u32) -> Result<Vec<DocInfo>, Fault> {
+    let (header, mut body) = frame::unwrap::<Header>(bytes, MAGIC, "document ids", |h| h.body_bytes as usize)?;
     if header.unit != unit {
-        return Err(fail(format!("written for unit {}, read as unit {unit}", header.unit)));
+        return Err(Fault::Mismatch(format!("for unit {}, read as unit {unit}", header.unit)));
     }
+    let broken = || Fault::Malformed("a record breaks off".into());
     let mut docs = Vec::with_capacity(header.docs as usize);
     while !body.is_empty() {
-        let (priority, rest) = body.split_at_checked(8).ok_or_else(|| fail("a record breaks off".into()))?;
-        let (len, rest) = rest.split_at_checked(4).ok_or_else(|| fail("a record breaks off".into()))?;
+        let (priority, rest) = body.split_at_checked(8).ok_or_else(broken)?;
+        let (len, rest) = rest.split_at_checked(4).ok_or_else(broken)?;
         let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-        let (id, rest) = rest.split_at_checked(len).ok_or_else(|| fail("a record breaks off".into()))?;
-        let id =
-            String::from_utf8(id.to_vec()).map_err(|_| fail(format!("document {}'s id is not UTF-8", docs.len())))?;
+        let (id, rest) = rest.split_at_checked(len).ok_or_else(broken)?;
+        let id = String::from_utf8(id.to_vec())
+            .map_err(|_| Fault::Malformed(format!("document {}'s id is not UTF-8", docs.len())))?;
         docs.push(DocInfo { id, priority: f64::from_le_bytes(priority.try_into().expect("8 bytes")) });
         body = rest;
     }
     if docs.len() as u64 != header.docs {
-        return Err(fail(format!("{} documents, but its header announces {}", docs.len(), header.docs)));
+        return Err(Fault::Malformed(format!("{} documents, but its header announces {}", docs.len(), header.docs)));
     }
     Ok(docs)
 }
@@ -108,10 +111,10 @@ mod tests {
         assert_eq!(back.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["a", "", "ünï"]);
         assert_eq!((back[0].priority, back[2].priority), (2.5, -1.0));
         assert!(back[1].priority.is_nan());
-        assert!(read(&file, 8).unwrap_err().contains("written for unit 7"));
+        assert!(read(&file, 8).unwrap_err().to_string().contains("written for unit 7"));
         let bytes = std::fs::read(&file).unwrap();
         std::fs::write(&file, &bytes[..bytes.len() - 1]).unwrap();
-        let err = read(&file, 7).unwrap_err();
+        let err = read(&file, 7).unwrap_err().to_string();
         assert!(err.contains("u.docs") && err.contains("truncated"), "{err}");
     }
 

@@ -23,11 +23,12 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::clusters::{self, Layout, Removal};
+use super::error::DedupError;
 use super::minhash::Method;
 use super::signatures::{self, StageParams};
-use crate::doc::{Doc, FieldNames};
-use crate::engine::step::{Outcome, Step};
+use crate::io::doc::{Doc, FieldNames, Place};
 use crate::io::plan::Plan;
+use crate::step::{InputMismatch, Mode, Outcome, Step};
 
 /// The field that names a dropped document's kept copy.
 pub const DUPLICATE_OF: &str = "duplicate_of";
@@ -43,21 +44,34 @@ pub struct DedupStep {
     reason: &'static str,
     params: StageParams,
     /// Every clustered document, its cluster's kept one included.
-    members: HashMap<(u32, u32), Removal>,
+    members: HashMap<Place, Removal>,
     /// Numbers documents for the `cluster` signal.
     layout: Layout,
     /// The kept documents' ids, as JSON string values.
-    kept_ids: BTreeMap<(u32, u32), serde_json::Value>,
+    kept_ids: BTreeMap<Place, serde_json::Value>,
     metadata: [(String, bool); 1],
 }
 
+impl DedupConfig {
+    /// Checks that the stages ran in `work`, without reading what they wrote.
+    pub fn check(&self) -> Result<(), DedupError> {
+        for (path, hint) in [
+            (StageParams::path(&self.work), "run `curate dedup signatures` with this work folder first"),
+            (clusters::removals_path(&self.work), "run `curate dedup clusters` first"),
+        ] {
+            if !path.is_file() {
+                return Err(DedupError::NotReady { path, hint });
+            }
+        }
+        Ok(())
+    }
+}
+
 impl DedupStep {
-    pub fn new(config: DedupConfig) -> Result<DedupStep, String> {
+    pub fn new(config: DedupConfig) -> Result<DedupStep, DedupError> {
+        config.check()?;
         let params = StageParams::load(&config.work)?;
         let path = clusters::removals_path(&config.work);
-        if !path.is_file() {
-            return Err(format!("{}: missing; run `curate dedup clusters` first", path.display()));
-        }
         let mut members = HashMap::new();
         for r in clusters::read(&path, &params)? {
             members.insert(r.kept, Removal { doc: r.kept, ..r });
@@ -77,8 +91,8 @@ impl DedupStep {
         Ok(DedupStep { work: config.work, reason, params, members, layout, kept_ids, metadata })
     }
 
-    fn judge(&self, doc: &mut Doc) -> Outcome {
-        match self.members.get(&doc.origin) {
+    fn decide(&self, doc: &mut Doc) -> Outcome {
+        match self.members.get(&doc.place) {
             Some(r) if r.doc != r.kept => {
                 if let Some(id) = self.kept_ids.get(&r.kept) {
                     doc.set_field(DUPLICATE_OF, id);
@@ -91,20 +105,18 @@ impl DedupStep {
 }
 
 impl Step for DedupStep {
-    fn process(&self, doc: &mut Doc) -> Outcome {
-        self.judge(doc)
+    fn judge(&self, doc: &mut Doc, mode: Mode<'_>) -> Outcome {
+        if let Mode::Annotate(signals) = mode {
+            match self.members.get(&doc.place) {
+                Some(r) => signals.extend([self.layout.number(r.kept) as f64, f64::from(r.cluster_size)]),
+                None => signals.extend([f64::NAN, f64::NAN]),
+            }
+        }
+        self.decide(doc)
     }
 
     fn signal_names(&self) -> &'static [&'static str] {
         &["cluster", "cluster_size"]
-    }
-
-    fn annotate(&self, doc: &mut Doc, signals: &mut Vec<f64>) -> Outcome {
-        match self.members.get(&doc.origin) {
-            Some(r) => signals.extend([self.layout.number(r.kept) as f64, f64::from(r.cluster_size)]),
-            None => signals.extend([f64::NAN, f64::NAN]),
-        }
-        self.judge(doc)
     }
 
     fn metadata_fields(&self) -> &[(String, bool)] {
@@ -115,18 +127,14 @@ impl Step for DedupStep {
         false
     }
 
-    fn process_counting(&self, doc: &mut Doc, _signals: &mut Vec<f64>) -> Outcome {
-        self.judge(doc)
-    }
-
-    fn check_input(&self, plan: &Plan, names: &FieldNames) -> Result<(), String> {
-        let made = std::fs::read_to_string(self.work.join("signatures/run.json")).map_err(|e| e.to_string())?;
-        if made.trim() != signatures::fingerprint(&self.params, names, plan) {
-            return Err(format!(
+    fn check_input(&self, plan: &Plan, names: &FieldNames) -> Result<(), InputMismatch> {
+        let made = signatures::stage_dir(&self.work).fingerprint();
+        if made.as_deref() != Some(signatures::fingerprint(&self.params, names, plan).as_str()) {
+            return Err(InputMismatch(format!(
                 "this run's input (its files, text and id fields, or split_bytes) is not the input \
                  `curate dedup signatures` read into {}; dedup names documents by their place in it",
                 self.work.display()
-            ));
+            )));
         }
         Ok(())
     }

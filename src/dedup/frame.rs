@@ -10,6 +10,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::error::Fault;
+
 pub const VERSION: u32 = 1;
 
 /// A file's bytes: the envelope around `header` and `body`.
@@ -28,21 +30,21 @@ pub fn wrap(magic: &[u8; 8], header: &impl Serialize, body: &[u8]) -> Vec<u8> {
 
 /// How many bytes a file's magic, version and header take, from its first
 /// 16 bytes (`start`), once the magic and version hold.
-pub fn header_end(start: &[u8], magic: &[u8; 8], what: &str) -> Result<usize, String> {
+pub fn header_end(start: &[u8], magic: &[u8; 8], what: &'static str) -> Result<usize, Fault> {
     if start.len() < 16 || &start[..8] != magic {
-        return Err(format!("not a curate {what} file (no {} header)", String::from_utf8_lossy(magic)));
+        return Err(Fault::NotThisKind { what, magic: String::from_utf8_lossy(magic).into_owned() });
     }
     let u32_at = |at: usize| u32::from_le_bytes(start[at..at + 4].try_into().expect("4 bytes"));
     let version = u32_at(8);
     if version != VERSION {
-        return Err(format!("{what} file version {version}; this curate reads version {VERSION}"));
+        return Err(Fault::Version { what, found: version });
     }
     Ok(16 + u32_at(12) as usize)
 }
 
 /// The JSON header of a file whose first `header_end` bytes are `head`.
-pub fn parse_header<H: DeserializeOwned>(head: &[u8]) -> Result<H, String> {
-    serde_json::from_slice(&head[16..]).map_err(|e| format!("unreadable header: {e}"))
+pub fn parse_header<H: DeserializeOwned>(head: &[u8]) -> Result<H, Fault> {
+    serde_json::from_slice(&head[16..]).map_err(Fault::Header)
 }
 
 /// The header and the record bytes of a file of kind `magic` (`what` names
@@ -51,24 +53,21 @@ pub fn parse_header<H: DeserializeOwned>(head: &[u8]) -> Result<H, String> {
 pub fn unwrap<'a, H: DeserializeOwned>(
     bytes: &'a [u8],
     magic: &[u8; 8],
-    what: &str,
+    what: &'static str,
     body_len: impl Fn(&H) -> usize,
-) -> Result<(H, &'a [u8]), String> {
+) -> Result<(H, &'a [u8]), Fault> {
     let head_end = header_end(bytes, magic, what)?;
     if bytes.len() < head_end + 8 {
-        return Err("truncated inside its header".into());
+        return Err(Fault::TruncatedHeader);
     }
     let header: H = parse_header(&bytes[..head_end])?;
     let want = head_end + body_len(&header) + 8;
     if bytes.len() != want {
-        return Err(format!(
-            "{} bytes, but its header announces {want}: the file is truncated or has extra bytes",
-            bytes.len()
-        ));
+        return Err(Fault::Length { found: bytes.len() as u64, announced: want as u64 });
     }
     let stored = u64::from_le_bytes(bytes[want - 8..].try_into().expect("8 bytes"));
     if xxh3_64(&bytes[..want - 8]) != stored {
-        return Err("checksum mismatch: the file is damaged".into());
+        return Err(Fault::Checksum);
     }
     Ok((header, &bytes[head_end..want - 8]))
 }

@@ -20,9 +20,10 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::error::DedupError;
 use super::lines::{self, line_hash};
-use crate::doc::Doc;
-use crate::engine::step::{Outcome, Step};
+use crate::io::doc::Doc;
+use crate::step::{Mode, Outcome, Step};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,8 +48,16 @@ struct Cut {
     counted: usize,
 }
 
+impl LineDedupConfig {
+    /// Checks that every unit's lines were counted in `work`, without
+    /// reading the counts.
+    pub fn check(&self) -> Result<(), DedupError> {
+        lines::complete_units(&self.work).map(drop)
+    }
+}
+
 impl LineDedupStep {
-    pub fn new(config: LineDedupConfig) -> Result<LineDedupStep, String> {
+    pub fn new(config: LineDedupConfig) -> Result<LineDedupStep, DedupError> {
         Ok(LineDedupStep { frequent: lines::frequent_lines(&config.work, config.max_repeats)? })
     }
 
@@ -70,7 +79,7 @@ impl LineDedupStep {
         cut
     }
 
-    fn judge(&self, doc: &mut Doc, signals: Option<&mut Vec<f64>>, rewrite: bool) -> Outcome {
+    fn decide(&self, doc: &mut Doc, signals: Option<&mut Vec<f64>>, rewrite: bool) -> Outcome {
         let cut = self.cut(&doc.text);
         if let Some(signals) = signals {
             let fraction = if cut.counted == 0 { 0.0 } else { cut.removed as f64 / cut.counted as f64 };
@@ -91,16 +100,16 @@ impl LineDedupStep {
 }
 
 impl Step for LineDedupStep {
-    fn process(&self, doc: &mut Doc) -> Outcome {
-        self.judge(doc, None, true)
+    fn judge(&self, doc: &mut Doc, mode: Mode<'_>) -> Outcome {
+        match mode {
+            Mode::Filter => self.decide(doc, None, true),
+            Mode::Count(signals) => self.decide(doc, Some(signals), true),
+            Mode::Annotate(signals) => self.decide(doc, Some(signals), false),
+        }
     }
 
     fn signal_names(&self) -> &'static [&'static str] {
         &["removed_lines", "removed_fraction"]
-    }
-
-    fn annotate(&self, doc: &mut Doc, signals: &mut Vec<f64>) -> Outcome {
-        self.judge(doc, Some(signals), false)
     }
 
     fn metadata_fields(&self) -> &[(String, bool)] {
@@ -109,9 +118,5 @@ impl Step for LineDedupStep {
 
     fn sums_signals(&self) -> bool {
         true
-    }
-
-    fn process_counting(&self, doc: &mut Doc, signals: &mut Vec<f64>) -> Outcome {
-        self.judge(doc, Some(signals), true)
     }
 }

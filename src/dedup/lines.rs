@@ -8,10 +8,13 @@
 //! ```text
 //! WORK/lines/run.json                 the input's fingerprint
 //! WORK/lines/unit-000012.counts       unit 12's lines: u64 xxh3 of the normalised line, u32 count; sorted
+//! WORK/lines/units/unit-000012.json   unit 12's stats: its completion marker
+//! WORK/lines/stats/rank-00000-of-00001.json  a task's stats
 //! ```
 //!
-//! Tasks share the units (`--rank`, `--world-size`) as `curate run` does; a
-//! unit's file is written atomically and a rerun skips files that verify.
+//! Tasks share the units (`--rank`, `--world-size`) as `curate run` does,
+//! through the stage driver ([`crate::stage`]): a unit's counts file is
+//! published, then its marker; a rerun skips units whose files verify.
 //! The `line_dedup` step ([`super::line_step`]) merges them all in hash
 //! order ([`frequent_lines`]). Lines that normalise to nothing (blank,
 //! punctuation only) are never counted. Memory: one unit's distinct lines
@@ -19,28 +22,29 @@
 //! per file while merging.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64, Xxh3};
 
+use super::error::{read_file, DedupError, Fault};
 use super::frame;
 use super::normalize::simplify_text;
-use crate::doc::FieldNames;
-use crate::engine::progress::{Progress, ProgressMode};
-use crate::engine::stats::Occurrences;
-use crate::engine::task::Task;
-use crate::engine::workers::run_units;
 use crate::io::atomic;
+use crate::io::doc::FieldNames;
 use crate::io::docs::UnitBatches;
-use crate::io::plan::{self, Plan};
+use crate::io::plan::{self, Plan, Unit};
 use crate::io::read::ReadOptions;
+use crate::runtime::pool;
+use crate::runtime::progress::{ProgressMode, UnitProgress};
+use crate::runtime::tally::ErrorTally;
+use crate::runtime::task::Task;
+use crate::stage::{Stage, StageDir, StageError, StageStats, Unbalanced};
 
 const MAGIC: &[u8; 8] = b"CURATELC";
 const RECORD_BYTES: usize = 12;
@@ -75,6 +79,12 @@ pub fn counts_path(work: &Path, unit: usize) -> PathBuf {
     work.join("lines").join(format!("unit-{unit:06}.counts"))
 }
 
+/// The stage's bookkeeping: `WORK/lines/{run.json,units/}` and `WORK/lines/stats/`.
+pub fn stage_dir(work: &Path) -> StageDir {
+    let dir = work.join("lines");
+    StageDir::new(dir.clone(), dir.join("stats"))
+}
+
 pub fn encode(unit: u32, counts: &HashMap<u64, u32>) -> Vec<u8> {
     let mut sorted: Vec<(u64, u32)> = counts.iter().map(|(&h, &c)| (h, c)).collect();
     sorted.sort_unstable();
@@ -87,13 +97,14 @@ pub fn encode(unit: u32, counts: &HashMap<u64, u32>) -> Vec<u8> {
 }
 
 /// Reads and verifies unit `unit`'s counts, sorted by hash.
-pub fn read(path: &Path, unit: u32) -> Result<Vec<(u64, u32)>, String> {
-    let fail = |message: String| format!("{}: {message}", path.display());
-    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let (found, body) =
-        frame::unwrap::<Header>(&bytes, MAGIC, "line counts", |h| h.lines as usize * h.record_bytes).map_err(fail)?;
+pub fn read(path: &Path, unit: u32) -> Result<Vec<(u64, u32)>, DedupError> {
+    read_file(path, |bytes| decode(bytes, unit))
+}
+
+fn decode(bytes: &[u8], unit: u32) -> Result<Vec<(u64, u32)>, Fault> {
+    let (found, body) = frame::unwrap::<Header>(bytes, MAGIC, "line counts", |h| h.lines as usize * h.record_bytes)?;
     if found != header(unit, found.lines as usize) {
-        return Err(fail(format!("written for unit {}, read as unit {unit}", found.unit)));
+        return Err(Fault::Mismatch(format!("for unit {}, read as unit {unit}", found.unit)));
     }
     let records: Vec<(u64, u32)> = body
         .chunks_exact(RECORD_BYTES)
@@ -102,7 +113,7 @@ pub fn read(path: &Path, unit: u32) -> Result<Vec<(u64, u32)>, String> {
         })
         .collect();
     if records.windows(2).any(|w| w[0].0 >= w[1].0) {
-        return Err(fail("hashes out of order or repeated (the file must be sorted)".into()));
+        return Err(Fault::Disorder("hashes out of order or repeated".into()));
     }
     Ok(records)
 }
@@ -117,32 +128,50 @@ pub struct LineCountOptions {
     pub progress: ProgressMode,
 }
 
+/// A unit's or a task's counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LineCountStats {
     pub units: u64,
-    /// Units done by an earlier run, whose files verified.
-    pub skipped_units: u64,
     pub docs: u64,
     pub lines: u64,
     /// Distinct lines, summed over units.
     pub distinct_lines: u64,
-    pub error_docs: u64,
     /// Why records could not become documents, with examples naming the file and line.
-    pub errors: BTreeMap<String, Occurrences>,
+    #[serde(flatten)]
+    pub errors: ErrorTally,
 }
 
-impl LineCountStats {
+impl StageStats for LineCountStats {
     fn merge(&mut self, other: &LineCountStats) {
         self.units += other.units;
-        self.skipped_units += other.skipped_units;
         self.docs += other.docs;
         self.lines += other.lines;
         self.distinct_lines += other.distinct_lines;
-        self.error_docs += other.error_docs;
-        for (kind, occurrences) in &other.errors {
-            self.errors.entry(kind.clone()).or_default().merge(occurrences);
-        }
+        self.errors.merge(&other.errors);
     }
+
+    fn docs(&self) -> u64 {
+        self.docs + self.errors.docs
+    }
+
+    fn check(&self) -> Result<(), Unbalanced> {
+        if !self.errors.balances() {
+            return Err(Unbalanced(format!(
+                "errors by kind add up to {} but error_docs is {}",
+                self.errors.kinds.total(),
+                self.errors.docs
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a task of the stage reports.
+pub struct LineCountReport {
+    pub stats: LineCountStats,
+    /// Units done by an earlier run, whose files verified.
+    pub done_before: usize,
+    pub stats_path: PathBuf,
 }
 
 #[derive(Serialize)]
@@ -153,75 +182,65 @@ struct Fingerprint<'a> {
 }
 
 /// Counts the lines of this task's units.
-pub fn run(options: &LineCountOptions) -> Result<LineCountStats, String> {
-    let plan = plan::plan(&options.input, None, SPLIT_BYTES).map_err(|e| e.to_string())?;
-    let dir = options.work.join("lines");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+pub fn run(options: &LineCountOptions) -> Result<LineCountReport, DedupError> {
+    let plan = plan::plan(&options.input, None, SPLIT_BYTES).map_err(StageError::from)?;
     let fingerprint = Fingerprint { kind: "line counts", names: (&options.names.text, &options.names.id), plan: &plan };
     let fingerprint = format!("{:032x}", xxh3_128(&serde_json::to_vec(&fingerprint).expect("serialisable")));
-    let run_path = dir.join("run.json");
-    let owner = format!("rank-{}", options.task.rank);
-    if atomic::claim(&run_path, &fingerprint, &owner).map_err(|e| format!("{}: {e}", run_path.display()))?
-        == atomic::Claim::Other
-    {
-        return Err(format!(
-            "{} holds line counts of another input; use another --work folder, or delete its lines/ folder",
-            options.work.display()
-        ));
-    }
-    let mine: Vec<usize> = (0..plan.units.len()).filter(|&u| options.task.owns(u)).collect();
-    let read =
-        Arc::new(ReadOptions { names: options.names.clone(), batch_size: options.batch_size, batch_bytes: 16 << 20 });
-    let progress = Progress::start(mine.iter().map(|&u| plan.units[u].bytes).sum(), options.progress);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(options.threads).build().map_err(|e| e.to_string())?;
-    let abort = AtomicBool::new(false);
-    let results = run_units(mine.len(), options.threads, &pool, &abort, |i| {
-        let unit = mine[i];
-        let path = counts_path(&options.work, unit);
-        if read_ok(&path, unit) {
-            progress.add(plan.units[unit].bytes, 0);
-            return Ok(LineCountStats { units: 1, skipped_units: 1, ..Default::default() });
-        }
-        let mut stats = LineCountStats { units: 1, ..Default::default() };
-        let mut counts: HashMap<u64, u32> = HashMap::new();
-        let mut batches = UnitBatches::new(&plan, vec![unit], read.clone());
-        while let Some((_, docs)) = batches.next_batch() {
-            let hashes: Vec<Vec<u64>> =
-                docs.par_iter().map(|d| d.text.lines().filter_map(line_hash).collect()).collect();
-            for h in hashes.iter().flatten() {
-                let c = counts.entry(*h).or_default();
-                *c = c.saturating_add(1);
-            }
-            stats.docs += docs.len() as u64;
-            stats.lines += hashes.iter().map(|h| h.len() as u64).sum::<u64>();
-            progress.add(0, docs.len() as u64);
-        }
-        stats.error_docs = batches.error_docs;
-        stats.errors = batches.errors;
-        stats.distinct_lines = counts.len() as u64;
-        super::commit(&path, &encode(unit as u32, &counts))?;
-        progress.add(plan.units[unit].bytes, 0);
-        Ok::<_, String>(stats)
-    });
-    progress.finish();
-    let mut total = LineCountStats::default();
-    for result in results.into_iter().flatten() {
-        total.merge(&result?);
-    }
-    Ok(total)
-}
-
-fn read_ok(path: &Path, unit: usize) -> bool {
-    if !path.is_file() {
-        return false;
-    }
-    match read(path, unit as u32) {
+    let dir = stage_dir(&options.work);
+    dir.create()?;
+    let work = &options.work;
+    let intact = |unit: usize| match read(&counts_path(work, unit), unit as u32) {
         Ok(_) => true,
         Err(e) => {
             eprintln!("curate: {e}; counting unit {unit} again");
             false
         }
+    };
+    let stage = Stage::<LineCountStats>::claim(
+        &dir,
+        &plan,
+        options.task,
+        &fingerprint,
+        "line counts of another input",
+        intact,
+    )?;
+    let done_before = stage.done_before();
+    let read =
+        Arc::new(ReadOptions { names: options.names.clone(), batch_size: options.batch_size, batch_bytes: 16 << 20 });
+    let pool = pool::pool(options.threads).map_err(StageError::from)?;
+    let stats =
+        stage.run(LineCountStats::default(), &pool, options.threads, options.progress, |unit, progress, _| {
+            count_unit(&plan, &read, work, unit, progress).map(Some)
+        })?;
+    Ok(LineCountReport { stats, done_before, stats_path: dir.task_path(options.task) })
+}
+
+/// Counts a unit's lines and publishes its counts file.
+fn count_unit(
+    plan: &Plan,
+    read: &Arc<ReadOptions>,
+    work: &Path,
+    unit: &Unit,
+    progress: &mut UnitProgress,
+) -> Result<LineCountStats, DedupError> {
+    let mut stats = LineCountStats { units: 1, ..Default::default() };
+    let mut counts: HashMap<u64, u32> = HashMap::new();
+    let mut batches = UnitBatches::new(plan, vec![unit.index], read.clone());
+    while let Some((_, docs)) = batches.next_batch() {
+        let hashes: Vec<Vec<u64>> = docs.par_iter().map(|d| d.text.lines().filter_map(line_hash).collect()).collect();
+        for h in hashes.iter().flatten() {
+            let c = counts.entry(*h).or_default();
+            *c = c.saturating_add(1);
+        }
+        stats.docs += docs.len() as u64;
+        stats.lines += hashes.iter().map(|h| h.len() as u64).sum::<u64>();
+        progress.docs(docs.len() as u64);
+        progress.read_to(batches.bytes_read());
     }
+    stats.errors = batches.errors;
+    stats.distinct_lines = counts.len() as u64;
+    atomic::write(&counts_path(work, unit.index), &encode(unit.index as u32, &counts))?;
+    Ok(stats)
 }
 
 /// One unit's counts file, read record by record after a first pass has
@@ -235,34 +254,35 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn open(path: &Path, unit: u32) -> Result<Cursor, String> {
-        let fail = |message: String| format!("{}: {message}", path.display());
+    fn open(path: &Path, unit: u32) -> Result<Cursor, DedupError> {
+        let io = DedupError::read;
+        let damaged = DedupError::damaged;
         // Pass 1: the envelope and the checksum, streamed.
-        let mut file = File::open(path).map_err(|e| fail(e.to_string()))?;
-        let size = file.metadata().map_err(|e| fail(e.to_string()))?.len();
+        let mut file = File::open(path).map_err(io(path))?;
+        let size = file.metadata().map_err(io(path))?.len();
         let mut prefix = vec![0u8; 16];
-        file.read_exact(&mut prefix).map_err(|_| fail("not a curate line counts file (too short)".into()))?;
-        let head_end = frame::header_end(&prefix, MAGIC, "line counts").map_err(fail)?;
+        file.read_exact(&mut prefix).map_err(|_| {
+            damaged(path)(Fault::NotThisKind { what: "line counts", magic: String::from_utf8_lossy(MAGIC).into() })
+        })?;
+        let head_end = frame::header_end(&prefix, MAGIC, "line counts").map_err(damaged(path))?;
         prefix.resize(head_end, 0);
-        file.read_exact(&mut prefix[16..]).map_err(|_| fail("truncated inside its header".into()))?;
-        let found: Header = frame::parse_header(&prefix).map_err(fail)?;
+        file.read_exact(&mut prefix[16..]).map_err(|_| damaged(path)(Fault::TruncatedHeader))?;
+        let found: Header = frame::parse_header(&prefix).map_err(damaged(path))?;
         if found != header(unit, found.lines as usize) {
-            return Err(fail(format!("written for unit {}, read as unit {unit}", found.unit)));
+            return Err(damaged(path)(Fault::Mismatch(format!("for unit {}, read as unit {unit}", found.unit))));
         }
         let want = head_end as u64 + found.lines * RECORD_BYTES as u64 + 8;
         if size != want {
-            return Err(fail(format!(
-                "{size} bytes, but its header announces {want}: the file is truncated or has extra bytes"
-            )));
+            return Err(damaged(path)(Fault::Length { found: size, announced: want }));
         }
         let mut hasher = Xxh3::new();
         hasher.update(&prefix);
         let mut reader = BufReader::with_capacity(1 << 16, file);
         let mut left = found.lines * RECORD_BYTES as u64;
         while left > 0 {
-            let buf = reader.fill_buf().map_err(|e| fail(e.to_string()))?;
+            let buf = reader.fill_buf().map_err(io(path))?;
             if buf.is_empty() {
-                return Err(fail("truncated while being read".into()));
+                return Err(damaged(path)(Fault::Truncated));
             }
             let take = buf.len().min(left as usize);
             hasher.update(&buf[..take]);
@@ -270,13 +290,13 @@ impl Cursor {
             left -= take as u64;
         }
         let mut stored = [0u8; 8];
-        reader.read_exact(&mut stored).map_err(|e| fail(e.to_string()))?;
+        reader.read_exact(&mut stored).map_err(io(path))?;
         if hasher.digest() != u64::from_le_bytes(stored) {
-            return Err(fail("checksum mismatch: the file is damaged".into()));
+            return Err(damaged(path)(Fault::Checksum));
         }
         // Pass 2 starts at the first record.
         let mut file = reader.into_inner();
-        file.seek(SeekFrom::Start(head_end as u64)).map_err(|e| fail(e.to_string()))?;
+        file.seek(SeekFrom::Start(head_end as u64)).map_err(io(path))?;
         Ok(Cursor {
             reader: BufReader::with_capacity(1 << 14, file),
             path: path.to_path_buf(),
@@ -285,16 +305,16 @@ impl Cursor {
         })
     }
 
-    fn next(&mut self) -> Result<Option<(u64, u32)>, String> {
+    fn next(&mut self) -> Result<Option<(u64, u32)>, DedupError> {
         if self.remaining == 0 {
             return Ok(None);
         }
         let mut record = [0u8; RECORD_BYTES];
-        self.reader.read_exact(&mut record).map_err(|e| format!("{}: {e}", self.path.display()))?;
+        self.reader.read_exact(&mut record).map_err(DedupError::read(&self.path))?;
         self.remaining -= 1;
         let hash = u64::from_le_bytes(record[..8].try_into().expect("8 bytes"));
         if self.last.is_some_and(|last| last >= hash) {
-            return Err(format!("{}: hashes out of order or repeated (the file must be sorted)", self.path.display()));
+            return Err(DedupError::damaged(&self.path)(Fault::Disorder("hashes out of order or repeated".into())));
         }
         self.last = Some(hash);
         Ok(Some((hash, u32::from_le_bytes(record[8..].try_into().expect("4 bytes")))))
@@ -304,6 +324,7 @@ impl Cursor {
 /// Lifts the soft limit of open files towards `wanted` (as far as the hard
 /// limit allows): the merge keeps one file per unit open, and the usual
 /// soft limit of 1,024 is below a large corpus's unit count.
+#[allow(unsafe_code)]
 fn raise_open_files_limit(wanted: u64) {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit and setrlimit read and write the one struct passed.
@@ -315,35 +336,41 @@ fn raise_open_files_limit(wanted: u64) {
     }
 }
 
+/// Checks that every unit `curate dedup lines` planned in `work` has its
+/// counts (each task finished); returns the number of units.
+pub fn complete_units(work: &Path) -> Result<usize, DedupError> {
+    let dir = stage_dir(work);
+    let Some(units) = dir.units() else {
+        return Err(DedupError::NotReady { path: work.join("lines/run.json"), hint: "run `curate dedup lines` first" });
+    };
+    let missing = dir.missing_units(units);
+    if let Some(&first) = missing.first() {
+        return Err(DedupError::Incomplete {
+            work: work.to_owned(),
+            stage: "lines",
+            missing: missing.len(),
+            units,
+            first,
+        });
+    }
+    Ok(units)
+}
+
 /// The hashes of the lines counted more than `max_repeats` times over every
 /// unit in `work`: each file verified, then all merged in hash order, so that
 /// memory holds the frequent lines and a small buffer per file, never every
 /// distinct line.
-pub fn frequent_lines(work: &Path, max_repeats: u32) -> Result<HashSet<u64>, String> {
-    let dir = work.join("lines");
-    let mut units: Vec<(usize, PathBuf)> = std::fs::read_dir(&dir)
-        .map_err(|e| format!("{}: {e} (run `curate dedup lines` first)", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?;
-            let unit = name.strip_prefix("unit-")?.strip_suffix(".counts")?.parse().ok()?;
-            Some((unit, p))
-        })
-        .collect();
-    units.sort();
-    if units.is_empty() {
-        return Err(format!("{}: no line counts (run `curate dedup lines` first)", dir.display()));
-    }
-    raise_open_files_limit(units.len() as u64 + 64);
-    let mut cursors: Vec<Cursor> = units
-        .iter()
-        .map(|(unit, path)| {
-            Cursor::open(path, *unit as u32).map_err(|e| {
-                if e.contains("Too many open files") {
-                    format!("{e}: the merge opens all {} counts files at once; raise `ulimit -n`", units.len())
-                } else {
-                    e
+pub fn frequent_lines(work: &Path, max_repeats: u32) -> Result<HashSet<u64>, DedupError> {
+    let units = complete_units(work)?;
+    raise_open_files_limit(units as u64 + 64);
+    let mut cursors: Vec<Cursor> = (0..units)
+        .map(|unit| {
+            let path = counts_path(work, unit);
+            Cursor::open(&path, unit as u32).map_err(|e| match e {
+                DedupError::Read { path, source } if source.raw_os_error() == Some(libc::EMFILE) => {
+                    DedupError::TooManyFiles { path, source, files: units }
                 }
+                e => e,
             })
         })
         .collect::<Result<_, _>>()?;
@@ -392,7 +419,9 @@ mod tests {
     #[test]
     fn the_merge_adds_every_unit_and_refuses_damage() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("lines")).unwrap();
+        let stage = stage_dir(dir.path());
+        stage.create().unwrap();
+        stage.claim("test", 4, Task::ALONE, "").unwrap();
         let units = [
             HashMap::from([(1u64, 1u32), (5, 2), (9, 1)]),
             HashMap::from([(5u64, 1u32), (7, 4)]),
@@ -401,7 +430,19 @@ mod tests {
         ];
         for (u, counts) in units.iter().enumerate() {
             std::fs::write(counts_path(dir.path(), u), encode(u as u32, counts)).unwrap();
+            if u < 3 {
+                stage.mark_unit(u, &LineCountStats::default()).unwrap();
+            }
         }
+        // A unit without its marker (a task not finished) is refused by name.
+        assert_eq!(
+            frequent_lines(dir.path(), 1).unwrap_err().to_string(),
+            format!(
+                "{}: the line counts of 1 of 4 units are missing (unit 3 first); finish `curate dedup lines` first",
+                dir.path().display()
+            )
+        );
+        stage.mark_unit(3, &LineCountStats::default()).unwrap();
         // Totals: 1 → 2, 2 → 1, 5 → 3, 7 → 4, 9 → 2, MAX → 2.
         let sorted = |set: HashSet<u64>| {
             let mut v: Vec<u64> = set.into_iter().collect();
@@ -418,14 +459,17 @@ mod tests {
         let n = flipped.len();
         flipped[n - 12] ^= 4;
         std::fs::write(&path, &flipped).unwrap();
-        let err = frequent_lines(dir.path(), 1).unwrap_err();
+        let err = frequent_lines(dir.path(), 1).unwrap_err().to_string();
         assert!(err.contains("unit-000001.counts") && err.contains("checksum"), "{err}");
+        let message = |path: &Path| {
+            frequent_lines(dir.path(), 1).unwrap_err().to_string().replace(&path.display().to_string(), "P")
+        };
         std::fs::write(&path, &good[..n - 3]).unwrap();
-        assert!(frequent_lines(dir.path(), 1).unwrap_err().contains("truncated"));
+        assert!(message(&path).contains("truncated"));
         std::fs::write(&path, encode(2, &units[1])).unwrap();
-        assert!(frequent_lines(dir.path(), 1).unwrap_err().contains("written for unit 2"));
+        assert!(message(&path).contains("written for unit 2"));
         std::fs::write(&path, b"PAR1").unwrap();
-        assert!(frequent_lines(dir.path(), 1).unwrap_err().contains("not a curate line counts file"));
+        assert!(message(&path).contains("not a curate line counts file"));
     }
 
     #[test]
@@ -435,12 +479,12 @@ mod tests {
         let counts = HashMap::from([(5u64, 2u32), (1, 7), (9, 1)]);
         std::fs::write(&path, encode(3, &counts)).unwrap();
         assert_eq!(read(&path, 3).unwrap(), [(1, 7), (5, 2), (9, 1)]);
-        assert!(read(&path, 4).unwrap_err().contains("written for unit 3"));
+        assert!(read(&path, 4).unwrap_err().to_string().contains("written for unit 3"));
         let mut bytes = std::fs::read(&path).unwrap();
         let n = bytes.len();
         bytes[n - 10] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        let err = read(&path, 3).unwrap_err();
+        let err = read(&path, 3).unwrap_err().to_string();
         assert!(err.contains("unit-000003.counts") && err.contains("checksum"), "{err}");
     }
 }

@@ -16,11 +16,12 @@ use xxhash_rust::xxh64::xxh64;
 use super::mt19937::RandomState;
 use super::normalize::{simplify_text_with, TextNorm};
 use super::simhash;
+use crate::runtime::options::Named;
 
 const MERSENNE_PRIME: u64 = (1 << 61) - 1;
 
 /// What a signature is made of.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// MinHash of word n-grams: near-duplicates.
@@ -35,8 +36,10 @@ pub enum Method {
     Simhash,
 }
 
-impl Method {
-    pub fn name(self) -> &'static str {
+impl Named for Method {
+    const ALL: &'static [Self] = &[Method::Minhash, Method::Simhash, Method::Exact, Method::ExactRaw];
+
+    fn name(self) -> &'static str {
         match self {
             Method::Minhash => "minhash",
             Method::Exact => "exact",
@@ -49,12 +52,34 @@ impl Method {
 /// What a shingle is made of: `n_grams` consecutive words (datatrove's
 /// choice), or `n_grams` consecutive characters of the normalised text
 /// (for text without word boundaries, or to catch edits within words).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Shingles {
     #[default]
     Words,
     Chars,
+}
+
+impl Named for Shingles {
+    const ALL: &'static [Self] = &[Shingles::Words, Shingles::Chars];
+
+    fn name(self) -> &'static str {
+        match self {
+            Shingles::Words => "words",
+            Shingles::Chars => "chars",
+        }
+    }
+}
+
+/// Parameters that cannot make signatures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamsError {
+    #[error("n_grams ({n_grams}), bands ({bands}) and rows ({rows}) must each be at least 1")]
+    Zero { n_grams: usize, bands: usize, rows: usize },
+    #[error("{bands} bands × {rows} rows are too many hash functions")]
+    TooMany { bands: usize, rows: usize },
+    #[error("SimHash's blocks ({blocks}) must exceed its max_distance ({max_distance}) and be at most 64")]
+    Blocks { blocks: u32, max_distance: u32 },
 }
 
 /// datatrove's `MinhashConfig` defaults: word 5-grams, 14 bands of 8 rows,
@@ -95,6 +120,22 @@ impl Default for MinHashConfig {
 }
 
 impl MinHashConfig {
+    /// Checks what the types cannot: every parameter a signature depends on
+    /// can make one.
+    pub fn validate(&self) -> Result<(), ParamsError> {
+        let (n_grams, bands, rows) = (self.n_grams, self.bands, self.rows);
+        if n_grams == 0 || bands == 0 || rows == 0 {
+            return Err(ParamsError::Zero { n_grams, bands, rows });
+        }
+        if bands.checked_mul(rows).is_none_or(|hashes| hashes > 1 << 20) {
+            return Err(ParamsError::TooMany { bands, rows });
+        }
+        if self.method == Method::Simhash {
+            simhash::table_masks(self.blocks, self.max_distance)?;
+        }
+        Ok(())
+    }
+
     /// Bands and rows for a target Jaccard similarity `threshold` within
     /// `hashes` functions in all: the split whose S-curve
     /// `1 − (1 − s^rows)^bands` crosses one half nearest the threshold.
@@ -136,8 +177,23 @@ fn fold_minimums(shingles: &[u64], a: &[u64], b: &[u64], minimums: &mut [u64]) {
 /// which baseline x86-64 lacks: eight hash functions per instruction.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
+#[allow(unsafe_code)]
 unsafe fn fold_minimums_avx512(shingles: &[u64], a: &[u64], b: &[u64], minimums: &mut [u64]) {
     fold_minimums(shingles, a, b, minimums)
+}
+
+/// [`fold_minimums`], with AVX-512 when this CPU has both features
+/// [`fold_minimums_avx512`] is compiled for; returns whether it had them.
+#[allow(unsafe_code)]
+fn fold_minimums_fastest(shingles: &[u64], a: &[u64], b: &[u64], minimums: &mut [u64]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
+        // SAFETY: the CPU has both target features the function enables, checked just above.
+        unsafe { fold_minimums_avx512(shingles, a, b, minimums) };
+        return true;
+    }
+    fold_minimums(shingles, a, b, minimums);
+    false
 }
 
 pub struct MinHasher {
@@ -149,16 +205,17 @@ pub struct MinHasher {
 }
 
 impl MinHasher {
-    pub fn new(config: MinHashConfig) -> MinHasher {
+    pub fn new(config: MinHashConfig) -> Result<MinHasher, ParamsError> {
+        config.validate()?;
         let hashes = config.bands * config.rows;
         let mut random = RandomState::new(config.seed);
         let a = (0..hashes).map(|_| random.randint_u64(1, MERSENNE_PRIME)).collect();
         let b = (0..hashes).map(|_| random.randint_u64(0, MERSENNE_PRIME)).collect();
         let masks = match config.method {
-            Method::Simhash => simhash::table_masks(config.blocks, config.max_distance),
+            Method::Simhash => simhash::table_masks(config.blocks, config.max_distance)?,
             _ => Vec::new(),
         };
-        MinHasher { config, a, b, masks }
+        Ok(MinHasher { config, a, b, masks })
     }
 
     /// The hashed word n-grams of `text`; none when it has fewer than
@@ -212,13 +269,7 @@ impl MinHasher {
             return None;
         }
         let mut minimums = vec![u64::MAX; self.a.len()];
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512dq") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            unsafe { fold_minimums_avx512(&shingles, &self.a, &self.b, &mut minimums) };
-            return Some(minimums);
-        }
-        fold_minimums(&shingles, &self.a, &self.b, &mut minimums);
+        fold_minimums_fastest(&shingles, &self.a, &self.b, &mut minimums);
         Some(minimums)
     }
 }
@@ -229,7 +280,7 @@ mod tests {
 
     #[test]
     fn near_copies_share_most_hashes_and_strangers_few() {
-        let h = MinHasher::new(MinHashConfig::default());
+        let h = MinHasher::new(MinHashConfig::default()).unwrap();
         let base = "The whale rose slowly from the grey water while the crew watched from the deck of the ship, \
                     and nobody said a word until the captain turned and walked back to his cabin below.";
         let near = base.replace("grey", "dark");
@@ -258,23 +309,24 @@ mod tests {
 
     #[test]
     fn the_vector_and_scalar_loops_agree() {
-        let h = MinHasher::new(MinHashConfig::default());
+        let h = MinHasher::new(MinHashConfig::default()).unwrap();
         let shingles = h.shingles(&"the quick brown fox jumps over the lazy dog again and again ".repeat(20));
         let mut scalar = vec![u64::MAX; 112];
         fold_minimums(&shingles, &h.a, &h.b, &mut scalar);
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512dq") {
-            let mut vector = vec![u64::MAX; 112];
-            // SAFETY: checked just above.
-            unsafe { fold_minimums_avx512(&shingles, &h.a, &h.b, &mut vector) };
-            assert_eq!(scalar, vector);
+        let mut fastest = vec![u64::MAX; 112];
+        if !fold_minimums_fastest(&shingles, &h.a, &h.b, &mut fastest) {
+            eprintln!(
+                "the_vector_and_scalar_loops_agree: AVX-512 comparison skipped: this CPU lacks avx512f or avx512dq"
+            );
         }
+        assert_eq!(scalar, fastest);
         assert!(scalar.iter().all(|&m| m < MERSENNE_PRIME));
     }
 
     #[test]
     fn character_shingles_are_windows_of_the_normalised_text() {
-        let chars = MinHasher::new(MinHashConfig { shingles: Shingles::Chars, n_grams: 3, ..Default::default() });
+        let chars =
+            MinHasher::new(MinHashConfig { shingles: Shingles::Chars, n_grams: 3, ..Default::default() }).unwrap();
         // "Ab, cd!" normalises to "ab cd": windows "ab ", "b c", " cd".
         let expected: Vec<u64> = ["ab ", "b c", " cd"].iter().map(|w| xxh64(w.as_bytes(), 0)).collect();
         assert_eq!(chars.shingles("Ab, cd!"), expected);
@@ -289,8 +341,10 @@ mod tests {
 
     #[test]
     fn exact_methods_hash_the_normalised_or_the_raw_text() {
-        let exact = MinHasher::new(MinHashConfig { method: Method::Exact, bands: 1, rows: 2, ..Default::default() });
-        let raw = MinHasher::new(MinHashConfig { method: Method::ExactRaw, bands: 1, rows: 2, ..Default::default() });
+        let exact =
+            MinHasher::new(MinHashConfig { method: Method::Exact, bands: 1, rows: 2, ..Default::default() }).unwrap();
+        let raw = MinHasher::new(MinHashConfig { method: Method::ExactRaw, bands: 1, rows: 2, ..Default::default() })
+            .unwrap();
         let (a, b) = ("Café, 1999!", "cafe  2024");
         assert_eq!(exact.signature(a), exact.signature(b));
         assert_ne!(raw.signature(a), raw.signature(b));

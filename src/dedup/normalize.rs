@@ -6,6 +6,8 @@ use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use curate_filters::text::CharSet;
+
+use crate::runtime::options::Named;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use unicode_general_category::{get_general_category, GeneralCategory};
@@ -57,7 +59,7 @@ impl Default for TextNorm {
 }
 
 /// One normalisation step, as named on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NormStep {
     Lowercase,
     Whitespace,
@@ -68,6 +70,32 @@ pub enum NormStep {
     Months,
     /// No step at all (alone).
     None,
+}
+
+impl Named for NormStep {
+    const ALL: &'static [Self] = &[
+        NormStep::Lowercase,
+        NormStep::Whitespace,
+        NormStep::Punctuation,
+        NormStep::Diacritics,
+        NormStep::Numbers,
+        NormStep::Weekdays,
+        NormStep::Months,
+        NormStep::None,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            NormStep::Lowercase => "lowercase",
+            NormStep::Whitespace => "whitespace",
+            NormStep::Punctuation => "punctuation",
+            NormStep::Diacritics => "diacritics",
+            NormStep::Numbers => "numbers",
+            NormStep::Weekdays => "weekdays",
+            NormStep::Months => "months",
+            NormStep::None => "none",
+        }
+    }
 }
 
 impl TextNorm {

@@ -18,19 +18,20 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::{read_file, DedupError, Fault};
 use super::frame;
 use super::minhash::MinHashConfig;
+use crate::io::doc::Place;
+use crate::runtime::options::Named;
 
 const MAGIC: &[u8; 8] = b"CURATESG";
 
 /// One document's hashes in one band, borrowed from [`Records`]. Ordered
-/// by hashes, then unit, then place: the files' sort order.
+/// by hashes, then place: the files' sort order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Record<'a> {
     pub hashes: &'a [u64],
-    pub unit: u32,
-    /// The document's place among the unit's documents, counted from 0.
-    pub doc: u32,
+    pub place: Place,
 }
 
 /// Records of one band, flat: each is `rows` hashes and one word holding
@@ -48,10 +49,10 @@ impl Records {
         Records { rows, words: Vec::new() }
     }
 
-    pub fn push(&mut self, hashes: &[u64], unit: u32, doc: u32) {
+    pub fn push(&mut self, hashes: &[u64], place: Place) {
         debug_assert_eq!(hashes.len(), self.rows);
         self.words.extend_from_slice(hashes);
-        self.words.push(u64::from(unit) << 32 | u64::from(doc));
+        self.words.push(u64::from(place.unit) << 32 | u64::from(place.index));
     }
 
     pub fn len(&self) -> usize {
@@ -65,7 +66,7 @@ impl Records {
     pub fn get(&self, i: usize) -> Record<'_> {
         let w = &self.words[i * (self.rows + 1)..(i + 1) * (self.rows + 1)];
         let place = w[self.rows];
-        Record { hashes: &w[..self.rows], unit: (place >> 32) as u32, doc: place as u32 }
+        Record { hashes: &w[..self.rows], place: Place { unit: (place >> 32) as u32, index: place as u32 } }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Record<'_>> {
@@ -156,21 +157,14 @@ pub fn encode(config: &MinHashConfig, band: usize, unit: u32, mut records: Recor
         for h in r.hashes {
             body.extend_from_slice(&h.to_le_bytes());
         }
-        body.extend_from_slice(&r.unit.to_le_bytes());
-        body.extend_from_slice(&r.doc.to_le_bytes());
+        body.extend_from_slice(&r.place.unit.to_le_bytes());
+        body.extend_from_slice(&r.place.index.to_le_bytes());
     }
     frame::wrap(MAGIC, &header(config, band, unit, records.len()), &body)
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
-pub struct SigFileError {
-    pub path: String,
-    pub message: String,
-}
-
 /// Reads and verifies the file of `band` and `unit` written with `config`.
-pub fn read(path: &Path, config: &MinHashConfig, band: usize, unit: u32) -> Result<Records, SigFileError> {
+pub fn read(path: &Path, config: &MinHashConfig, band: usize, unit: u32) -> Result<Records, DedupError> {
     read_where(path, config, band, unit, |_| true)
 }
 
@@ -183,10 +177,8 @@ pub fn read_where(
     band: usize,
     unit: u32,
     keep: impl Fn(u64) -> bool,
-) -> Result<Records, SigFileError> {
-    let fail = |message: String| SigFileError { path: path.display().to_string(), message };
-    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    decode(&bytes, config, band, unit, keep).map_err(fail)
+) -> Result<Records, DedupError> {
+    read_file(path, |bytes| decode(bytes, config, band, unit, keep))
 }
 
 fn decode(
@@ -195,12 +187,12 @@ fn decode(
     band: usize,
     unit: u32,
     keep: impl Fn(u64) -> bool,
-) -> Result<Records, String> {
+) -> Result<Records, Fault> {
     let (found, body) = frame::unwrap::<Header>(bytes, MAGIC, "signature", |h| h.records as usize * h.record_bytes)?;
     let expected = header(config, band, unit, found.records as usize);
     if found != expected {
-        return Err(format!(
-            "written for {} {} ({:?}, {:?} n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}); this run needs \
+        return Err(Fault::Mismatch(format!(
+            "for {} {} ({:?}, {:?} n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}); this run needs \
              {}, {:?}, {:?} n_grams {}, {} bands × {} rows, seed {}, band {}, unit {}",
             found.method.name(),
             found.kind,
@@ -221,7 +213,7 @@ fn decode(
             expected.seed,
             expected.band,
             expected.unit
-        ));
+        )));
     }
     let rows = config.rows;
     let mut records = Records::new(rows);
@@ -234,10 +226,10 @@ fn decode(
         let doc = u32::from_le_bytes(chunk[rows * 8 + 4..].try_into().expect("4"));
         current.extend([u64::from(unit), u64::from(doc)]);
         if i > 0 && previous > current {
-            return Err(format!("record {i} is out of order (the file must be sorted by {SORTED_BY})"));
+            return Err(Fault::Disorder(format!("record {i} is out of order (by {SORTED_BY})")));
         }
         if keep(current[0]) {
-            records.push(&current[..rows], unit, doc);
+            records.push(&current[..rows], Place { unit, index: doc });
         }
         std::mem::swap(&mut previous, &mut current);
     }
@@ -253,7 +245,7 @@ mod tests {
         let mut records = Records::new(config.rows);
         for i in 0..50u32 {
             let hashes: Vec<u64> = (0..config.rows as u64).map(|r| (u64::from(i) * 7919 + r * 104729) % 97).collect();
-            records.push(&hashes, 3, i);
+            records.push(&hashes, Place { unit: 3, index: i });
         }
         records
     }
@@ -264,9 +256,10 @@ mod tests {
         let bytes = encode(&config, 5, 3, sample(&config));
         let records = decode(&bytes, &config, 5, 3, |_| true).unwrap();
         let mut expected: Vec<(Vec<u64>, u32, u32)> =
-            sample(&config).iter().map(|r| (r.hashes.to_vec(), r.unit, r.doc)).collect();
+            sample(&config).iter().map(|r| (r.hashes.to_vec(), r.place.unit, r.place.index)).collect();
         expected.sort();
-        let got: Vec<(Vec<u64>, u32, u32)> = records.iter().map(|r| (r.hashes.to_vec(), r.unit, r.doc)).collect();
+        let got: Vec<(Vec<u64>, u32, u32)> =
+            records.iter().map(|r| (r.hashes.to_vec(), r.place.unit, r.place.index)).collect();
         assert_eq!(got, expected);
         // Only the records whose first hash passes, the file still verified whole.
         let some = decode(&bytes, &config, 5, 3, |h| h % 2 == 0).unwrap();
@@ -285,13 +278,14 @@ mod tests {
                         (x >> 60) % 3
                     })
                     .collect();
-                records.push(&hashes, i % 4, i);
+                records.push(&hashes, Place { unit: i % 4, index: i });
             }
             let mut expected: Vec<(Vec<u64>, u32, u32)> =
-                records.iter().map(|r| (r.hashes.to_vec(), r.unit, r.doc)).collect();
+                records.iter().map(|r| (r.hashes.to_vec(), r.place.unit, r.place.index)).collect();
             expected.sort();
             records.sort();
-            let got: Vec<(Vec<u64>, u32, u32)> = records.iter().map(|r| (r.hashes.to_vec(), r.unit, r.doc)).collect();
+            let got: Vec<(Vec<u64>, u32, u32)> =
+                records.iter().map(|r| (r.hashes.to_vec(), r.place.unit, r.place.index)).collect();
             assert_eq!(got, expected, "rows {rows}");
         }
     }
@@ -300,8 +294,9 @@ mod tests {
     fn damage_of_every_kind_is_named() {
         let config = MinHashConfig::default();
         let good = encode(&config, 5, 3, sample(&config));
-        let err =
-            |bytes: &[u8], config: &MinHashConfig, band: usize| decode(bytes, config, band, 3, |_| true).unwrap_err();
+        let err = |bytes: &[u8], config: &MinHashConfig, band: usize| {
+            decode(bytes, config, band, 3, |_| true).unwrap_err().to_string()
+        };
         assert!(err(b"PAR1 something else", &config, 5).contains("not a curate signature file"));
         assert!(err(&good[..good.len() - 100], &config, 5).contains("truncated"), "{}", err(&good[..200], &config, 5));
         assert!(err(&good[..20], &config, 5).contains("truncated inside its header"));
@@ -321,8 +316,8 @@ mod tests {
     fn out_of_order_records_are_refused() {
         let config = MinHashConfig { rows: 1, bands: 1, ..MinHashConfig::default() };
         let mut two = Records::new(1);
-        two.push(&[1], 0, 0);
-        two.push(&[2], 0, 1);
+        two.push(&[1], Place { unit: 0, index: 0 });
+        two.push(&[2], Place { unit: 0, index: 1 });
         let mut bytes = encode(&config, 0, 0, two);
         // Swap the two records' hashes by hand, then fix the checksum.
         let start = bytes.len() - 8 - 32;
@@ -331,6 +326,6 @@ mod tests {
         let n = bytes.len();
         let checksum = xxh3_64(&bytes[..n - 8]);
         bytes[n - 8..].copy_from_slice(&checksum.to_le_bytes());
-        assert!(decode(&bytes, &config, 0, 0, |_| true).unwrap_err().contains("out of order"));
+        assert!(decode(&bytes, &config, 0, 0, |_| true).unwrap_err().to_string().contains("out of order"));
     }
 }

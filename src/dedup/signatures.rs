@@ -16,14 +16,13 @@
 //!
 //! Units are the engine's (a compressed file, a byte range, a row group),
 //! shared between tasks as `curate run` shares them (`--rank`,
-//! `--world-size`), and a document is named by its unit and its place in
-//! it, which any later stage recomputes by reading the unit again. A unit's
-//! files are written under temporary names and renamed, then its marker; a
-//! rerun skips marked units whose files verify, and redoes the others.
+//! `--world-size`), and a document is named by its [`Place`]: its unit and
+//! its index in it, which any later stage recomputes by reading the unit
+//! again. The stage runs through the stage driver ([`crate::stage`]): a
+//! unit's files are published, then its marker; a rerun skips marked units
+//! whose files verify, and redoes the others.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -31,18 +30,21 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::docinfo::{self, DocInfo};
+use super::error::{DedupError, IndexProblem};
 use super::minhash::{Method, MinHashConfig, MinHasher, Shingles};
 use super::normalize::TextNorm;
 use super::sigfile::{self, Records};
-use crate::doc::FieldNames;
-use crate::engine::progress::{Progress, ProgressMode};
-use crate::engine::stats::Occurrences;
-use crate::engine::task::Task;
-use crate::engine::workers::run_units;
 use crate::io::atomic;
+use crate::io::doc::{FieldNames, Place};
 use crate::io::docs::UnitBatches;
-use crate::io::plan::{self, Plan};
+use crate::io::plan::{self, Plan, Unit};
 use crate::io::read::ReadOptions;
+use crate::runtime::options::Named;
+use crate::runtime::pool;
+use crate::runtime::progress::{ProgressMode, UnitProgress};
+use crate::runtime::tally::ErrorTally;
+use crate::runtime::task::Task;
+use crate::stage::{Stage, StageDir, StageError, StageStats, Unbalanced};
 
 /// Plain JSON Lines files are cut into units of this many bytes, as `curate run` cuts them.
 const SPLIT_BYTES: u64 = 256 << 20;
@@ -63,6 +65,7 @@ pub struct SignatureOptions {
     pub progress: ProgressMode,
 }
 
+/// A unit's or a task's counts: `input_docs = signed_docs + short_docs + error_docs`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SignatureStats {
     pub units: u64,
@@ -74,30 +77,53 @@ pub struct SignatureStats {
     /// Documents without a numeric priority field (they lose every tie).
     #[serde(default)]
     pub missing_priority: u64,
-    pub error_docs: u64,
-    pub errors: BTreeMap<String, Occurrences>,
+    #[serde(flatten)]
+    pub errors: ErrorTally,
 }
 
-impl SignatureStats {
+impl StageStats for SignatureStats {
     fn merge(&mut self, other: &SignatureStats) {
         self.units += other.units;
         self.input_docs += other.input_docs;
         self.signed_docs += other.signed_docs;
         self.short_docs += other.short_docs;
         self.missing_priority += other.missing_priority;
-        self.error_docs += other.error_docs;
-        for (kind, occurrences) in &other.errors {
-            self.errors.entry(kind.clone()).or_default().merge(occurrences);
-        }
+        self.errors.merge(&other.errors);
     }
+
+    fn docs(&self) -> u64 {
+        self.input_docs
+    }
+
+    fn check(&self) -> Result<(), Unbalanced> {
+        let accounted = self.signed_docs + self.short_docs + self.errors.docs;
+        if self.input_docs != accounted || !self.errors.balances() {
+            return Err(Unbalanced(format!(
+                "input_docs {} != signed_docs {} + short_docs {} + error_docs {}",
+                self.input_docs, self.signed_docs, self.short_docs, self.errors.docs
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a task of the stage reports.
+pub struct SignatureReport {
+    pub stats: SignatureStats,
+    /// Units done by an earlier run, whose files verified.
+    pub done_before: usize,
+    /// Where the task's stats are.
+    pub stats_path: PathBuf,
 }
 
 pub fn band_path(work: &Path, band: usize, unit: usize) -> PathBuf {
     work.join("signatures").join(format!("band-{band:03}")).join(format!("unit-{unit:06}.sig"))
 }
 
-fn marker_path(work: &Path, unit: usize) -> PathBuf {
-    work.join("signatures").join("units").join(format!("unit-{unit:06}.json"))
+/// The stage's bookkeeping: `WORK/signatures/{run.json,units/}` and `WORK/signatures/stats/`.
+pub fn stage_dir(work: &Path) -> StageDir {
+    let dir = work.join("signatures");
+    StageDir::new(dir.clone(), dir.join("stats"))
 }
 
 /// What the later stages need to know of the signatures: read from
@@ -171,25 +197,32 @@ impl StageParams {
         }
     }
 
-    pub fn load(work: &Path) -> Result<StageParams, String> {
-        let path = work.join("signatures").join("params.json");
-        let bytes = std::fs::read(&path)
-            .map_err(|e| format!("{}: {e} (run `curate dedup signatures` with this --work first)", path.display()))?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn path(work: &Path) -> PathBuf {
+        work.join("signatures").join("params.json")
+    }
+
+    pub fn load(work: &Path) -> Result<StageParams, DedupError> {
+        let path = StageParams::path(work);
+        if !path.is_file() {
+            return Err(DedupError::NotReady { path, hint: "run `curate dedup signatures` with this --work first" });
+        }
+        let bytes = std::fs::read(&path).map_err(DedupError::read(&path))?;
+        serde_json::from_slice(&bytes).map_err(|e| DedupError::damaged(&path)(super::error::Fault::Header(e)))
     }
 }
 
 /// The counts of a unit whose signatures are complete.
-pub fn unit_stats(work: &Path, unit: usize) -> Result<SignatureStats, String> {
-    let path = marker_path(work, unit);
-    let bytes =
-        std::fs::read(&path).map_err(|e| format!("{}: {e} (its signatures are not complete)", path.display()))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+pub fn unit_stats(work: &Path, unit: usize) -> Result<SignatureStats, DedupError> {
+    let dir = stage_dir(work);
+    dir.unit_done(unit).ok_or_else(|| DedupError::NotReady {
+        path: dir.unit_path(unit),
+        hint: "its signatures are not complete; finish `curate dedup signatures` first",
+    })
 }
 
-/// Whether every unit's signatures are complete.
+/// Units whose signatures are not complete.
 pub fn missing_units(work: &Path, units: usize) -> Vec<usize> {
-    (0..units).filter(|&u| !marker_path(work, u).is_file()).collect()
+    stage_dir(work).missing_units(units)
 }
 
 /// What must match for signatures of two runs to belong together.
@@ -231,102 +264,104 @@ pub fn fingerprint(params: &StageParams, names: &FieldNames, plan: &Plan) -> Str
 
 /// Computes this task's units' signatures; returns the counts of the units
 /// it owns (done now or before).
-pub fn run(options: &SignatureOptions) -> Result<SignatureStats, String> {
-    let plan = plan::plan(&options.input, None, SPLIT_BYTES).map_err(|e| e.to_string())?;
-    let dir = options.work.join("signatures");
-    std::fs::create_dir_all(dir.join("units")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+pub fn run(options: &SignatureOptions) -> Result<SignatureReport, DedupError> {
     let c = &options.config;
+    c.validate()?;
+    let plan = plan::plan(&options.input, None, SPLIT_BYTES).map_err(StageError::from)?;
     let index = match &options.index {
         Some(work) => Some(index_ref(work, c)?),
         None => None,
     };
     let params = StageParams { priority: options.priority.clone(), index, ..StageParams::new(c, plan.units.len()) };
-    let fingerprint = fingerprint(&params, &options.names, &plan);
-    let run_path = dir.join("run.json");
-    let owner = format!("rank-{}", options.task.rank);
-    // Tasks may start together: each claims the folder with its own temporary file.
-    if atomic::claim(&run_path, &fingerprint, &owner).map_err(|e| format!("{}: {e}", run_path.display()))?
-        == atomic::Claim::Other
-    {
-        return Err(format!(
-            "{} holds signatures of another input or other parameters; use another --work folder, or delete this one",
-            options.work.display()
-        ));
-    }
-
-    let params_path = dir.join("params.json");
-    atomic::write_shared(&params_path, &serde_json::to_vec_pretty(&params).expect("serialisable"), &owner)
-        .map_err(|e| format!("{}: {e}", params_path.display()))?;
-    let mine: Vec<usize> = (0..plan.units.len()).filter(|&u| options.task.owns(u)).collect();
-    let hasher = MinHasher::new(*c);
+    let dir = stage_dir(&options.work);
+    dir.create()?;
+    let work = &options.work;
+    let intact = |unit: usize| files_intact(work, c, unit);
+    let holds = "signatures of another input or other parameters";
+    let stage = Stage::<SignatureStats>::claim(
+        &dir,
+        &plan,
+        options.task,
+        &fingerprint(&params, &options.names, &plan),
+        holds,
+        intact,
+    )?;
+    atomic::write_shared(
+        &StageParams::path(work),
+        &serde_json::to_vec_pretty(&params).expect("serialisable"),
+        &options.task.name(),
+    )?;
+    let done_before = stage.done_before();
+    let hasher = MinHasher::new(*c)?;
     let read =
         Arc::new(ReadOptions { names: options.names.clone(), batch_size: options.batch_size, batch_bytes: 16 << 20 });
-    let progress = Progress::start(mine.iter().map(|&u| plan.units[u].bytes).sum(), options.progress);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(options.threads).build().map_err(|e| e.to_string())?;
-    let abort = AtomicBool::new(false);
-    let unit_context = UnitContext { plan: &plan, read, hasher: &hasher, options, progress: &progress };
-    let results = run_units(mine.len(), options.threads, &pool, &abort, |i| unit_context.process(mine[i]));
-    progress.finish();
-    let mut stats = SignatureStats::default();
-    for result in results.into_iter().flatten() {
-        stats.merge(&result?);
+    let pool = pool::pool(options.threads).map_err(StageError::from)?;
+    let signer = Signer { plan: &plan, read, hasher: &hasher, options };
+    let stats =
+        stage.run(SignatureStats::default(), &pool, options.threads, options.progress, |unit, progress, _| {
+            signer.unit(unit, progress).map(Some)
+        })?;
+    Ok(SignatureReport { stats, done_before, stats_path: dir.task_path(options.task) })
+}
+
+/// Whether a unit's band and document files all verify. A damaged file is
+/// reported and its unit done again: signatures are deterministic, so
+/// nothing is lost.
+fn files_intact(work: &Path, config: &MinHashConfig, unit: usize) -> bool {
+    let check = (0..config.bands)
+        .try_for_each(|band| sigfile::read(&band_path(work, band, unit), config, band, unit as u32).map(drop))
+        .and_then(|()| docinfo::read(&docinfo::path(work, unit), unit as u32).map(drop));
+    match check {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("curate: {e}; computing unit {unit} again");
+            false
+        }
     }
-    Ok(stats)
 }
 
 /// The earlier dataset at `work`, once its signatures are complete and made
 /// with the same method and parameters as `config`.
-fn index_ref(work: &Path, config: &MinHashConfig) -> Result<IndexRef, String> {
-    let theirs = StageParams::load(work).map_err(|e| format!("--index: {e}"))?;
+fn index_ref(work: &Path, config: &MinHashConfig) -> Result<IndexRef, DedupError> {
+    let problem = |problem| DedupError::Index { work: work.to_owned(), problem };
+    let theirs = StageParams::load(work).map_err(|e| problem(IndexProblem::Unusable(Box::new(e))))?;
     if theirs.config() != *config {
-        return Err(format!(
-            "--index {}: its signatures were made with {:?}; this run uses {config:?}: they cannot be matched",
-            work.display(),
-            theirs.config()
-        ));
+        return Err(problem(IndexProblem::Parameters {
+            theirs: format!("{:?}", theirs.config()),
+            ours: format!("{config:?}"),
+        }));
     }
     if theirs.index.is_some() {
-        return Err(format!(
-            "--index {}: that dataset was itself deduplicated against another; index the dataset it was matched \
-             against separately",
-            work.display()
-        ));
+        return Err(problem(IndexProblem::Chained));
     }
     let missing = missing_units(work, theirs.units);
-    if let Some(first) = missing.first() {
-        return Err(format!(
-            "--index {}: {} of its {} units have no signatures (unit {first} first)",
-            work.display(),
-            missing.len(),
-            theirs.units
-        ));
+    if let Some(&first) = missing.first() {
+        return Err(problem(IndexProblem::Incomplete { missing: missing.len(), units: theirs.units, first }));
     }
-    let work = work.canonicalize().map_err(|e| format!("--index {}: {e}", work.display()))?;
-    Ok(IndexRef { work, units: theirs.units })
+    let canonical =
+        work.canonicalize().map_err(|e| problem(IndexProblem::Unusable(Box::new(DedupError::read(work)(e)))))?;
+    Ok(IndexRef { work: canonical, units: theirs.units })
 }
 
-struct UnitContext<'a> {
+/// Everything signing a unit needs, built once per task.
+struct Signer<'a> {
     plan: &'a Plan,
     read: Arc<ReadOptions>,
     hasher: &'a MinHasher,
     options: &'a SignatureOptions,
-    progress: &'a Progress,
 }
 
-impl UnitContext<'_> {
-    fn process(&self, unit: usize) -> Result<SignatureStats, String> {
+impl Signer<'_> {
+    /// Signs a unit's documents and publishes its band and document files.
+    fn unit(&self, unit: &Unit, progress: &mut UnitProgress) -> Result<SignatureStats, DedupError> {
         let work = &self.options.work;
         let c = &self.options.config;
-        let bytes = self.plan.units[unit].bytes;
-        if let Some(stats) = self.done_before(unit) {
-            self.progress.add(bytes, stats.input_docs);
-            return Ok(stats);
-        }
+        let index = unit.index;
         let mut stats = SignatureStats { units: 1, ..Default::default() };
         let mut bands: Vec<Records> = vec![Records::new(c.rows); c.bands];
         let mut infos = Vec::new();
-        let mut batches = UnitBatches::new(self.plan, vec![unit], self.read.clone());
-        let mut doc = 0u32;
+        let mut batches = UnitBatches::new(self.plan, vec![index], self.read.clone());
+        let mut place = Place { unit: index as u32, index: 0 };
         while let Some((_, docs)) = batches.next_batch() {
             for d in &docs {
                 let priority = match &self.options.priority {
@@ -346,58 +381,34 @@ impl UnitContext<'_> {
                 infos.push(DocInfo { id: d.id.clone(), priority });
             }
             let signatures: Vec<Option<Vec<u64>>> = docs.par_iter().map(|d| self.hasher.signature(&d.text)).collect();
-            self.progress.add(0, docs.len() as u64);
+            progress.docs(docs.len() as u64);
+            progress.read_to(batches.bytes_read());
             stats.input_docs += docs.len() as u64;
             for signature in signatures {
                 match signature {
                     Some(s) => {
                         for (band, records) in bands.iter_mut().enumerate() {
-                            records.push(&s[band * c.rows..(band + 1) * c.rows], unit as u32, doc);
+                            records.push(&s[band * c.rows..(band + 1) * c.rows], place);
                         }
                         stats.signed_docs += 1;
                     }
                     None => stats.short_docs += 1,
                 }
-                doc += 1;
+                place.index += 1;
             }
         }
-        stats.input_docs += batches.error_docs;
-        stats.error_docs = batches.error_docs;
+        stats.input_docs += batches.errors.docs;
         stats.errors = batches.errors;
-        let write = |path: PathBuf, content: Vec<u8>| -> Result<(), String> {
-            let parent = path.parent().expect("a band folder");
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-            super::commit(&path, &content)
+        let write = |path: PathBuf, content: Vec<u8>| -> Result<(), DedupError> {
+            atomic::create_dir(path.parent().expect("a band folder"))?;
+            Ok(atomic::write(&path, &content)?)
         };
         // Each band is written as soon as it is encoded, so that its records
         // and its bytes are freed band by band.
         bands.into_par_iter().enumerate().try_for_each(|(band, records)| {
-            write(band_path(work, band, unit), sigfile::encode(c, band, unit as u32, records))
+            write(band_path(work, band, index), sigfile::encode(c, band, index as u32, records))
         })?;
-        write(docinfo::path(work, unit), docinfo::encode(unit as u32, &infos))?;
-        let marker = marker_path(work, unit);
-        super::commit(&marker, &serde_json::to_vec(&stats).expect("serialisable"))?;
-        self.progress.add(bytes, 0);
+        write(docinfo::path(work, index), docinfo::encode(index as u32, &infos))?;
         Ok(stats)
-    }
-
-    /// A unit finished by an earlier run, whose band files all verify. A
-    /// damaged file is reported and its unit done again: signatures are
-    /// deterministic, so nothing is lost.
-    fn done_before(&self, unit: usize) -> Option<SignatureStats> {
-        let work = &self.options.work;
-        let c = &self.options.config;
-        let stats: SignatureStats = serde_json::from_slice(&std::fs::read(marker_path(work, unit)).ok()?).ok()?;
-        for band in 0..c.bands {
-            if let Err(e) = sigfile::read(&band_path(work, band, unit), c, band, unit as u32) {
-                eprintln!("curate: {e}; computing unit {unit} again");
-                return None;
-            }
-        }
-        if let Err(e) = docinfo::read(&docinfo::path(work, unit), unit as u32) {
-            eprintln!("curate: {e}; computing unit {unit} again");
-            return None;
-        }
-        Some(stats)
     }
 }

@@ -28,8 +28,10 @@ pub fn fingerprint(shingles: &[u64]) -> Option<u64> {
 
 /// The key mask of each table: every choice of `blocks − max_distance`
 /// blocks out of `blocks`, in lexicographic order.
-pub fn table_masks(blocks: u32, max_distance: u32) -> Vec<u64> {
-    assert!(max_distance < blocks && blocks <= 64, "needs max_distance < blocks <= 64");
+pub fn table_masks(blocks: u32, max_distance: u32) -> Result<Vec<u64>, ParamsError> {
+    if !(max_distance < blocks && blocks <= 64) {
+        return Err(ParamsError::Blocks { blocks, max_distance });
+    }
     let block_mask = |i: u32| {
         let (lo, hi) = (i * 64 / blocks, (i + 1) * 64 / blocks);
         (if hi == 64 { u64::MAX } else { (1u64 << hi) - 1 }) & !((1u64 << lo) - 1)
@@ -41,7 +43,7 @@ pub fn table_masks(blocks: u32, max_distance: u32) -> Vec<u64> {
         masks.push(choice.iter().fold(0, |m, &i| m | block_mask(i)));
         // The next combination: bump the last index that can still move.
         let Some(i) = (0..keep).rev().find(|&i| choice[i] < blocks - (keep - i) as u32) else {
-            return masks;
+            return Ok(masks);
         };
         choice[i] += 1;
         for j in i + 1..keep {
@@ -49,6 +51,8 @@ pub fn table_masks(blocks: u32, max_distance: u32) -> Vec<u64> {
         }
     }
 }
+
+use super::minhash::ParamsError;
 
 /// How many bits two fingerprints differ in.
 pub fn distance(a: u64, b: u64) -> u32 {
@@ -61,11 +65,13 @@ mod tests {
 
     #[test]
     fn tables_cover_the_bits_and_every_close_pair_shares_one() {
-        let masks = table_masks(6, 3);
+        let masks = table_masks(6, 3).unwrap();
         assert_eq!(masks.len(), 20);
         assert!(masks.iter().all(|m| (30..=33).contains(&m.count_ones())), "{masks:x?}");
         assert_eq!(masks.iter().fold(0, |a, m| a | m), u64::MAX);
-        assert_eq!(table_masks(4, 3).len(), 4);
+        assert_eq!(table_masks(4, 3).unwrap().len(), 4);
+        assert_eq!(table_masks(6, 6), Err(ParamsError::Blocks { blocks: 6, max_distance: 6 }));
+        assert!(table_masks(65, 3).is_err());
         // Any flip of up to 3 bits leaves some table's key alone.
         let mut x = 0x0123_4567_89ab_cdefu64;
         for _ in 0..2000 {

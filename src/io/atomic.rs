@@ -1,10 +1,30 @@
-//! Writes that are either complete or absent: a temporary name in the same
-//! folder, then a rename, so a killed run never leaves half a file under a
-//! final name.
+//! Writes that are either complete or absent, and durable before anything
+//! claims them: a temporary name in the same folder, an fsync of the file, a
+//! rename, then an fsync of the folder. A killed process never leaves half a
+//! file under a final name, and a crashed node never comes back with a
+//! completion marker whose files the disk lost: markers are written through
+//! here too, after the files they vouch for.
 
-use std::fs;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+use crate::runtime::hooks;
+
+/// A file or folder that could not be written, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+pub struct WriteError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+impl WriteError {
+    pub fn at(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
+        move |source| WriteError { path: path.to_owned(), source }
+    }
+}
 
 /// The hidden temporary name for `path`: `.name.tmp` beside it. Hidden so
 /// that globs over the output (`*.parquet`) never see a partial file.
@@ -13,44 +33,99 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp"))
 }
 
-/// Writes `bytes` to `path` atomically.
-pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Creates `dir` and its parents.
+pub fn create_dir(dir: &Path) -> Result<(), WriteError> {
+    fs::create_dir_all(dir).map_err(WriteError::at(dir))
+}
+
+/// Writes `bytes` to `path` atomically and durably.
+pub fn write(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let tmp = temp_path(path);
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, path)
+    hooks::committing(path, || {
+        let _ = fs::write(&tmp, bytes);
+    });
+    write_through(&tmp, path, bytes)
 }
 
 /// Like [`write`], but with a temporary name unique to `owner`, for files
-/// that several tasks may write at once (the merged stats).
-pub fn write_shared(path: &Path, bytes: &[u8], owner: &str) -> io::Result<()> {
+/// that several tasks may write at once (a stage's fingerprint, the merged
+/// stats).
+pub fn write_shared(path: &Path, bytes: &[u8], owner: &str) -> Result<(), WriteError> {
     let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{owner}.tmp"));
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, path)
+    write_through(&path.with_file_name(format!(".{name}.{owner}.tmp")), path, bytes)
 }
 
-/// What a folder's recorded fingerprint says about a run that wants to use it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
-    /// No fingerprint yet: this one is now recorded.
-    Fresh,
-    /// The folder holds the work of this very run (to resume).
-    Same,
-    /// The folder holds the work of another input or other options.
-    Other,
+fn write_through(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    let mut file = File::create(tmp).map_err(WriteError::at(path))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(WriteError::at(path))?;
+    fs::rename(tmp, path).map_err(WriteError::at(path))?;
+    sync_folder_of(path)
 }
 
-/// Compares the fingerprint recorded at `path` with `fingerprint`, and
-/// records it when there is none (as [`write_shared`] by `owner`, since
-/// several tasks may start together).
-pub fn claim(path: &Path, fingerprint: &str, owner: &str) -> io::Result<Claim> {
-    match fs::read_to_string(path) {
-        Ok(found) if found.trim() == fingerprint => Ok(Claim::Same),
-        Ok(_) => Ok(Claim::Other),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            write_shared(path, fingerprint.as_bytes(), owner)?;
-            Ok(Claim::Fresh)
+/// Moves files written under their [`temp_path`]s to their final names:
+/// each synced first, then renamed, then their folders synced.
+pub fn publish(paths: &[PathBuf]) -> Result<(), WriteError> {
+    for path in paths {
+        let tmp = temp_path(path);
+        File::open(&tmp).and_then(|f| f.sync_all()).map_err(WriteError::at(path))?;
+        fs::rename(&tmp, path).map_err(WriteError::at(path))?;
+    }
+    let mut folders: Vec<&Path> = paths.iter().filter_map(|p| p.parent()).collect();
+    folders.sort();
+    folders.dedup();
+    for folder in folders {
+        sync_folder(folder)?;
+    }
+    Ok(())
+}
+
+fn sync_folder_of(path: &Path) -> Result<(), WriteError> {
+    match path.parent() {
+        Some(folder) => sync_folder(folder),
+        None => Ok(()),
+    }
+}
+
+/// Makes the folder's entries (a rename into it) durable.
+fn sync_folder(folder: &Path) -> Result<(), WriteError> {
+    let folder = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
+    File::open(folder).and_then(|f| f.sync_all()).map_err(WriteError::at(folder))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        write(&path, b"one").unwrap();
+        write(&path, b"two").unwrap();
+        write_shared(&path, b"three", "rank-1").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"three");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["a.json"]);
+    }
+
+    #[test]
+    fn publishing_renames_what_was_written_under_temporary_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = ["x", "y"].iter().map(|n| dir.path().join(n)).collect();
+        for p in &paths {
+            fs::write(temp_path(p), p.to_string_lossy().as_bytes()).unwrap();
         }
-        Err(e) => Err(e),
+        publish(&paths).unwrap();
+        assert!(paths.iter().all(|p| p.is_file() && !temp_path(p).exists()));
+        let err = publish(&[dir.path().join("never-written")]).unwrap_err();
+        assert!(err.to_string().contains("never-written"), "{err}");
+    }
+
+    #[test]
+    fn a_write_under_a_file_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("f"), "").unwrap();
+        let err = write(&dir.path().join("f/x.json"), b"").unwrap_err();
+        assert!(err.to_string().starts_with("cannot write ") && err.to_string().contains("f/x.json"), "{err}");
     }
 }

@@ -1,14 +1,13 @@
 //! Documents of an input, in input order, one unit after another, with bad
 //! records counted rather than fatal: for commands that read documents but
-//! write no shards (tokenizer training, tokenization, `curate bench`).
+//! write no shards (tokenizer training, the dedup stages, `curate bench`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::doc::Doc;
-use crate::engine::stats::Occurrences;
-use crate::io::plan::Plan;
-use crate::io::read::{self, ReadOptions, UnitReader};
+use super::doc::Doc;
+use super::plan::Plan;
+use super::read::{self, ReadOptions, UnitReader};
+use crate::runtime::tally::ErrorTally;
 
 /// Batches of documents from a list of units, in order.
 pub struct UnitBatches<'a> {
@@ -18,13 +17,22 @@ pub struct UnitBatches<'a> {
     reader: Option<(usize, Box<dyn UnitReader>)>,
     options: Arc<ReadOptions>,
     /// Records that did not become documents, by kind.
-    pub errors: BTreeMap<String, Occurrences>,
-    pub error_docs: u64,
+    pub errors: ErrorTally,
 }
 
 impl<'a> UnitBatches<'a> {
     pub fn new(plan: &'a Plan, units: Vec<usize>, options: Arc<ReadOptions>) -> Self {
-        UnitBatches { plan, units, next: 0, reader: None, options, errors: BTreeMap::new(), error_docs: 0 }
+        UnitBatches { plan, units, next: 0, reader: None, options, errors: ErrorTally::default() }
+    }
+
+    /// Every unit of `plan`, in order.
+    pub fn all(plan: &'a Plan, options: Arc<ReadOptions>) -> Self {
+        UnitBatches::new(plan, (0..plan.units.len()).collect(), options)
+    }
+
+    /// Input bytes of the current unit read so far, for progress.
+    pub fn bytes_read(&self) -> u64 {
+        self.reader.as_ref().map_or(0, |(_, r)| r.bytes_read())
     }
 
     /// The next batch of documents (never empty), with the index of the unit
@@ -49,13 +57,9 @@ impl<'a> UnitBatches<'a> {
             for record in records {
                 match record {
                     Ok(doc) => docs.push(doc),
-                    Err(e) => {
-                        self.error_docs += e.count;
-                        self.errors
-                            .entry(e.error.kind.as_str().to_owned())
-                            .or_default()
-                            .add(e.count, || format!("{}: {}", read::describe(e.at, file, u), e.error.message));
-                    }
+                    Err(e) => self.errors.add(e.error.kind.as_str(), e.count, || {
+                        format!("{}: {}", read::describe(e.at, file, u), e.error.message)
+                    }),
                 }
             }
             if !docs.is_empty() {

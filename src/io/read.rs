@@ -14,9 +14,9 @@ use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use rayon::prelude::*;
 
-use crate::config::InputFormat;
-use crate::doc::{Doc, DocError, ErrorKind, FieldNames, RawObject};
-use crate::io::plan::{Compression, InputFile, Span, Unit};
+use super::doc::{Doc, DocError, ErrorKind, FieldNames, RawObject};
+use super::format::{Compression, InputFormat};
+use super::plan::{InputFile, Span, Unit};
 
 /// Where in a file a record (or a failure) sits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,8 +18,8 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
-use crate::config::OutputFormat;
-use crate::io::atomic::temp_path;
+use super::atomic::{self, temp_path, WriteError};
+use super::format::OutputFormat;
 
 pub struct WriterOptions {
     pub format: OutputFormat,
@@ -242,12 +242,10 @@ pub fn partition_name(raw: Option<&str>) -> String {
     }
 }
 
-/// Renames finished shards from their temporary names to their final ones.
-pub fn commit(paths: &[PathBuf]) -> io::Result<()> {
-    for path in paths {
-        fs::rename(temp_path(path), path)?;
-    }
-    Ok(())
+/// Moves finished shards from their temporary names to their final ones,
+/// durably (see [`atomic::publish`]).
+pub fn commit(paths: &[PathBuf]) -> Result<(), WriteError> {
+    atomic::publish(paths)
 }
 
 /// Decodes JSON objects into one batch. When the whole batch does not fit

@@ -1,36 +1,47 @@
 //! `curate tokenize`: documents in, token shards out.
 //!
-//! Two passes. The first encodes every unit of input in parallel and spills
-//! its documents, tokenized, into one file per shuffle bucket; a unit's
-//! spill files are committed together, so a killed run re-encodes only the
-//! units it had not finished. The second pass orders the documents (input
-//! order, or a seeded shuffle: random bucket, then a sort by key inside each
-//! bucket, so only one bucket is ever in memory) and writes the final
-//! shards, merged across units and rolled by token count, then the manifest.
+//! Two passes. The first ([`encode_pass`]) encodes every unit of input in
+//! parallel through the stage driver ([`crate::stage`]) and spills its
+//! documents, tokenized, into one file per shuffle bucket; a unit's spill
+//! files are published together, then its marker, so a killed run
+//! re-encodes only the units it had not finished. The second
+//! ([`order_pass`]) orders the documents (input order, or a seeded shuffle:
+//! random bucket, then a sort by key inside each bucket, so only one bucket
+//! is ever in memory) and writes the final shards, merged across units and
+//! rolled by token count; then the stats and the manifest.
+//!
+//! ```text
+//! TOKENS/manifest.json, stats.json       written last: their presence means complete
+//! TOKENS/.curate/                        the stage's bookkeeping (fingerprint, unit markers)
+//! TOKENS/.spill/000012-00003.spill       unit 12's documents of bucket 3, until the end
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
 use curate_shards::manifest::MANIFEST_VERSION;
-use curate_shards::{Manifest, Split, TokenWidth, TokenizerInfo};
+use curate_shards::{Manifest, ShardInfo, Split, TokenWidth, TokenizerInfo};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64_with_seed};
 
+use super::config::{TokenFormat, TokenizeConfig};
+use super::error::TokenizeError;
 use super::spill;
 use super::writer::{Formats, ShardSetWriter};
-use crate::config::{TokenFormat, TokenizeConfig};
-use crate::doc::{Doc, FieldNames};
-use crate::engine::progress::{Progress, ProgressMode};
-use crate::engine::stats::Occurrences;
-use crate::engine::workers::run_units;
 use crate::io::atomic;
+use crate::io::doc::{Doc, FieldNames};
 use crate::io::docs::UnitBatches;
-use crate::io::plan::{self, Compression, Plan};
+use crate::io::format::Compression;
+use crate::io::plan::{self, Plan, Unit};
 use crate::io::read::ReadOptions;
+use crate::runtime::pool;
+use crate::runtime::progress::{ProgressMode, UnitProgress};
+use crate::runtime::tally::ErrorTally;
+use crate::runtime::task::Task;
+use crate::stage::{Stage, StageDir, StageError, StageStats, Unbalanced};
 
 pub struct TokenizeOptions {
     pub config: TokenizeConfig,
@@ -58,22 +69,12 @@ impl TokenizeOptions {
             datatrove: has(TokenFormat::Datatrove),
         }
     }
-
-    fn eos_token(&self) -> Option<String> {
-        self.config.eos_token()
-    }
-}
-
-impl TokenizeConfig {
-    fn eos_token(&self) -> Option<String> {
-        self.eos.then(|| self.eos_token.clone())
-    }
 }
 
 /// Loads the tokenizer and checks its special tokens: what a pipeline with
 /// a `[tokenize]` step verifies before any work starts.
-pub fn check_tokenizer(config: &TokenizeConfig) -> Result<(), String> {
-    Encoder::load(config).map(|_| ())
+pub fn check_tokenizer(config: &TokenizeConfig) -> Result<(), TokenizeError> {
+    Encoder::load(config).map(drop)
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -95,8 +96,8 @@ pub struct TokenStats {
     /// Documents whose text alone encodes to nothing (written when BOS/EOS
     /// gives them tokens).
     pub empty_text_docs: u64,
-    pub error_docs: u64,
-    pub errors: BTreeMap<String, Occurrences>,
+    #[serde(flatten)]
+    pub errors: ErrorTally,
     pub tokens: u64,
     /// Characters of text per token written (BOS/EOS included).
     pub chars_per_token: f64,
@@ -124,22 +125,36 @@ impl TokenStats {
             Err(i) => self.tokens_per_doc.insert(i, Bin { min, max, docs }),
         }
     }
+}
 
+impl StageStats for TokenStats {
     fn merge(&mut self, o: &TokenStats) {
         self.input_docs += o.input_docs;
         self.written_docs += o.written_docs;
         self.skipped_empty_docs += o.skipped_empty_docs;
         self.empty_text_docs += o.empty_text_docs;
-        self.error_docs += o.error_docs;
-        for (k, v) in &o.errors {
-            self.errors.entry(k.clone()).or_default().merge(v);
-        }
+        self.errors.merge(&o.errors);
         self.tokens += o.tokens;
         self.text_chars += o.text_chars;
         for bin in &o.tokens_per_doc {
             self.count_tokens(bin.min as usize, bin.docs);
         }
         self.encode_seconds += o.encode_seconds;
+    }
+
+    fn docs(&self) -> u64 {
+        self.input_docs
+    }
+
+    fn check(&self) -> Result<(), Unbalanced> {
+        let accounted = self.written_docs + self.skipped_empty_docs + self.errors.docs;
+        if self.input_docs != accounted || !self.errors.balances() {
+            return Err(Unbalanced(format!(
+                "input_docs {} != written_docs {} + skipped_empty_docs {} + error_docs {}",
+                self.input_docs, self.written_docs, self.skipped_empty_docs, self.errors.docs
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -152,8 +167,8 @@ fn histogram_bin(n: u64) -> (u64, u64) {
     (lo, lo * 2 - 1)
 }
 
-/// What `.spill/run.json` records: a resumed run must have the same options
-/// and input.
+/// What `.curate/run.json` records: a resumed run must have the same
+/// options and input.
 #[derive(Serialize)]
 struct Fingerprint<'a> {
     tokenizer: &'a str,
@@ -177,18 +192,22 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn load(config: &TokenizeConfig) -> Result<(Encoder, String), String> {
-        let path = &config.tokenizer;
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read tokenizer {path}: {e}"))?;
+    /// The tokenizer, and the hash of its file (for the fingerprint and the manifest).
+    fn load(config: &TokenizeConfig) -> Result<(Encoder, String), TokenizeError> {
+        let path = PathBuf::from(&config.tokenizer);
+        let bytes =
+            std::fs::read(&path).map_err(|source| TokenizeError::TokenizerUnreadable { path: path.clone(), source })?;
         let tokenizer = tokenizers::Tokenizer::from_bytes(&bytes)
-            .map_err(|e| format!("{path} is not a usable tokenizer.json: {e}"))?;
-        let special = |token: &Option<String>, what: &str| -> Result<Option<u32>, String> {
+            .map_err(|e| TokenizeError::TokenizerInvalid { path: path.clone(), message: e.to_string() })?;
+        let special = |token: &Option<String>, what: &'static str| -> Result<Option<u32>, TokenizeError> {
             token
                 .as_ref()
                 .map(|t| {
-                    tokenizer
-                        .token_to_id(t)
-                        .ok_or_else(|| format!("{what} token {t:?} is not in the vocabulary of {path}"))
+                    tokenizer.token_to_id(t).ok_or_else(|| TokenizeError::UnknownToken {
+                        path: path.clone(),
+                        what,
+                        token: t.clone(),
+                    })
                 })
                 .transpose()
         };
@@ -216,108 +235,61 @@ pub struct TokenizeReport {
     pub already_done: bool,
 }
 
-pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, String> {
-    let started = Instant::now();
-    let (encoder, tokenizer_hash) = Encoder::load(&options.config)?;
-    let width = TokenWidth::for_vocab(encoder.vocab_size);
-    let plan = plan::plan(&options.input, None, SPLIT_BYTES).map_err(|e| e.to_string())?;
-    let out = &options.output;
-    let spill_dir = out.join(".spill");
-    let manifest_path = out.join("manifest.json");
-    let stats_path = out.join("stats.json");
+/// Where a tokenization keeps its files.
+struct Layout {
+    out: PathBuf,
+    spill: PathBuf,
+    manifest: PathBuf,
+    stats: PathBuf,
+    stage: StageDir,
+}
 
+impl Layout {
+    fn new(out: &Path) -> Layout {
+        let state = out.join(".curate");
+        Layout {
+            out: out.to_owned(),
+            spill: out.join(".spill"),
+            manifest: out.join("manifest.json"),
+            stats: out.join("stats.json"),
+            stage: StageDir::new(state.clone(), state.join("stats")),
+        }
+    }
+
+    fn spill_path(&self, unit: usize, bucket: usize) -> PathBuf {
+        self.spill.join(format!("{unit:06}-{bucket:05}.spill"))
+    }
+}
+
+pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, TokenizeError> {
+    let started = Instant::now();
+    options.config.validate()?;
+    let (encoder, tokenizer_hash) = Encoder::load(&options.config)?;
+    let plan = plan::plan(&options.input, None, SPLIT_BYTES).map_err(StageError::from)?;
+    let layout = Layout::new(&options.output);
     let estimated: u64 =
         plan.files.iter().map(|f| if f.compression == Compression::None { f.size } else { f.size * 4 }).sum();
     let buckets = match options.config.shuffle_seed {
         Some(_) => (estimated / BUCKET_BYTES + 1).next_power_of_two() as usize,
         None => 1,
     };
-    let fingerprint = Fingerprint {
-        tokenizer: &tokenizer_hash,
-        formats: options.formats().names(),
-        shard_tokens: options.config.shard_tokens,
-        shuffle_seed: options.config.shuffle_seed,
-        validation_fraction: options.config.validation_fraction,
-        eos: options.eos_token(),
-        bos: &options.config.bos_token,
-        metadata: &options.config.metadata,
-        buckets,
-        names: (&options.names.text, &options.names.id),
-        plan: &plan,
-    };
-    let fingerprint =
-        format!("{:032x}", xxh3_128(serde_json::to_string(&fingerprint).expect("serialisable").as_bytes()));
-    std::fs::create_dir_all(&spill_dir).map_err(|e| format!("cannot create {}: {e}", spill_dir.display()))?;
-    let run_path = out.join(".run.json");
-    match atomic::claim(&run_path, &fingerprint, "tokenize").map_err(|e| format!("{}: {e}", run_path.display()))? {
-        atomic::Claim::Other => {
-            return Err(format!(
-                "{} holds token shards of another tokenizer, input or options; use another output folder, or delete this one",
-                out.display()
-            ))
-        }
-        atomic::Claim::Same => {
-            if let (Ok(m), Ok(s)) = (Manifest::load(&manifest_path), std::fs::read(&stats_path)) {
-                let stats = serde_json::from_slice(&s).map_err(|e| format!("{}: {e}", stats_path.display()))?;
-                return Ok(TokenizeReport { stats, manifest: m, already_done: true });
-            }
-        }
-        atomic::Claim::Fresh => {}
+    let fingerprint = fingerprint(options, &tokenizer_hash, buckets, &plan);
+    if let Some(report) = finished(&layout, &fingerprint)? {
+        return Ok(report);
     }
-
-    // Pass 1: encode and spill, units in parallel.
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(options.threads).build().map_err(|e| e.to_string())?;
-    let read =
-        Arc::new(ReadOptions { names: options.names.clone(), batch_size: options.batch_size, batch_bytes: 16 << 20 });
-    let progress = Progress::start(plan.units.iter().map(|u| u.bytes).sum(), options.progress);
-    let ctx = UnitContext {
-        plan: &plan,
-        read,
-        encoder: &encoder,
-        options,
-        spill_dir: &spill_dir,
-        buckets,
-        progress: &progress,
-    };
-    let abort = AtomicBool::new(false);
-    let results = run_units(plan.units.len(), options.threads, &pool, &abort, |i| encode_unit(&ctx, i));
-    progress.finish();
-    let mut stats = TokenStats::default();
-    for r in results.into_iter().flatten() {
-        stats.merge(&r?);
-    }
-
-    // Pass 2: order and write the final shards.
-    let shards = |split| {
-        let c = &options.config;
-        ShardSetWriter::new(out, split, width, options.formats(), c.shard_tokens, &c.metadata, &c.tokenizer)
-    };
-    let (mut train, mut validation) = (shards(Split::Train), shards(Split::Validation));
-    let io_err = |e: std::io::Error| format!("writing shards in {}: {e}", out.display());
-    let mut add = |r: spill::Record| match r.split {
-        Split::Train => train.add(r),
-        Split::Validation => validation.add(r),
-    };
-    for bucket in 0..buckets {
-        let mut records = Vec::new();
-        for unit in 0..plan.units.len() {
-            let path = spill_path(&spill_dir, unit, bucket);
-            let mut reader = spill::Reader::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            while let Some(r) = reader.read_record().map_err(|e| e.to_string())? {
-                if options.config.shuffle_seed.is_some() {
-                    records.push(r);
-                } else {
-                    add(r).map_err(io_err)?;
-                }
-            }
-        }
-        records.par_sort_unstable_by_key(|r| (r.key, r.unit, r.seq));
-        for r in records {
-            add(r).map_err(io_err)?;
-        }
-    }
-    let mut shards = train.finish().map_err(io_err)?;
-    shards.extend(validation.finish().map_err(io_err)?);
+    layout.stage.create()?;
+    atomic::create_dir(&layout.spill)?;
+    let stage = Stage::<TokenStats>::claim(
+        &layout.stage,
+        &plan,
+        Task::ALONE,
+        &fingerprint,
+        "token shards of another tokenizer, input or options",
+        |unit| (0..buckets).all(|b| layout.spill_path(unit, b).is_file()),
+    )?;
+    let mut stats = encode_pass(stage, options, &encoder, &plan, &layout, buckets)?;
+    let width = TokenWidth::for_vocab(encoder.vocab_size);
+    let shards = order_pass(options, &plan, &layout, buckets, width)?;
     for split in [Split::Train, Split::Validation] {
         let s = stats.splits.entry(split.as_str().to_owned()).or_default();
         for shard in shards.iter().filter(|sh| sh.split == split) {
@@ -328,13 +300,7 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, String> {
     }
     stats.chars_per_token = if stats.tokens > 0 { stats.text_chars as f64 / stats.tokens as f64 } else { 0.0 };
     stats.wall_seconds = started.elapsed().as_secs_f64();
-    let accounted = stats.written_docs + stats.skipped_empty_docs + stats.error_docs;
-    if stats.input_docs != accounted {
-        return Err(format!(
-            "stats do not add up: input_docs {} != {accounted}; this is a bug in curate",
-            stats.input_docs
-        ));
-    }
+    stats.check().map_err(StageError::from)?;
     let manifest = Manifest {
         version: MANIFEST_VERSION,
         tokenizer: TokenizerInfo {
@@ -348,26 +314,111 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, String> {
         shuffle_seed: options.config.shuffle_seed,
         shards,
     };
-    atomic::write(&stats_path, &serde_json::to_vec_pretty(&stats).expect("serialisable"))
-        .map_err(|e| format!("{}: {e}", stats_path.display()))?;
-    atomic::write(&manifest_path, &serde_json::to_vec_pretty(&manifest).expect("serialisable"))
-        .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
-    let _ = std::fs::remove_dir_all(&spill_dir);
+    atomic::write(&layout.stats, &serde_json::to_vec_pretty(&stats).expect("serialisable"))?;
+    atomic::write(&layout.manifest, &serde_json::to_vec_pretty(&manifest).expect("serialisable"))?;
+    let _ = std::fs::remove_dir_all(&layout.spill);
     Ok(TokenizeReport { stats, manifest, already_done: false })
 }
 
-struct UnitContext<'a> {
+fn fingerprint(options: &TokenizeOptions, tokenizer_hash: &str, buckets: usize, plan: &Plan) -> String {
+    let fingerprint = Fingerprint {
+        tokenizer: tokenizer_hash,
+        formats: options.formats().names(),
+        shard_tokens: options.config.shard_tokens,
+        shuffle_seed: options.config.shuffle_seed,
+        validation_fraction: options.config.validation_fraction,
+        eos: options.config.eos_token(),
+        bos: &options.config.bos_token,
+        metadata: &options.config.metadata,
+        buckets,
+        names: (&options.names.text, &options.names.id),
+        plan,
+    };
+    format!("{:032x}", xxh3_128(serde_json::to_string(&fingerprint).expect("serialisable").as_bytes()))
+}
+
+/// The report of a tokenization already complete in the output folder with
+/// this fingerprint: its manifest and stats are there, written last.
+fn finished(layout: &Layout, fingerprint: &str) -> Result<Option<TokenizeReport>, TokenizeError> {
+    if layout.stage.fingerprint().as_deref() != Some(fingerprint) {
+        return Ok(None);
+    }
+    let (Ok(manifest), Ok(bytes)) = (Manifest::load(&layout.manifest), std::fs::read(&layout.stats)) else {
+        return Ok(None);
+    };
+    let stats = serde_json::from_slice(&bytes)
+        .map_err(|source| TokenizeError::FinishedStats { path: layout.stats.clone(), source })?;
+    Ok(Some(TokenizeReport { stats, manifest, already_done: true }))
+}
+
+/// Pass 1: every unit encoded and spilled, in parallel.
+fn encode_pass(
+    stage: Stage<TokenStats>,
+    options: &TokenizeOptions,
+    encoder: &Encoder,
+    plan: &Plan,
+    layout: &Layout,
+    buckets: usize,
+) -> Result<TokenStats, TokenizeError> {
+    let pool = pool::pool(options.threads).map_err(StageError::from)?;
+    let read =
+        Arc::new(ReadOptions { names: options.names.clone(), batch_size: options.batch_size, batch_bytes: 16 << 20 });
+    let spiller = Spiller { plan, read, encoder, options, layout, buckets };
+    stage.run(TokenStats::default(), &pool, options.threads, options.progress, |unit, progress, _| {
+        spiller.unit(unit, progress).map(Some)
+    })
+}
+
+/// Pass 2: the spilled documents in their final order, written as shards.
+fn order_pass(
+    options: &TokenizeOptions,
+    plan: &Plan,
+    layout: &Layout,
+    buckets: usize,
+    width: TokenWidth,
+) -> Result<Vec<ShardInfo>, TokenizeError> {
+    let shards = |split| {
+        let c = &options.config;
+        ShardSetWriter::new(&layout.out, split, width, options.formats(), c.shard_tokens, &c.metadata, &c.tokenizer)
+    };
+    let (mut train, mut validation) = (shards(Split::Train), shards(Split::Validation));
+    let shard_error = |source: std::io::Error| TokenizeError::Shards { folder: layout.out.clone(), source };
+    let mut add = |r: spill::Record| match r.split {
+        Split::Train => train.add(r),
+        Split::Validation => validation.add(r),
+    };
+    for bucket in 0..buckets {
+        let mut records = Vec::new();
+        for unit in 0..plan.units.len() {
+            let path = layout.spill_path(unit, bucket);
+            let spill_error = |source| TokenizeError::Spill { path: path.clone(), source };
+            let mut reader = spill::Reader::open(&path).map_err(spill_error)?;
+            while let Some(r) = reader.read_record().map_err(spill_error)? {
+                if options.config.shuffle_seed.is_some() {
+                    records.push(r);
+                } else {
+                    add(r).map_err(shard_error)?;
+                }
+            }
+        }
+        records.par_sort_unstable_by_key(|r| (r.key, r.unit, r.seq));
+        for r in records {
+            add(r).map_err(shard_error)?;
+        }
+    }
+    let mut shards = train.finish().map_err(shard_error)?;
+    shards.extend(validation.finish().map_err(shard_error)?);
+    Ok(shards)
+}
+
+/// Everything the encoding pass needs for a unit, built once.
+struct Spiller<'a> {
     plan: &'a Plan,
     read: Arc<ReadOptions>,
     encoder: &'a Encoder,
     options: &'a TokenizeOptions,
-    spill_dir: &'a Path,
+    layout: &'a Layout,
     buckets: usize,
-    progress: &'a Progress,
-}
-
-fn spill_path(dir: &Path, unit: usize, bucket: usize) -> PathBuf {
-    dir.join(format!("{unit:06}-{bucket:05}.spill"))
 }
 
 /// The text of a metadata field: a JSON string unquoted, other values as JSON.
@@ -380,90 +431,81 @@ fn metadata_value(doc: &Doc, field: &str) -> Option<String> {
     }
 }
 
-fn encode_unit(ctx: &UnitContext, unit: usize) -> Result<TokenStats, String> {
-    let done = ctx.spill_dir.join(format!("{unit:06}.done"));
-    let unit_bytes = ctx.plan.units[unit].bytes;
-    if let Ok(bytes) = std::fs::read(&done) {
-        if let Ok(stats) = serde_json::from_slice::<TokenStats>(&bytes) {
-            ctx.progress.add(unit_bytes, stats.input_docs);
-            return Ok(stats);
-        }
-    }
-    let options = ctx.options;
-    let paths: Vec<PathBuf> = (0..ctx.buckets).map(|b| spill_path(ctx.spill_dir, unit, b)).collect();
-    let io_err = |e: std::io::Error| format!("{}: {e}", ctx.spill_dir.display());
-    let mut writers = paths
-        .iter()
-        .map(|p| spill::Writer::create(&atomic::temp_path(p)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io_err)?;
-    let mut stats = TokenStats::default();
-    let mut batches = UnitBatches::new(ctx.plan, vec![unit], ctx.read.clone());
-    let mut seq = 0u64;
-    let bucket_shift = ctx.buckets.trailing_zeros();
-    while let Some((_, docs)) = batches.next_batch() {
-        let t = Instant::now();
-        let encoded: Vec<Result<(usize, Vec<u32>), String>> =
-            docs.par_iter().map(|d| ctx.encoder.encode(&d.text)).collect();
-        stats.encode_seconds += t.elapsed().as_secs_f64();
-        stats.input_docs += docs.len() as u64;
-        ctx.progress.add(0, docs.len() as u64);
-        for (doc, result) in docs.iter().zip(encoded) {
-            let (text_tokens, tokens) = match result {
-                Ok(r) => r,
-                Err(e) => {
-                    stats.error_docs += 1;
-                    stats
-                        .errors
-                        .entry("tokenizer".into())
-                        .or_default()
-                        .add(1, || format!("document {:?}: {e}", doc.id));
+impl Spiller<'_> {
+    /// Encodes a unit's documents into its spill files, one per bucket,
+    /// published together.
+    fn unit(&self, unit: &Unit, progress: &mut UnitProgress) -> Result<TokenStats, TokenizeError> {
+        let config = &self.options.config;
+        let index = unit.index;
+        let paths: Vec<PathBuf> = (0..self.buckets).map(|b| self.layout.spill_path(index, b)).collect();
+        let spill_error = |path: &Path| {
+            let path = path.to_owned();
+            move |source| TokenizeError::Spill { path, source }
+        };
+        let mut writers = paths
+            .iter()
+            .map(|p| spill::Writer::create(&atomic::temp_path(p)).map_err(spill_error(p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut stats = TokenStats::default();
+        let mut batches = UnitBatches::new(self.plan, vec![index], self.read.clone());
+        let mut seq = 0u64;
+        let bucket_shift = self.buckets.trailing_zeros();
+        while let Some((_, docs)) = batches.next_batch() {
+            let t = Instant::now();
+            let encoded: Vec<Result<(usize, Vec<u32>), String>> =
+                docs.par_iter().map(|d| self.encoder.encode(&d.text)).collect();
+            stats.encode_seconds += t.elapsed().as_secs_f64();
+            stats.input_docs += docs.len() as u64;
+            progress.docs(docs.len() as u64);
+            progress.read_to(batches.bytes_read());
+            for (doc, result) in docs.iter().zip(encoded) {
+                let (text_tokens, tokens) = match result {
+                    Ok(r) => r,
+                    Err(e) => {
+                        stats.errors.add("tokenizer", 1, || format!("document {:?}: {e}", doc.id));
+                        continue;
+                    }
+                };
+                if text_tokens == 0 {
+                    stats.empty_text_docs += 1;
+                }
+                if tokens.is_empty() {
+                    stats.skipped_empty_docs += 1;
                     continue;
                 }
-            };
-            if text_tokens == 0 {
-                stats.empty_text_docs += 1;
+                let seed = config.shuffle_seed.unwrap_or(0);
+                let split = if config.validation_fraction > 0.0
+                    && (xxh3_64_with_seed(doc.id.as_bytes(), seed ^ 0x7661_6c69_6461_7465) as f64)
+                        < config.validation_fraction * u64::MAX as f64
+                {
+                    Split::Validation
+                } else {
+                    Split::Train
+                };
+                let key = match config.shuffle_seed {
+                    Some(seed) => xxh3_64_with_seed(doc.id.as_bytes(), seed),
+                    None => 0,
+                };
+                let bucket = if self.buckets > 1 { (key >> (64 - bucket_shift)) as usize } else { 0 };
+                stats.written_docs += 1;
+                stats.tokens += tokens.len() as u64;
+                stats.text_chars += doc.text.chars().count() as u64;
+                stats.count_tokens(tokens.len(), 1);
+                let metadata = config.metadata.iter().map(|f| metadata_value(doc, f)).collect();
+                let record =
+                    spill::Record { key, unit: index as u32, seq, split, id: doc.id.clone(), metadata, tokens };
+                seq += 1;
+                writers[bucket].write(&record).map_err(spill_error(&paths[bucket]))?;
             }
-            if tokens.is_empty() {
-                stats.skipped_empty_docs += 1;
-                continue;
-            }
-            let seed = options.config.shuffle_seed.unwrap_or(0);
-            let split = if options.config.validation_fraction > 0.0
-                && (xxh3_64_with_seed(doc.id.as_bytes(), seed ^ 0x7661_6c69_6461_7465) as f64)
-                    < options.config.validation_fraction * u64::MAX as f64
-            {
-                Split::Validation
-            } else {
-                Split::Train
-            };
-            let key = match options.config.shuffle_seed {
-                Some(seed) => xxh3_64_with_seed(doc.id.as_bytes(), seed),
-                None => 0,
-            };
-            let bucket = if ctx.buckets > 1 { (key >> (64 - bucket_shift)) as usize } else { 0 };
-            stats.written_docs += 1;
-            stats.tokens += tokens.len() as u64;
-            stats.text_chars += doc.text.chars().count() as u64;
-            stats.count_tokens(tokens.len(), 1);
-            let metadata = options.config.metadata.iter().map(|f| metadata_value(doc, f)).collect();
-            let record = spill::Record { key, unit: unit as u32, seq, split, id: doc.id.clone(), metadata, tokens };
-            seq += 1;
-            writers[bucket].write(&record).map_err(io_err)?;
         }
+        stats.input_docs += batches.errors.docs;
+        stats.errors.merge(&batches.errors);
+        for (w, p) in writers.into_iter().zip(&paths) {
+            w.finish().map_err(spill_error(p))?;
+        }
+        atomic::publish(&paths)?;
+        Ok(stats)
     }
-    stats.input_docs += batches.error_docs;
-    stats.error_docs += batches.error_docs;
-    for (k, v) in batches.errors {
-        stats.errors.insert(k, v);
-    }
-    for (w, p) in writers.into_iter().zip(&paths) {
-        w.finish().map_err(io_err)?;
-        std::fs::rename(atomic::temp_path(p), p).map_err(io_err)?;
-    }
-    atomic::write(&done, &serde_json::to_vec(&stats).expect("serialisable")).map_err(io_err)?;
-    ctx.progress.add(unit_bytes, 0);
-    Ok(stats)
 }
 
 #[cfg(test)]

@@ -13,12 +13,13 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, DecoderWrapper, PostProcessorWrapper, PreTokenizerWrapper, TokenizerImpl};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::doc::FieldNames;
-use crate::engine::stats::Occurrences;
+use super::error::TokenizeError;
+use crate::io::atomic;
+use crate::io::doc::FieldNames;
 use crate::io::docs::UnitBatches;
 use crate::io::plan::Plan;
 use crate::io::read::ReadOptions;
-use std::collections::BTreeMap;
+use crate::runtime::tally::ErrorTally;
 
 /// End of text, padding, and chat roles: what pre-training and the tuning
 /// that follows need, reserved at the start of the vocabulary.
@@ -40,8 +41,8 @@ pub struct TrainOptions {
 pub struct TrainReport {
     pub docs: u64,
     pub vocab_size: usize,
-    pub error_docs: u64,
-    pub errors: BTreeMap<String, Occurrences>,
+    /// Records that did not become documents.
+    pub errors: ErrorTally,
 }
 
 type Tokenizer =
@@ -52,13 +53,12 @@ pub fn sampled(id: &str, fraction: f64) -> bool {
     fraction >= 1.0 || (xxh3_64(id.as_bytes()) as f64) < fraction * u64::MAX as f64
 }
 
-pub fn train(plan: &Plan, names: FieldNames, options: &TrainOptions, out: &Path) -> Result<TrainReport, String> {
+pub fn train(plan: &Plan, names: FieldNames, options: &TrainOptions, out: &Path) -> Result<TrainReport, TokenizeError> {
     if options.vocab_size < 256 + options.special_tokens.len() {
-        return Err(format!(
-            "vocab_size {} is smaller than the 256 byte tokens plus {} special tokens",
-            options.vocab_size,
-            options.special_tokens.len()
-        ));
+        return Err(TokenizeError::VocabularyTooSmall {
+            vocab_size: options.vocab_size,
+            special: options.special_tokens.len(),
+        });
     }
     let byte_level = ByteLevel::new(false, true, options.use_regex);
     let mut tokenizer: Tokenizer = TokenizerImpl::new(ModelWrapper::BPE(BPE::default()));
@@ -75,7 +75,7 @@ pub fn train(plan: &Plan, names: FieldNames, options: &TrainOptions, out: &Path)
     let mut trainer = TrainerWrapper::BpeTrainer(trainer);
 
     let read = Arc::new(ReadOptions { names, batch_size: 1000, batch_bytes: 16 << 20 });
-    let mut batches = UnitBatches::new(plan, (0..plan.units.len()).collect(), read);
+    let mut batches = UnitBatches::all(plan, read);
     let mut docs = 0u64;
     let limit = options.max_docs.unwrap_or(u64::MAX);
     let texts = std::iter::from_fn(|| {
@@ -95,17 +95,11 @@ pub fn train(plan: &Plan, names: FieldNames, options: &TrainOptions, out: &Path)
         None
     })
     .flatten();
-    tokenizer.train(&mut trainer, texts).map_err(|e| format!("training failed: {e}"))?;
+    tokenizer.train(&mut trainer, texts).map_err(|e| TokenizeError::Training(e.to_string()))?;
     if docs == 0 {
-        return Err("no documents to train on".into());
+        return Err(TokenizeError::NoDocuments);
     }
-    let tmp = crate::io::atomic::temp_path(out);
-    tokenizer.save(&tmp, true).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-    std::fs::rename(&tmp, out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-    Ok(TrainReport {
-        docs,
-        vocab_size: tokenizer.get_vocab_size(true),
-        error_docs: batches.error_docs,
-        errors: batches.errors,
-    })
+    let json = tokenizer.to_string(true).map_err(|e| TokenizeError::Training(e.to_string()))?;
+    atomic::write(out, json.as_bytes())?;
+    Ok(TrainReport { docs, vocab_size: tokenizer.get_vocab_size(true), errors: batches.errors })
 }

@@ -16,7 +16,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::spill::Record;
-use crate::io::atomic::temp_path;
+use crate::io::atomic::{self, temp_path};
 
 /// Rows buffered before they become one Arrow batch.
 const PARQUET_BATCH_ROWS: usize = 1024;
@@ -193,9 +193,7 @@ impl ShardSetWriter {
         if let Some(d) = shard.datatrove.take() {
             d.finish()?;
         }
-        for path in &shard.files {
-            std::fs::rename(temp_path(path), path)?;
-        }
+        atomic::publish(&shard.files).map_err(io::Error::other)?;
         self.shards.push(ShardInfo { split: self.split, name: shard.name, docs: shard.docs, tokens: shard.tokens });
         Ok(())
     }

@@ -9,6 +9,8 @@ use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use parquet::arrow::ArrowWriter;
 use serde_json::Value;
 
+use curate::runtime::hooks;
+
 use crate::util::*;
 
 fn skip_pipeline(dir: &std::path::Path, input: &str, on_error: &str) -> std::path::PathBuf {
@@ -195,8 +197,7 @@ fn a_step_that_fails_on_a_document_costs_that_document_only() {
         )
     };
     let p = pipeline(dir.path(), &body("skip"));
-    let o =
-        curate().arg("run").arg(&p).args(["--progress", "none"]).env("CURATE_TEST_PANIC_ON", "BOOM").output().unwrap();
+    let o = curate().arg("run").arg(&p).args(["--progress", "none"]).env(hooks::PANIC_ON, "BOOM").output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let stats = stats(&out);
     assert_eq!((stats["kept_docs"].as_u64(), stats["error_docs"].as_u64()), (Some(2), Some(1)));
@@ -205,8 +206,7 @@ fn a_step_that_fails_on_a_document_costs_that_document_only() {
 
     fs::remove_dir_all(&out).unwrap();
     let p = pipeline(dir.path(), &body("fail"));
-    let o =
-        curate().arg("run").arg(&p).args(["--progress", "none"]).env("CURATE_TEST_PANIC_ON", "BOOM").output().unwrap();
+    let o = curate().arg("run").arg(&p).args(["--progress", "none"]).env(hooks::PANIC_ON, "BOOM").output().unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("step_failed"), "{}", stderr(&o));
 }

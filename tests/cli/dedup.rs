@@ -9,6 +9,8 @@ use curate::dedup::sigfile;
 use curate::dedup::signatures::band_path;
 use serde_json::Value;
 
+use curate::runtime::hooks;
+
 use crate::util::*;
 
 fn signatures(input: &Path, work: &Path, flags: &[&str]) -> Output {
@@ -53,7 +55,7 @@ fn shared_buckets(work: &Path, docs: &[Value], units: usize) -> BTreeSet<(String
         let mut buckets: BTreeMap<Vec<u64>, Vec<usize>> = BTreeMap::new();
         for unit in 0..units {
             for r in sigfile::read(&band_path(work, band, unit), &config, band, unit as u32).unwrap().iter() {
-                buckets.entry(r.hashes.to_vec()).or_default().push(r.doc as usize);
+                buckets.entry(r.hashes.to_vec()).or_default().push(r.place.index as usize);
             }
         }
         for members in buckets.values() {
@@ -179,8 +181,8 @@ fn components(work: &Path, docs: &[Value]) -> BTreeSet<BTreeSet<String>> {
     let ranges = curate::dedup::buckets::ranges(work).unwrap();
     for part in curate::dedup::buckets::Part::all(params.bands, ranges) {
         let path = curate::dedup::buckets::edges_path(work, part);
-        for ((_, a), (_, b)) in curate::dedup::buckets::read(&path, &params, part).unwrap() {
-            let (ra, rb) = (root(&mut parent, a as usize), root(&mut parent, b as usize));
+        for (a, b) in curate::dedup::buckets::read(&path, &params, part).unwrap() {
+            let (ra, rb) = (root(&mut parent, a.index as usize), root(&mut parent, b.index as usize));
             parent[ra.max(rb)] = ra.min(rb);
         }
     }
@@ -220,7 +222,7 @@ fn buckets_join_each_document_with_its_near_copies_only() {
     );
     let params = curate::dedup::signatures::StageParams::load(&one).unwrap();
     let removals = curate::dedup::clusters::read(&curate::dedup::clusters::removals_path(&one), &params).unwrap();
-    let id = |(_, doc): (u32, u32)| docs[doc as usize]["id"].as_str().unwrap().to_owned();
+    let id = |place: curate::io::doc::Place| docs[place.index as usize]["id"].as_str().unwrap().to_owned();
     let removed: BTreeSet<String> = removals.iter().map(|r| id(r.doc)).collect();
     let expected_removed: BTreeSet<String> = (0..20).map(|i| format!("near-{i}")).chain(["copy-0".into()]).collect();
     assert_eq!(removed, expected_removed);
@@ -269,7 +271,8 @@ fn the_bucket_stage_refuses_missing_or_damaged_signatures_by_name() {
     let bytes = std::fs::read(&damaged).unwrap();
     std::fs::write(&damaged, &bytes[..bytes.len() - 9]).unwrap();
     let out = buckets(&work, &[]);
-    assert_eq!(out.status.code(), Some(2));
+    // Missing signatures refuse the stage (2); a damaged one fails it (1).
+    assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("band-004/unit-000005.sig") && err.contains("truncated"), "{err}");
     std::fs::write(&damaged, b"garbage").unwrap();
@@ -685,7 +688,7 @@ fn kill_midway(args: &[&std::ffi::OsStr], files: u32) {
     let mut child = curate()
         .arg("dedup")
         .args(args)
-        .env("CURATE_TEST_PAUSE_AFTER_FILES", files.to_string())
+        .env(hooks::PAUSE_AFTER_FILES, files.to_string())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

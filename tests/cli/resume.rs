@@ -4,6 +4,8 @@
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
+use curate::runtime::hooks;
+
 use crate::util::*;
 
 fn body(input: &std::path::Path, out: &std::path::Path, min_chars: u32) -> String {
@@ -33,7 +35,7 @@ fn sigkill_then_resume_gives_byte_identical_output() {
         .arg("run")
         .arg(&p)
         .args(["--progress", "none", "--threads", "1"])
-        .env("CURATE_TEST_PAUSE_AFTER_BATCHES", "9")
+        .env(hooks::PAUSE_AFTER_BATCHES, "9")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

@@ -11,10 +11,11 @@ use serde_json::Value;
 
 pub fn curate() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_curate"));
-    cmd.env_remove("RANK")
-        .env_remove("WORLD_SIZE")
-        .env_remove("CURATE_TEST_PAUSE_AFTER_BATCHES")
-        .env_remove("CURATE_TEST_PANIC_ON");
+    cmd.env_remove("RANK").env_remove("WORLD_SIZE");
+    // A test hook left in the shell must not stop an unrelated test midway.
+    for hook in curate::runtime::hooks::ALL {
+        cmd.env_remove(hook);
+    }
     for (k, _) in std::env::vars() {
         if k.starts_with("SLURM_") {
             cmd.env_remove(k);

@@ -3,6 +3,21 @@
 //! Units are dealt round-robin (unit `i` to task `i % W`): deterministic,
 //! disjoint, and the byte ranges of one large file land on different tasks.
 
+/// Why the flags or the environment do not name a task.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskError {
+    #[error("give --rank and --world-size together")]
+    HalfGiven,
+    #[error("{name}={value:?} is not a number")]
+    NotANumber { name: String, value: String },
+    #[error("SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}")]
+    BelowArrayMin { id: usize, min: usize },
+    #[error("world size must be at least 1 (from {from})")]
+    EmptyWorld { from: &'static str },
+    #[error("rank {rank} is not below world size {world} (from {from})")]
+    RankOutside { rank: usize, world: usize, from: &'static str },
+}
+
 /// One task of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Task {
@@ -11,8 +26,16 @@ pub struct Task {
 }
 
 impl Task {
+    /// The only task of a run that is not shared.
+    pub const ALONE: Task = Task { rank: 0, world: 1 };
+
     pub fn owns(&self, unit: usize) -> bool {
         unit % self.world == self.rank
+    }
+
+    /// `rank-00003-of-00008`: how the task's own files are named.
+    pub fn name(&self) -> String {
+        format!("rank-{:05}-of-{:05}", self.rank, self.world)
     }
 
     /// The rank and world size from flags, else from the environment of a
@@ -22,21 +45,24 @@ impl Task {
         rank: Option<usize>,
         world: Option<usize>,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Task, String> {
+    ) -> Result<Task, TaskError> {
         let (rank, world, source) = match (rank, world) {
             (Some(r), Some(w)) => (r, w, "--rank/--world-size"),
             (None, None) => {
-                let number = |name: &str| -> Result<Option<usize>, String> {
+                let number = |name: &str| -> Result<Option<usize>, TaskError> {
                     env(name)
-                        .map(|v| v.trim().parse::<usize>().map_err(|_| format!("{name}={v:?} is not a number")))
+                        .map(|value| {
+                            value
+                                .trim()
+                                .parse::<usize>()
+                                .map_err(|_| TaskError::NotANumber { name: name.into(), value })
+                        })
                         .transpose()
                 };
                 if let (Some(id), Some(count)) = (number("SLURM_ARRAY_TASK_ID")?, number("SLURM_ARRAY_TASK_COUNT")?) {
                     // Arrays may start at any index (--array=1-8).
                     let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-                    let rank = id
-                        .checked_sub(min)
-                        .ok_or_else(|| format!("SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}"))?;
+                    let rank = id.checked_sub(min).ok_or(TaskError::BelowArrayMin { id, min })?;
                     (rank, count, "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
                 } else if let (Some(r), Some(w)) = (number("SLURM_PROCID")?, number("SLURM_NTASKS")?) {
                     (r, w, "SLURM_PROCID/SLURM_NTASKS")
@@ -46,13 +72,13 @@ impl Task {
                     (0, 1, "")
                 }
             }
-            _ => return Err("give --rank and --world-size together".into()),
+            _ => return Err(TaskError::HalfGiven),
         };
         if world == 0 {
-            return Err(format!("world size must be at least 1 (from {source})"));
+            return Err(TaskError::EmptyWorld { from: source });
         }
         if rank >= world {
-            return Err(format!("rank {rank} is not below world size {world} (from {source})"));
+            return Err(TaskError::RankOutside { rank, world, from: source });
         }
         Ok(Task { rank, world })
     }
@@ -63,7 +89,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn resolve(flags: (Option<usize>, Option<usize>), env: &[(&str, &str)]) -> Result<Task, String> {
+    fn resolve(flags: (Option<usize>, Option<usize>), env: &[(&str, &str)]) -> Result<Task, TaskError> {
         let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Task::resolve(flags.0, flags.1, |k| env.get(k).cloned())
     }
@@ -90,12 +116,12 @@ mod tests {
     #[test]
     fn bad_slices_are_refused() {
         assert_eq!(
-            resolve((Some(3), Some(3)), &[]).unwrap_err(),
+            resolve((Some(3), Some(3)), &[]).unwrap_err().to_string(),
             "rank 3 is not below world size 3 (from --rank/--world-size)"
         );
-        assert_eq!(resolve((Some(1), None), &[]).unwrap_err(), "give --rank and --world-size together");
+        assert_eq!(resolve((Some(1), None), &[]).unwrap_err().to_string(), "give --rank and --world-size together");
         assert_eq!(
-            resolve((None, None), &[("RANK", "x"), ("WORLD_SIZE", "2")]).unwrap_err(),
+            resolve((None, None), &[("RANK", "x"), ("WORLD_SIZE", "2")]).unwrap_err().to_string(),
             "RANK=\"x\" is not a number"
         );
     }

@@ -10,14 +10,17 @@ use std::path::Path;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::registry;
+use super::registry;
+pub use crate::io::format::{InputFormat, OutputFormat};
+use crate::runtime::options::BadValue;
+pub use crate::tokenize::config::{TokenFormat, TokenizeConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read pipeline file {path}: {source}")]
     Read { path: String, source: std::io::Error },
-    #[error("{file}: {path}: {message}")]
-    Invalid { file: String, path: String, message: String },
+    #[error("{file}: {key}: {message}")]
+    Invalid { file: String, key: String, message: String },
 }
 
 /// A pipeline file after validation: what `curate run` executes.
@@ -67,13 +70,6 @@ pub struct InputConfig {
     pub split_bytes: ByteSize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InputFormat {
-    Jsonl,
-    Parquet,
-}
-
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
@@ -102,14 +98,6 @@ pub struct OutputConfig {
     /// without the field go to `unknown/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_by: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputFormat {
-    #[default]
-    Parquet,
-    Jsonl,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -161,81 +149,6 @@ fn default_compression_level() -> i32 {
     3
 }
 
-/// Token shards of the kept documents: `[tokenize]` in a pipeline, and the
-/// options of `curate tokenize`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenizeConfig {
-    /// A `tokenizer.json`.
-    pub tokenizer: String,
-    /// Output folder of the shards; in a pipeline, by default `tokens/`
-    /// inside the output folder.
-    #[serde(default)]
-    pub path: Option<String>,
-    #[serde(default = "default_token_formats")]
-    pub formats: Vec<TokenFormat>,
-    /// A new shard once the current one holds this many tokens.
-    #[serde(default = "default_shard_tokens")]
-    pub shard_tokens: u64,
-    /// Shuffle documents with this seed; by default they keep input order.
-    #[serde(default)]
-    pub shuffle_seed: Option<u64>,
-    /// Fraction of documents held out as the validation split.
-    #[serde(default)]
-    pub validation_fraction: f64,
-    /// Append `eos_token` to every document.
-    #[serde(default = "yes")]
-    pub eos: bool,
-    #[serde(default = "default_eos_token")]
-    pub eos_token: String,
-    /// Put this token before every document.
-    #[serde(default)]
-    pub bos_token: Option<String>,
-    /// Fields carried into the Parquet shards, as strings.
-    #[serde(default)]
-    pub metadata: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenFormat {
-    Parquet,
-    Megatron,
-    /// datatrove's `.ds` files, which nanotron reads.
-    Datatrove,
-}
-
-fn default_token_formats() -> Vec<TokenFormat> {
-    vec![TokenFormat::Parquet, TokenFormat::Megatron]
-}
-fn default_shard_tokens() -> u64 {
-    1_000_000_000
-}
-fn default_eos_token() -> String {
-    "<|endoftext|>".into()
-}
-fn yes() -> bool {
-    true
-}
-
-impl TokenizeConfig {
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.formats.is_empty() {
-            return Err(("tokenize.formats", "name at least one of \"parquet\", \"megatron\", \"datatrove\"".into()));
-        }
-        if self.shard_tokens == 0 {
-            return Err(("tokenize.shard_tokens", "must be greater than 0".into()));
-        }
-        if !(0.0..=1.0).contains(&self.validation_fraction) {
-            return Err((
-                "tokenize.validation_fraction",
-                format!("{} is not between 0 and 1", self.validation_fraction),
-            ));
-        }
-        Ok(())
-    }
-}
-
 /// What a step does with its verdicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -264,12 +177,23 @@ impl StepMode {
 #[serde(transparent)]
 pub struct ByteSize(pub u64);
 
+/// Why a size does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadSize {
+    #[error("{0:?} is not a size such as \"64MiB\"")]
+    NotASize(String),
+    #[error("unknown size unit {unit:?} in {size:?}")]
+    UnknownUnit { unit: String, size: String },
+    #[error("{0:?} is too large")]
+    TooLarge(String),
+}
+
 impl ByteSize {
-    pub fn parse(s: &str) -> Result<ByteSize, String> {
+    pub fn parse(s: &str) -> Result<ByteSize, BadSize> {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(s.len());
         let (digits, unit) = s.split_at(split);
-        let n: u64 = digits.replace('_', "").parse().map_err(|_| format!("{s:?} is not a size such as \"64MiB\""))?;
+        let n: u64 = digits.replace('_', "").parse().map_err(|_| BadSize::NotASize(s.into()))?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1_000,
@@ -280,9 +204,9 @@ impl ByteSize {
             "gib" => 1 << 30,
             "t" | "tb" => 1_000_000_000_000,
             "tib" => 1 << 40,
-            other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+            other => return Err(BadSize::UnknownUnit { unit: other.into(), size: s.into() }),
         };
-        n.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("{s:?} is too large"))
+        n.checked_mul(mult).map(ByteSize).ok_or_else(|| BadSize::TooLarge(s.into()))
     }
 }
 
@@ -331,7 +255,7 @@ impl Pipeline {
 
     /// Parses and validates a pipeline; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Pipeline, ConfigError> {
-        let invalid = |path: String, message: String| ConfigError::Invalid { file: file.to_owned(), path, message };
+        let invalid = |key: String, message: String| ConfigError::Invalid { file: file.to_owned(), key, message };
         let deserializer =
             toml::Deserializer::parse(text).map_err(|e| invalid(toml_location(text, &e), e.message().to_owned()))?;
         let raw: RawPipeline = serde_path_to_error::deserialize(deserializer).map_err(|e| {
@@ -365,38 +289,39 @@ impl Pipeline {
                     format!("step name {name:?} is already used by step[{j}]; give each step its own `name`"),
                 ));
             }
-            // Building once here is the validation: a step that builds now
-            // builds again in every worker.
-            registry::build(&kind, &table)
-                .map_err(|e| invalid(e.path.map_or_else(|| at(""), |p| at(&p)), e.message))?;
+            // Checked, not built: building reads the files a step names (word
+            // lists, models, removal lists), which the executor does once.
+            registry::check(&kind, &table).map_err(|e| {
+                let key = e.key.as_deref().map_or_else(|| at(""), at);
+                invalid(key, e.kind.to_string())
+            })?;
             steps.push(StepSpec { name, kind, mode, options: table });
         }
         let pipeline = Pipeline { input: raw.input, steps, output: raw.output, run: raw.run, tokenize: raw.tokenize };
-        pipeline.validate().map_err(|(path, message)| invalid(path.into(), message))?;
+        pipeline.validate().map_err(|e| invalid(e.key, e.message))?;
         Ok(pipeline)
     }
 
     /// Checks of values that serde's types cannot express.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let positive = |v: u64, path: &'static str| {
+    pub fn validate(&self) -> Result<(), BadValue> {
+        let positive = |v: u64, key: &'static str| {
             if v == 0 {
-                Err((path, "must be greater than 0".to_string()))
+                Err(BadValue::new(key, "must be greater than 0"))
             } else {
                 Ok(())
             }
         };
-        if self.input.path.is_empty() {
-            return Err(("input.path", "must not be empty".into()));
-        }
-        if self.output.path.is_empty() {
-            return Err(("output.path", "must not be empty".into()));
-        }
-        if self.input.text_field.is_empty() {
-            return Err(("input.text_field", "must not be empty".into()));
-        }
-        if self.input.id_field.is_empty() {
-            return Err(("input.id_field", "must not be empty".into()));
-        }
+        let non_empty = |v: &str, key: &'static str| {
+            if v.is_empty() {
+                Err(BadValue::new(key, "must not be empty"))
+            } else {
+                Ok(())
+            }
+        };
+        non_empty(&self.input.path, "input.path")?;
+        non_empty(&self.output.path, "output.path")?;
+        non_empty(&self.input.text_field, "input.text_field")?;
+        non_empty(&self.input.id_field, "input.id_field")?;
         positive(self.input.batch_size as u64, "input.batch_size")?;
         positive(self.input.batch_bytes.0, "input.batch_bytes")?;
         positive(self.input.split_bytes.0, "input.split_bytes")?;
@@ -404,13 +329,13 @@ impl Pipeline {
         positive(self.output.row_group_rows as u64, "output.row_group_rows")?;
         positive(self.output.row_group_bytes.0, "output.row_group_bytes")?;
         if !(1..=22).contains(&self.output.compression_level) {
-            return Err((
+            return Err(BadValue::new(
                 "output.compression_level",
                 format!("{} is not a zstd level (1 to 22)", self.output.compression_level),
             ));
         }
         if self.run.threads == Some(0) {
-            return Err(("run.threads", "must be at least 1 (leave it out for one per core)".into()));
+            return Err(BadValue::new("run.threads", "must be at least 1 (leave it out for one per core)"));
         }
         if let Some(t) = &self.tokenize {
             t.validate()?;

@@ -9,13 +9,22 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::config::StepSpec;
-use crate::doc::{Doc, FieldNames};
-use crate::engine::registry;
-use crate::engine::step::{Outcome, Step};
+use super::config::StepSpec;
+use super::registry::{self, StepError};
+use crate::io::doc::{Doc, FieldNames};
 use crate::io::docs::UnitBatches;
 use crate::io::plan::Plan;
 use crate::io::read::ReadOptions;
+use crate::runtime::pool::{self, PoolError};
+use crate::step::{Mode, Outcome, Step};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("step {name}: {source}")]
+    Step { name: String, source: StepError },
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+}
 
 /// The filters `curate bench` measures when no pipeline is given: those
 /// whose defaults make sense on any text.
@@ -37,7 +46,7 @@ pub struct BenchRow {
 /// Reads up to `max_docs` documents and `max_bytes` of text.
 pub fn load(plan: &Plan, names: FieldNames, max_docs: usize, max_bytes: usize) -> Vec<Doc> {
     let read = Arc::new(ReadOptions { names, batch_size: 1000, batch_bytes: 16 << 20 });
-    let mut batches = UnitBatches::new(plan, (0..plan.units.len()).collect(), read);
+    let mut batches = UnitBatches::all(plan, read);
     let (mut docs, mut bytes) = (Vec::new(), 0);
     while let Some((_, batch)) = batches.next_batch() {
         for doc in batch {
@@ -56,7 +65,7 @@ fn measure(name: &str, steps: &[Box<dyn Step>], docs: &[Doc], pool: &rayon::Thre
     let mut copy: Vec<Doc> = docs.to_vec();
     let megabytes = docs.iter().map(|d| d.text.len()).sum::<usize>() as f64 / 1e6;
     let run = |doc: &mut Doc| -> bool {
-        steps.iter().all(|s| !matches!(s.process(doc), Outcome::Drop(Cow::Borrowed(_) | Cow::Owned(_))))
+        steps.iter().all(|s| !matches!(s.judge(doc, Mode::Filter), Outcome::Drop(Cow::Borrowed(_) | Cow::Owned(_))))
     };
     let start = Instant::now();
     let kept = pool.install(|| copy.par_iter_mut().map(|d| run(d) as usize).sum::<usize>());
@@ -76,10 +85,12 @@ fn measure(name: &str, steps: &[Box<dyn Step>], docs: &[Doc], pool: &rayon::Thre
 /// Each step alone, then all of them in order (as a pipeline runs them: a
 /// document dropped by one step is not seen by the next), on one thread and
 /// on `threads`.
-pub fn bench(specs: &[StepSpec], docs: &[Doc], threads: usize) -> Result<Vec<BenchRow>, String> {
+pub fn bench(specs: &[StepSpec], docs: &[Doc], threads: usize) -> Result<Vec<BenchRow>, BenchError> {
     let steps: Vec<Box<dyn Step>> = specs
         .iter()
-        .map(|s| registry::build(&s.kind, &s.options).map_err(|e| format!("step {}: {}", s.name, e.message)))
+        .map(|s| {
+            registry::build(&s.kind, &s.options).map_err(|source| BenchError::Step { name: s.name.clone(), source })
+        })
         .collect::<Result<_, _>>()?;
     let mut rows = Vec::new();
     let mut thread_counts = vec![1];
@@ -87,7 +98,7 @@ pub fn bench(specs: &[StepSpec], docs: &[Doc], threads: usize) -> Result<Vec<Ben
         thread_counts.push(threads);
     }
     for &n in &thread_counts {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().map_err(|e| e.to_string())?;
+        let pool = pool::pool(n)?;
         for (spec, step) in specs.iter().zip(&steps) {
             rows.push(measure(&spec.name, std::slice::from_ref(step), docs, &pool));
         }

@@ -1,15 +1,16 @@
-//! The accounting of a run: where every input document went.
+//! The accounting of a pipeline run: where every input document went.
 //!
 //! The invariant `input_docs = kept_docs + dropped_docs + error_docs` holds
 //! for every unit, task and merged run; [`Stats::check`] verifies it and the
-//! executor refuses to write stats that break it.
+//! stage driver refuses to write stats that break it.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// How many locations of each error kind are kept as examples.
-pub const MAX_EXAMPLES: usize = 5;
+use crate::io::doc::ErrorKind;
+use crate::runtime::tally::{ErrorTally, Kinds};
+use crate::stage::{StageStats, Unbalanced};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Stats {
@@ -18,7 +19,9 @@ pub struct Stats {
     pub input_bytes: u64,
     pub kept_docs: u64,
     pub dropped_docs: u64,
-    pub error_docs: u64,
+    /// `error_docs`, and `errors`: error kind → count and the first locations.
+    #[serde(flatten)]
+    pub errors: ErrorTally,
     /// UTF-8 bytes of text in the documents read and in those kept.
     pub input_text_bytes: u64,
     pub kept_text_bytes: u64,
@@ -30,11 +33,9 @@ pub struct Stats {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub partitions: BTreeMap<String, u64>,
     pub steps: Vec<StepStats>,
-    /// Error kind → count and the first locations.
-    pub errors: BTreeMap<String, Occurrences>,
     /// Things that lose no document but deserve a look (empty files,
     /// rejected documents that did not fit the rejected output's schema).
-    pub warnings: BTreeMap<String, Occurrences>,
+    pub warnings: Kinds,
     /// Seconds spent reading and parsing, and encoding and writing, summed
     /// over units.
     pub read_seconds: f64,
@@ -63,27 +64,9 @@ pub struct StepStats {
     pub seconds: f64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Occurrences {
-    pub count: u64,
-    pub examples: Vec<String>,
-}
-
-impl Occurrences {
-    /// Counts `n`; `example` is only called while examples are wanted, so
-    /// that a costly location (counting lines) is computed a few times only.
-    pub fn add(&mut self, n: u64, example: impl FnOnce() -> String) {
-        self.count += n;
-        if self.examples.len() < MAX_EXAMPLES {
-            self.examples.push(example());
-        }
-    }
-
-    /// Adds `other`'s count, and its examples while there is room.
-    pub fn merge(&mut self, other: &Occurrences) {
-        self.count += other.count;
-        let room = MAX_EXAMPLES.saturating_sub(self.examples.len());
-        self.examples.extend(other.examples.iter().take(room).cloned());
+impl StepStats {
+    fn named_like(other: &StepStats) -> StepStats {
+        StepStats { name: other.name.clone(), kind: other.kind.clone(), mode: other.mode.clone(), ..Default::default() }
     }
 }
 
@@ -104,22 +87,23 @@ impl Stats {
 
     /// Counts `n` documents as errors of `kind` (they were counted as input
     /// where they were read).
-    pub fn error(&mut self, kind: &str, n: u64, example: impl FnOnce() -> String) {
-        self.error_docs += n;
-        self.errors.entry(kind.to_owned()).or_default().add(n, example);
+    pub fn error(&mut self, kind: ErrorKind, n: u64, example: impl FnOnce() -> String) {
+        self.errors.add(kind.as_str(), n, example);
     }
 
     pub fn warning(&mut self, kind: &str, example: impl FnOnce() -> String) {
-        self.warnings.entry(kind.to_owned()).or_default().add(1, example);
+        self.warnings.add(kind, 1, example);
     }
+}
 
+impl StageStats for Stats {
     /// Adds `other` (a later unit or task) into `self`.
-    pub fn merge(&mut self, other: &Stats) {
+    fn merge(&mut self, other: &Stats) {
         self.input_docs += other.input_docs;
         self.input_bytes += other.input_bytes;
         self.kept_docs += other.kept_docs;
         self.dropped_docs += other.dropped_docs;
-        self.error_docs += other.error_docs;
+        self.errors.merge(&other.errors);
         self.input_text_bytes += other.input_text_bytes;
         self.kept_text_bytes += other.kept_text_bytes;
         self.units += other.units;
@@ -128,16 +112,7 @@ impl Stats {
             *self.partitions.entry(partition.clone()).or_default() += n;
         }
         if self.steps.is_empty() {
-            self.steps = other
-                .steps
-                .iter()
-                .map(|s| StepStats {
-                    name: s.name.clone(),
-                    kind: s.kind.clone(),
-                    mode: s.mode.clone(),
-                    ..Default::default()
-                })
-                .collect();
+            self.steps = other.steps.iter().map(StepStats::named_like).collect();
         }
         for (mine, theirs) in self.steps.iter_mut().zip(&other.steps) {
             mine.docs_in += theirs.docs_in;
@@ -150,35 +125,44 @@ impl Stats {
                 *mine.totals.entry(signal.clone()).or_default() += total;
             }
         }
-        for (kind, occ) in &other.errors {
-            self.errors.entry(kind.clone()).or_default().merge(occ);
-        }
-        for (kind, occ) in &other.warnings {
-            self.warnings.entry(kind.clone()).or_default().merge(occ);
-        }
+        self.warnings.merge(&other.warnings);
         self.read_seconds += other.read_seconds;
         self.write_seconds += other.write_seconds;
         self.wall_seconds = self.wall_seconds.max(other.wall_seconds);
     }
 
+    fn docs(&self) -> u64 {
+        self.input_docs
+    }
+
     /// Verifies that every document is accounted for, once.
-    pub fn check(&self) -> Result<(), String> {
-        let accounted = self.kept_docs + self.dropped_docs + self.error_docs;
+    fn check(&self) -> Result<(), Unbalanced> {
+        let accounted = self.kept_docs + self.dropped_docs + self.errors.docs;
         if self.input_docs != accounted {
-            return Err(format!(
+            return Err(Unbalanced(format!(
                 "input_docs {} != kept_docs {} + dropped_docs {} + error_docs {}",
-                self.input_docs, self.kept_docs, self.dropped_docs, self.error_docs
-            ));
+                self.input_docs, self.kept_docs, self.dropped_docs, self.errors.docs
+            )));
         }
         let step_drops: u64 = self.steps.iter().map(|s| s.dropped).sum();
         if step_drops != self.dropped_docs {
-            return Err(format!("steps dropped {step_drops} documents but dropped_docs is {}", self.dropped_docs));
+            return Err(Unbalanced(format!(
+                "steps dropped {step_drops} documents but dropped_docs is {}",
+                self.dropped_docs
+            )));
         }
-        let errors: u64 = self.errors.values().map(|o| o.count).sum();
-        if errors != self.error_docs {
-            return Err(format!("errors by kind add up to {errors} but error_docs is {}", self.error_docs));
+        if !self.errors.balances() {
+            return Err(Unbalanced(format!(
+                "errors by kind add up to {} but error_docs is {}",
+                self.errors.kinds.total(),
+                self.errors.docs
+            )));
         }
         Ok(())
+    }
+
+    fn set_wall_seconds(&mut self, seconds: f64) {
+        self.wall_seconds = seconds;
     }
 }
 
@@ -195,16 +179,16 @@ mod tests {
         a.steps[0].dropped = 1;
         a.steps[0].reasons.insert("too_short".into(), 1);
         for i in 0..4 {
-            a.error("invalid_json", 1, || format!("a:{i}"));
+            a.error(ErrorKind::InvalidJson, 1, || format!("a:{i}"));
         }
         let mut b = a.clone();
-        b.error("invalid_json", 2, || "b:9".into());
+        b.error(ErrorKind::InvalidJson, 2, || "b:9".into());
         a.input_docs += 4;
         b.input_docs += 6;
         a.merge(&b);
         assert_eq!(a.input_docs, 3 + 4 + 3 + 6);
-        assert_eq!(a.errors["invalid_json"].count, 10);
-        assert_eq!(a.errors["invalid_json"].examples, ["a:0", "a:1", "a:2", "a:3", "a:0"]);
+        assert_eq!(a.errors.kinds.0["invalid_json"].count, 10);
+        assert_eq!(a.errors.kinds.0["invalid_json"].examples, ["a:0", "a:1", "a:2", "a:3", "a:0"]);
         assert_eq!(a.steps[0].reasons["too_short"], 2);
         a.check().unwrap();
     }
@@ -212,6 +196,17 @@ mod tests {
     #[test]
     fn check_catches_a_lost_document() {
         let s = Stats { input_docs: 2, kept_docs: 1, ..Default::default() };
-        assert_eq!(s.check().unwrap_err(), "input_docs 2 != kept_docs 1 + dropped_docs 0 + error_docs 0");
+        assert_eq!(s.check().unwrap_err().0, "input_docs 2 != kept_docs 1 + dropped_docs 0 + error_docs 0");
+    }
+
+    #[test]
+    fn stats_keep_their_json_keys() {
+        let mut s = Stats::for_steps([("len", "length", "filter")]);
+        s.error(ErrorKind::MissingText, 1, || "f.jsonl:1".into());
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["error_docs"], 1);
+        assert_eq!(json["errors"]["missing_text"]["count"], 1);
+        let back: Stats = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
     }
 }

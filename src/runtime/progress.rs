@@ -9,13 +9,28 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+use super::options::Named;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
     /// A bar when stderr is a terminal, log lines otherwise.
     Auto,
     Bar,
     Log,
     None,
+}
+
+impl Named for ProgressMode {
+    const ALL: &'static [Self] = &[ProgressMode::Auto, ProgressMode::Bar, ProgressMode::Log, ProgressMode::None];
+
+    fn name(self) -> &'static str {
+        match self {
+            ProgressMode::Auto => "auto",
+            ProgressMode::Bar => "bar",
+            ProgressMode::Log => "log",
+            ProgressMode::None => "none",
+        }
+    }
 }
 
 const LOG_EVERY: Duration = Duration::from_secs(15);
@@ -116,5 +131,40 @@ impl Progress {
             let _ = logger.join();
             eprintln!("{}", self.counters.line());
         }
+    }
+}
+
+/// One unit's share of a [`Progress`]: input bytes reported as the unit is
+/// read, and whatever was not reported when it ends.
+pub struct UnitProgress<'a> {
+    progress: &'a Progress,
+    bytes: u64,
+    reported: u64,
+}
+
+impl Progress {
+    /// The share of a unit of `bytes` input bytes.
+    pub fn unit(&self, bytes: u64) -> UnitProgress<'_> {
+        UnitProgress { progress: self, bytes, reported: 0 }
+    }
+}
+
+impl UnitProgress<'_> {
+    /// `docs` more documents read.
+    pub fn docs(&self, docs: u64) {
+        self.progress.add(0, docs);
+    }
+
+    /// The unit has been read up to `bytes` of its input (clamped to its size).
+    pub fn read_to(&mut self, bytes: u64) {
+        let bytes = bytes.min(self.bytes);
+        self.progress.add(bytes.saturating_sub(self.reported), 0);
+        self.reported = self.reported.max(bytes);
+    }
+
+    /// The unit is done: the rest of its bytes count as read.
+    pub fn finish(mut self) {
+        let all = self.bytes;
+        self.read_to(all);
     }
 }

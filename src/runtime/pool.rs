@@ -1,11 +1,33 @@
-//! Units of work spread over worker threads: each worker takes the next
-//! unit and runs it inside the rayon pool, so at most `workers` units are in
-//! flight (which bounds memory) while each one's batches use every core.
+//! Worker threads: a rayon pool of a given size, and units of work spread
+//! over it. Each worker takes the next unit and runs it inside the pool, so
+//! at most `workers` units are in flight (which bounds memory) while each
+//! one's batches use every core.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rayon::ThreadPool;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start {threads} worker threads: {source}")]
+pub struct PoolError {
+    threads: usize,
+    source: rayon::ThreadPoolBuildError,
+}
+
+/// A pool of `threads` threads named `curate-N` (as `top` and debuggers show them).
+pub fn pool(threads: usize) -> Result<ThreadPool, PoolError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("curate-{i}"))
+        .build()
+        .map_err(|source| PoolError { threads, source })
+}
+
+/// The given number of threads, or one per core.
+pub fn thread_count(n: Option<usize>) -> usize {
+    n.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
+}
 
 /// Runs `work(i)` for `i` in `0..count` on `workers` threads, each call
 /// inside `pool`. After the first error `abort` is set and no further unit

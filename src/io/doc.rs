@@ -77,9 +77,17 @@ pub struct Doc {
     /// The text's word split, shared by the filters that need it; cleared
     /// when a step rewrites the text.
     pub words: curate_filters::WordCache,
-    /// The unit of input the engine read the document from, and its place
-    /// among that unit's documents: how the dedup stages name a document.
-    pub origin: (u32, u32),
+    /// Where the engine read the document: how the dedup stages name it.
+    pub place: Place,
+}
+
+/// A document's place in its input: the unit of input it was read from,
+/// and its index among that unit's documents (bad records not counted).
+/// Ordered by unit, then index: input order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Place {
+    pub unit: u32,
+    pub index: u32,
 }
 
 /// Names of the two fields the engine reads.
@@ -149,7 +157,7 @@ impl Doc {
                 id
             }
         };
-        Doc { id, text, fields, text_pos, position, words: Default::default(), origin: (0, 0) }
+        Doc { id, text, fields, text_pos, position, words: Default::default(), place: Place::default() }
     }
 
     /// Sets a field (other than the text) to a JSON value, in place when the
