@@ -279,8 +279,11 @@ fn decode(bytes: &[u8], params: &StageParams) -> Result<Vec<Removal>, Fault> {
     Ok(removals)
 }
 
+/// The ids of kept documents, by place.
+pub type KeptIds = BTreeMap<Place, String>;
+
 /// Ids of kept documents, by place.
-pub fn encode_kept_ids(ids: &BTreeMap<Place, String>) -> Vec<u8> {
+pub fn encode_kept_ids(ids: &KeptIds) -> Vec<u8> {
     let mut body = Vec::new();
     for (place, id) in ids {
         for v in [place.unit, place.index, id.len() as u32] {
@@ -293,11 +296,11 @@ pub fn encode_kept_ids(ids: &BTreeMap<Place, String>) -> Vec<u8> {
 }
 
 /// Reads and verifies `clusters/kept.ids`.
-pub fn read_kept_ids(path: &Path) -> Result<BTreeMap<Place, String>, DedupError> {
+pub fn read_kept_ids(path: &Path) -> Result<KeptIds, DedupError> {
     read_file(path, decode_kept_ids)
 }
 
-fn decode_kept_ids(bytes: &[u8]) -> Result<BTreeMap<Place, String>, Fault> {
+fn decode_kept_ids(bytes: &[u8]) -> Result<KeptIds, Fault> {
     let (_, mut body) = frame::unwrap::<serde_json::Value>(bytes, IDS_MAGIC, "kept ids", |h| {
         h["body_bytes"].as_u64().unwrap_or(0) as usize
     })?;
@@ -335,7 +338,7 @@ fn priorities(work: &Path, params: &StageParams) -> Result<Vec<f64>, DedupError>
 }
 
 /// The ids of the documents kept in place of removed ones.
-fn kept_ids(work: &Path, params: &StageParams, removals: &[Removal]) -> Result<BTreeMap<Place, String>, DedupError> {
+fn kept_ids(work: &Path, params: &StageParams, removals: &[Removal]) -> Result<KeptIds, DedupError> {
     let mut wanted: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for r in removals {
         wanted.entry(r.kept.unit).or_default().push(r.kept.index);

@@ -155,14 +155,7 @@ impl StageStats for LineCountStats {
     }
 
     fn check(&self) -> Result<(), Unbalanced> {
-        if !self.errors.balances() {
-            return Err(Unbalanced(format!(
-                "errors by kind add up to {} but error_docs is {}",
-                self.errors.kinds.total(),
-                self.errors.docs
-            )));
-        }
-        Ok(())
+        self.errors.imbalance().map_or(Ok(()), |why| Err(Unbalanced(why)))
     }
 }
 

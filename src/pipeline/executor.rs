@@ -103,6 +103,9 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
         .map_err(StageError::from)?;
     let out = PathBuf::from(&pipeline.output.path);
     refuse_output_inside_input(&pipeline.input.path, &out)?;
+    // Built before the folder is claimed: a step that does not build (a
+    // model that does not load) leaves nothing behind to be refused later.
+    let steps = build_steps(pipeline, &plan)?;
     let dir = run_dir(&out);
     dir.create()?;
     let holds = "the output of a different pipeline or input";
@@ -113,7 +116,6 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
     }
 
     let pool = pool::pool(options.threads)?;
-    let steps = build_steps(pipeline, &plan)?;
     let owned = stage.done_before() + stage.todo().len();
     let workers = options.threads.min(owned).max(1);
     let judge = pool.install(|| Judge::new(pipeline, &plan, &out, steps, options.threads, workers))?;

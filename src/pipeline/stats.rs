@@ -151,14 +151,7 @@ impl StageStats for Stats {
                 self.dropped_docs
             )));
         }
-        if !self.errors.balances() {
-            return Err(Unbalanced(format!(
-                "errors by kind add up to {} but error_docs is {}",
-                self.errors.kinds.total(),
-                self.errors.docs
-            )));
-        }
-        Ok(())
+        self.errors.imbalance().map_or(Ok(()), |why| Err(Unbalanced(why)))
     }
 
     fn set_wall_seconds(&mut self, seconds: f64) {

@@ -89,6 +89,12 @@ impl ErrorTally {
     pub fn balances(&self) -> bool {
         self.kinds.total() == self.docs
     }
+
+    /// What is wrong when they do not, for a stage's accounting check.
+    pub fn imbalance(&self) -> Option<String> {
+        (!self.balances())
+            .then(|| format!("errors by kind add up to {} but error_docs is {}", self.kinds.total(), self.docs))
+    }
 }
 
 #[cfg(test)]

@@ -214,3 +214,137 @@ impl<'a, S: StageStats> Stage<'a, S> {
         Ok(total)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    use serde::Deserialize;
+
+    use super::*;
+    use crate::io::plan;
+    use crate::runtime::pool;
+
+    /// A stage's stats for the test: units and documents seen.
+    #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+    struct Seen {
+        units: u64,
+        docs: u64,
+    }
+
+    impl StageStats for Seen {
+        fn merge(&mut self, other: &Seen) {
+            self.units += other.units;
+            self.docs += other.docs;
+        }
+        fn docs(&self) -> u64 {
+            self.docs
+        }
+        fn check(&self) -> Result<(), Unbalanced> {
+            (self.docs >= self.units).then_some(()).ok_or_else(|| Unbalanced("fewer documents than units".into()))
+        }
+    }
+
+    /// Four input files (four units) and a stage folder.
+    fn setup() -> (tempfile::TempDir, Plan, StageDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        std::fs::create_dir(&input).unwrap();
+        for i in 0..4 {
+            std::fs::write(input.join(format!("{i}.jsonl")), "{\"text\": \"a\"}\n".repeat(i + 1)).unwrap();
+        }
+        let plan = plan::plan(input.to_str().unwrap(), None, 1 << 20).unwrap();
+        let state = dir.path().join("work");
+        let stage_dir = StageDir::new(state.clone(), state.join("stats"));
+        stage_dir.create().unwrap();
+        (dir, plan, stage_dir)
+    }
+
+    /// Runs the stage as `task`, recording which units did work.
+    fn run(stage_dir: &StageDir, plan: &Plan, task: Task, intact: impl Fn(usize) -> bool) -> (Seen, BTreeSet<usize>) {
+        let stage = Stage::<Seen>::claim(stage_dir, plan, task, "fp", "test work", intact).unwrap();
+        let worked = Mutex::new(BTreeSet::new());
+        let stats = stage
+            .run(Seen::default(), &pool::pool(2).unwrap(), 2, ProgressMode::None, |unit, _, _| {
+                worked.lock().unwrap().insert(unit.index);
+                Ok::<_, StageError>(Some(Seen { units: 1, docs: unit.index as u64 + 1 }))
+            })
+            .unwrap();
+        (stats, worked.into_inner().unwrap())
+    }
+
+    #[test]
+    fn units_done_before_are_skipped_unless_their_files_are_not_intact() {
+        let (_dir, plan, stage_dir) = setup();
+        let (stats, worked) = run(&stage_dir, &plan, Task::ALONE, |_| true);
+        assert_eq!((stats, worked.len()), (Seen { units: 4, docs: 10 }, 4));
+        let again = Stage::<Seen>::claim(&stage_dir, &plan, Task::ALONE, "fp", "test work", |_| true).unwrap();
+        assert_eq!((again.todo().len(), again.done_before()), (0, 4));
+        assert_eq!(again.finished(), Some(Seen { units: 4, docs: 10 }));
+        let (stats, worked) = run(&stage_dir, &plan, Task::ALONE, |unit| unit != 2);
+        assert_eq!((stats, worked), (Seen { units: 4, docs: 10 }, BTreeSet::from([2])));
+    }
+
+    #[test]
+    fn tasks_share_the_units_and_merge_when_all_are_done() {
+        let (_dir, plan, stage_dir) = setup();
+        let (first, worked) = run(&stage_dir, &plan, Task { rank: 0, world: 2 }, |_| true);
+        assert_eq!((first.units, worked), (2, BTreeSet::from([0, 2])));
+        assert_eq!(stage_dir.merged::<Seen>(2), Err(vec![1]));
+        run(&stage_dir, &plan, Task { rank: 1, world: 2 }, |_| true);
+        assert_eq!(stage_dir.merged::<Seen>(2), Ok(Seen { units: 4, docs: 10 }));
+        assert_eq!(stage_dir.world_sizes(), [2]);
+    }
+
+    #[test]
+    fn a_folder_of_another_fingerprint_is_refused() {
+        let (dir, plan, stage_dir) = setup();
+        run(&stage_dir, &plan, Task::ALONE, |_| true);
+        let err = Stage::<Seen>::claim(&stage_dir, &plan, Task::ALONE, "other", "test work", |_| true).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} holds test work (fingerprint fp, this run other); use another folder, or delete this one to start over",
+                dir.path().display()
+            )
+        );
+        assert_eq!(err.class(), ErrorClass::Usage);
+    }
+
+    #[test]
+    fn a_failing_unit_marks_neither_itself_nor_the_task() {
+        let (_dir, plan, stage_dir) = setup();
+        let stage = Stage::<Seen>::claim(&stage_dir, &plan, Task::ALONE, "fp", "test work", |_| true).unwrap();
+        let result = stage.run(Seen::default(), &pool::pool(1).unwrap(), 1, ProgressMode::None, |unit, _, _| {
+            if unit.index == 1 {
+                return Err(StageError::Unbalanced(Unbalanced("unit 1 fails".into())));
+            }
+            Ok(Some(Seen { units: 1, docs: 1 }))
+        });
+        assert_eq!(result.unwrap_err().to_string(), "stats do not add up (unit 1 fails); this is a bug in curate");
+        assert_eq!(stage_dir.missing_units(4), [1, 2, 3], "no unit starts after the failure");
+        assert!(stage_dir.task_done::<Seen>(Task::ALONE).is_none());
+        // Stats that break the stage's own check are refused before any marker.
+        let stage = Stage::<Seen>::claim(&stage_dir, &plan, Task::ALONE, "fp", "test work", |_| true).unwrap();
+        let result = stage.run(Seen::default(), &pool::pool(1).unwrap(), 1, ProgressMode::None, |_, _, _| {
+            Ok::<_, StageError>(Some(Seen { units: 1, docs: 0 }))
+        });
+        assert!(matches!(result, Err(StageError::Unbalanced(_))));
+        assert_eq!(stage_dir.missing_units(4), [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_unit_that_ends_without_stats_or_an_error_fails_the_task() {
+        let (_dir, plan, stage_dir) = setup();
+        let stage = Stage::<Seen>::claim(&stage_dir, &plan, Task::ALONE, "fp", "test work", |_| true).unwrap();
+        let result = stage.run(Seen::default(), &pool::pool(1).unwrap(), 1, ProgressMode::None, |unit, _, _| {
+            Ok::<_, StageError>((unit.index != 3).then_some(Seen { units: 1, docs: 1 }))
+        });
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "stats do not add up (1 of 4 units ended without stats or an error); this is a bug in curate"
+        );
+        assert!(stage_dir.task_done::<Seen>(Task::ALONE).is_none());
+    }
+}

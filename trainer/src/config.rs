@@ -214,39 +214,43 @@ fn d_output() -> PathBuf {
 pub enum ConfigError {
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
+    #[error("{path}: {source}")]
+    Invalid { path: String, source: Invalid },
+}
+
+/// A `train.toml` that does not parse or holds a value that cannot work,
+/// named by its key (`model.num_heads`; empty for the file as a whole).
+#[derive(Debug, thiserror::Error)]
+#[error("{}{message}", if key.is_empty() { String::new() } else { format!("{key}: ") })]
+pub struct Invalid {
+    pub key: String,
+    pub message: String,
 }
 
 impl TrainConfig {
     pub fn load(path: &Path) -> Result<TrainConfig, ConfigError> {
         let p = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: p.clone(), source })?;
-        let config = TrainConfig::parse(&text).map_err(|message| ConfigError::Invalid { path: p.clone(), message })?;
+        let config = TrainConfig::parse(&text).map_err(|source| ConfigError::Invalid { path: p.clone(), source })?;
         Ok(config)
     }
 
     /// Parses and checks everything that does not need the data.
-    pub fn parse(text: &str) -> Result<TrainConfig, String> {
-        let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<TrainConfig, Invalid> {
+        let de = toml::Deserializer::parse(text).map_err(|e| Invalid { key: String::new(), message: e.to_string() })?;
         let config: TrainConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let at = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            let inner = inner.trim();
-            if at.is_empty() || at == "." {
-                inner.to_string()
-            } else {
-                format!("{at}: {inner}")
-            }
+            let message = e.into_inner().to_string().trim().to_owned();
+            Invalid { key: if at == "." { String::new() } else { at }, message }
         })?;
         config.check()?;
         Ok(config)
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), Invalid> {
         let m = &self.model;
         let t = &self.training;
-        let fail = |key: &str, why: String| Err(format!("{key}: {why}"));
+        let fail = |key: &str, message: String| Err(Invalid { key: key.to_owned(), message });
         if m.hidden_size == 0 || m.num_layers == 0 || m.num_heads == 0 {
             return fail("model", "hidden_size, num_layers and num_heads must be positive".into());
         }
@@ -349,7 +353,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let err = |text: String| TrainConfig::parse(&text).unwrap_err();
+        let err = |text: String| TrainConfig::parse(&text).unwrap_err().to_string();
         assert!(err(BASE.replace("num_heads = 4", "num_heads = 5")).starts_with("model.num_heads: 5 does not divide"));
         let unknown = err(BASE.replace("seq_len = 32", "seq_len = 32\nbogus = 1"));
         assert!(unknown.starts_with("data") && unknown.contains("bogus"), "{unknown}");

@@ -16,6 +16,7 @@ pub mod config;
 pub mod data;
 pub mod generate;
 pub mod gradients;
+pub mod hooks;
 pub mod model;
 pub mod optim;
 pub mod precision;

@@ -133,7 +133,7 @@ fn run_generate(
         Some(latest) if !checkpoint.join("model.safetensors").exists() => latest,
         _ => checkpoint,
     };
-    let device = model::device_of(device).map_err(|e| anyhow::anyhow!(e.replace("training.device", "--device")))?;
+    let device = model::device_of(device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
     let tok = tokenizers::Tokenizer::from_file(&tokenizer)
         .map_err(|e| anyhow::anyhow!("{}: not a tokenizer.json: {e}", tokenizer.display()))?;
     let loaded = generate::load(&dir, device)?;

@@ -10,6 +10,11 @@ use tch::{Kind, Tensor};
 
 use crate::config::TrainingConfig;
 
+/// libtorch refused the fused AdamW update; its message.
+#[derive(Debug, thiserror::Error)]
+#[error("AdamW update: {0}")]
+pub struct AdamWError(pub String);
+
 extern "C" {
     fn curate_fused_adamw(
         params: *const *mut torch_sys::C_tensor,
@@ -76,6 +81,7 @@ impl AdamW {
     }
 
     /// Drops every gradient (`grad = None`), as `zero_grad(set_to_none=True)`.
+    #[allow(unsafe_code)]
     pub fn zero_grad(&mut self) {
         for p in &mut self.params {
             // SAFETY: a tch tensor pointer is a `torch::Tensor*`; resetting
@@ -85,7 +91,8 @@ impl AdamW {
     }
 
     /// One update at learning rate `lr` from the gradients in `.grad`.
-    pub fn step(&mut self, lr: f64) -> Result<(), String> {
+    #[allow(unsafe_code)]
+    pub fn step(&mut self, lr: f64) -> Result<(), AdamWError> {
         self.step += 1;
         let Some(first) = self.params.first() else { return Ok(()) };
         let mut step = Tensor::from(self.step as f32).to_device(first.tensor.device());
@@ -138,7 +145,7 @@ impl AdamW {
             if failed != 0 {
                 // SAFETY: the shim wrote a NUL-terminated message.
                 let message = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) };
-                return Err(format!("AdamW update: {}", message.to_string_lossy()));
+                return Err(AdamWError(message.to_string_lossy().into_owned()));
             }
         }
         Ok(())

@@ -31,6 +31,7 @@ impl Precision {
 
     /// Runs `f` (a forward computation) under autocast. Backward passes run
     /// outside it, as PyTorch recommends: they follow the forward's dtypes.
+    #[allow(unsafe_code)]
     pub fn autocast<T>(self, device: Device, f: impl FnOnce() -> T) -> T {
         if self == Precision::Fp32 {
             return f();
@@ -41,6 +42,7 @@ impl Precision {
         unsafe { curate_autocast_enter(dev, dtype) };
         struct Exit(i32);
         impl Drop for Exit {
+            #[allow(unsafe_code)]
             fn drop(&mut self) {
                 // SAFETY: as above; runs even if `f` panics.
                 unsafe { curate_autocast_exit(self.0) };

@@ -12,6 +12,7 @@ use tch::{nn, Device};
 use crate::checkpoint::{self, DataFingerprint, TrainerState};
 use crate::config::{NanPolicy, ShardFormat, TrainConfig};
 use crate::data::{Sampler, TokenStream, Windows};
+use crate::hooks;
 use crate::model::{self, CausalLm};
 use crate::optim::{self, AdamW};
 use crate::precision::{LossScaler, Precision};
@@ -76,7 +77,7 @@ impl Setup {
                 manifest_path.display()
             );
         }
-        let device = model::device_of(&config.training.device).map_err(anyhow::Error::msg)?;
+        let device = model::device_of(&config.training.device).context("training.device")?;
         let precision = Precision::from_config(&config.training);
         if let Some(n) = config.training.threads {
             tch::set_num_threads(n as i32);
@@ -108,8 +109,15 @@ pub struct Summary {
     pub checkpoint: PathBuf,
 }
 
-/// A test hook: abort the process (as a kill would) right after this step.
-const ABORT_AFTER_STEP: &str = "CURATE_TEST_ABORT_AFTER_STEP";
+/// What one optimizer step did.
+struct StepOutcome {
+    loss: f64,
+    grad_norm: f64,
+    lr: f64,
+    /// The update was skipped (fp16 overflow, or a non-finite loss under
+    /// `nan_policy = "skip"`).
+    skipped: bool,
+}
 
 pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> {
     let output = options.output.clone().unwrap_or_else(|| config.training.output_dir.clone());
@@ -126,6 +134,58 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
     checkpoint::write_json(&output.join("train.json"), &setup.config)?;
 
     let mut optimizer = AdamW::new(setup.weights(), &t);
+    let mut state = start_state(&setup, existing.as_deref(), &mut optimizer)?;
+    let mut metrics = Metrics::open(&output.join("metrics.jsonl"), state.step)?;
+    let tokens_per_step = (t.batch_size * t.gradient_accumulation_steps * setup.config.data.seq_len) as u64;
+    let flops_per_token = 6.0 * model::flop_parameters(&setup.vs) as f64
+        + 12.0 * (setup.config.model.num_layers * setup.config.model.hidden_size * setup.config.data.seq_len) as f64;
+    let mut sampler =
+        Sampler::new(setup.config.data.seed, setup.train.count(), t.batch_size, t.gradient_accumulation_steps, 0, 1);
+    let progress = progress_bar(t.max_steps, state.step);
+    let started = Instant::now();
+    let mut last_loss = f64::NAN;
+    let mut last_checkpoint = existing;
+
+    while state.step < t.max_steps {
+        let step_started = Instant::now();
+        let outcome = train_step(&setup, &mut optimizer, &mut sampler, &mut state)?;
+        state.step += 1;
+        state.optimizer_step = optimizer.step;
+        state.tokens_seen += tokens_per_step;
+        last_loss = outcome.loss;
+        let tokens_per_s = tokens_per_step as f64 / step_started.elapsed().as_secs_f64();
+        let mfu = t.peak_tflops.map(|peak| flops_per_token * tokens_per_s / (peak * 1e12));
+        metrics.write(&serde_json::json!({
+            "step": state.step,
+            "loss": outcome.loss,
+            "lr": outcome.lr,
+            "grad_norm": outcome.grad_norm,
+            "skipped": outcome.skipped,
+            "loss_scale": state.loss_scaler.map(|s| s.scale),
+            "tokens": state.tokens_seen,
+            "tokens_per_s": tokens_per_s,
+            "mfu": mfu,
+            "elapsed_s": started.elapsed().as_secs_f64(),
+        }))?;
+        show_step(&progress, &t, state.step, &outcome, tokens_per_s);
+        if t.eval_interval > 0 && (state.step.is_multiple_of(t.eval_interval) || state.step == t.max_steps) {
+            evaluate(&setup, &mut metrics, &progress, state.step)?;
+        }
+        if (t.checkpoint_interval > 0 && state.step.is_multiple_of(t.checkpoint_interval)) || state.step == t.max_steps
+        {
+            last_checkpoint = Some(save(&output, &setup, &optimizer, &state)?);
+        }
+        hooks::step_done(state.step);
+    }
+    progress.finish_and_clear();
+    let checkpoint = last_checkpoint.context("no step ran")?;
+    Ok(Summary { steps: state.step, skipped_steps: state.skipped_steps, last_loss, checkpoint })
+}
+
+/// The state to start from: fresh, or the latest checkpoint's, whose data
+/// order must be this config's.
+fn start_state(setup: &Setup, existing: Option<&Path>, optimizer: &mut AdamW) -> anyhow::Result<TrainerState> {
+    let t = &setup.config.training;
     let fingerprint = DataFingerprint {
         seq_len: setup.config.data.seq_len,
         seed: setup.config.data.seed,
@@ -134,151 +194,127 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
         gradient_accumulation_steps: t.gradient_accumulation_steps,
         world_size: 1,
     };
-    let mut state = TrainerState {
-        step: 0,
-        optimizer_step: 0,
-        skipped_steps: 0,
-        tokens_seen: 0,
-        loss_scaler: (setup.precision == Precision::Fp16).then(LossScaler::default),
-        data: fingerprint.clone(),
+    let Some(dir) = existing else {
+        return Ok(TrainerState {
+            step: 0,
+            optimizer_step: 0,
+            skipped_steps: 0,
+            tokens_seen: 0,
+            loss_scaler: (setup.precision == Precision::Fp16).then(LossScaler::default),
+            data: fingerprint,
+        });
     };
-    if let Some(dir) = &existing {
-        state = resume(dir, &setup, &mut optimizer)?;
-        if state.data != fingerprint {
-            bail!(
-                "{}: the checkpoint's data order ({:?}) differs from this config's ({:?}); \
-                 seq_len, seed, batch size, accumulation and the data must stay the same across a resume",
-                dir.display(),
-                state.data,
-                fingerprint
-            );
-        }
-        eprintln!("resuming from {} (step {})", dir.display(), state.step);
+    let state = resume(dir, setup, optimizer)?;
+    if state.data != fingerprint {
+        bail!(
+            "{}: the checkpoint's data order ({:?}) differs from this config's ({:?}); \
+             seq_len, seed, batch size, accumulation and the data must stay the same across a resume",
+            dir.display(),
+            state.data,
+            fingerprint
+        );
     }
-    let mut metrics = Metrics::open(&output.join("metrics.jsonl"), state.step)?;
+    eprintln!("resuming from {} (step {})", dir.display(), state.step);
+    Ok(state)
+}
 
-    let tokens_per_step = (t.batch_size * t.gradient_accumulation_steps * setup.config.data.seq_len) as u64;
-    let flops_per_token = 6.0 * model::flop_parameters(&setup.vs) as f64
-        + 12.0 * (setup.config.model.num_layers * setup.config.model.hidden_size * setup.config.data.seq_len) as f64;
-    let mut sampler =
-        Sampler::new(setup.config.data.seed, setup.train.count(), t.batch_size, t.gradient_accumulation_steps, 0, 1);
-    let abort_after: Option<u64> = std::env::var(ABORT_AFTER_STEP).ok().and_then(|v| v.parse().ok());
-    let progress = progress_bar(t.max_steps, state.step);
-    let started = Instant::now();
-    let mut last_loss = f64::NAN;
-    let mut last_checkpoint = existing.clone();
-
-    while state.step < t.max_steps {
-        let step_started = Instant::now();
-        optimizer.zero_grad();
-        let scale = state.loss_scaler.map_or(1.0, |s| s.scale);
-        let mut loss = 0.0;
-        for micro in 0..t.gradient_accumulation_steps {
-            let indices = sampler.micro_batch(state.step, micro);
-            let (input, targets) = step::batch(&setup.train, &indices, setup.device)?;
-            let factor = scale / t.gradient_accumulation_steps as f64;
-            loss += step::forward_backward(
-                setup.model.as_ref(),
-                setup.precision,
-                &input,
-                &targets,
-                factor,
-                t.activation_checkpointing,
-            ) / t.gradient_accumulation_steps as f64;
-        }
-        if scale != 1.0 {
-            optim::scale_grads(&optimizer.params, 1.0 / scale);
-        }
-        let grad_norm = optim::grad_norm(&optimizer.params);
-        let lr = optim::learning_rate(&t, state.step);
-        let mut skipped = false;
-        if let Some(scaler) = state.loss_scaler.as_mut() {
-            // fp16 overflow is routine: the scaler handles it by skipping.
-            scaler.update(grad_norm.is_finite());
-            skipped = !grad_norm.is_finite();
-        }
-        let finite = loss.is_finite() && grad_norm.is_finite();
-        if !skipped && !finite {
-            match t.nan_policy {
-                NanPolicy::Stop => bail!(
-                    "step {}: loss {loss}, gradient norm {grad_norm}: stopping (training.nan_policy = \"stop\"); \
-                     a lower learning_rate, more warmup_steps or nan_policy = \"skip\" may help",
-                    state.step + 1
-                ),
-                NanPolicy::Skip => skipped = true,
-            }
-        }
-        if skipped {
-            state.skipped_steps += 1;
-        } else {
-            if t.grad_clip > 0.0 && grad_norm > t.grad_clip {
-                optim::scale_grads(&optimizer.params, t.grad_clip / (grad_norm + 1e-6));
-            }
-            optimizer.step(lr).map_err(anyhow::Error::msg)?;
-        }
-        if let Device::Cuda(index) = setup.device {
-            // Kernels run asynchronously: wait, so the step's time is its own.
-            tch::Cuda::synchronize(index as i64);
-        }
-        state.step += 1;
-        state.optimizer_step = optimizer.step;
-        state.tokens_seen += tokens_per_step;
-        last_loss = loss;
-        let seconds = step_started.elapsed().as_secs_f64();
-        let tokens_per_s = tokens_per_step as f64 / seconds;
-        let mfu = t.peak_tflops.map(|peak| flops_per_token * tokens_per_s / (peak * 1e12));
-        metrics.write(&serde_json::json!({
-            "step": state.step,
-            "loss": loss,
-            "lr": lr,
-            "grad_norm": grad_norm,
-            "skipped": skipped,
-            "loss_scale": state.loss_scaler.map(|s| s.scale),
-            "tokens": state.tokens_seen,
-            "tokens_per_s": tokens_per_s,
-            "mfu": mfu,
-            "elapsed_s": started.elapsed().as_secs_f64(),
-        }))?;
-        progress.set_position(state.step);
-        progress.set_message(format!("loss {loss:.4} lr {lr:.2e} {tokens_per_s:.0} tok/s"));
-        if progress.is_hidden() && (state.step.is_multiple_of((t.max_steps / 10).max(1)) || state.step == t.max_steps) {
-            eprintln!("step {}/{}: loss {loss:.4}, lr {lr:.3e}, {tokens_per_s:.0} tokens/s", state.step, t.max_steps);
-        }
-
-        if t.eval_interval > 0 && (state.step.is_multiple_of(t.eval_interval) || state.step == t.max_steps) {
-            let windows = setup.validation.as_ref().expect("checked in Setup::new");
-            let eval_loss = step::evaluate(
-                setup.model.as_ref(),
-                setup.precision,
-                windows,
-                t.eval_steps,
-                t.batch_size,
-                setup.device,
-            )?;
-            metrics.write(&serde_json::json!({
-                "step": state.step,
-                "eval_loss": eval_loss,
-                "eval_perplexity": eval_loss.exp(),
-            }))?;
-            let line =
-                format!("step {}: validation loss {eval_loss:.4}, perplexity {:.2}", state.step, eval_loss.exp());
-            if progress.is_hidden() {
-                eprintln!("{line}");
-            } else {
-                progress.println(line);
-            }
-        }
-        if (t.checkpoint_interval > 0 && state.step.is_multiple_of(t.checkpoint_interval)) || state.step == t.max_steps
-        {
-            last_checkpoint = Some(save(&output, &setup, &optimizer, &state)?);
-        }
-        if abort_after == Some(state.step) {
-            std::process::abort();
+/// One optimizer step: the micro-batches' forward and backward passes, the
+/// loss scale undone, the NaN guard, clipping and the update.
+fn train_step(
+    setup: &Setup,
+    optimizer: &mut AdamW,
+    sampler: &mut Sampler,
+    state: &mut TrainerState,
+) -> anyhow::Result<StepOutcome> {
+    let t = &setup.config.training;
+    optimizer.zero_grad();
+    let scale = state.loss_scaler.map_or(1.0, |s| s.scale);
+    let mut loss = 0.0;
+    for micro in 0..t.gradient_accumulation_steps {
+        let indices = sampler.micro_batch(state.step, micro);
+        let (input, targets) = step::batch(&setup.train, &indices, setup.device)?;
+        let factor = scale / t.gradient_accumulation_steps as f64;
+        loss += step::forward_backward(
+            setup.model.as_ref(),
+            setup.precision,
+            &input,
+            &targets,
+            factor,
+            t.activation_checkpointing,
+        ) / t.gradient_accumulation_steps as f64;
+    }
+    if scale != 1.0 {
+        optim::scale_grads(&optimizer.params, 1.0 / scale);
+    }
+    let grad_norm = optim::grad_norm(&optimizer.params);
+    let lr = optim::learning_rate(t, state.step);
+    let mut skipped = false;
+    if let Some(scaler) = state.loss_scaler.as_mut() {
+        // fp16 overflow is routine: the scaler handles it by skipping.
+        scaler.update(grad_norm.is_finite());
+        skipped = !grad_norm.is_finite();
+    }
+    let finite = loss.is_finite() && grad_norm.is_finite();
+    if !skipped && !finite {
+        match t.nan_policy {
+            NanPolicy::Stop => bail!(
+                "step {}: loss {loss}, gradient norm {grad_norm}: stopping (training.nan_policy = \"stop\"); \
+                 a lower learning_rate, more warmup_steps or nan_policy = \"skip\" may help",
+                state.step + 1
+            ),
+            NanPolicy::Skip => skipped = true,
         }
     }
-    progress.finish_and_clear();
-    let checkpoint = last_checkpoint.context("no step ran")?;
-    Ok(Summary { steps: state.step, skipped_steps: state.skipped_steps, last_loss, checkpoint })
+    if skipped {
+        state.skipped_steps += 1;
+    } else {
+        if t.grad_clip > 0.0 && grad_norm > t.grad_clip {
+            optim::scale_grads(&optimizer.params, t.grad_clip / (grad_norm + 1e-6));
+        }
+        optimizer.step(lr)?;
+    }
+    if let Device::Cuda(index) = setup.device {
+        // Kernels run asynchronously: wait, so the step's time is its own.
+        tch::Cuda::synchronize(index as i64);
+    }
+    Ok(StepOutcome { loss, grad_norm, lr, skipped })
+}
+
+/// The step on the progress bar, or a log line every tenth of the run when
+/// there is no bar.
+fn show_step(
+    progress: &indicatif::ProgressBar,
+    t: &crate::config::TrainingConfig,
+    step: u64,
+    outcome: &StepOutcome,
+    tokens_per_s: f64,
+) {
+    let (loss, lr) = (outcome.loss, outcome.lr);
+    progress.set_position(step);
+    progress.set_message(format!("loss {loss:.4} lr {lr:.2e} {tokens_per_s:.0} tok/s"));
+    if progress.is_hidden() && (step.is_multiple_of((t.max_steps / 10).max(1)) || step == t.max_steps) {
+        eprintln!("step {step}/{}: loss {loss:.4}, lr {lr:.3e}, {tokens_per_s:.0} tokens/s", t.max_steps);
+    }
+}
+
+/// Validation loss and perplexity, into the metrics and onto the screen.
+fn evaluate(setup: &Setup, metrics: &mut Metrics, progress: &indicatif::ProgressBar, step: u64) -> anyhow::Result<()> {
+    let t = &setup.config.training;
+    let windows = setup.validation.as_ref().expect("checked in Setup::new");
+    let eval_loss =
+        step::evaluate(setup.model.as_ref(), setup.precision, windows, t.eval_steps, t.batch_size, setup.device)?;
+    metrics.write(&serde_json::json!({
+        "step": step,
+        "eval_loss": eval_loss,
+        "eval_perplexity": eval_loss.exp(),
+    }))?;
+    let line = format!("step {step}: validation loss {eval_loss:.4}, perplexity {:.2}", eval_loss.exp());
+    if progress.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        progress.println(line);
+    }
+    Ok(())
 }
 
 fn save(output: &Path, setup: &Setup, optimizer: &AdamW, state: &TrainerState) -> anyhow::Result<PathBuf> {

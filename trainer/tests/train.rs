@@ -8,7 +8,9 @@ use serde_json::Value;
 
 fn trainer() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_curate-train"));
-    c.env_remove("CURATE_TEST_ABORT_AFTER_STEP");
+    for hook in curate_trainer::hooks::ALL {
+        c.env_remove(hook);
+    }
     c
 }
 
@@ -140,7 +142,7 @@ fn a_killed_run_resumes_on_the_same_trajectory_to_the_same_weights() {
 
     let killed = tempfile::tempdir().unwrap();
     let c = config(killed.path(), LLAMA, "", training);
-    let out = trainer().arg("train").arg(&c).env("CURATE_TEST_ABORT_AFTER_STEP", "6").output().unwrap();
+    let out = trainer().arg("train").arg(&c).env(curate_trainer::hooks::ABORT_AFTER_STEP, "6").output().unwrap();
     assert!(!out.status.success(), "the abort hook should have killed the run");
     let run = killed.path().join("run");
     assert_eq!(std::fs::read_to_string(run.join("checkpoints/latest")).unwrap(), "step-00000004");

@@ -156,23 +156,32 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
     logits.to_kind(Kind::Float).reshape([-1, vocab]).cross_entropy_for_logits(&targets.reshape([-1]))
 }
 
-pub fn device_of(spec: &str) -> Result<Device, String> {
+/// A device that `training.device` (or `--device`) names but this machine lacks.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("{0:?} is not auto, cpu, cuda or cuda:N")]
+    Unknown(String),
+    #[error("cuda:{asked} asked for, but this machine has {count} CUDA devices")]
+    Missing { asked: usize, count: usize },
+}
+
+pub fn device_of(spec: &str) -> Result<Device, DeviceError> {
     match spec {
         "auto" => Ok(Device::cuda_if_available()),
         "cpu" => Ok(Device::Cpu),
         "cuda" => cuda(0),
         other => match other.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
             Some(n) => cuda(n),
-            None => Err(format!("training.device: {other:?} is not auto, cpu, cuda or cuda:N")),
+            None => Err(DeviceError::Unknown(other.to_owned())),
         },
     }
 }
 
-fn cuda(n: usize) -> Result<Device, String> {
+fn cuda(asked: usize) -> Result<Device, DeviceError> {
     let count = tch::Cuda::device_count() as usize;
-    if n < count {
-        Ok(Device::Cuda(n))
+    if asked < count {
+        Ok(Device::Cuda(asked))
     } else {
-        Err(format!("training.device: cuda:{n} asked for, but this machine has {count} CUDA devices"))
+        Err(DeviceError::Missing { asked, count })
     }
 }

@@ -1,0 +1,189 @@
+//! The exit-code table of the README, class by class: 2 when the work is
+//! refused before it starts (bad flag, bad configuration, unusable input, a
+//! stage asked for too early), 1 when it started and failed (an output that
+//! cannot be written, a damaged intermediate file). Each error names the
+//! file or key at fault.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::util::*;
+
+fn exits(out: &Output, code: i32, says: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    for s in says {
+        assert!(err.contains(s), "{s:?} not in: {err}");
+    }
+}
+
+/// `curate ARGS...`, run to the end.
+fn curate_with<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Output {
+    curate().args(args).output().unwrap()
+}
+
+fn s(text: &str) -> &OsStr {
+    OsStr::new(text)
+}
+
+fn corpus() -> PathBuf {
+    root().join("fixtures/corpus/moby_dick.jsonl.zst")
+}
+
+fn tokenizer() -> PathBuf {
+    root().join("fixtures/tokenizer.json")
+}
+
+/// A path that cannot be created: under a regular file.
+fn unwritable(dir: &Path) -> PathBuf {
+    let file = dir.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    file.join("out")
+}
+
+fn signatures(input: &Path, work: &Path) -> Output {
+    curate_with([
+        s("dedup"),
+        s("signatures"),
+        s("--progress"),
+        s("none"),
+        s("--input"),
+        input.as_os_str(),
+        s("--work"),
+        work.as_os_str(),
+    ])
+}
+
+fn tokenize(input: &Path, tokenizer: &Path, output: &Path) -> Output {
+    let (input, tokenizer, output) = (input.as_os_str(), tokenizer.as_os_str(), output.as_os_str());
+    curate_with([
+        s("tokenize"),
+        s("--progress"),
+        s("none"),
+        s("--input"),
+        input,
+        s("--tokenizer"),
+        tokenizer,
+        s("--output"),
+        output,
+    ])
+}
+
+#[test]
+fn a_bad_flag_exits_2() {
+    exits(&curate_with(["run", "p.toml", "--frobnicate"]), 2, &["--frobnicate"]);
+    let out = curate_with(["dedup", "signatures", "--input", "x", "--work", "w", "--method", "md5"]);
+    exits(&out, 2, &["md5", "minhash"]);
+    let out = curate_with(["tokenize", "--input", "x", "--tokenizer", "t", "--output", "o", "--threads", "0"]);
+    exits(&out, 2, &["--threads must be at least 1"]);
+}
+
+#[test]
+fn a_bad_configuration_exits_2_and_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), "[input]\npath = \"in\"\n[output]\npath = \"out\"\n[run]\nthreds = 2\n");
+    exits(&run(&p, &[]), 2, &["pipeline.toml: run.threds: unknown field `threds`"]);
+    exits(&curate_with([s("check"), p.as_os_str()]), 2, &["run.threds"]);
+}
+
+#[test]
+fn unreadable_input_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.jsonl");
+    let p = pipeline(
+        dir.path(),
+        &format!(
+            "[input]\npath = \"{}\"\n[output]\npath = \"{}\"\n",
+            missing.display(),
+            dir.path().join("o").display()
+        ),
+    );
+    exits(&run(&p, &[]), 2, &["missing.jsonl does not exist"]);
+    exits(&signatures(&missing, &dir.path().join("w")), 2, &["missing.jsonl does not exist"]);
+    exits(&tokenize(&missing, &tokenizer(), &dir.path().join("t")), 2, &["missing.jsonl does not exist"]);
+}
+
+#[test]
+fn an_unwritable_output_exits_1_and_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = unwritable(dir.path());
+    let p = pipeline(
+        dir.path(),
+        &format!("[input]\npath = \"{}\"\n[output]\npath = \"{}\"\n", corpus().display(), out_dir.display()),
+    );
+    exits(&run(&p, &[]), 1, &["cannot write", "a-file/out"]);
+    exits(&signatures(&corpus(), &out_dir), 1, &["cannot write", "a-file/out/signatures"]);
+    exits(&tokenize(&corpus(), &tokenizer(), &out_dir), 1, &["cannot write", "a-file/out"]);
+}
+
+#[test]
+fn a_dedup_stage_asked_too_early_exits_2_and_a_damaged_one_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let clusters = || curate_with([s("dedup"), s("clusters"), s("--work"), work.as_os_str()]);
+    exits(&clusters(), 2, &["signatures/params.json: missing", "curate dedup signatures"]);
+    let out = signatures(&corpus(), &work);
+    assert!(out.status.success(), "{}", stderr(&out));
+    exits(&clusters(), 2, &["buckets/ranges.json: missing", "curate dedup buckets"]);
+    let out = curate_with([s("dedup"), s("buckets"), s("--progress"), s("none"), s("--work"), work.as_os_str()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let edges =
+        curate::dedup::buckets::edges_path(&work, curate::dedup::buckets::Part { band: 3, range: 0, ranges: 1 });
+    std::fs::write(&edges, b"CURATEED damaged").unwrap();
+    exits(&clusters(), 1, &["band-003.edges", "version"]);
+}
+
+#[test]
+fn a_failed_tokenization_exits_by_its_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_tokenizer = dir.path().join("tokenizer.json");
+    std::fs::write(&not_a_tokenizer, "{\"model\": 3}").unwrap();
+    let out = tokenize(&corpus(), &not_a_tokenizer, &dir.path().join("t"));
+    exits(&out, 2, &["tokenizer.json is not a usable tokenizer.json"]);
+    // The spill folder of the encoding pass cannot be made: the run fails.
+    let output = dir.path().join("t2");
+    std::fs::create_dir(&output).unwrap();
+    std::fs::write(output.join(".spill"), "").unwrap();
+    exits(&tokenize(&corpus(), &tokenizer(), &output), 1, &["cannot write", "t2/.spill"]);
+}
+
+/// `curate check` validates a step's options without reading the files
+/// they name; `curate run` reads them once, and refuses what does not load.
+#[test]
+fn checking_reads_no_model_or_removal_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let arpa = dir.path().join("model.arpa");
+    std::fs::write(&arpa, "not an ARPA model\n").unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("signatures")).unwrap();
+    std::fs::create_dir_all(work.join("clusters")).unwrap();
+    std::fs::write(work.join("signatures/params.json"), "{}").unwrap();
+    std::fs::write(work.join("clusters/remove.dups"), "damaged").unwrap();
+    let body = |step: &str| {
+        format!(
+            "[input]\npath = \"{}\"\n[[step]]\n{step}\n[output]\npath = \"{}\"\n",
+            corpus().display(),
+            dir.path().join("out").display()
+        )
+    };
+    let steps = [
+        format!("type = \"perplexity\"\npath = \"{}\"", arpa.display()),
+        format!("type = \"dedup\"\nwork = \"{}\"", work.display()),
+    ];
+    for step in &steps {
+        let p = pipeline(dir.path(), &body(step));
+        let checked = curate_with([s("check"), p.as_os_str()]);
+        assert!(checked.status.success(), "{step}: {}", stderr(&checked));
+        exits(&run(&p, &[]), 2, &["step "]);
+        // A step that does not build leaves no output folder to be refused later.
+        assert!(!dir.path().join("out").exists());
+    }
+    let p = pipeline(dir.path(), &body(&steps[0]));
+    exits(&run(&p, &[]), 2, &["step perplexity:", "model.arpa: not an ARPA model"]);
+    let p = pipeline(dir.path(), &body(&steps[1]));
+    exits(&run(&p, &[]), 2, &["step dedup:", "params.json: unreadable header"]);
+    let missing = pipeline(dir.path(), &body("type = \"dedup\"\nwork = \"/nonexistent\""));
+    let out = curate_with([s("check"), missing.as_os_str()]);
+    exits(&out, 2, &["step[0]: /nonexistent/signatures/params.json: missing"]);
+}
