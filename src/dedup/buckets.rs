@@ -308,8 +308,10 @@ mod tests {
         records
     }
 
-    /// Edges written as ((unit, index), (unit, index)).
-    fn edges(list: &[((u32, u32), (u32, u32))]) -> Vec<Edge> {
+    /// An edge written as ((unit, index), (unit, index)).
+    type Pairs = ((u32, u32), (u32, u32));
+
+    fn edges(list: &[Pairs]) -> Vec<Edge> {
         let place = |(unit, index): (u32, u32)| Place { unit, index };
         list.iter().map(|&(a, b)| (place(a), place(b))).collect()
     }

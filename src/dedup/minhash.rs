@@ -140,14 +140,14 @@ impl MinHashConfig {
     /// `hashes` functions in all: the split whose S-curve
     /// `1 − (1 − s^rows)^bands` crosses one half nearest the threshold.
     pub fn for_threshold(threshold: f64, hashes: usize) -> (usize, usize) {
-        (1..=hashes)
+        (1..=hashes.max(1))
             .filter(|rows| hashes.is_multiple_of(*rows))
             .map(|rows| (hashes / rows, rows))
             .min_by(|&(b1, r1), &(b2, r2)| {
                 let midpoint = |b: usize, r: usize| (1.0 - 0.5f64.powf(1.0 / b as f64)).powf(1.0 / r as f64);
                 (midpoint(b1, r1) - threshold).abs().total_cmp(&(midpoint(b2, r2) - threshold).abs())
             })
-            .expect("1 divides any number of hashes")
+            .expect("1 divides any number of hashes, and there is at least one")
     }
 }
 

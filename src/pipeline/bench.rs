@@ -21,7 +21,7 @@ use crate::step::{Mode, Outcome, Step};
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error("step {name}: {source}")]
-    Step { name: String, source: StepError },
+    Step { name: String, source: Box<StepError> },
     #[error(transparent)]
     Pool(#[from] PoolError),
 }
@@ -89,7 +89,8 @@ pub fn bench(specs: &[StepSpec], docs: &[Doc], threads: usize) -> Result<Vec<Ben
     let steps: Vec<Box<dyn Step>> = specs
         .iter()
         .map(|s| {
-            registry::build(&s.kind, &s.options).map_err(|source| BenchError::Step { name: s.name.clone(), source })
+            registry::build(&s.kind, &s.options)
+                .map_err(|source| BenchError::Step { name: s.name.clone(), source: Box::new(source) })
         })
         .collect::<Result<_, _>>()?;
     let mut rows = Vec::new();

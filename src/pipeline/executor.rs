@@ -33,8 +33,9 @@ pub enum RunError {
     Stage(#[from] StageError),
     #[error("the output folder {} is inside the input folder {input}", output.display())]
     OutputInsideInput { output: PathBuf, input: String },
+    /// Boxed: step errors carry the dedup stages' and are the largest.
     #[error("step {name}: {source}")]
-    Step { name: String, source: StepError },
+    Step { name: String, source: Box<StepError> },
     #[error("step {name}: {source}")]
     Input { name: String, source: InputMismatch },
     #[error("{}: cannot read the Parquet schema for the output: {message}", path.display())]
@@ -150,7 +151,7 @@ fn build_steps(pipeline: &Pipeline, plan: &Plan) -> Result<Vec<Box<dyn Step>>, R
     let mut steps = Vec::with_capacity(pipeline.steps.len());
     for spec in &pipeline.steps {
         let step = registry::build(&spec.kind, &spec.options)
-            .map_err(|source| RunError::Step { name: spec.name.clone(), source })?;
+            .map_err(|source| RunError::Step { name: spec.name.clone(), source: Box::new(source) })?;
         step.check_input(plan, &names).map_err(|source| RunError::Input { name: spec.name.clone(), source })?;
         steps.push(step);
     }
