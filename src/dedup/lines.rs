@@ -81,8 +81,7 @@ pub fn counts_path(work: &Path, unit: usize) -> PathBuf {
 
 /// The stage's bookkeeping: `WORK/lines/{run.json,units/}` and `WORK/lines/stats/`.
 pub fn stage_dir(work: &Path) -> StageDir {
-    let dir = work.join("lines");
-    StageDir::new(dir.clone(), dir.join("stats"))
+    StageDir::within(work.join("lines"))
 }
 
 pub fn encode(unit: u32, counts: &HashMap<u64, u32>) -> Vec<u8> {

@@ -122,8 +122,7 @@ pub fn band_path(work: &Path, band: usize, unit: usize) -> PathBuf {
 
 /// The stage's bookkeeping: `WORK/signatures/{run.json,units/}` and `WORK/signatures/stats/`.
 pub fn stage_dir(work: &Path) -> StageDir {
-    let dir = work.join("signatures");
-    StageDir::new(dir.clone(), dir.join("stats"))
+    StageDir::within(work.join("signatures"))
 }
 
 /// What the later stages need to know of the signatures: read from

@@ -42,6 +42,13 @@ impl StageDir {
         StageDir { state, stats }
     }
 
+    /// The state in `folder` and the tasks' stats in `folder/stats`, as the
+    /// dedup stages and tokenization keep them.
+    pub fn within(folder: PathBuf) -> StageDir {
+        let stats = folder.join("stats");
+        StageDir { state: folder, stats }
+    }
+
     /// Creates the folders, for a stage about to run.
     pub fn create(&self) -> Result<(), WriteError> {
         atomic::create_dir(&self.state.join("units"))?;

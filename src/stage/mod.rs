@@ -255,8 +255,7 @@ mod tests {
             std::fs::write(input.join(format!("{i}.jsonl")), "{\"text\": \"a\"}\n".repeat(i + 1)).unwrap();
         }
         let plan = plan::plan(input.to_str().unwrap(), None, 1 << 20).unwrap();
-        let state = dir.path().join("work");
-        let stage_dir = StageDir::new(state.clone(), state.join("stats"));
+        let stage_dir = StageDir::within(dir.path().join("work"));
         stage_dir.create().unwrap();
         (dir, plan, stage_dir)
     }

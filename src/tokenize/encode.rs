@@ -246,13 +246,12 @@ struct Layout {
 
 impl Layout {
     fn new(out: &Path) -> Layout {
-        let state = out.join(".curate");
         Layout {
             out: out.to_owned(),
             spill: out.join(".spill"),
             manifest: out.join("manifest.json"),
             stats: out.join("stats.json"),
-            stage: StageDir::new(state.clone(), state.join("stats")),
+            stage: StageDir::within(out.join(".curate")),
         }
     }
 
