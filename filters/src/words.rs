@@ -272,12 +272,37 @@ fn prefix_len(s: &str) -> usize {
     0
 }
 
+/// Bytes at the end of a chunk where a suffix other than a run of periods
+/// can start: the longest unit is 12 bytes, `’s` 4, the others one
+/// character; the two characters before the window are read for context.
+const SUFFIX_WINDOW: usize = 16;
+
 /// Length in bytes of the suffix at the end of `s`, 0 if none. Like
 /// spaCy's `suffix_search`, the leftmost match that reaches the end wins.
+///
+/// Only the end of `s` is read, so that stripping a long run of symbols one
+/// suffix at a time stays linear: a match starts within the last
+/// [`SUFFIX_WINDOW`] bytes, or is a run of two or more periods (whose
+/// start, when further left, is the leftmost match).
 fn suffix_len(s: &str) -> usize {
+    let dots = s.len() - s.trim_end_matches('.').len();
+    let mut window = s.len().saturating_sub(SUFFIX_WINDOW);
+    while !s.is_char_boundary(window) {
+        window -= 1;
+    }
+    if dots >= 2 && s.len() - dots < window {
+        return dots;
+    }
+    // The scan starts two characters before the window, for `prev` and `prev2`.
+    let start = s[..window].char_indices().rev().nth(1).map_or(0, |(at, _)| at);
     let (mut prev, mut prev2): (Option<char>, Option<char>) = (None, None);
-    let mut chars = s.char_indices().peekable();
+    let mut chars = s[start..].char_indices().map(|(at, c)| (start + at, c)).peekable();
     while let Some((at, c)) = chars.next() {
+        if at < window {
+            prev2 = prev;
+            prev = Some(c);
+            continue;
+        }
         let rest = &s[at..];
         let last = chars.peek().is_none();
         if last && (SUFFIX_CHARS.contains(c) || is_symbol(c)) {
@@ -568,6 +593,9 @@ struct ExceptionBits {
     all: Vec<u64>,
     plain: Vec<u64>,
     marks: u128,
+    /// The longest form's length in bytes: a longer chunk is never one,
+    /// and is not hashed whole to find that out.
+    longest: usize,
 }
 
 fn exception_key(w: &[u8], bits: u32) -> usize {
@@ -586,9 +614,14 @@ fn exception_bits() -> &'static ExceptionBits {
     static BITS: OnceLock<ExceptionBits> = OnceLock::new();
     BITS.get_or_init(|| {
         let set = |bits: &mut [u64], k: usize| bits[k / 64] |= 1 << (k % 64);
-        let mut b =
-            ExceptionBits { all: vec![0; 1 << (ALL_BITS - 6)], plain: vec![0; 1 << (PLAIN_BITS - 6)], marks: 0 };
+        let mut b = ExceptionBits {
+            all: vec![0; 1 << (ALL_BITS - 6)],
+            plain: vec![0; 1 << (PLAIN_BITS - 6)],
+            marks: 0,
+            longest: 0,
+        };
         for form in exceptions().keys().map(|f| f.as_bytes()).filter(|f| !f.is_empty()) {
+            b.longest = b.longest.max(form.len());
             set(&mut b.all, exception_key(form, ALL_BITS));
             if is_plain_ascii(form) {
                 set(&mut b.plain, exception_key(form, PLAIN_BITS));
@@ -610,7 +643,9 @@ fn bit_is_set(bits: &[u64], k: usize) -> bool {
 /// The tokens of the exception spelled `form`, if it is one.
 #[inline]
 fn exception(form: &str) -> Option<&'static Vec<&'static str>> {
-    if form.is_empty() || !bit_is_set(&exception_bits().all, exception_key(form.as_bytes(), ALL_BITS)) {
+    let bits = exception_bits();
+    if form.is_empty() || form.len() > bits.longest || !bit_is_set(&bits.all, exception_key(form.as_bytes(), ALL_BITS))
+    {
         return None;
     }
     exceptions().get(form)
@@ -856,6 +891,88 @@ pub fn count_sentences(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run of one punctuation mark, 256 KiB long, splits into one
+    /// token per mark: each strip of a prefix and a suffix reads only the
+    /// chunk's ends. (Reading the whole rest each time, as before, took 35
+    /// s for 160,000 marks in a release build, and hours in this test.)
+    /// See: issue 13, defect 1.
+    #[test]
+    fn r13_long_runs_of_punctuation_split_in_linear_time() {
+        for mark in "={}()[*!?_\",:;#<>$%&+`".chars() {
+            let text = mark.to_string().repeat(1 << 18);
+            let words = split_into_words(&text);
+            assert_eq!(words.len(), 1 << 18, "{mark:?}");
+            assert!(words.iter().all(|w| w.len() == 1), "{mark:?}");
+        }
+        let dots = format!("a{}", ".".repeat(1 << 20));
+        assert_eq!(split_into_words(&dots).iter().map(|w| w.len()).collect::<Vec<_>>(), [1, 1 << 20]);
+    }
+
+    /// The suffix rule as it read the whole chunk: the reference that the
+    /// windowed [`suffix_len`] must equal.
+    fn suffix_len_full_scan(s: &str) -> usize {
+        let (mut prev, mut prev2): (Option<char>, Option<char>) = (None, None);
+        let mut chars = s.char_indices().peekable();
+        while let Some((at, c)) = chars.next() {
+            let rest = &s[at..];
+            let last = chars.peek().is_none();
+            if last && (SUFFIX_CHARS.contains(c) || is_symbol(c)) {
+                return rest.len();
+            }
+            if c == '.' && rest.len() >= 2 && rest.bytes().all(|d| d == b'.') {
+                return rest.len();
+            }
+            if matches!(rest, "'s" | "'S" | "’s" | "’S") {
+                return rest.len();
+            }
+            if let Some(p) = prev {
+                if p.is_ascii_digit() {
+                    if last && (c == '+' || CURRENCY.contains(c)) {
+                        return rest.len();
+                    }
+                    if rest.len() <= 12 && !rest.as_bytes()[0].is_ascii_digit() && UNITS.contains(&rest) {
+                        return rest.len();
+                    }
+                }
+                if last && c == '.' {
+                    let after_degree = matches!(p, 'F' | 'f' | 'C' | 'c' | 'K' | 'k') && prev2 == Some('°');
+                    let after_lower = is_lower_class(p)
+                        || p.is_ascii_digit()
+                        || matches!(p, '%' | '²' | '-' | '+' | '…')
+                        || QUOTES.contains(p)
+                        || PUNCT.contains(p);
+                    let after_two_upper = is_upper_class(p) && prev2.is_some_and(is_upper_class);
+                    if after_degree || after_lower || after_two_upper {
+                        return rest.len();
+                    }
+                }
+            }
+            prev2 = prev;
+            prev = Some(c);
+        }
+        0
+    }
+
+    #[test]
+    fn the_suffix_rule_reads_only_the_end_and_agrees_with_a_full_scan() {
+        let pieces = [
+            "a", "Z", "é", "9", "0", ".", "..", "…", "'s", "’s", "'S", "km", "mph", "kg", "°", "C", "F", "$", "€", "+",
+            "%", "²", "-", ")", "\"", "”", "!", "?", "=", "ü", "Ж", "日", "'", "/", ",", ":",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..50_000 {
+            let len = [1, 2, 3, 6, 10, 20, 40][next(7)];
+            let s: String = (0..len).map(|_| pieces[next(pieces.len())]).collect();
+            assert_eq!(suffix_len(&s), suffix_len_full_scan(&s), "{s:?}");
+        }
+    }
 
     #[test]
     fn follows_spacy_on_common_english() {
