@@ -131,8 +131,9 @@ impl Step for DedupStep {
         let made = signatures::stage_dir(&self.work).fingerprint();
         if made.as_deref() != Some(signatures::fingerprint(&self.params, names, plan).as_str()) {
             return Err(InputMismatch(format!(
-                "this run's input (its files, text and id fields, or split_bytes) is not the input \
-                 `curate dedup signatures` read into {}; dedup names documents by their place in it",
+                "this run's input (its files and when they were written, text and id fields, or split_bytes) \
+                 is not the input `curate dedup signatures` read into {}; dedup names documents by their place \
+                 in it, so a file rewritten since (even shuffled at the same size) would drop the wrong ones",
                 self.work.display()
             )));
         }

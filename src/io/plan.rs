@@ -18,6 +18,12 @@ pub struct InputFile {
     pub format: InputFormat,
     pub compression: Compression,
     pub size: u64,
+    /// When the file was last written (seconds and nanoseconds since the
+    /// epoch), so that a fingerprint of the plan changes when a file is
+    /// rewritten, even at the same size (a shuffle, an edit): work done on
+    /// the old content is then refused, never mixed with the new. `None`
+    /// where the file system does not say.
+    pub modified: Option<(u64, u32)>,
 }
 
 /// Which part of its file a unit reads.
@@ -85,8 +91,13 @@ pub fn plan(input: &str, format: Option<InputFormat>, split_bytes: u64) -> Resul
         };
         // A file we cannot stat still becomes a unit: reading it fails, and
         // that failure is counted where the user looks, in the stats.
-        let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        files.push(InputFile { path, name, format, compression, size });
+        let meta = fs::metadata(&path).ok();
+        let size = meta.as_ref().map_or(0, |m| m.len());
+        let modified = meta
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| (d.as_secs(), d.subsec_nanos()));
+        files.push(InputFile { path, name, format, compression, size, modified });
     }
     if files.is_empty() {
         return Err(PlanError::Empty(input.to_owned()));

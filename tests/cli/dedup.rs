@@ -877,3 +877,76 @@ fn the_line_merge_lifts_a_low_open_files_limit() {
     assert_eq!(kept.len(), 120);
     assert!(kept.iter().all(|d| d["text"].as_str().unwrap().starts_with("Unique line")));
 }
+
+/// A file rewritten at the same size after the signature stage read it (a
+/// shuffle, an edit) is not the input the stages name documents in: the
+/// `dedup` step refuses it rather than drop the wrong documents, and the
+/// signature stage refuses to resume over it. See: issue 13, defect 2.
+#[test]
+fn r13_an_input_rewritten_at_the_same_size_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = generate_docs(200, 3);
+    let copies: Vec<Value> = docs[..100]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| serde_json::json!({"id": format!("copy-{i:03}"), "text": d["text"]}))
+        .collect();
+    let input = dir.path().join("in.jsonl");
+    write_jsonl(&input, &[docs.clone(), copies.clone()].concat());
+    let work = dir.path().join("work");
+    let out =
+        curate().args(["dedup", "all", "--progress", "none", "--input"]).arg(&input).arg("--work").arg(&work).output();
+    let out = out.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = std::fs::metadata(&input).unwrap().modified().unwrap();
+
+    // The same lines in another order: the same size, the same file name.
+    let mut shuffled = [docs, copies].concat();
+    shuffled.reverse();
+    write_jsonl(&input, &shuffled);
+    assert_ne!(std::fs::metadata(&input).unwrap().modified().unwrap(), written, "the rewrite has a new time");
+    let p = pipeline(
+        dir.path(),
+        &format!(
+            "[input]\npath = \"{}\"\n[[step]]\ntype = \"dedup\"\nwork = \"{}\"\n[output]\npath = \"{}\"\n",
+            input.display(),
+            work.display(),
+            dir.path().join("out").display()
+        ),
+    );
+    let refused = run(&p, &[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("is not the input `curate dedup signatures` read"), "{}", stderr(&refused));
+    assert!(!dir.path().join("out").exists());
+    let again = signatures(&input, &work, &[]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("holds signatures of another input"), "{}", stderr(&again));
+}
+
+/// A resumed `curate run` whose input was edited at the same size since
+/// the first attempt is refused, not mixed. See: issue 13, defect 2.
+#[test]
+fn r13_a_run_does_not_resume_over_an_edited_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let docs = generate_docs(40, 5);
+    write_jsonl(&input.join("a.jsonl"), &docs[..20]);
+    write_jsonl(&input.join("b.jsonl"), &docs[20..]);
+    let p = pipeline(
+        dir.path(),
+        &format!(
+            "[input]\npath = \"{}\"\n[output]\npath = \"{}\"\nformat = \"jsonl\"\n",
+            input.display(),
+            dir.path().join("out").display()
+        ),
+    );
+    run_ok(&p, &[]);
+    // One character changed, the size kept.
+    let path = input.join("b.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap().replacen("whale", "whalE", 1);
+    std::fs::write(&path, text).unwrap();
+    let resumed = run(&p, &[]);
+    assert_eq!(resumed.status.code(), Some(2), "{}", stderr(&resumed));
+    assert!(stderr(&resumed).contains("holds the output of a different pipeline or input"), "{}", stderr(&resumed));
+}
