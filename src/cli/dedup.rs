@@ -199,6 +199,9 @@ fn lines(args: LineArgs) -> Result<(), Error> {
         progress: args.run.progress,
     };
     let report = lines::run(&options)?;
+    for ignored in &report.ignored {
+        eprintln!("curate: {ignored}");
+    }
     let stats = &report.stats;
     eprintln!(
         "curate: {} lines of {} documents in {} units ({} done before), {} distinct per unit summed, {} errors; stats in {}",
@@ -277,6 +280,9 @@ fn signatures(args: SignatureArgs, task: Task) -> Result<(), Error> {
         progress: args.run.progress,
     };
     let report = signatures::run(&options)?;
+    for ignored in &report.ignored {
+        eprintln!("curate: {ignored}");
+    }
     let stats = &report.stats;
     eprintln!(
         "curate: {} signatures ({} bands × {} rows) of {} documents in {} units ({} too short for a signature, {} errors); stats in {}",

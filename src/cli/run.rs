@@ -40,8 +40,8 @@ pub fn run(
     let task = Task::resolve(rank, world_size, |k| std::env::var(k).ok())?;
     let threads = threads(threads_flag.or(pipeline.run.threads))?;
     let report = executor::run(&pipeline, &RunOptions { task, threads, progress })?;
-    for path in &report.ignored_files {
-        eprintln!("curate: ignored {} (not an input format)", path.display());
+    for ignored in &report.ignored {
+        eprintln!("curate: {ignored}");
     }
     let who = if task.world > 1 { format!("task {} of {}: ", task.rank, task.world) } else { String::new() };
     if report.already_done {

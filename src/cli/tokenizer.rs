@@ -145,6 +145,9 @@ pub fn tokenize(args: TokenizeArgs) -> Result<ExitCode, Error> {
 
 pub fn run_tokenize(options: &TokenizeOptions) -> Result<ExitCode, Error> {
     let report = curate::tokenize::encode::tokenize(options)?;
+    for ignored in &report.ignored {
+        eprintln!("curate: {ignored}");
+    }
     let s = &report.stats;
     if report.already_done {
         eprintln!("curate: tokens already complete in {}; nothing to do", options.output.display());

@@ -38,7 +38,7 @@ use super::normalize::simplify_text;
 use crate::io::atomic;
 use crate::io::doc::FieldNames;
 use crate::io::docs::UnitBatches;
-use crate::io::plan::{self, Plan, Unit};
+use crate::io::plan::{self, Ignored, Plan, Unit};
 use crate::io::read::ReadOptions;
 use crate::runtime::pool;
 use crate::runtime::progress::{ProgressMode, UnitProgress};
@@ -164,6 +164,8 @@ pub struct LineCountReport {
     /// Units done by an earlier run, whose files verified.
     pub done_before: usize,
     pub stats_path: PathBuf,
+    /// What the input holds that was not read, and why.
+    pub ignored: Vec<Ignored>,
 }
 
 #[derive(Serialize)]
@@ -204,7 +206,7 @@ pub fn run(options: &LineCountOptions) -> Result<LineCountReport, DedupError> {
         stage.run(LineCountStats::default(), &pool, options.threads, options.progress, |unit, progress, _| {
             count_unit(&plan, &read, work, unit, progress).map(Some)
         })?;
-    Ok(LineCountReport { stats, done_before, stats_path: dir.task_path(options.task) })
+    Ok(LineCountReport { stats, done_before, stats_path: dir.task_path(options.task), ignored: plan.ignored })
 }
 
 /// Counts a unit's lines and publishes its counts file.

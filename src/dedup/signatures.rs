@@ -37,7 +37,7 @@ use super::sigfile::{self, Records};
 use crate::io::atomic;
 use crate::io::doc::{FieldNames, Place};
 use crate::io::docs::UnitBatches;
-use crate::io::plan::{self, Plan, Unit};
+use crate::io::plan::{self, Ignored, Plan, Unit};
 use crate::io::read::ReadOptions;
 use crate::runtime::options::Named;
 use crate::runtime::pool;
@@ -114,6 +114,8 @@ pub struct SignatureReport {
     pub done_before: usize,
     /// Where the task's stats are.
     pub stats_path: PathBuf,
+    /// What the input holds that was not read, and why.
+    pub ignored: Vec<Ignored>,
 }
 
 pub fn band_path(work: &Path, band: usize, unit: usize) -> PathBuf {
@@ -300,7 +302,7 @@ pub fn run(options: &SignatureOptions) -> Result<SignatureReport, DedupError> {
         stage.run(SignatureStats::default(), &pool, options.threads, options.progress, |unit, progress, _| {
             signer.unit(unit, progress).map(Some)
         })?;
-    Ok(SignatureReport { stats, done_before, stats_path: dir.task_path(options.task) })
+    Ok(SignatureReport { stats, done_before, stats_path: dir.task_path(options.task), ignored: plan.ignored })
 }
 
 /// Whether a unit's band and document files all verify. A damaged file is

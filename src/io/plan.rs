@@ -1,6 +1,9 @@
 //! Finding the input files and cutting them into numbered units of work.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -52,9 +55,37 @@ pub struct Unit {
 pub struct Plan {
     pub files: Vec<InputFile>,
     pub units: Vec<Unit>,
-    /// Files found under a folder whose extension is not an input format.
+    /// What was found under the input but is not read, and why.
     #[serde(skip)]
-    pub ignored: Vec<PathBuf>,
+    pub ignored: Vec<Ignored>,
+}
+
+/// A file or folder found under the input that is not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    pub path: PathBuf,
+    pub why: WhyIgnored,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WhyIgnored {
+    /// A file whose extension is not an input format.
+    NotAnInputFormat,
+    /// The same file or folder (a link, a hard link, a link back up the
+    /// tree) as this path, read already: read twice, its documents would
+    /// count twice, and a link loop would repeat them without end.
+    SameAs(PathBuf),
+}
+
+impl fmt::Display for Ignored {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match &self.why {
+            WhyIgnored::NotAnInputFormat => write!(f, "ignored {} (not an input format)", self.path.display()),
+            WhyIgnored::SameAs(first) => {
+                write!(f, "ignored {}: the same as {}, read already (a link)", self.path.display(), first.display())
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +105,8 @@ pub enum PlanError {
 /// Lists the input at `input` (a file, a folder walked recursively, or a
 /// glob) in sorted order and cuts it into units.
 pub fn plan(input: &str, format: Option<InputFormat>, split_bytes: u64) -> Result<Plan, PlanError> {
-    let (root, candidates, explicit) = find(input)?;
+    let (root, candidates, explicit, mut ignored) = find(input)?;
     let mut files = Vec::new();
-    let mut ignored = Vec::new();
     for path in candidates {
         let name = path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().into_owned();
         let name =
@@ -86,7 +116,7 @@ pub fn plan(input: &str, format: Option<InputFormat>, split_bytes: u64) -> Resul
             if explicit {
                 return Err(PlanError::UnknownFormat(path.display().to_string()));
             }
-            ignored.push(path);
+            ignored.push(Ignored { path, why: WhyIgnored::NotAnInputFormat });
             continue;
         };
         // A file we cannot stat still becomes a unit: reading it fails, and
@@ -158,48 +188,93 @@ fn detect(path: &Path) -> (Option<InputFormat>, Compression) {
     (format, compression)
 }
 
-/// The root that names are relative to, the sorted candidate files, and
+/// The files and folders read so far, by device and inode, with the path
+/// each was first reached by.
+type Seen = HashMap<(u64, u64), PathBuf>;
+
+/// Whether `path` (whose metadata, links followed, is `meta`) was reached
+/// before; if so it is ignored as the same as the first path.
+fn reached_before(path: &Path, meta: &fs::Metadata, seen: &mut Seen, ignored: &mut Vec<Ignored>) -> bool {
+    match seen.get(&(meta.dev(), meta.ino())) {
+        Some(first) => {
+            ignored.push(Ignored { path: path.to_owned(), why: WhyIgnored::SameAs(first.clone()) });
+            true
+        }
+        None => {
+            seen.insert((meta.dev(), meta.ino()), path.to_owned());
+            false
+        }
+    }
+}
+
+/// The root that names are relative to, the sorted candidate files,
 /// whether the user named them one by one (then an unknown format is an
-/// error rather than a file to skip).
-fn find(input: &str) -> Result<(PathBuf, Vec<PathBuf>, bool), PlanError> {
+/// error rather than a file to skip), and what was passed over.
+fn find(input: &str) -> Result<(PathBuf, Vec<PathBuf>, bool, Vec<Ignored>), PlanError> {
+    let mut seen = Seen::new();
+    let mut ignored = Vec::new();
     if input.contains(['*', '?', '[']) {
         let root: PathBuf = Path::new(input)
             .components()
             .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
             .collect();
         let paths = glob::glob(input).map_err(|e| PlanError::Glob { pattern: input.into(), message: e.to_string() })?;
-        let mut files: Vec<PathBuf> = paths.filter_map(Result::ok).filter(|p| p.is_file()).collect();
-        files.sort();
-        return Ok((root, files, true));
+        let mut paths: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+        paths.sort();
+        let mut files = Vec::new();
+        for path in paths {
+            match fs::metadata(&path) {
+                Ok(meta) if meta.is_file() && !reached_before(&path, &meta, &mut seen, &mut ignored) => {
+                    files.push(path)
+                }
+                _ => {}
+            }
+        }
+        return Ok((root, files, true, ignored));
     }
     let path = PathBuf::from(input);
     let meta = fs::metadata(&path).map_err(|_| PlanError::Missing(input.to_owned()))?;
     if meta.is_dir() {
+        seen.insert((meta.dev(), meta.ino()), path.clone());
         let mut files = Vec::new();
-        walk(&path, &mut files)?;
+        walk(&path, &mut files, &mut seen, &mut ignored)?;
         files.sort();
-        Ok((path, files, false))
+        Ok((path, files, false, ignored))
     } else {
         let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Ok((root, vec![path], true))
+        Ok((root, vec![path], true, ignored))
     }
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PlanError> {
-    let entries = fs::read_dir(dir).map_err(|source| PlanError::List { path: dir.display().to_string(), source })?;
+/// The files under `dir`, links followed once: a file or folder reached a
+/// second time (a link loop, a link to what was read) is ignored.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut Seen, ignored: &mut Vec<Ignored>) -> Result<(), PlanError> {
+    let list_error = |source| PlanError::List { path: dir.display().to_string(), source };
+    // Sorted, so that which of two paths to one file is read does not
+    // depend on the order the file system lists them in.
+    let mut entries = fs::read_dir(dir).and_then(|e| e.collect::<Result<Vec<_>, _>>()).map_err(list_error)?;
+    entries.sort_by_key(|e| e.file_name());
     // The output folder of an earlier run is the usual input of the next
     // stage: only its kept shards are documents, not its stats or rejects.
     let curate_output = dir.join(".curate").is_dir();
     for entry in entries {
-        let entry = entry.map_err(|source| PlanError::List { path: dir.display().to_string(), source })?;
         let name = entry.file_name().to_string_lossy().into_owned();
         // Hidden entries are skipped: they include our own temporary files.
         if name.starts_with('.') || (curate_output && !name.starts_with("part-")) {
             continue;
         }
         let path = entry.path();
-        if path.is_dir() {
-            walk(&path, out)?;
+        // A file we cannot stat (a dangling link) is still listed: reading it
+        // fails, and that is counted where the user looks, in the stats.
+        let Ok(meta) = fs::metadata(&path) else {
+            out.push(path);
+            continue;
+        };
+        if reached_before(&path, &meta, seen, ignored) {
+            continue;
+        }
+        if meta.is_dir() {
+            walk(&path, out, seen, ignored)?;
         } else {
             out.push(path);
         }
@@ -233,7 +308,7 @@ mod tests {
                 (2, Span::Whole)
             ]
         );
-        assert_eq!(plan.ignored, [dir.path().join("notes.txt")]);
+        assert_eq!(plan.ignored, [Ignored { path: dir.path().join("notes.txt"), why: WhyIgnored::NotAnInputFormat }]);
     }
 
     #[test]
@@ -253,6 +328,39 @@ mod tests {
         let plan = plan(dir.path().to_str().unwrap(), None, 10).unwrap();
         let names: Vec<_> = plan.files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["part-000000-000.jsonl.zst"]);
+    }
+
+    /// See: issue 13, defect 3.
+    #[test]
+    fn r13_links_are_followed_once_and_loops_are_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("in");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("a.jsonl"), "{}\n").unwrap();
+        fs::write(root.join("sub/b.jsonl"), "{}\n").unwrap();
+        std::os::unix::fs::symlink("..", root.join("sub/up")).unwrap();
+        std::os::unix::fs::symlink("sub/b.jsonl", root.join("c-link.jsonl")).unwrap();
+        std::os::unix::fs::symlink("missing.jsonl", root.join("dangling.jsonl")).unwrap();
+        let plan = plan(root.to_str().unwrap(), None, 10).unwrap();
+        let names: Vec<_> = plan.files.iter().map(|f| f.name.as_str()).collect();
+        // Each file once, by the path reached first in name order; the
+        // dangling link stays, to be counted as unreadable when read.
+        assert_eq!(names, ["a.jsonl", "c-link.jsonl", "dangling.jsonl"]);
+        assert_eq!(
+            plan.ignored,
+            [
+                Ignored { path: root.join("sub/b.jsonl"), why: WhyIgnored::SameAs(root.join("c-link.jsonl")) },
+                Ignored { path: root.join("sub/up"), why: WhyIgnored::SameAs(root.clone()) },
+            ]
+        );
+        assert_eq!(
+            plan.ignored[1].to_string(),
+            format!("ignored {}: the same as {}, read already (a link)", root.join("sub/up").display(), root.display())
+        );
+        let glob = format!("{}/**/*.jsonl", root.display());
+        let globbed = super::plan(&glob, None, 10).unwrap();
+        let names: Vec<_> = globbed.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a.jsonl", "c-link.jsonl"], "a glob matches files that exist, each once");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::registry::{self, StepError};
 use super::stats::Stats;
 use crate::io::atomic::WriteError;
 use crate::io::doc::{ErrorKind, FieldNames};
-use crate::io::plan::{self, Plan};
+use crate::io::plan::{self, Ignored, Plan};
 use crate::runtime::pool::{self, PoolError};
 use crate::runtime::progress::ProgressMode;
 use crate::runtime::task::Task;
@@ -90,7 +90,8 @@ pub struct TaskReport {
     pub merged: Option<(Stats, PathBuf)>,
     /// The task had finished in an earlier run.
     pub already_done: bool,
-    pub ignored_files: Vec<PathBuf>,
+    /// What the input holds that was not read, and why.
+    pub ignored: Vec<Ignored>,
 }
 
 /// The bookkeeping of a run's output folder: `OUT/.curate/` and `OUT/stats/`.
@@ -113,7 +114,7 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
     let stage = Stage::<Stats>::claim(&dir, &plan, task, &fingerprint(pipeline, &plan), holds, |_| true)?;
     if let Some(stats) = stage.finished() {
         let merged = merge_if_complete(&dir, &out, task)?;
-        return Ok(TaskReport { task: stats, merged, already_done: true, ignored_files: plan.ignored });
+        return Ok(TaskReport { task: stats, merged, already_done: true, ignored: plan.ignored });
     }
 
     let pool = pool::pool(options.threads)?;
@@ -127,7 +128,7 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
     let stats = stage
         .run(initial, &pool, workers, options.progress, |unit, progress, abort| judge.unit(unit, progress, abort))?;
     let merged = merge_if_complete(&dir, &out, task)?;
-    Ok(TaskReport { task: stats, merged, already_done: false, ignored_files: plan.ignored })
+    Ok(TaskReport { task: stats, merged, already_done: false, ignored: plan.ignored })
 }
 
 /// Output inside an input folder would be read back as input by the next

@@ -35,7 +35,7 @@ use crate::io::atomic;
 use crate::io::doc::{Doc, FieldNames};
 use crate::io::docs::UnitBatches;
 use crate::io::format::Compression;
-use crate::io::plan::{self, Plan, Unit};
+use crate::io::plan::{self, Ignored, Plan, Unit};
 use crate::io::read::ReadOptions;
 use crate::runtime::pool;
 use crate::runtime::progress::{ProgressMode, UnitProgress};
@@ -233,6 +233,8 @@ pub struct TokenizeReport {
     pub stats: TokenStats,
     pub manifest: Manifest,
     pub already_done: bool,
+    /// What the input holds that was not read, and why.
+    pub ignored: Vec<Ignored>,
 }
 
 /// Where a tokenization keeps its files.
@@ -273,8 +275,8 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, TokenizeErr
         None => 1,
     };
     let fingerprint = fingerprint(options, &tokenizer_hash, buckets, &plan);
-    if let Some(report) = finished(&layout, &fingerprint)? {
-        return Ok(report);
+    if let Some((stats, manifest)) = finished(&layout, &fingerprint)? {
+        return Ok(TokenizeReport { stats, manifest, already_done: true, ignored: plan.ignored });
     }
     layout.stage.create()?;
     atomic::create_dir(&layout.spill)?;
@@ -316,7 +318,7 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, TokenizeErr
     atomic::write(&layout.stats, &serde_json::to_vec_pretty(&stats).expect("serialisable"))?;
     atomic::write(&layout.manifest, &serde_json::to_vec_pretty(&manifest).expect("serialisable"))?;
     let _ = std::fs::remove_dir_all(&layout.spill);
-    Ok(TokenizeReport { stats, manifest, already_done: false })
+    Ok(TokenizeReport { stats, manifest, already_done: false, ignored: plan.ignored })
 }
 
 fn fingerprint(options: &TokenizeOptions, tokenizer_hash: &str, buckets: usize, plan: &Plan) -> String {
@@ -336,9 +338,9 @@ fn fingerprint(options: &TokenizeOptions, tokenizer_hash: &str, buckets: usize, 
     format!("{:032x}", xxh3_128(serde_json::to_string(&fingerprint).expect("serialisable").as_bytes()))
 }
 
-/// The report of a tokenization already complete in the output folder with
-/// this fingerprint: its manifest and stats are there, written last.
-fn finished(layout: &Layout, fingerprint: &str) -> Result<Option<TokenizeReport>, TokenizeError> {
+/// The stats and manifest of a tokenization already complete in the output
+/// folder with this fingerprint: they are there, written last.
+fn finished(layout: &Layout, fingerprint: &str) -> Result<Option<(TokenStats, Manifest)>, TokenizeError> {
     if layout.stage.fingerprint().as_deref() != Some(fingerprint) {
         return Ok(None);
     }
@@ -347,7 +349,7 @@ fn finished(layout: &Layout, fingerprint: &str) -> Result<Option<TokenizeReport>
     };
     let stats = serde_json::from_slice(&bytes)
         .map_err(|source| TokenizeError::FinishedStats { path: layout.stats.clone(), source })?;
-    Ok(Some(TokenizeReport { stats, manifest, already_done: true }))
+    Ok(Some((stats, manifest)))
 }
 
 /// Pass 1: every unit encoded and spilled, in parallel.

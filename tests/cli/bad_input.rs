@@ -210,3 +210,51 @@ fn a_step_that_fails_on_a_document_costs_that_document_only() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("step_failed"), "{}", stderr(&o));
 }
+
+/// A link back up an input folder is read once, and said so, in every
+/// command that reads folders: three documents stay three. See: issue 13,
+/// defect 3.
+#[test]
+fn r13_a_link_loop_in_the_input_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(input.join("sub")).unwrap();
+    write_jsonl(&input.join("a.jsonl"), &generate_docs(3, 1));
+    std::os::unix::fs::symlink("..", input.join("sub/up")).unwrap();
+    let said = |out: &std::process::Output| {
+        assert!(out.status.success(), "{}", stderr(out));
+        assert!(stderr(out).contains("sub/up: the same as"), "{}", stderr(out));
+    };
+    let out_dir = dir.path().join("out");
+    let p = pipeline(
+        dir.path(),
+        &format!("[input]\npath = \"{}\"\n[output]\npath = \"{}\"\n", input.display(), out_dir.display()),
+    );
+    said(&run(&p, &[]));
+    assert_eq!(stats(&out_dir)["input_docs"], 3);
+
+    let tokens = dir.path().join("tokens");
+    let out = curate()
+        .args(["tokenize", "--progress", "none", "--input"])
+        .arg(&input)
+        .arg("--tokenizer")
+        .arg(root().join("fixtures/tokenizer.json"))
+        .arg("--output")
+        .arg(&tokens)
+        .output()
+        .unwrap();
+    said(&out);
+    let token_stats: Value = serde_json::from_slice(&fs::read(tokens.join("stats.json")).unwrap()).unwrap();
+    assert_eq!(token_stats["input_docs"], 3);
+
+    let work = dir.path().join("work");
+    let out = curate()
+        .args(["dedup", "signatures", "--progress", "none", "--input"])
+        .arg(&input)
+        .arg("--work")
+        .arg(&work)
+        .output()
+        .unwrap();
+    said(&out);
+    assert!(stderr(&out).contains("of 3 documents"), "{}", stderr(&out));
+}
