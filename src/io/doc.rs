@@ -31,6 +31,8 @@ pub enum ErrorKind {
     OutputSchema,
     /// A step failed (panicked) on the document.
     StepFailed,
+    /// An annotating step would write a field the document has already.
+    FieldCollision,
 }
 
 impl ErrorKind {
@@ -44,6 +46,7 @@ impl ErrorKind {
             ErrorKind::UnreadableFile => "unreadable_file",
             ErrorKind::OutputSchema => "output_schema",
             ErrorKind::StepFailed => "step_failed",
+            ErrorKind::FieldCollision => "field_collision",
         }
     }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::registry;
 pub use crate::io::format::{InputFormat, OutputFormat};
+use crate::io::write::{REJECTED_REASON, REJECTED_STEP};
 use crate::runtime::options::BadValue;
 pub use crate::tokenize::config::{TokenFormat, TokenizeConfig};
 
@@ -340,7 +341,32 @@ impl Pipeline {
         if let Some(t) = &self.tokenize {
             t.validate()?;
         }
+        for (i, step) in self.steps.iter().enumerate() {
+            if let (StepMode::Annotate, Some(taken)) = (step.mode, self.reserved_field(&step.name)) {
+                return Err(BadValue::new(
+                    format!("step[{i}].name"),
+                    format!(
+                        "{:?} is {taken}; an annotating step adds a field of its own name, so give it another `name`",
+                        step.name
+                    ),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// What a field of this name already is in every output document, if
+    /// anything: the text, the id, or a field of the rejected output.
+    pub fn reserved_field(&self, name: &str) -> Option<&'static str> {
+        if name == self.input.text_field {
+            Some("the input's text field")
+        } else if name == self.input.id_field {
+            Some("the input's id field")
+        } else if self.output.rejected && (name == REJECTED_STEP || name == REJECTED_REASON) {
+            Some("a field of the rejected output")
+        } else {
+            None
+        }
     }
 }
 
@@ -439,6 +465,23 @@ mod tests {
         );
         assert!(error(&format!("{MINIMAL}[tokenize]\ntokenizer = \"t\"\nformats = [\"ds\"]\n"))
             .starts_with("p.toml: tokenize.formats[0]: unknown variant `ds`"));
+    }
+
+    /// See: issue 13, defect 4.
+    #[test]
+    fn r13_an_annotating_step_may_not_take_the_name_of_the_text_or_the_id() {
+        let annotate =
+            |name: &str| format!("{MINIMAL}[[step]]\ntype = \"length\"\nname = \"{name}\"\nmode = \"annotate\"\n");
+        assert_eq!(
+            error(&annotate("text")),
+            "p.toml: step[0].name: \"text\" is the input's text field; an annotating step adds a field of its own \
+             name, so give it another `name`"
+        );
+        assert!(error(&annotate("id")).contains("is the input's id field"));
+        let rejected = annotate("rejected_reason").replace("path = \"out\"\n", "path = \"out\"\nrejected = true\n");
+        assert!(error(&rejected).contains("is a field of the rejected output"));
+        // Filtering steps add no field of their name.
+        Pipeline::parse(&format!("{MINIMAL}[[step]]\ntype = \"length\"\nname = \"text\"\n"), "p.toml").unwrap();
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub enum RunError {
     ParquetSchema { path: PathBuf, message: String },
     #[error("cannot infer an output schema: {0}")]
     InferSchema(arrow_schema::ArrowError),
+    /// An annotating step would write a field that exists already.
+    #[error("step {step}: its field {field:?} is {taken}; an annotating step adds fields named after it, so give it another `name`")]
+    FieldCollision { step: String, field: String, taken: String },
     /// A shard writer failed; `path` names the unit's shards.
     #[error("writing {path}: {source}")]
     Write { path: String, source: std::io::Error },
@@ -72,7 +75,8 @@ impl RunError {
             | RunError::Step { .. }
             | RunError::Input { .. }
             | RunError::ParquetSchema { .. }
-            | RunError::InferSchema(_) => ErrorClass::Usage,
+            | RunError::InferSchema(_)
+            | RunError::FieldCollision { .. } => ErrorClass::Usage,
             RunError::Write { .. } | RunError::Publish(_) | RunError::BadDocument { .. } => ErrorClass::Failed,
         }
     }
@@ -105,9 +109,14 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
         .map_err(StageError::from)?;
     let out = PathBuf::from(&pipeline.output.path);
     refuse_output_inside_input(&pipeline.input.path, &out)?;
-    // Built before the folder is claimed: a step that does not build (a
-    // model that does not load) leaves nothing behind to be refused later.
+    // Steps built, and their fields checked against the input's, before the
+    // folder is claimed: a step that cannot run (a model that does not load,
+    // a field that collides) leaves nothing behind to be refused later.
     let steps = build_steps(pipeline, &plan)?;
+    let pool = pool::pool(options.threads)?;
+    let owned = (0..plan.units.len()).filter(|&u| task.owns(u)).count();
+    let workers = options.threads.min(owned).max(1);
+    let judge = pool.install(|| Judge::new(pipeline, &plan, &out, steps, options.threads, workers))?;
     let dir = run_dir(&out);
     dir.create()?;
     let holds = "the output of a different pipeline or input";
@@ -116,11 +125,6 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
         let merged = merge_if_complete(&dir, &out, task)?;
         return Ok(TaskReport { task: stats, merged, already_done: true, ignored: plan.ignored });
     }
-
-    let pool = pool::pool(options.threads)?;
-    let owned = stage.done_before() + stage.todo().len();
-    let workers = options.threads.min(owned).max(1);
-    let judge = pool.install(|| Judge::new(pipeline, &plan, &out, steps, options.threads, workers))?;
     for dir in output_folders(&out, pipeline.output.partition_by.is_some()) {
         remove_stale_temps(&dir, task);
     }

@@ -16,7 +16,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde_json::value::RawValue;
 
-use super::config::{OnError, OutputFormat, Pipeline, StepMode};
+use super::config::{InputFormat, OnError, OutputFormat, Pipeline, StepMode};
 use super::executor::RunError;
 use super::schema;
 use super::stats::Stats;
@@ -48,7 +48,13 @@ enum Fate {
     Dropped(usize, Cow<'static, str>),
     /// The step at this index panicked on the document.
     Failed(usize, String),
+    /// The step at this index, annotating, would write this field, which
+    /// the document has already.
+    Collided(usize, String),
 }
+
+/// A field an annotating step would write that the document has already.
+struct Collision(String);
 
 enum Judged {
     Complete,
@@ -84,9 +90,16 @@ impl<'a> Judge<'a> {
             batch_size: pipeline.input.batch_size,
             batch_bytes: usize::try_from(pipeline.input.batch_bytes.0).unwrap_or(usize::MAX),
         });
+        let annotating = pipeline.steps.iter().any(|s| s.mode == StepMode::Annotate);
+        let inferring = pipeline.output.format == OutputFormat::Parquet
+            && !plan.files.iter().all(|f| f.format == InputFormat::Parquet);
+        let sample = if annotating || inferring { schema::sample_docs(plan, &read) } else { Vec::new() };
+        if annotating {
+            schema::check_annotation_fields(pipeline, &steps, &sample)?;
+        }
         let schema = match pipeline.output.format {
             OutputFormat::Parquet => {
-                let base = schema::output_schema(plan, &read)?;
+                let base = schema::output_schema(plan, &read, &sample)?;
                 Some(write::with_annotation_fields(&base, &schema::annotation_columns(pipeline, &steps)))
             }
             OutputFormat::Jsonl => None,
@@ -284,16 +297,20 @@ impl<'a> Judge<'a> {
                         if annotating {
                             annotate(step.as_ref(), name, doc)
                         } else if counting {
-                            step.judge(doc, Mode::Count(&mut signals))
+                            Ok(step.judge(doc, Mode::Count(&mut signals)))
                         } else {
-                            step.judge(doc, Mode::Filter)
+                            Ok(step.judge(doc, Mode::Filter))
                         }
                     }));
                     let flagged = match outcome {
-                        Ok(Outcome::Keep) => None,
-                        Ok(Outcome::Drop(reason)) if annotating => Some(reason),
-                        Ok(Outcome::Drop(reason)) => {
+                        Ok(Ok(Outcome::Keep)) => None,
+                        Ok(Ok(Outcome::Drop(reason))) if annotating => Some(reason),
+                        Ok(Ok(Outcome::Drop(reason))) => {
                             *fate = Fate::Dropped(i, reason);
+                            None
+                        }
+                        Ok(Err(Collision(field))) => {
+                            *fate = Fate::Collided(i, field);
                             None
                         }
                         Err(panic) => {
@@ -334,6 +351,12 @@ impl<'a> Judge<'a> {
                         || format!("{}: document {:?}: step {}", file.path.display(), doc.id, self.step_names[*step]);
                     self.bad_document(stats, ErrorKind::StepFailed, 1, location, message)?;
                 }
+                Fate::Collided(step, field) => {
+                    let location =
+                        || format!("{}: document {:?}: step {}", file.path.display(), doc.id, self.step_names[*step]);
+                    let message = format!("the document has a field {field:?} already, which the step would write");
+                    self.bad_document(stats, ErrorKind::FieldCollision, 1, location, &message)?;
+                }
             }
         }
         Ok(())
@@ -359,7 +382,7 @@ impl<'a> Judge<'a> {
                 Fate::Dropped(step, reason) => want_rejected.then(|| {
                     encode(doc, text_field, &[(REJECTED_STEP, self.step_names[*step]), (REJECTED_REASON, reason)])
                 }),
-                Fate::Failed(..) => None,
+                Fate::Failed(..) | Fate::Collided(..) => None,
             })
             .collect();
         let (mut kept, mut kept_bytes, mut rejected_bytes) = (Vec::new(), Vec::new(), Vec::new());
@@ -438,8 +461,16 @@ impl<'a> Judge<'a> {
 
 /// Runs a step in annotate mode on one document: adds `<step>` (`"keep"` or
 /// the reason) and `<step>.<signal>` fields, and returns what the step
-/// would have decided.
-fn annotate(step: &dyn Step, name: &str, doc: &mut Doc) -> Outcome {
+/// would have decided; or the name of a field it would add that the
+/// document has already (it then adds none).
+fn annotate(step: &dyn Step, name: &str, doc: &mut Doc) -> Result<Outcome, Collision> {
+    let has = |field: &str| doc.fields.iter().any(|(k, _)| k == field);
+    if has(name) {
+        return Err(Collision(name.to_owned()));
+    }
+    if let Some(signal) = step.signal_names().iter().find(|s| has(&format!("{name}.{s}"))) {
+        return Err(Collision(format!("{name}.{signal}")));
+    }
     let mut signals = Vec::with_capacity(step.signal_names().len());
     let outcome = step.judge(doc, Mode::Annotate(&mut signals));
     let verdict = match &outcome {
@@ -454,7 +485,7 @@ fn annotate(step: &dyn Step, name: &str, doc: &mut Doc) -> Outcome {
             if value.is_finite() { serde_json::to_string(&value).expect("a number serialises") } else { "null".into() };
         doc.fields.push((format!("{name}.{signal}"), raw(json)));
     }
-    outcome
+    Ok(outcome)
 }
 
 pub(super) fn encode(doc: &Doc, text_field: &str, extra: &[(&str, &str)]) -> Vec<u8> {

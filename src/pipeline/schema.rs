@@ -1,5 +1,6 @@
 //! The Parquet output's columns: the input's, then the ones steps add.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
@@ -8,6 +9,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::config::{Pipeline, StepMode};
 use super::executor::RunError;
 use super::judge::encode;
+use crate::io::doc::Doc;
 use crate::io::format::InputFormat;
 use crate::io::plan::Plan;
 use crate::io::read::{self, ReadOptions};
@@ -22,7 +24,7 @@ const SCHEMA_SAMPLE_FILES: usize = 16;
 /// otherwise one inferred from the first batch of each of the first
 /// [`SCHEMA_SAMPLE_FILES`] files, so that fields that only some files have
 /// are columns too.
-pub(super) fn output_schema(plan: &Plan, read: &Arc<ReadOptions>) -> Result<SchemaRef, RunError> {
+pub(super) fn output_schema(plan: &Plan, read: &Arc<ReadOptions>, sample: &[Doc]) -> Result<SchemaRef, RunError> {
     let names = &read.names;
     if plan.files.iter().all(|f| f.format == InputFormat::Parquet) {
         let first = &plan.files[0];
@@ -34,6 +36,14 @@ pub(super) fn output_schema(plan: &Plan, read: &Arc<ReadOptions>) -> Result<Sche
             Err(message) => Err(RunError::ParquetSchema { path: first.path.clone(), message }),
         };
     }
+    let sample: Vec<Vec<u8>> = sample.iter().map(|d| encode(d, &names.text, &[])).collect();
+    write::infer_schema(&sample, &names.text, &names.id).map_err(RunError::InferSchema)
+}
+
+/// The documents of the first batch of each of the first
+/// [`SCHEMA_SAMPLE_FILES`] files: what the output schema is inferred from,
+/// and the fields an annotating step must not collide with.
+pub(super) fn sample_docs(plan: &Plan, read: &Arc<ReadOptions>) -> Vec<Doc> {
     let mut sample = Vec::new();
     let mut sampled = std::collections::HashSet::new();
     for unit in &plan.units {
@@ -45,10 +55,44 @@ pub(super) fn output_schema(plan: &Plan, read: &Arc<ReadOptions>) -> Result<Sche
         }
         let mut reader = read::open(&plan.files[unit.file], unit, read.clone());
         if let Some(batch) = reader.next_batch() {
-            sample.extend(batch.iter().filter_map(|r| r.as_ref().ok()).map(|d| encode(d, &names.text, &[])));
+            sample.extend(batch.into_iter().filter_map(Result::ok));
         }
     }
-    write::infer_schema(&sample, &names.text, &names.id).map_err(RunError::InferSchema)
+    sample
+}
+
+/// Refuses, before any work, an annotating step that would write a field
+/// the documents already have or another step writes: the text, the id,
+/// a field of the sampled input, another step's field. (A document that
+/// turns out to hold such a field after all is a counted error.)
+pub(super) fn check_annotation_fields(
+    pipeline: &Pipeline,
+    steps: &[Box<dyn Step>],
+    sample: &[Doc],
+) -> Result<(), RunError> {
+    let mut taken: BTreeMap<String, String> = BTreeMap::new();
+    for doc in sample {
+        for (field, _) in &doc.fields {
+            taken.entry(field.clone()).or_insert_with(|| "a field of the input".to_owned());
+        }
+    }
+    for (spec, step) in pipeline.steps.iter().zip(steps) {
+        for (field, _) in step.metadata_fields() {
+            taken.entry(field.clone()).or_insert_with(|| format!("set by step {}", spec.name));
+        }
+    }
+    for (spec, step) in pipeline.steps.iter().zip(steps).filter(|(s, _)| s.mode == StepMode::Annotate) {
+        let fields = std::iter::once(spec.name.clone())
+            .chain(step.signal_names().iter().map(|signal| format!("{}.{signal}", spec.name)));
+        for field in fields {
+            let clash = pipeline.reserved_field(&field).map(str::to_owned).or_else(|| taken.get(&field).cloned());
+            if let Some(taken) = clash {
+                return Err(RunError::FieldCollision { step: spec.name.clone(), field, taken });
+            }
+            taken.insert(field, format!("written by step {}", spec.name));
+        }
+    }
+    Ok(())
 }
 
 /// The columns steps add: metadata fields (the language), and in annotate

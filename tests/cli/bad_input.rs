@@ -258,3 +258,47 @@ fn r13_a_link_loop_in_the_input_is_read_once() {
     said(&out);
     assert!(stderr(&out).contains("of 3 documents"), "{}", stderr(&out));
 }
+
+/// An annotating step named like a field the documents have would write a
+/// second field of that name: refused before any work when the sampled
+/// input shows the field, counted as an error for a document that turns
+/// out to have it later. See: issue 13, defect 4.
+#[test]
+fn r13_an_annotating_step_does_not_overwrite_a_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let text = "Call me Ishmael. Some years ago, never mind how long precisely, I thought I would sail about.";
+    let body = |out: &str, format: &str| {
+        format!(
+            "[input]\npath = \"{}\"\nbatch_size = 1\n[[step]]\ntype = \"gopher_quality\"\nname = \"quality\"\nmode = \"annotate\"\n\
+             [output]\npath = \"{}\"\nformat = \"{format}\"\n",
+            input.display(),
+            dir.path().join(out).display()
+        )
+    };
+    // The first batch (one document) has the field: refused, nothing written.
+    let docs =
+        [serde_json::json!({"id": "a", "text": text, "quality": "gold"}), serde_json::json!({"id": "b", "text": text})];
+    write_jsonl(&input, &docs);
+    let out = run(&pipeline(dir.path(), &body("refused", "jsonl")), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("step quality: its field \"quality\" is a field of the input"), "{}", stderr(&out));
+    assert!(!dir.path().join("refused").exists());
+
+    // Only a later document has it: that document is a counted error, the
+    // others are annotated; in both output formats.
+    write_jsonl(&input, &[docs[1].clone(), docs[0].clone(), docs[1].clone()]);
+    for format in ["jsonl", "parquet"] {
+        let out_dir = dir.path().join(format!("out-{format}"));
+        run_ok(&pipeline(dir.path(), &body(&format!("out-{format}"), format)), &[]);
+        let s = stats(&out_dir);
+        assert_eq!((s["kept_docs"].as_u64(), s["error_docs"].as_u64()), (Some(2), Some(1)), "{format}: {s:#}");
+        assert_eq!(s["errors"]["field_collision"]["count"], 1);
+        assert!(s["errors"]["field_collision"]["examples"][0]
+            .as_str()
+            .unwrap()
+            .contains("document \"a\": step quality"));
+    }
+    let kept = jsonl_docs(&dir.path().join("out-jsonl"));
+    assert!(kept.iter().all(|d| d["quality"] == "gopher_short_doc"), "{kept:?}");
+}
