@@ -176,6 +176,13 @@ impl Doc {
     /// Appends the document as one JSON object (no newline), with `extra`
     /// string fields at the end (the rejected output's step and reason).
     pub fn write_json(&self, out: &mut Vec<u8>, text_field: &str, extra: &[(&str, &str)]) {
+        self.write_json_as(out, text_field, None, extra)
+    }
+
+    /// [`Doc::write_json`], with the field `string_id` (the id) written as a
+    /// JSON string when it is an object or an array: for Parquet output,
+    /// whose id column is a string (numbers and booleans are converted there).
+    pub fn write_json_as(&self, out: &mut Vec<u8>, text_field: &str, string_id: Option<&str>, extra: &[(&str, &str)]) {
         out.push(b'{');
         let mut first = true;
         let mut sep = |out: &mut Vec<u8>| {
@@ -195,7 +202,12 @@ impl Doc {
                 sep(out);
                 write_json_str(out, key);
                 out.push(b':');
-                out.extend_from_slice(raw.get().as_bytes());
+                let raw = raw.get();
+                if string_id == Some(key.as_str()) && raw.starts_with(['{', '[']) {
+                    write_json_str(out, raw);
+                } else {
+                    out.extend_from_slice(raw.as_bytes());
+                }
             }
         }
         for (key, value) in extra {

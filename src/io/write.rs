@@ -285,11 +285,54 @@ fn decode_all<'a>(
 /// A Parquet schema for documents from JSON Lines, inferred from a sample of
 /// them: text and id are strings, and a field that is only ever null in the
 /// sample is taken to be a string.
-pub fn infer_schema(sample: &[Vec<u8>], text_field: &str, id_field: &str) -> Result<SchemaRef, ArrowError> {
-    let values = sample
+/// At most this many sampled records are left out of the inference for
+/// conflicting with those before them; past that the rest of the sample is.
+const MAX_LEFT_OUT: usize = 64;
+
+/// The schema of a sample of records. The text and id are strings whatever
+/// the records hold. A record the others do not agree with (a field that is
+/// a string before and an object here, JSON that does not parse, nesting
+/// too deep) is left out of the inference, the first-come types winning:
+/// when written it does not fit and is counted as an `output_schema` error
+/// like any later record, instead of ending the run.
+pub fn infer_schema(sample: &[Vec<u8>], text_field: &str, id_field: &str) -> SchemaRef {
+    let mut values: Vec<serde_json::Value> = sample
         .iter()
-        .map(|r| serde_json::from_slice::<serde_json::Value>(r).map_err(|e| ArrowError::JsonError(e.to_string())));
-    let inferred = arrow_json::reader::infer_json_schema_from_iterator(values)?;
+        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(r).ok())
+        .map(|mut v| {
+            // In place, so that the columns keep the order of the records' keys.
+            for name in [text_field, id_field] {
+                if let Some(value) = v.get_mut(name) {
+                    *value = serde_json::Value::String(String::new());
+                }
+            }
+            v
+        })
+        .collect();
+    let infer = |values: &[serde_json::Value]| {
+        arrow_json::reader::infer_json_schema_from_iterator(values.iter().map(|v| Ok(v.clone())))
+    };
+    let mut left_out = 0;
+    let inferred = loop {
+        match infer(&values) {
+            Ok(schema) => break schema,
+            Err(_) if left_out < MAX_LEFT_OUT => {
+                // The first record that the ones before it cannot take.
+                let (mut ok, mut bad) = (0, values.len());
+                while bad - ok > 1 {
+                    let mid = (ok + bad) / 2;
+                    if infer(&values[..mid]).is_ok() {
+                        ok = mid;
+                    } else {
+                        bad = mid;
+                    }
+                }
+                values.remove(bad - 1);
+                left_out += 1;
+            }
+            Err(_) => break Schema::empty(),
+        }
+    };
     let mut fields: Vec<Field> = inferred
         .fields()
         .iter()
@@ -306,7 +349,7 @@ pub fn infer_schema(sample: &[Vec<u8>], text_field: &str, id_field: &str) -> Res
             fields.push(Field::new(name, DataType::Utf8, true));
         }
     }
-    Ok(Arc::new(Schema::new(fields)))
+    Arc::new(Schema::new(fields))
 }
 
 /// The Parquet output schema for documents from a Parquet input: the input's

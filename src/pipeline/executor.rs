@@ -40,8 +40,6 @@ pub enum RunError {
     Input { name: String, source: InputMismatch },
     #[error("{}: cannot read the Parquet schema for the output: {message}", path.display())]
     ParquetSchema { path: PathBuf, message: String },
-    #[error("cannot infer an output schema: {0}")]
-    InferSchema(arrow_schema::ArrowError),
     /// An annotating step would write a field that exists already.
     #[error("step {step}: its field {field:?} is {taken}; an annotating step adds fields named after it, so give it another `name`")]
     FieldCollision { step: String, field: String, taken: String },
@@ -75,7 +73,6 @@ impl RunError {
             | RunError::Step { .. }
             | RunError::Input { .. }
             | RunError::ParquetSchema { .. }
-            | RunError::InferSchema(_)
             | RunError::FieldCollision { .. } => ErrorClass::Usage,
             RunError::Write { .. } | RunError::Publish(_) | RunError::BadDocument { .. } => ErrorClass::Failed,
         }

@@ -373,14 +373,16 @@ impl<'a> Judge<'a> {
         sinks: &Sinks,
     ) -> Result<bool, RunError> {
         let text_field = self.read.names.text.as_str();
+        let string_id = (self.pipeline.output.format == OutputFormat::Parquet).then_some(self.read.names.id.as_str());
         let want_rejected = sinks.rejected.is_some();
         let encoded: Vec<Option<Vec<u8>>> = docs
             .par_iter()
             .zip(fates.par_iter())
             .map(|(doc, fate)| match fate {
-                Fate::Alive => Some(encode(doc, text_field, &[])),
+                Fate::Alive => Some(encode(doc, text_field, string_id, &[])),
                 Fate::Dropped(step, reason) => want_rejected.then(|| {
-                    encode(doc, text_field, &[(REJECTED_STEP, self.step_names[*step]), (REJECTED_REASON, reason)])
+                    let rejected = [(REJECTED_STEP, self.step_names[*step]), (REJECTED_REASON, reason.as_ref())];
+                    encode(doc, text_field, string_id, &rejected)
                 }),
                 Fate::Failed(..) | Fate::Collided(..) => None,
             })
@@ -488,9 +490,11 @@ fn annotate(step: &dyn Step, name: &str, doc: &mut Doc) -> Result<Outcome, Colli
     Ok(outcome)
 }
 
-pub(super) fn encode(doc: &Doc, text_field: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+/// The document as the JSON object a writer takes; `string_id` names the id
+/// field when the output needs it as a string (Parquet).
+pub(super) fn encode(doc: &Doc, text_field: &str, string_id: Option<&str>, extra: &[(&str, &str)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(doc.text.len() + 64);
-    doc.write_json(&mut out, text_field, extra);
+    doc.write_json_as(&mut out, text_field, string_id, extra);
     out
 }
 

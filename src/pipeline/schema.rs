@@ -36,8 +36,8 @@ pub(super) fn output_schema(plan: &Plan, read: &Arc<ReadOptions>, sample: &[Doc]
             Err(message) => Err(RunError::ParquetSchema { path: first.path.clone(), message }),
         };
     }
-    let sample: Vec<Vec<u8>> = sample.iter().map(|d| encode(d, &names.text, &[])).collect();
-    write::infer_schema(&sample, &names.text, &names.id).map_err(RunError::InferSchema)
+    let sample: Vec<Vec<u8>> = sample.iter().map(|d| encode(d, &names.text, Some(&names.id), &[])).collect();
+    Ok(write::infer_schema(&sample, &names.text, &names.id))
 }
 
 /// The documents of the first batch of each of the first

@@ -196,3 +196,43 @@ fn a_pipeline_whose_tokenizer_does_not_load_is_refused_before_any_work() {
     assert!(stderr(&o).contains("tokenize: cannot read tokenizer"), "{}", stderr(&o));
     assert!(!out.exists());
 }
+
+/// Odd records in the first batch, from which the Parquet schema is
+/// inferred, no longer end the run: each that does not fit is a counted
+/// `output_schema` error naming its file and id, and an id that is an
+/// object becomes a string. See: issue 13, defect 5.
+#[test]
+fn r13_odd_records_in_the_first_batch_are_counted_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let lines = [
+        r#"{"id": "a", "text": "first", "meta": "x"}"#.to_owned(),
+        r#"{"id": {"oid": 1}, "text": "object id", "meta": "y"}"#.to_owned(),
+        r#"{"id": "c", "text": "object meta", "meta": {"k": 1}}"#.to_owned(),
+        r#"{"id": "d", "text": "lone surrogate", "meta": "\ud800"}"#.to_owned(),
+        format!(r#"{{"id": "e", "text": "deep", "meta": "z", "n": {deep}}}"#),
+        r#"{"id": "f", "text": "last", "meta": "w"}"#.to_owned(),
+    ];
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("out");
+    let p = pipeline(
+        dir.path(),
+        &format!("[input]\npath = \"{}\"\n[output]\npath = \"{}\"\n", input.display(), out.display()),
+    );
+    let o = run_ok(&p, &[]);
+    let s = stats(&out);
+    assert_eq!(s["input_docs"], 6, "{}", stderr(&o));
+    assert_eq!(s["kept_docs"], 3, "{s:#}");
+    assert_eq!(s["errors"]["output_schema"]["count"], 3, "{s:#}");
+    let examples = s["errors"]["output_schema"]["examples"].to_string();
+    assert!(examples.contains("in.jsonl: document \\\"c\\\"") && examples.contains("document \\\"e\\\""), "{examples}");
+    let ids: Vec<String> = read_parquet(&out.join("part-000000-000.parquet"))
+        .iter()
+        .flat_map(|b| {
+            let ids = b.column_by_name("id").unwrap().as_any().downcast_ref::<arrow_array::StringArray>().unwrap();
+            (0..ids.len()).map(|i| ids.value(i).to_owned()).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(ids, ["a", r#"{"oid": 1}"#, "f"]);
+}
