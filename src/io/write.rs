@@ -189,32 +189,53 @@ impl ShardWriter {
     }
 }
 
+/// At most this many partitions of a unit have a shard open at once: each
+/// holds a file, buffers and (JSON Lines) zstd workers, and a field with
+/// thousands of values would run out of open files and memory. The least
+/// recently written one is closed to make room, and its next documents
+/// start a new shard.
+pub const MAX_OPEN_PARTITIONS: usize = 64;
+
 /// Shard writers for the subfolders of `output.partition_by`, opened as
 /// their first document arrives. The partition `""` is the folder itself.
 pub struct PartitionedWriter {
     dir: PathBuf,
     stem: String,
     options: Arc<WriterOptions>,
-    writers: std::collections::BTreeMap<String, ShardWriter>,
+    /// Each partition's writer, and when it was last written to.
+    writers: std::collections::BTreeMap<String, (ShardWriter, u64)>,
+    writes: u64,
 }
 
 impl PartitionedWriter {
     pub fn new(dir: &Path, stem: String, options: Arc<WriterOptions>) -> PartitionedWriter {
-        PartitionedWriter { dir: dir.to_owned(), stem, options, writers: Default::default() }
+        PartitionedWriter { dir: dir.to_owned(), stem, options, writers: Default::default(), writes: 0 }
     }
 
     pub fn write(&mut self, partition: &str, batch: Prepared) -> io::Result<()> {
-        let writer = self
-            .writers
-            .entry(partition.to_owned())
-            .or_insert_with(|| ShardWriter::new(&self.dir.join(partition), self.stem.clone(), self.options.clone()));
+        let opens_a_shard = self.writers.get(partition).is_none_or(|(w, _)| w.open.is_none());
+        if opens_a_shard {
+            let open: Vec<(&String, u64)> =
+                self.writers.iter().filter(|(_, (w, _))| w.open.is_some()).map(|(name, (_, t))| (name, *t)).collect();
+            if open.len() >= MAX_OPEN_PARTITIONS {
+                let oldest = open.iter().min_by_key(|(_, t)| *t).map(|(name, _)| (*name).clone());
+                if let Some((writer, _)) = oldest.and_then(|name| self.writers.get_mut(&name)) {
+                    writer.close_current()?;
+                }
+            }
+        }
+        self.writes += 1;
+        let (writer, last) = self.writers.entry(partition.to_owned()).or_insert_with(|| {
+            (ShardWriter::new(&self.dir.join(partition), self.stem.clone(), self.options.clone()), 0)
+        });
+        *last = self.writes;
         writer.write(batch)
     }
 
     /// Closes every partition's last shard; returns all final paths.
     pub fn finish(self) -> io::Result<Vec<PathBuf>> {
         let mut paths = Vec::new();
-        for writer in self.writers.into_values() {
+        for (writer, _) in self.writers.into_values() {
             paths.extend(writer.finish()?);
         }
         Ok(paths)
@@ -227,13 +248,20 @@ impl PartitionedWriter {
 /// value can never name a path outside the output; a name that starts with
 /// a dot or is one of the output's own folders gets a `_` in front.
 pub fn partition_name(raw: Option<&str>) -> String {
+    const MAX_PARTITION_NAME: usize = 100;
     let value = match raw {
         None | Some("null") => return "unknown".into(),
         Some(r) if r.starts_with('"') => serde_json::from_str::<String>(r).unwrap_or_else(|_| r.to_owned()),
         Some(r) => r.to_owned(),
     };
-    let name: String =
+    let mut name: String =
         value.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    // File systems refuse names over 255 bytes: a long value keeps its start,
+    // and a hash of the whole value tells long values apart.
+    if name.len() > MAX_PARTITION_NAME {
+        name.truncate(MAX_PARTITION_NAME - 17);
+        name = format!("{name}-{:016x}", xxhash_rust::xxh3::xxh3_64(value.as_bytes()));
+    }
     // Hidden names (`.curate`, `..`) and the output's own folders stay free.
     if name.is_empty() || name.starts_with('.') || ["rejected", "stats", "tokens"].contains(&name.as_str()) {
         format!("_{name}")
@@ -392,3 +420,21 @@ pub fn with_rejection_fields(schema: &Schema) -> SchemaRef {
 /// Field names the rejected output adds to each document.
 pub const REJECTED_STEP: &str = "rejected_step";
 pub const REJECTED_REASON: &str = "rejected_reason";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// See: issue 13, defect 6.
+    #[test]
+    fn r13_long_partition_values_get_short_distinct_names() {
+        let name = |v: &str| partition_name(Some(&serde_json::to_string(v).unwrap()));
+        let (a, b) = (name(&format!("{}a", "x".repeat(300))), name(&format!("{}b", "x".repeat(300))));
+        assert_eq!((a.len(), b.len()), (100, 100));
+        assert!(a.starts_with(&"x".repeat(83)) && a != b, "{a} {b}");
+        assert_eq!(a, name(&format!("{}a", "x".repeat(300))), "the same value, the same name");
+        assert_eq!(name("fr"), "fr");
+        assert_eq!(name("../etc"), "_.._etc");
+        assert_eq!(partition_name(None), "unknown");
+    }
+}

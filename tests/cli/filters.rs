@@ -395,3 +395,47 @@ fn lm_train_writes_a_model_the_perplexity_step_uses() {
     let (prose, noise) = (scored[0]["perplexity"].as_f64().unwrap(), scored[1]["perplexity"].as_f64().unwrap());
     assert!(prose < noise / 10.0, "Melville {prose} is far likelier than noise {noise}");
 }
+
+/// A partition value too long for a file name gets a shortened name with a
+/// hash of the whole value, and a unit with more distinct values than
+/// there are open files to spare still writes every one, a bounded number
+/// of shards open at a time. See: issue 13, defect 6.
+#[test]
+fn r13_partitions_with_long_values_and_many_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let long = |c: char| c.to_string().repeat(300);
+    let mut docs: Vec<serde_json::Value> = (0..300)
+        .map(|i| serde_json::json!({"id": format!("d{i}"), "text": format!("document {i}"), "source": format!("s{i:03}")}))
+        .collect();
+    docs.push(serde_json::json!({"id": "long-a", "text": "a", "source": format!("{}a", long('x'))}));
+    docs.push(serde_json::json!({"id": "long-b", "text": "b", "source": format!("{}b", long('x'))}));
+    write_jsonl(&input, &docs);
+    for format in ["jsonl", "parquet"] {
+        let out = dir.path().join(format!("out-{format}"));
+        let p = pipeline(
+            dir.path(),
+            &format!(
+                "[input]\npath = \"{}\"\n[output]\npath = \"{}\"\nformat = \"{format}\"\npartition_by = \"source\"\n",
+                input.display(),
+                out.display()
+            ),
+        );
+        let bin = env!("CARGO_BIN_EXE_curate");
+        // 302 partitions in one unit, under a limit of 120 open files.
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -Sn 120 && exec '{bin}' run '{}' --progress none --threads 2", p.display()))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{format}: {}", stderr(&o));
+        let s = stats(&out);
+        assert_eq!(s["kept_docs"], 302);
+        let partitions = s["partitions"].as_object().unwrap();
+        assert_eq!(partitions.len(), 302, "{format}");
+        assert!(partitions.keys().all(|k| k.len() <= 100), "{format}: {:?}", partitions.keys().max_by_key(|k| k.len()));
+        let long_names: Vec<&String> = partitions.keys().filter(|k| k.starts_with("xxx")).collect();
+        assert_eq!(long_names.len(), 2, "two long values that share a prefix stay apart");
+        assert!(long_names.iter().all(|n| out.join(n).is_dir()));
+    }
+}
