@@ -1,16 +1,19 @@
 //! `curate run` and `curate stats`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use curate::io::doc::FieldNames;
+use curate::io::plan::resolved;
 use curate::pipeline::config::Pipeline;
 use curate::pipeline::executor::{self, RunError, RunOptions};
 use curate::pipeline::stats::Stats;
+use curate::runtime::options::BadValue;
 use curate::runtime::progress::ProgressMode;
 use curate::runtime::task::Task;
 use curate::stage::StageStats;
 use curate::tokenize::encode::TokenizeOptions;
+use curate::tokenize::TokenizeConfig;
 
 use super::tokenizer::run_tokenize;
 use super::{summarise, threads, Error};
@@ -32,10 +35,23 @@ pub fn run(
         pipeline.output.path = output;
     }
     pipeline.validate()?;
+    let out = PathBuf::from(&pipeline.output.path);
     if let Some(config) = &pipeline.tokenize {
         // Checked before the run, which may take hours: not after it.
         curate::tokenize::encode::check_tokenizer(config)
             .map_err(|source| Error::PipelineTokenizer { file: path.clone(), source })?;
+        let tokens = tokens_folder(config, &out);
+        curate::io::plan::refuse_output_in_input(&pipeline.input.path, &tokens)?;
+        if resolved(&tokens) == resolved(&out) {
+            return Err(BadValue::new(
+                "tokenize.path",
+                format!(
+                    "{} is the output folder; the token shards' stats.json and manifest would take the run's place",
+                    tokens.display()
+                ),
+            )
+            .into());
+        }
     }
     let task = Task::resolve(rank, world_size, |k| std::env::var(k).ok())?;
     let threads = threads(threads_flag.or(pipeline.run.threads))?;
@@ -57,9 +73,8 @@ pub fn run(
     }
     // The task that completes the run tokenizes its output.
     let Some(config) = pipeline.tokenize else { return Ok(ExitCode::SUCCESS) };
-    let out = PathBuf::from(&pipeline.output.path);
     let options = TokenizeOptions {
-        output: config.path.as_ref().map_or_else(|| out.join("tokens"), PathBuf::from),
+        output: tokens_folder(&config, &out),
         config,
         input: pipeline.output.path.clone(),
         names: FieldNames { text: pipeline.input.text_field.clone(), id: pipeline.input.id_field.clone() },
@@ -68,6 +83,12 @@ pub fn run(
         progress,
     };
     run_tokenize(&options)
+}
+
+/// Where a pipeline's token shards go: `[tokenize] path`, by default `tokens/`
+/// in the output folder.
+fn tokens_folder(config: &TokenizeConfig, out: &Path) -> PathBuf {
+    config.path.as_ref().map_or_else(|| out.join("tokens"), PathBuf::from)
 }
 
 pub fn stats(output: PathBuf, world_size: Option<usize>) -> Result<ExitCode, Error> {

@@ -100,6 +100,64 @@ pub enum PlanError {
     List { path: String, source: std::io::Error },
     #[error("{0}: unknown input format; name it .jsonl[.gz|.zst] or .parquet, or set input.format")]
     UnknownFormat(String),
+    #[error(
+        "the output folder {} is inside the input folder {} (resolved: {} in {}); the next run would read its own output",
+        output.display(), input, resolved_output.display(), resolved_input.display()
+    )]
+    OutputInInput { output: PathBuf, input: String, resolved_output: PathBuf, resolved_input: PathBuf },
+}
+
+/// `path` made absolute with links resolved as far as it exists, and the
+/// rest (not there yet) appended with `.` and `..` resolved by name.
+pub fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            // `out` has no link left in it, so its parent is the real one.
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => {
+                out.push(other);
+                if let Ok(real) = out.canonicalize() {
+                    out = real;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Refuses an output folder that the planner would find under `input` (a
+/// folder, or a glob's folder) and read back as input on the next run:
+/// paths compared once resolved (links followed, `..` taken), so a link to
+/// the input or a glob does not hide it. Inside an earlier run's output
+/// folder only `part-*` entries are read, so a folder of another name there
+/// (the default `tokens/`) is fine.
+pub fn refuse_output_in_input(input: &str, output: &Path) -> Result<(), PlanError> {
+    let root: PathBuf = Path::new(input)
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .collect();
+    let resolved_input = resolved(&root);
+    if !resolved_input.is_dir() {
+        return Ok(());
+    }
+    let resolved_output = resolved(output);
+    let Ok(inside) = resolved_output.strip_prefix(&resolved_input) else { return Ok(()) };
+    let first = inside.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let skipped = resolved_input.join(".curate").is_dir() && first.is_some_and(|f| !f.starts_with("part-"));
+    if skipped {
+        return Ok(());
+    }
+    Err(PlanError::OutputInInput {
+        output: output.to_owned(),
+        input: input.to_owned(),
+        resolved_output,
+        resolved_input,
+    })
 }
 
 /// Lists the input at `input` (a file, a folder walked recursively, or a

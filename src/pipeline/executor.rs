@@ -31,8 +31,6 @@ use crate::step::{InputMismatch, Step};
 pub enum RunError {
     #[error(transparent)]
     Stage(#[from] StageError),
-    #[error("the output folder {} is inside the input folder {input}", output.display())]
-    OutputInsideInput { output: PathBuf, input: String },
     /// Boxed: step errors carry the dedup stages' and are the largest.
     #[error("step {name}: {source}")]
     Step { name: String, source: Box<StepError> },
@@ -69,8 +67,7 @@ impl RunError {
     pub fn class(&self) -> ErrorClass {
         match self {
             RunError::Stage(e) => e.class(),
-            RunError::OutputInsideInput { .. }
-            | RunError::Step { .. }
+            RunError::Step { .. }
             | RunError::Input { .. }
             | RunError::ParquetSchema { .. }
             | RunError::FieldCollision { .. } => ErrorClass::Usage,
@@ -105,7 +102,7 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
     let plan = plan::plan(&pipeline.input.path, pipeline.input.format, pipeline.input.split_bytes.0)
         .map_err(StageError::from)?;
     let out = PathBuf::from(&pipeline.output.path);
-    refuse_output_inside_input(&pipeline.input.path, &out)?;
+    plan::refuse_output_in_input(&pipeline.input.path, &out).map_err(StageError::from)?;
     // Steps built, and their fields checked against the input's, before the
     // folder is claimed: a step that cannot run (a model that does not load,
     // a field that collides) leaves nothing behind to be refused later.
@@ -130,20 +127,6 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
         .run(initial, &pool, workers, options.progress, |unit, progress, abort| judge.unit(unit, progress, abort))?;
     let merged = merge_if_complete(&dir, &out, task)?;
     Ok(TaskReport { task: stats, merged, already_done: false, ignored: plan.ignored })
-}
-
-/// Output inside an input folder would be read back as input by the next
-/// run; refused before anything is created there.
-fn refuse_output_inside_input(input: &str, out: &Path) -> Result<(), RunError> {
-    let input_path = Path::new(input);
-    if let (true, Ok(absolute_input), Ok(absolute_output)) =
-        (input_path.is_dir(), std::path::absolute(input_path), std::path::absolute(out))
-    {
-        if absolute_output.starts_with(&absolute_input) {
-            return Err(RunError::OutputInsideInput { output: out.to_owned(), input: input.to_owned() });
-        }
-    }
-    Ok(())
 }
 
 /// Each step, built once from its options (reading the files they name),

@@ -267,6 +267,7 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, TokenizeErr
     options.config.validate()?;
     let (encoder, tokenizer_hash) = Encoder::load(&options.config)?;
     let plan = plan::plan(&options.input, None, SPLIT_BYTES).map_err(StageError::from)?;
+    plan::refuse_output_in_input(&options.input, &options.output).map_err(StageError::from)?;
     let layout = Layout::new(&options.output);
     let estimated: u64 =
         plan.files.iter().map(|f| if f.compression == Compression::None { f.size } else { f.size * 4 }).sum();

@@ -75,3 +75,58 @@ fn an_output_folder_inside_the_input_folder_is_refused() {
     assert!(stderr(&out).contains("is inside the input folder"), "{}", stderr(&out));
     assert!(!dir.path().join("out").exists(), "nothing is created inside the input");
 }
+
+/// The output is compared with the input once both are resolved: a link to
+/// the input folder, a glob, `..` and the tokens folder do not slip by, in
+/// `curate run` and `curate tokenize`. See: issue 13, defect 7.
+#[test]
+fn r13_an_output_inside_the_input_is_refused_however_it_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("a.jsonl"), "{\"text\": \"x\"}\n").unwrap();
+    std::os::unix::fs::symlink(&data, dir.path().join("link")).unwrap();
+    let refused = |input: &str, output: &str| {
+        let p = pipeline(dir.path(), &format!("[input]\npath = \"{input}\"\n[output]\npath = \"{output}\"\n"));
+        let out = run(&p, &[]);
+        assert_eq!(out.status.code(), Some(2), "{input} → {output}: {}", stderr(&out));
+        assert!(stderr(&out).contains("is inside the input folder"), "{}", stderr(&out));
+    };
+    let d = dir.path().display();
+    refused(&format!("{d}/link"), &format!("{d}/data/out"));
+    refused(&format!("{d}/data"), &format!("{d}/link/out"));
+    refused(&format!("{d}/data/*.jsonl"), &format!("{d}/data/out"));
+    refused(&format!("{d}/data/.."), &format!("{d}/out"));
+    assert!(!data.join("out").exists() && !dir.path().join("out").exists());
+    // `..` resolved the other way: a sibling of the input is fine.
+    let p = pipeline(dir.path(), &format!("[input]\npath = \"{d}/data/../data\"\n[output]\npath = \"{d}/out\"\n"));
+    run_ok(&p, &[]);
+
+    // Tokens: inside the input, or in the output folder's own place.
+    let tokenizer = root().join("fixtures/tokenizer.json");
+    let tokens = |path: &str| {
+        let body = format!(
+            "[input]\npath = \"{d}/data\"\n[output]\npath = \"{d}/out2\"\n[tokenize]\ntokenizer = \"{}\"\npath = \"{path}\"\n",
+            tokenizer.display()
+        );
+        run(&pipeline(dir.path(), &body), &[])
+    };
+    let out = tokens(&format!("{d}/link/tokens"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is inside the input folder"), "{}", stderr(&out));
+    let out = tokens(&format!("{d}/out2"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("tokenize.path:") && stderr(&out).contains("is the output folder"), "{}", stderr(&out));
+    assert!(!dir.path().join("out2").exists(), "refused before the run");
+    let out = curate()
+        .args(["tokenize", "--progress", "none", "--input"])
+        .arg(&data)
+        .arg("--tokenizer")
+        .arg(&tokenizer)
+        .arg("--output")
+        .arg(dir.path().join("link/tokens"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is inside the input folder"), "{}", stderr(&out));
+}
