@@ -26,6 +26,13 @@ pub struct GopherRepetitionConfig {
     /// `[n, fraction]`: characters in repeated word n-grams per character
     /// above the fraction: `duplicated_{n}_n_grams`.
     pub dup_n_grams: Vec<(usize, f64)>,
+    /// Longer texts (in bytes) are dropped unmeasured:
+    /// `repetition_doc_too_long`. Counting repeats holds about 90 bytes per
+    /// word (the words, their hashes, a table) on the thread that judges
+    /// the document, up to 46 times the text for one-letter words; the cap
+    /// bounds that (16 MiB: at most about 750 MB a thread). Not in datatrove,
+    /// whose pure-Python count of a document this size takes hours anyway.
+    pub max_doc_bytes: Option<usize>,
 }
 
 impl Default for GopherRepetitionConfig {
@@ -37,6 +44,7 @@ impl Default for GopherRepetitionConfig {
             dup_para_char_frac: Some(0.2),
             top_n_grams: vec![(2, 0.2), (3, 0.18), (4, 0.16)],
             dup_n_grams: vec![(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)],
+            max_doc_bytes: Some(16 << 20),
         }
     }
 }
@@ -47,6 +55,9 @@ impl FilterConfig for GopherRepetitionConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some((n, _)) = self.top_n_grams.iter().chain(&self.dup_n_grams).find(|(n, _)| *n == 0 || *n > 64) {
             return Err(format!("n-gram size {n} is not between 1 and 64").into());
+        }
+        if self.max_doc_bytes == Some(0) {
+            return Err("max_doc_bytes must be at least 1 (leave it out for 16 MiB)".into());
         }
         Ok(())
     }
@@ -99,6 +110,10 @@ impl GopherRepetition {
         let c = &self.config;
         if text.is_empty() {
             r.check(f64::NAN, true, "empty");
+            return r.verdict();
+        }
+        if c.max_doc_bytes.is_some_and(|max| text.len() > max) {
+            r.check(f64::NAN, true, "repetition_doc_too_long");
             return r.verdict();
         }
         let on = |f: Option<f64>| f.filter(|&f| f != 0.0);
@@ -165,6 +180,24 @@ mod tests {
 
     /// The opening of Moby-Dick (public domain): real prose that passes.
     const PROSE: &str = "Call me Ishmael. Some years ago—never mind how long precisely—having little or no money in my purse, and nothing particular to interest me on shore, I thought I would sail about a little and see the watery part of the world. It is a way I have of driving off the spleen and regulating the circulation. Whenever I find myself growing grim about the mouth; whenever it is a damp, drizzly November in my soul; whenever I find myself involuntarily pausing before coffin warehouses, and bringing up the rear of every funeral I meet; and especially whenever my hypos get such an upper hand of me, that it requires a strong moral principle to prevent me from deliberately stepping into the street, and methodically knocking people's hats off—then, I account it high time to get to sea as soon as I can. This is my substitute for pistol and ball. With a philosophical flourish Cato throws himself upon his sword; I quietly take to the ship. There is nothing surprising in this. If they but knew it, almost all men in their degree, some time or other, cherish very nearly the same feelings towards the ocean with me.";
+
+    /// See: issue 13, defect 8.
+    #[test]
+    fn r13_a_text_over_the_cap_is_dropped_unmeasured() {
+        let capped = GopherRepetitionConfig { max_doc_bytes: Some(100), ..Default::default() }.build().unwrap();
+        let mut signals = Vec::new();
+        let long = "a ".repeat(60);
+        assert_eq!(
+            capped.filter(&Document::text_only(&long), Measure::Signals(&mut signals)),
+            Verdict::drop("repetition_doc_too_long")
+        );
+        assert_eq!(signals.len(), capped.signal_names().len());
+        assert!(signals.iter().all(|s| s.is_nan()));
+        assert_eq!(capped.filter(&Document::text_only(&long[..100]), Measure::Verdict), Verdict::drop("top_2_gram"));
+        let uncapped = GopherRepetitionConfig { max_doc_bytes: None, ..Default::default() }.build().unwrap();
+        assert_eq!(uncapped.filter(&Document::text_only(&long), Measure::Verdict), Verdict::drop("top_2_gram"));
+        assert!(GopherRepetitionConfig { max_doc_bytes: Some(0), ..Default::default() }.validate().is_err());
+    }
 
     #[test]
     fn real_prose_passes() {
