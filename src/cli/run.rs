@@ -95,6 +95,9 @@ pub fn stats(output: PathBuf, world_size: Option<usize>) -> Result<ExitCode, Err
     if !output.join(".curate").is_dir() {
         return Err(Error::Usage(format!("{} is not the output folder of a curate run", output.display())));
     }
+    if world_size == Some(0) {
+        return Err(Error::Usage("--world-size must be at least 1".into()));
+    }
     let dir = executor::run_dir(&output);
     let world = match (world_size, dir.world_sizes().as_slice()) {
         (Some(w), _) => w,

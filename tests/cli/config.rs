@@ -116,7 +116,11 @@ fn r13_an_output_inside_the_input_is_refused_however_it_is_named() {
     assert!(stderr(&out).contains("is inside the input folder"), "{}", stderr(&out));
     let out = tokens(&format!("{d}/out2"));
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("tokenize.path:") && stderr(&out).contains("is the output folder"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tokenize.path:") && stderr(&out).contains("is the output folder"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!dir.path().join("out2").exists(), "refused before the run");
     let out = curate()
         .args(["tokenize", "--progress", "none", "--input"])

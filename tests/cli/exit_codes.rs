@@ -187,3 +187,43 @@ fn checking_reads_no_model_or_removal_list() {
     let out = curate_with([s("check"), missing.as_os_str()]);
     exits(&out, 2, &["step[0]: /nonexistent/signatures/params.json: missing"]);
 }
+
+/// A run whose state or stats cannot be written fails (1), whichever file
+/// it is: a unit's marker, the task's stats, the merged stats. See: issue
+/// 13, defect 9.
+#[test]
+fn r13_a_state_or_stats_write_that_fails_exits_1() {
+    for (blocked, names) in [
+        (".curate/units/unit-000000.json", "unit-000000.json"),
+        ("stats/rank-00000-of-00001.json", "rank-00000-of-00001.json"),
+        ("stats.json", "stats.json"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let p = pipeline(
+            dir.path(),
+            &format!("[input]\npath = \"{}\"\n[output]\npath = \"{}\"\n", corpus().display(), out.display()),
+        );
+        // A folder where the file goes: the write (a rename over it) fails.
+        std::fs::create_dir_all(out.join(blocked)).unwrap();
+        std::fs::write(out.join(blocked).join("x"), "").unwrap();
+        exits(&run(&p, &[]), 1, &["cannot write", names]);
+    }
+}
+
+/// `curate stats --world-size 0` is refused instead of writing empty stats
+/// over the run's. See: issue 13, defect 10.
+#[test]
+fn r13_stats_of_no_task_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let p = pipeline(
+        dir.path(),
+        &format!("[input]\npath = \"{}\"\n[output]\npath = \"{}\"\n", corpus().display(), out.display()),
+    );
+    run_ok(&p, &[]);
+    let before = std::fs::read(out.join("stats.json")).unwrap();
+    let refused = curate_with([s("stats"), out.as_os_str(), s("--world-size"), s("0")]);
+    exits(&refused, 2, &["--world-size must be at least 1"]);
+    assert_eq!(std::fs::read(out.join("stats.json")).unwrap(), before);
+}
