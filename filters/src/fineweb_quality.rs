@@ -6,7 +6,7 @@ use serde::Deserialize;
 use crate::repeats::find_duplicates;
 use crate::rules::Rules;
 use crate::text::{is_terminal_punctuation, len, strip};
-use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
+use crate::{check_threshold, ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -42,6 +42,13 @@ impl Default for FineWebQualityConfig {
 
 impl FilterConfig for FineWebQualityConfig {
     type Filter = FineWebQuality;
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_threshold("line_punct_thr", Some(self.line_punct_thr), 0.0..=1.0)?;
+        check_threshold("short_line_thr", Some(self.short_line_thr), 0.0..=1.0)?;
+        check_threshold("char_duplicates_ratio", Some(self.char_duplicates_ratio), 0.0..=1.0)?;
+        check_threshold("new_line_ratio", Some(self.new_line_ratio), 0.0..=f64::INFINITY)
+    }
 
     fn build(self) -> Result<FineWebQuality, ConfigError> {
         Ok(FineWebQuality { config: self })

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use crate::text::{is_alpha, is_punctuation, len};
-use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
+use crate::{check_threshold, ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 /// Gopher's stop words: a document needs `min_stop_words` of them.
 const STOP_WORDS: &[&str] = &["the", "be", "to", "of", "and", "that", "have", "with"];
@@ -56,6 +56,16 @@ impl Default for GopherQualityConfig {
 
 impl FilterConfig for GopherQualityConfig {
     type Filter = GopherQuality;
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let any = 0.0..=f64::INFINITY;
+        check_threshold("min_avg_word_length", self.min_avg_word_length, any.clone())?;
+        check_threshold("max_avg_word_length", self.max_avg_word_length, any.clone())?;
+        check_threshold("max_symbol_word_ratio", self.max_symbol_word_ratio, any)?;
+        check_threshold("max_bullet_lines_ratio", self.max_bullet_lines_ratio, 0.0..=1.0)?;
+        check_threshold("max_ellipsis_lines_ratio", self.max_ellipsis_lines_ratio, 0.0..=1.0)?;
+        check_threshold("max_non_alpha_words_ratio", self.max_non_alpha_words_ratio, 0.0..=1.0)
+    }
 
     fn build(self) -> Result<GopherQuality, ConfigError> {
         let mut stop_words: Vec<String> = match &self.stop_words {

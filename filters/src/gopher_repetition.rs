@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::repeats::{find_duplicates, NGrams};
 use crate::rules::Rules;
 use crate::text::{len, strip};
-use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
+use crate::{check_threshold, ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -55,6 +55,19 @@ impl FilterConfig for GopherRepetitionConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some((n, _)) = self.top_n_grams.iter().chain(&self.dup_n_grams).find(|(n, _)| *n == 0 || *n > 64) {
             return Err(format!("n-gram size {n} is not between 1 and 64").into());
+        }
+        for (key, value) in [
+            ("dup_line_frac", self.dup_line_frac),
+            ("dup_para_frac", self.dup_para_frac),
+            ("dup_line_char_frac", self.dup_line_char_frac),
+            ("dup_para_char_frac", self.dup_para_char_frac),
+        ] {
+            check_threshold(key, value, 0.0..=1.0)?;
+        }
+        for (key, list) in [("top_n_grams", &self.top_n_grams), ("dup_n_grams", &self.dup_n_grams)] {
+            for &(_, fraction) in list {
+                check_threshold(key, Some(fraction), 0.0..=1.0)?;
+            }
         }
         if self.max_doc_bytes == Some(0) {
             return Err("max_doc_bytes must be at least 1 (leave it out for 16 MiB)".into());

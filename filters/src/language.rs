@@ -43,6 +43,7 @@ impl FilterConfig for LanguageConfig {
             return Err(format!("{code:?} is not a language whatlang detects (give an ISO 639-1 or 639-3 code)").into());
         }
         if !(0.0..=1.0).contains(&self.min_score) {
+            // NaN too: it is in no range.
             return Err(format!("min_score {} is not between 0 and 1", self.min_score).into());
         }
         Ok(())

@@ -154,6 +154,25 @@ impl From<&str> for ConfigError {
     }
 }
 
+/// Refuses a threshold that is not a number or lies outside `range`: a NaN
+/// compares false with everything, so its rule would silently never fire
+/// (or always), and a negative share drops every document.
+pub(crate) fn check_threshold(
+    key: &str,
+    value: Option<f64>,
+    range: std::ops::RangeInclusive<f64>,
+) -> Result<(), ConfigError> {
+    match value {
+        Some(v) if v.is_nan() => Err(format!("{key} is not a number").into()),
+        Some(v) if !range.contains(&v) => {
+            let (lo, hi) = (range.start(), range.end());
+            let within = if hi.is_infinite() { format!("at least {lo}") } else { format!("between {lo} and {hi}") };
+            Err(format!("{key} {v} is not {within}").into())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A filter's configuration, as a pipeline step's options: deserialised
 /// (unknown keys refused), checked, then turned into the filter.
 pub trait FilterConfig: serde::de::DeserializeOwned {

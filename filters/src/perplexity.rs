@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
+use crate::{check_threshold, ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -35,6 +35,8 @@ impl FilterConfig for PerplexityConfig {
     type Filter = Perplexity;
 
     fn validate(&self) -> Result<(), ConfigError> {
+        check_threshold("max_perplexity", self.max_perplexity, 0.0..=f64::INFINITY)?;
+        check_threshold("min_perplexity", self.min_perplexity, 0.0..=f64::INFINITY)?;
         if let Some([head, middle]) = self.buckets {
             if head > middle {
                 return Err(format!("buckets [{head}, {middle}] are not in increasing order").into());

@@ -51,6 +51,7 @@ impl FilterConfig for WordListConfig {
         if self.max_count.is_none() && self.max_ratio.is_none() {
             return Err("set max_count (0 drops on any match, as C4) or max_ratio".into());
         }
+        // NaN too: it is in no range.
         if let Some(r) = self.max_ratio.filter(|r| !(0.0..=1.0).contains(r)) {
             return Err(format!("max_ratio {r} is not between 0 and 1").into());
         }

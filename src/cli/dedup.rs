@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use curate::dedup::lines::{self, LineCountOptions};
-use curate::dedup::minhash::{Method, MinHashConfig, Shingles};
+use curate::dedup::minhash::{Method, MinHashConfig, Shingles, MAX_HASHES};
 use curate::dedup::normalize::{NormStep, TextNorm};
 use curate::dedup::signatures::{self, SignatureOptions};
 use curate::dedup::{buckets, clusters};
@@ -239,6 +239,9 @@ fn signature_config(args: &SignatureArgs) -> Result<MinHashConfig, Error> {
     }
     if args.n_grams == 0 || bands == 0 || rows == 0 {
         return Err(usage("--n-grams, --bands and --rows must be at least 1"));
+    }
+    if bands.checked_mul(rows).is_none_or(|hashes| hashes > MAX_HASHES) {
+        return Err(usage(format!("--bands × --rows ({bands} × {rows}) is more than {MAX_HASHES} hash functions")));
     }
     if let Some(threshold) = args.threshold {
         if args.method != Method::Minhash {

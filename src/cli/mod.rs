@@ -114,6 +114,12 @@ pub fn threads(n: Option<usize>) -> Result<usize, Error> {
     if n == Some(0) {
         return Err(usage("--threads must be at least 1"));
     }
+    if let Some(n) = n.filter(|&n| n > curate::runtime::pool::MAX_THREADS) {
+        return Err(usage(format!(
+            "--threads {n} is more than {} (the most curate starts)",
+            curate::runtime::pool::MAX_THREADS
+        )));
+    }
     Ok(curate::runtime::pool::thread_count(n))
 }
 

@@ -71,6 +71,10 @@ impl Named for Shingles {
     }
 }
 
+/// More hash functions than this are refused: each costs 8 bytes per
+/// document in every signature file (datatrove's default is 112).
+pub const MAX_HASHES: usize = 1 << 20;
+
 /// Parameters that cannot make signatures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamsError {
@@ -127,7 +131,7 @@ impl MinHashConfig {
         if n_grams == 0 || bands == 0 || rows == 0 {
             return Err(ParamsError::Zero { n_grams, bands, rows });
         }
-        if bands.checked_mul(rows).is_none_or(|hashes| hashes > 1 << 20) {
+        if bands.checked_mul(rows).is_none_or(|hashes| hashes > MAX_HASHES) {
             return Err(ParamsError::TooMany { bands, rows });
         }
         if self.method == Method::Simhash {

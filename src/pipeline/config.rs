@@ -14,6 +14,7 @@ use super::registry;
 pub use crate::io::format::{InputFormat, OutputFormat};
 use crate::io::write::{REJECTED_REASON, REJECTED_STEP};
 use crate::runtime::options::BadValue;
+use crate::runtime::pool::MAX_THREADS;
 pub use crate::tokenize::config::{TokenFormat, TokenizeConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -337,6 +338,12 @@ impl Pipeline {
         }
         if self.run.threads == Some(0) {
             return Err(BadValue::new("run.threads", "must be at least 1 (leave it out for one per core)"));
+        }
+        if let Some(n) = self.run.threads.filter(|&n| n > MAX_THREADS) {
+            return Err(BadValue::new(
+                "run.threads",
+                format!("{n} is more than {MAX_THREADS} (the most curate starts)"),
+            ));
         }
         if let Some(t) = &self.tokenize {
             t.validate()?;

@@ -24,6 +24,10 @@ pub fn pool(threads: usize) -> Result<ThreadPool, PoolError> {
         .map_err(|source| PoolError { threads, source })
 }
 
+/// More worker threads than this are refused: no machine here has as many
+/// cores, and each thread costs a stack and a slice of every batch.
+pub const MAX_THREADS: usize = 1024;
+
 /// The given number of threads, or one per core.
 pub fn thread_count(n: Option<usize>) -> usize {
     n.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)

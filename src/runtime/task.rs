@@ -16,7 +16,13 @@ pub enum TaskError {
     EmptyWorld { from: &'static str },
     #[error("rank {rank} is not below world size {world} (from {from})")]
     RankOutside { rank: usize, world: usize, from: &'static str },
+    #[error("world size {world} is more than {MAX_WORLD} tasks (from {from})")]
+    WorldTooLarge { world: usize, from: &'static str },
 }
+
+/// More tasks than this are refused: each has a stats file, which a merge
+/// opens one by one, and no run has units for that many.
+pub const MAX_WORLD: usize = 1 << 20;
 
 /// One task of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +82,9 @@ impl Task {
         };
         if world == 0 {
             return Err(TaskError::EmptyWorld { from: source });
+        }
+        if world > MAX_WORLD {
+            return Err(TaskError::WorldTooLarge { world, from: source });
         }
         if rank >= world {
             return Err(TaskError::RankOutside { rank, world, from: source });

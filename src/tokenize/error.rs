@@ -22,6 +22,8 @@ pub enum TokenizeError {
     UnknownToken { path: PathBuf, what: &'static str, token: String },
     #[error("vocab_size {vocab_size} is smaller than the 256 byte tokens plus {special} special tokens")]
     VocabularyTooSmall { vocab_size: usize, special: usize },
+    #[error("vocab_size {0} is more than {max} tokens", max = super::train::MAX_VOCAB_SIZE)]
+    VocabularyTooLarge(usize),
     #[error("no documents to train on")]
     NoDocuments,
     #[error("training failed: {0}")]
@@ -46,6 +48,7 @@ impl TokenizeError {
             | TokenizeError::TokenizerInvalid { .. }
             | TokenizeError::UnknownToken { .. }
             | TokenizeError::VocabularyTooSmall { .. }
+            | TokenizeError::VocabularyTooLarge(_)
             | TokenizeError::NoDocuments => ErrorClass::Usage,
             TokenizeError::Training(_)
             | TokenizeError::Spill { .. }

@@ -53,7 +53,15 @@ pub fn sampled(id: &str, fraction: f64) -> bool {
     fraction >= 1.0 || (xxh3_64(id.as_bytes()) as f64) < fraction * u64::MAX as f64
 }
 
+/// Larger vocabularies are refused: the trainer's tables grow with the
+/// size asked for, and the largest tokenizers in use have a few hundred
+/// thousand tokens.
+pub const MAX_VOCAB_SIZE: usize = 1 << 24;
+
 pub fn train(plan: &Plan, names: FieldNames, options: &TrainOptions, out: &Path) -> Result<TrainReport, TokenizeError> {
+    if options.vocab_size > MAX_VOCAB_SIZE {
+        return Err(TokenizeError::VocabularyTooLarge(options.vocab_size));
+    }
     if options.vocab_size < 256 + options.special_tokens.len() {
         return Err(TokenizeError::VocabularyTooSmall {
             vocab_size: options.vocab_size,

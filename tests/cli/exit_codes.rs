@@ -227,3 +227,65 @@ fn r13_stats_of_no_task_are_refused() {
     exits(&refused, 2, &["--world-size must be at least 1"]);
     assert_eq!(std::fs::read(out.join("stats.json")).unwrap(), before);
 }
+
+/// Sizes that would allocate without end, stall or silently drop
+/// everything are refused before any work, naming the flag or key. See:
+/// issue 13, defect 11.
+#[test]
+fn r13_unreasonable_sizes_and_thresholds_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = corpus();
+    let work = dir.path().join("w");
+    let out = curate_with([
+        s("dedup"),
+        s("signatures"),
+        s("--input"),
+        corpus.as_os_str(),
+        s("--work"),
+        work.as_os_str(),
+        s("--bands"),
+        s("100000"),
+        s("--rows"),
+        s("100000"),
+    ]);
+    exits(&out, 2, &["--bands × --rows (100000 × 100000) is more than 1048576 hash functions"]);
+    let out = curate_with([
+        s("tokenizer"),
+        s("train"),
+        s("--input"),
+        corpus.as_os_str(),
+        s("--output"),
+        dir.path().join("t.json").as_os_str(),
+        s("--vocab-size"),
+        s("5000000000"),
+    ]);
+    exits(&out, 2, &["vocab_size 5000000000 is more than 16777216 tokens"]);
+    let out = curate_with([s("run"), s("p.toml"), s("--rank"), s("0"), s("--world-size"), s("4294967296")]);
+    exits(&out, 2, &[]);
+    let body = |extra: &str| {
+        format!(
+            "[input]\npath = \"{}\"\n[output]\npath = \"{}\"\n{extra}",
+            corpus.display(),
+            dir.path().join("out").display()
+        )
+    };
+    let p = pipeline(dir.path(), &body(""));
+    exits(
+        &run(&p, &["--rank", "0", "--world-size", "4294967296"]),
+        2,
+        &["world size 4294967296 is more than 1048576 tasks"],
+    );
+    exits(&run(&p, &["--threads", "10000"]), 2, &["--threads 10000 is more than 1024"]);
+    let p = pipeline(dir.path(), &body("[run]\nthreads = 10000\n"));
+    exits(&run(&p, &[]), 2, &["run.threads: 10000 is more than 1024"]);
+    for (step, says) in [
+        ("type = \"gopher_quality\"\nmax_bullet_lines_ratio = nan", "step[0]: max_bullet_lines_ratio is not a number"),
+        ("type = \"gopher_repetition\"\ndup_line_frac = -0.1", "step[0]: dup_line_frac -0.1 is not between 0 and 1"),
+        ("type = \"fineweb_quality\"\nnew_line_ratio = -1.0", "step[0]: new_line_ratio -1 is not at least 0"),
+        ("type = \"language\"\nmin_score = nan", "step[0]: min_score NaN is not between 0 and 1"),
+    ] {
+        let p = pipeline(dir.path(), &body(&format!("[[step]]\n{step}\n")));
+        exits(&curate_with([s("check"), p.as_os_str()]), 2, &[says]);
+    }
+    assert!(!dir.path().join("out").exists() && !work.exists());
+}
