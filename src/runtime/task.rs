@@ -8,6 +8,8 @@
 pub enum TaskError {
     #[error("give --rank and --world-size together")]
     HalfGiven,
+    #[error("{set} is set but {missing} is not; set both, or neither for a single task")]
+    HalfSet { set: &'static str, missing: &'static str },
     #[error("{name}={value:?} is not a number")]
     NotANumber { name: String, value: String },
     #[error("SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}")]
@@ -65,18 +67,34 @@ impl Task {
                         })
                         .transpose()
                 };
-                if let (Some(id), Some(count)) = (number("SLURM_ARRAY_TASK_ID")?, number("SLURM_ARRAY_TASK_COUNT")?) {
-                    // Arrays may start at any index (--array=1-8).
-                    let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-                    let rank = id.checked_sub(min).ok_or(TaskError::BelowArrayMin { id, min })?;
-                    (rank, count, "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
-                } else if let (Some(r), Some(w)) = (number("SLURM_PROCID")?, number("SLURM_NTASKS")?) {
-                    (r, w, "SLURM_PROCID/SLURM_NTASKS")
-                } else if let (Some(r), Some(w)) = (number("RANK")?, number("WORLD_SIZE")?) {
-                    (r, w, "RANK/WORLD_SIZE")
-                } else {
-                    (0, 1, "")
+                // The first launcher whose pair of variables is set names the
+                // task; half a pair is refused, since every task would
+                // otherwise run as task 0 of 1 and do all the work.
+                const PAIRS: [(&str, &str, &str); 3] = [
+                    ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT"),
+                    ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_PROCID/SLURM_NTASKS"),
+                    ("RANK", "WORLD_SIZE", "RANK/WORLD_SIZE"),
+                ];
+                let mut found = (0, 1, "");
+                for (rank_var, world_var, source) in PAIRS {
+                    match (number(rank_var)?, number(world_var)?) {
+                        (Some(r), Some(w)) if rank_var == "SLURM_ARRAY_TASK_ID" => {
+                            // Arrays may start at any index (--array=1-8).
+                            let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+                            let rank = r.checked_sub(min).ok_or(TaskError::BelowArrayMin { id: r, min })?;
+                            found = (rank, w, source);
+                            break;
+                        }
+                        (Some(r), Some(w)) => {
+                            found = (r, w, source);
+                            break;
+                        }
+                        (Some(_), None) => return Err(TaskError::HalfSet { set: rank_var, missing: world_var }),
+                        (None, Some(_)) => return Err(TaskError::HalfSet { set: world_var, missing: rank_var }),
+                        (None, None) => {}
+                    }
                 }
+                found
             }
             _ => return Err(TaskError::HalfGiven),
         };
@@ -132,6 +150,24 @@ mod tests {
         assert_eq!(
             resolve((None, None), &[("RANK", "x"), ("WORLD_SIZE", "2")]).unwrap_err().to_string(),
             "RANK=\"x\" is not a number"
+        );
+    }
+
+    /// See: issue 13, defect 12.
+    #[test]
+    fn r13_half_a_launchers_pair_is_refused() {
+        assert_eq!(
+            resolve((None, None), &[("RANK", "1")]).unwrap_err().to_string(),
+            "RANK is set but WORLD_SIZE is not; set both, or neither for a single task"
+        );
+        assert_eq!(
+            resolve((None, None), &[("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1")]),
+            Err(TaskError::HalfSet { set: "SLURM_ARRAY_TASK_ID", missing: "SLURM_ARRAY_TASK_COUNT" })
+        );
+        // A complete pair first wins over half of a later one.
+        assert_eq!(
+            resolve((None, None), &[("SLURM_PROCID", "1"), ("SLURM_NTASKS", "2"), ("RANK", "5")]),
+            Ok(Task { rank: 1, world: 2 })
         );
     }
 
