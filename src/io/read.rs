@@ -193,6 +193,8 @@ impl JsonlReader {
     }
 }
 
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 impl UnitReader for JsonlReader {
     fn next_batch(&mut self) -> Option<Vec<Record>> {
         let Some(source) = self.source.as_mut() else {
@@ -217,10 +219,13 @@ impl UnitReader for JsonlReader {
                     let offset = self.pos;
                     self.pos += n as u64;
                     self.line += 1;
-                    if self.buf[start..].iter().all(u8::is_ascii_whitespace) {
+                    // A byte order mark before the first line (editors on
+                    // Windows write one) is not part of the record.
+                    let from = if offset == 0 && self.buf[start..].starts_with(UTF8_BOM) { start + 3 } else { start };
+                    if self.buf[from..].iter().all(u8::is_ascii_whitespace) {
                         self.buf.truncate(start);
                     } else {
-                        spans.push((offset, self.line, start, self.buf.len()));
+                        spans.push((offset, self.line, from, self.buf.len()));
                     }
                 }
                 Err(e) => {

@@ -302,3 +302,23 @@ fn r13_an_annotating_step_does_not_overwrite_a_field() {
     let kept = jsonl_docs(&dir.path().join("out-jsonl"));
     assert!(kept.iter().all(|d| d["quality"] == "gopher_short_doc"), "{kept:?}");
 }
+
+/// A UTF-8 byte order mark before the first line is not part of the first
+/// record (plain and compressed). See: issue 13, defect 12.
+#[test]
+fn r13_a_byte_order_mark_does_not_spoil_the_first_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let body = "\u{feff}{\"id\": \"a\", \"text\": \"first\"}\n{\"id\": \"b\", \"text\": \"second\"}\n";
+    std::fs::write(input.join("plain.jsonl"), body).unwrap();
+    std::fs::write(input.join("packed.jsonl.zst"), zstd::encode_all(body.as_bytes(), 3).unwrap()).unwrap();
+    let out = dir.path().join("out");
+    let p = pipeline(
+        dir.path(),
+        &format!("[input]\npath = \"{}\"\n[output]\npath = \"{}\"\nformat = \"jsonl\"\n", input.display(), out.display()),
+    );
+    run_ok(&p, &[]);
+    let s = stats(&out);
+    assert_eq!((s["kept_docs"].as_u64(), s["error_docs"].as_u64()), (Some(4), Some(0)), "{s:#}");
+}
