@@ -346,8 +346,11 @@ impl ParquetReader {
             return all_fail(ErrorKind::MissingText, format!("no column {:?}", names.text));
         };
         let column = batch.column(text_pos);
+        let string = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
         let text = match column.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            // Strings, or strings dictionary-encoded (as pandas and Spark
+            // write repetitive columns).
+            t if string(t) || matches!(t, DataType::Dictionary(_, value) if string(value)) => {
                 match arrow_cast::cast(column, &DataType::Utf8) {
                     Ok(a) => a,
                     Err(e) => return all_fail(ErrorKind::CorruptInput, format!("column {:?}: {e}", names.text)),

@@ -322,3 +322,21 @@ fn r13_a_byte_order_mark_does_not_spoil_the_first_line() {
     let s = stats(&out);
     assert_eq!((s["kept_docs"].as_u64(), s["error_docs"].as_u64()), (Some(4), Some(0)), "{s:#}");
 }
+
+/// A dictionary-encoded text column is text. See: issue 13, defect 12.
+#[test]
+fn r13_a_dictionary_encoded_text_column_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("dict.parquet");
+    let text: arrow_array::DictionaryArray<arrow_array::types::Int32Type> =
+        vec!["the same text", "another text", "the same text"].into_iter().collect();
+    write_parquet(&input, vec![("id", Arc::new(StringArray::from(vec!["a", "b", "c"]))), ("text", Arc::new(text))]);
+    let out = dir.path().join("out");
+    let p = pipeline(
+        dir.path(),
+        &format!("[input]\npath = \"{}\"\n[output]\npath = \"{}\"\nformat = \"jsonl\"\n", input.display(), out.display()),
+    );
+    run_ok(&p, &[]);
+    let texts: Vec<Value> = jsonl_docs(&out).iter().map(|d| d["text"].clone()).collect();
+    assert_eq!(texts, ["the same text", "another text", "the same text"]);
+}
