@@ -290,15 +290,39 @@ impl<'de> de::Visitor<'de> for TextAndFields<'_> {
         f.write_str("a JSON object")
     }
 
+    /// A key given twice keeps its last value at its first place, as
+    /// Python's `json.loads` (and so datatrove) reads it: the filters judge
+    /// the text the writers write, and the output has each key once.
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(4));
-        let (mut text, mut text_pos) = (TextValue::Missing, 0);
+        let mut fields: Vec<(String, Box<RawValue>)> = Vec::with_capacity(map.size_hint().unwrap_or(4));
+        let (mut text, mut text_pos, mut has_text) = (TextValue::Missing, 0, false);
+        // Where each key is, once there are too many to look through.
+        let mut index: Option<std::collections::HashMap<String, usize>> = None;
         while let Some(key) = map.next_key::<String>()? {
-            if matches!(text, TextValue::Missing) && key == self.text_field {
+            if key == self.text_field {
                 text = map.next_value_seed(TextSeed)?;
-                text_pos = fields.len();
-            } else {
-                fields.push((key, map.next_value::<Box<RawValue>>()?));
+                if !has_text {
+                    text_pos = fields.len();
+                    has_text = true;
+                }
+                continue;
+            }
+            let value = map.next_value::<Box<RawValue>>()?;
+            if fields.len() == 32 && index.is_none() {
+                index = Some(fields.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+            }
+            let earlier = match &index {
+                Some(index) => index.get(&key).copied(),
+                None => fields.iter().position(|(k, _)| *k == key),
+            };
+            match earlier {
+                Some(i) => fields[i].1 = value,
+                None => {
+                    if let Some(index) = index.as_mut() {
+                        index.insert(key.clone(), fields.len());
+                    }
+                    fields.push((key, value));
+                }
             }
         }
         Ok((fields, text, text_pos))
@@ -404,13 +428,27 @@ mod tests {
     }
 
     #[test]
-    fn the_first_text_field_is_the_text_and_is_decoded() {
-        let doc = parse(r#"{"id": "a", "text": "line\none \"q\" \u00e9", "text": "second"}"#).unwrap();
+    fn the_text_field_is_decoded() {
+        let doc = parse(r#"{"id": "a", "text": "line\none \"q\" \u00e9"}"#).unwrap();
         assert_eq!(doc.text, "line\none \"q\" é");
+    }
+
+    /// A key given twice keeps its last value at its first place, as Python
+    /// reads it, for the text as for any field: what the filters judge is
+    /// what is written. See: issue 13, defect 12.
+    #[test]
+    fn r13_a_repeated_key_keeps_its_last_value_at_its_first_place() {
+        let doc = parse(r#"{"id": "a", "text": "first", "n": 1, "text": "second", "n": 2}"#).unwrap();
+        assert_eq!(doc.text, "second");
         assert_eq!(
-            round_trip(r#"{"id": "a", "text": "x", "text": "second"}"#),
-            r#"{"id":"a","text":"x","text":"second"}"#
+            round_trip(r#"{"id": "a", "text": "x", "m": 0, "text": "y", "id": "b"}"#),
+            r#"{"id":"b","text":"y","m":0}"#
         );
+        assert_eq!(parse(r#"{"text": "t", "id": "a", "id": "b"}"#).unwrap().id, "b");
+        let many: String = (0..100).map(|i| format!("\"k{}\": {i}, ", i % 40)).collect();
+        let doc = parse(&format!("{{{many}\"text\": \"t\"}}")).unwrap();
+        assert_eq!(doc.fields.len(), 41, "40 keys and the id");
+        assert_eq!((doc.fields[0].0.as_str(), doc.fields[0].1.get()), ("k0", "80"));
     }
 
     #[test]

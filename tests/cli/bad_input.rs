@@ -316,7 +316,11 @@ fn r13_a_byte_order_mark_does_not_spoil_the_first_line() {
     let out = dir.path().join("out");
     let p = pipeline(
         dir.path(),
-        &format!("[input]\npath = \"{}\"\n[output]\npath = \"{}\"\nformat = \"jsonl\"\n", input.display(), out.display()),
+        &format!(
+            "[input]\npath = \"{}\"\n[output]\npath = \"{}\"\nformat = \"jsonl\"\n",
+            input.display(),
+            out.display()
+        ),
     );
     run_ok(&p, &[]);
     let s = stats(&out);
@@ -334,7 +338,11 @@ fn r13_a_dictionary_encoded_text_column_is_read() {
     let out = dir.path().join("out");
     let p = pipeline(
         dir.path(),
-        &format!("[input]\npath = \"{}\"\n[output]\npath = \"{}\"\nformat = \"jsonl\"\n", input.display(), out.display()),
+        &format!(
+            "[input]\npath = \"{}\"\n[output]\npath = \"{}\"\nformat = \"jsonl\"\n",
+            input.display(),
+            out.display()
+        ),
     );
     run_ok(&p, &[]);
     let texts: Vec<Value> = jsonl_docs(&out).iter().map(|d| d["text"].clone()).collect();
