@@ -14,7 +14,7 @@ use xxhash_rust::xxh3::xxh3_128;
 use xxhash_rust::xxh64::xxh64;
 
 use super::mt19937::RandomState;
-use super::normalize::{simplify_text_with, TextNorm};
+use super::normalize::{simplify_text_with, NormStep, TextNorm};
 use super::simhash;
 use crate::runtime::options::Named;
 
@@ -119,6 +119,34 @@ impl Default for MinHashConfig {
             seed: 1,
             max_distance: 0,
             blocks: 0,
+        }
+    }
+}
+
+/// As a person reads it: `minhash of 5-word shingles, 14 bands × 8 rows,
+/// seed 1, text normalised by lowercase, whitespace, ...`.
+impl std::fmt::Display for MinHashConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let unit = match self.shingles {
+            Shingles::Words => "word",
+            Shingles::Chars => "character",
+        };
+        write!(
+            f,
+            "{} of {}-{unit} shingles, {} bands × {} rows, seed {}",
+            self.method.name(),
+            self.n_grams,
+            self.bands,
+            self.rows,
+            self.seed
+        )?;
+        if self.method == Method::Simhash {
+            write!(f, ", {} blocks, distance {}", self.blocks, self.max_distance)?;
+        }
+        let steps: Vec<&str> = NormStep::ALL.iter().copied().filter(|&s| self.norm.has(s)).map(Named::name).collect();
+        match steps.as_slice() {
+            [] => write!(f, ", text not normalised"),
+            steps => write!(f, ", text normalised by {}", steps.join(", ")),
         }
     }
 }

@@ -99,6 +99,20 @@ impl Named for NormStep {
 }
 
 impl TextNorm {
+    /// Whether the step is one of this normalisation's (never `None`).
+    pub fn has(&self, step: NormStep) -> bool {
+        match step {
+            NormStep::Lowercase => self.lowercase,
+            NormStep::Whitespace => self.norm_whitespace,
+            NormStep::Punctuation => self.remove_punctuation,
+            NormStep::Diacritics => self.norm_unicode_diacritics,
+            NormStep::Numbers => self.norm_numbers,
+            NormStep::Weekdays => self.norm_weekdays,
+            NormStep::Months => self.norm_monthnames,
+            NormStep::None => false,
+        }
+    }
+
     /// Exactly the steps listed.
     pub fn from_steps(steps: &[NormStep]) -> TextNorm {
         let has = |s: NormStep| steps.contains(&s);

@@ -328,8 +328,8 @@ fn index_ref(work: &Path, config: &MinHashConfig) -> Result<IndexRef, DedupError
     let theirs = StageParams::load(work).map_err(|e| problem(IndexProblem::Unusable(Box::new(e))))?;
     if theirs.config() != *config {
         return Err(problem(IndexProblem::Parameters {
-            theirs: format!("{:?}", theirs.config()),
-            ours: format!("{config:?}"),
+            theirs: theirs.config().to_string(),
+            ours: config.to_string(),
         }));
     }
     if theirs.index.is_some() {

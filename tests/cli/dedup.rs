@@ -526,6 +526,12 @@ fn new_data_is_deduplicated_against_an_index_of_an_earlier_dataset() {
     let out = signatures(&new_input, &dir.path().join("other"), &["--index", index, "--seed", "2"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("old-work") && stderr(&out).contains("cannot be matched"), "{}", stderr(&out));
+    // Said as a person reads it, not as Rust's debug output (issue 13, defect 12).
+    assert!(
+        stderr(&out).contains("its signatures were made with minhash of 5-word shingles, 14 bands × 8 rows, seed 1, text normalised by lowercase, whitespace, punctuation, diacritics, numbers; this run uses minhash of 5-word shingles, 14 bands × 8 rows, seed 2"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Line-level dedup: `curate dedup lines` counts normalised lines over the
