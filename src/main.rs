@@ -63,7 +63,7 @@ enum Command {
         #[arg(long, value_parser = named::<ProgressMode>(), default_value = "auto")]
         progress: ProgressMode,
     },
-    /// Check a pipeline file and print it with its defaults filled in; reads no data.
+    /// Check a pipeline file and print it with its defaults filled in; reads no data (the [tokenize] tokenizer is loaded).
     Check { pipeline: PathBuf },
     /// Sum the per-task stats of a multi-task run into OUTPUT/stats.json.
     Stats {
@@ -143,6 +143,11 @@ fn dispatch(command: Command) -> Result<ExitCode, Error> {
         }
         Command::Check { pipeline } => {
             let p = Pipeline::load(&pipeline)?;
+            // The tokenizer is small and the run stops on it: checked here too.
+            if let Some(config) = &p.tokenize {
+                curate::tokenize::encode::check_tokenizer(config)
+                    .map_err(|source| Error::PipelineTokenizer { file: pipeline.clone(), source })?;
+            }
             println!("{}", serde_json::to_string_pretty(&p).expect("serialisable"));
             Ok(ExitCode::SUCCESS)
         }

@@ -134,3 +134,19 @@ fn r13_an_output_inside_the_input_is_refused_however_it_is_named() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is inside the input folder"), "{}", stderr(&out));
 }
+
+/// `curate check` loads the `[tokenize]` tokenizer, as `curate run` does
+/// before any work. See: issue 13, defect 12.
+#[test]
+fn r13_check_loads_the_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = |tokenizer: &str| {
+        format!("[input]\npath = \"in\"\n[output]\npath = \"out\"\n[tokenize]\ntokenizer = \"{tokenizer}\"\n")
+    };
+    let missing = pipeline(dir.path(), &body("/nonexistent/tokenizer.json"));
+    let out = curate().arg("check").arg(&missing).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("tokenize: cannot read tokenizer /nonexistent/tokenizer.json"), "{}", stderr(&out));
+    let good = pipeline(dir.path(), &body(&root().join("fixtures/tokenizer.json").display().to_string()));
+    assert!(curate().arg("check").arg(&good).output().unwrap().status.success());
+}
