@@ -79,11 +79,15 @@ struct Header {
     edges: u64,
     record_bytes: usize,
     sorted_by: String,
+    /// The signatures the part was made from, for the stage's stats when a
+    /// rerun finds the file done (files of before it say 0).
+    #[serde(default)]
+    records: u64,
 }
 
 const KIND: &str = "bucket edges";
 
-fn header(params: &StageParams, part: Part, edges: usize) -> Header {
+fn header(params: &StageParams, part: Part, edges: usize, records: u64) -> Header {
     Header {
         kind: KIND.into(),
         params: params.clone(),
@@ -91,6 +95,7 @@ fn header(params: &StageParams, part: Part, edges: usize) -> Header {
         edges: edges as u64,
         record_bytes: EDGE_BYTES,
         sorted_by: "first document, second document".into(),
+        records,
     }
 }
 
@@ -195,24 +200,30 @@ pub fn merged(files: &[Records]) -> impl Iterator<Item = Record<'_>> {
     })
 }
 
-pub fn encode(params: &StageParams, part: Part, edges: &[Edge]) -> Vec<u8> {
+/// The edges file of `part`, made from `records` signatures.
+pub fn encode(params: &StageParams, part: Part, edges: &[Edge], records: u64) -> Vec<u8> {
     let mut body = Vec::with_capacity(edges.len() * EDGE_BYTES);
     for (a, b) in edges {
         for v in [a.unit, a.index, b.unit, b.index] {
             body.extend_from_slice(&v.to_le_bytes());
         }
     }
-    frame::wrap(MAGIC, &header(params, part, edges.len()), &body)
+    frame::wrap(MAGIC, &header(params, part, edges.len(), records), &body)
 }
 
 /// Reads and verifies the edges of `part`, written with `params`.
 pub fn read(path: &Path, params: &StageParams, part: Part) -> Result<Vec<Edge>, DedupError> {
+    read_counted(path, params, part).map(|(edges, _)| edges)
+}
+
+/// [`read`], with the number of signatures the part was made from.
+pub fn read_counted(path: &Path, params: &StageParams, part: Part) -> Result<(Vec<Edge>, u64), DedupError> {
     read_file(path, |bytes| decode(bytes, params, part))
 }
 
-fn decode(bytes: &[u8], params: &StageParams, part: Part) -> Result<Vec<Edge>, Fault> {
+fn decode(bytes: &[u8], params: &StageParams, part: Part) -> Result<(Vec<Edge>, u64), Fault> {
     let (found, body) = frame::unwrap::<Header>(bytes, MAGIC, "edges", |h| h.edges as usize * h.record_bytes)?;
-    if found != header(params, part, found.edges as usize) {
+    if found != header(params, part, found.edges as usize, found.records) {
         return Err(Fault::Mismatch(format!(
             "for {:?} with {:?}; this run needs {part:?} with {:?}",
             found.part, found.params, params
@@ -224,7 +235,7 @@ fn decode(bytes: &[u8], params: &StageParams, part: Part) -> Result<Vec<Edge>, F
     if edges.windows(2).any(|w| w[0] > w[1]) {
         return Err(Fault::Disorder("edges out of order".into()));
     }
-    Ok(edges)
+    Ok((edges, found.records))
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -263,8 +274,9 @@ pub fn run(work: &Path, task: Task, ranges: usize, progress: ProgressMode) -> Re
     for part in mine {
         let band = part.band;
         let path = edges_path(work, part);
-        if let Ok(edges) = read(&path, &params, part) {
+        if let Ok((edges, records)) = read_counted(&path, &params, part) {
             stats.parts += 1;
+            stats.records += records;
             stats.edges += edges.len() as u64;
             bar.add(sources.iter().map(|s| file_size(band, s)).sum(), 0);
             continue;
@@ -285,7 +297,7 @@ pub fn run(work: &Path, task: Task, ranges: usize, progress: ProgressMode) -> Re
         let simhash_distance = (params.method == Method::Simhash).then_some(params.max_distance);
         let edges = bucket_edges(merged(&files), simhash_distance);
         drop(files);
-        atomic::write(&path, &encode(&params, part, &edges))?;
+        atomic::write(&path, &encode(&params, part, &edges, records as u64))?;
         stats.parts += 1;
         stats.records += records as u64;
         stats.edges += edges.len() as u64;
@@ -392,8 +404,8 @@ mod tests {
         let path = dir.path().join("e.edges");
         let edges = edges(&[((0, 1), (0, 2)), ((0, 2), (2, 7))]);
         let part = Part { band: 4, range: 1, ranges: 3 };
-        std::fs::write(&path, encode(&params, part, &edges)).unwrap();
-        assert_eq!(read(&path, &params, part).unwrap(), edges);
+        std::fs::write(&path, encode(&params, part, &edges, 7)).unwrap();
+        assert_eq!(read_counted(&path, &params, part).unwrap(), (edges, 7));
         let err = read(&path, &params, Part { band: 5, ..part }).unwrap_err().to_string();
         assert!(err.contains("written for Part { band: 4, range: 1, ranges: 3 }"), "{err}");
         assert!(read(&path, &params, Part { range: 2, ..part }).is_err());

@@ -956,3 +956,21 @@ fn r13_a_run_does_not_resume_over_an_edited_input() {
     assert_eq!(resumed.status.code(), Some(2), "{}", stderr(&resumed));
     assert!(stderr(&resumed).contains("holds the output of a different pipeline or input"), "{}", stderr(&resumed));
 }
+
+/// A rerun of a finished bucket stage reports the signatures it was made
+/// from, not 0. See: issue 13, defect 12.
+#[test]
+fn r13_a_rerun_of_the_bucket_stage_keeps_its_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    assert!(signatures(&root().join("fixtures/corpus"), &work, &[]).status.success());
+    let stats_of = || {
+        let out = buckets(&work, &["--ranges", "2"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let path = work.join("buckets/stats/rank-00000-of-00001.json");
+        serde_json::from_slice::<Value>(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let first = stats_of();
+    assert!(first["records"].as_u64().unwrap() > 0, "{first}");
+    assert_eq!(stats_of(), first);
+}
