@@ -4,6 +4,7 @@
 //! STATE/run.json                  what the folder holds: the input's and options' fingerprint, the unit count
 //! STATE/units/unit-000012.json    unit 12's stats: its completion marker
 //! STATS/rank-00003-of-00008.json  task 3 of 8's stats: its completion marker
+//! STATS/.rank-00003-of-00008.lock  held by the process running task 3 of 8
 //! ```
 //!
 //! `curate run` keeps STATE in `OUT/.curate` and STATS in `OUT/stats`; the
@@ -100,6 +101,27 @@ impl StageDir {
                     .expect("serialisable");
                 Ok(atomic::write_shared(&path, &info, &task.name())?)
             }
+        }
+    }
+
+    /// Holds `task`'s lock in this folder until the returned file is
+    /// dropped, or refuses when another process holds it: two runs of one
+    /// task would write the same files at once. The lock is the operating
+    /// system's, so a killed run leaves none behind; its file is hidden
+    /// beside the task's stats (`STATS/.rank-00003-of-00008.lock`).
+    pub fn lock(&self, task: Task) -> Result<fs::File, StageError> {
+        atomic::create_dir(&self.stats)?;
+        let path = self.stats.join(format!(".{}.lock", task.name()));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| StageError::Read { path: path.clone(), source })?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(fs::TryLockError::WouldBlock) => Err(StageError::Busy { path, task }),
+            Err(fs::TryLockError::Error(source)) => Err(StageError::Read { path, source }),
         }
     }
 

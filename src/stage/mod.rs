@@ -77,12 +77,17 @@ pub enum StageError {
     Pool(#[from] PoolError),
     #[error(transparent)]
     Unbalanced(#[from] Unbalanced),
+    #[error(
+        "another curate is running task {} of {} in this folder (it holds {}); wait for it, or stop it",
+        task.rank, task.world, path.display()
+    )]
+    Busy { path: PathBuf, task: Task },
 }
 
 impl StageError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            StageError::Plan(_) | StageError::Claimed { .. } => ErrorClass::Usage,
+            StageError::Plan(_) | StageError::Claimed { .. } | StageError::Busy { .. } => ErrorClass::Usage,
             StageError::Read { .. } | StageError::Write(_) | StageError::Pool(_) | StageError::Unbalanced(_) => {
                 ErrorClass::Failed
             }
@@ -93,6 +98,8 @@ impl StageError {
 /// One task's share of a stage, its folder claimed: the units it owns,
 /// sorted into those done before and those to do.
 pub struct Stage<'a, S> {
+    /// This task's lock on the folder, held until the stage is dropped.
+    _lock: std::fs::File,
     dir: &'a StageDir,
     plan: &'a Plan,
     task: Task,
@@ -115,6 +122,7 @@ impl<'a, S: StageStats> Stage<'a, S> {
         intact: impl Fn(usize) -> bool,
     ) -> Result<Stage<'a, S>, StageError> {
         let started = Instant::now();
+        let lock = dir.lock(task)?;
         dir.claim(fingerprint, plan.units.len(), task, holds)?;
         let (mut done, mut todo) = (Vec::new(), Vec::new());
         for unit in (0..plan.units.len()).filter(|&u| task.owns(u)) {
@@ -123,7 +131,7 @@ impl<'a, S: StageStats> Stage<'a, S> {
                 _ => todo.push(unit),
             }
         }
-        Ok(Stage { dir, plan, task, done, todo, started })
+        Ok(Stage { _lock: lock, dir, plan, task, done, todo, started })
     }
 
     /// The units this task still has to do.
@@ -165,7 +173,7 @@ impl<'a, S: StageStats> Stage<'a, S> {
         E: From<StageError> + Send,
         S: Sync,
     {
-        let Stage { dir, plan, task, done, todo, started } = self;
+        let Stage { _lock, dir, plan, task, done, todo, started } = self;
         let owned = done.iter().map(|(u, _)| *u).chain(todo.iter().copied());
         let progress = Progress::start(owned.map(|u| plan.units[u].bytes).sum(), progress);
         for (unit, stats) in &done {
@@ -281,6 +289,10 @@ mod tests {
         let again = Stage::<Seen>::claim(&stage_dir, &plan, Task::ALONE, "fp", "test work", |_| true).unwrap();
         assert_eq!((again.todo().len(), again.done_before()), (0, 4));
         assert_eq!(again.finished(), Some(Seen { units: 4, docs: 10 }));
+        // While a stage of the task is held, no other may start.
+        let busy = Stage::<Seen>::claim(&stage_dir, &plan, Task::ALONE, "fp", "test work", |_| true);
+        assert!(matches!(busy, Err(StageError::Busy { .. })));
+        drop(again);
         let (stats, worked) = run(&stage_dir, &plan, Task::ALONE, |unit| unit != 2);
         assert_eq!((stats, worked), (Seen { units: 4, docs: 10 }, BTreeSet::from([2])));
     }

@@ -78,3 +78,29 @@ fn resuming_with_a_different_pipeline_is_refused() {
     assert_eq!(changed.status.code(), Some(2));
     assert!(stderr(&changed).contains("holds the output of a different pipeline or input"), "{}", stderr(&changed));
 }
+
+/// A second run of the same task while the first holds the folder is
+/// refused at once, instead of racing it over the same files. See: issue
+/// 13, defect 12.
+#[test]
+fn r13_a_second_run_of_a_running_task_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    write_jsonl(&input, &generate_docs(10, 2));
+    let out = dir.path().join("out");
+    let p = pipeline(
+        dir.path(),
+        &format!("[input]\npath = \"{}\"\n[output]\npath = \"{}\"\n", input.display(), out.display()),
+    );
+    // The lock a running task holds, taken here as that task would.
+    std::fs::create_dir_all(out.join("stats")).unwrap();
+    let lock = std::fs::File::create(out.join("stats/.rank-00000-of-00001.lock")).unwrap();
+    lock.lock().unwrap();
+    let refused = run(&p, &[]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("another curate is running task 0 of 1 in this folder"), "{}", stderr(&refused));
+    // Another task of the same run is not held up.
+    run_ok(&p, &["--rank", "1", "--world-size", "2"]);
+    drop(lock);
+    run_ok(&p, &[]);
+}
