@@ -181,7 +181,8 @@ impl Perplexity {
         let (mut log_score, mut length) = (0.0, 0usize);
         for line in text.lines() {
             let line = if self.config.lowercase { line.to_lowercase() } else { line.to_owned() };
-            let words: Vec<&str> = line.split_whitespace().collect();
+            // KenLM splits with Python's `str.split`, which also splits on 0x1C..0x1F.
+            let words: Vec<&str> = line.split(crate::text::is_space).filter(|w| !w.is_empty()).collect();
             if words.is_empty() {
                 continue;
             }
@@ -266,6 +267,9 @@ mod tests {
         let f = config.build().unwrap();
         let p = f.perplexity("the whale\n\nthe whale").unwrap();
         assert!((p - 10f64.powf(0.9 * 2.0 / 6.0)).abs() < 1e-6, "{p}");
+        // Words are split as Python's `str.split` splits them, information
+        // separators included (issue 13, web text).
+        assert_eq!(f.perplexity("the\u{1c}whale\n\nthe\u{1f} whale"), Some(p));
         assert_eq!(f.filter(&Document::text_only("the whale"), Measure::Verdict), Verdict::Keep);
         assert_eq!(f.filter(&Document::text_only("whale the"), Measure::Verdict), Verdict::drop("perplexity_too_high"));
         let mut values = Vec::new();
