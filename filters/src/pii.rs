@@ -150,13 +150,18 @@ fn pattern(kind: PiiKind) -> &'static Regex {
             &IP,
             r"(?P<pre>(?-u:\b)[Vv](?:ersion)?\s?)?(?-u:\b)(?:\d{1,3}\.){3}\d{1,3}(?-u:\b)|(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:(?:\d{1,3}\.){3}\d{1,3})?",
         ),
-        // North American numbers with separators or brackets, and
-        // international numbers written with a leading +.
+        // North American numbers with separators or brackets (after `+1`,
+        // or after a bare `1` before a bare area code), and international
+        // numbers written with a leading + (`intl`), whose
+        // end the country's number lengths decide (see `phone_end`).
         PiiKind::Phone => regex(
             &PHONE,
-            r"(?:\+1[\s.-]?)?(?:\(\d{3}\)\s?|(?-u:\b)\d{3}[\s.-])\d{3}[\s.-]\d{4}(?-u:\b)|\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,5}(?-u:\b)",
+            r"(?:\+1[\s.-]?)?\(\d{3}\)\s?\d{3}[\s.-]\d{4}(?-u:\b)|(?:\+1[\s.-]?|(?-u:\b)1[\s.-])?(?-u:\b)\d{3}[\s.-]\d{3}[\s.-]\d{4}(?-u:\b)|(?P<intl>\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,5}(?-u:\b))",
         ),
-        PiiKind::CreditCard => regex(&CARD, r"(?-u:\b)\d(?:[ -]?\d){12,18}(?-u:\b)"),
+        // A whole run of digits with single spaces or hyphens between them:
+        // the card is found inside it (see `card_spans`), so that a price or
+        // a year written beside it does not hide it.
+        PiiKind::CreditCard => regex(&CARD, r"(?-u:\b)\d(?:[ -]?\d){12,}(?-u:\b)"),
         PiiKind::Ssn => regex(&SSN, r"(?-u:\b)\d{3}-\d{2}-\d{4}(?-u:\b)"),
         PiiKind::Iban => regex(&IBAN, r"(?-u:\b)[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)"),
         PiiKind::Secret => regex(
@@ -222,12 +227,159 @@ fn card_issuer(d: &[u32]) -> bool {
         Some(4) => matches!(len, 13 | 16 | 19),
         Some(5) => (51..=55).contains(&prefix(2)) && len == 16,
         Some(2) => (2221..=2720).contains(&prefix(4)) && len == 16,
-        Some(3) => matches!(prefix(2), 34 | 37) && len == 15 || (3528..=3589).contains(&prefix(4)) && len == 16,
+        Some(3) => {
+            matches!(prefix(2), 34 | 37) && len == 15
+                || (3528..=3589).contains(&prefix(4)) && len == 16
+                // Diners Club International.
+                || ((300..=305).contains(&prefix(3)) || matches!(prefix(2), 36 | 38 | 39)) && len == 14
+        }
         Some(6) => {
             (prefix(4) == 6011 || prefix(2) == 65 || (644..=649).contains(&prefix(3))) && (16..=19).contains(&len)
         }
         _ => false,
     }
+}
+
+/// Groupings in which card numbers are written: 16 digits as 4-4-4-4, 19
+/// as 4-4-4-4-3, 15 as 4-4-4-3 or American Express's 4-6-5, Diners' 14 as
+/// 4-6-4, 13-digit Visa as 4-4-4-1 or 4-3-3-3. No 17 or 18 digits are
+/// written in groups, so that two digits after a card are not taken in.
+fn card_grouping(groups: &[usize]) -> bool {
+    matches!(
+        groups,
+        [4, 4, 4, 4] | [4, 4, 4, 4, 3] | [4, 4, 4, 3] | [4, 6, 5] | [4, 6, 4] | [4, 4, 4, 1] | [4, 3, 3, 3]
+    )
+}
+
+/// The card numbers in a run of digit groups (`12 4111 1111 1111 1111 2024`):
+/// from the left, the first groups that make a card by their own validity
+/// (13 to 19 digits, Luhn, issuer prefix and length) written as cards are,
+/// one group or a card grouping with one kind of separator; of several from
+/// one group, the longest (a 19-digit card whose first 16 digits pass too).
+/// Byte ranges within the run.
+///
+/// A first group that ends another number (`5.16.1`, `742,631`) or a last
+/// group that starts one (`823,396`, `12:30`) is no part of a card.
+fn card_spans(run: &str, ends_number: bool, starts_number: bool, out: &mut Vec<std::ops::Range<usize>>) {
+    // (start, end, separator before) of each group of digits.
+    let mut groups: Vec<(usize, usize, u8)> = Vec::new();
+    let bytes = run.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        let sep = if at == 0 { 0 } else { bytes[at - 1] };
+        let end = at + bytes[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        groups.push((at, end, sep));
+        at = end + 1;
+    }
+    if starts_number {
+        groups.pop();
+    }
+    let mut i = usize::from(ends_number);
+    while i < groups.len() {
+        let mut best = None;
+        let (mut count, mut lengths, mut d) = (0, Vec::new(), Vec::new());
+        for (j, &(start, end, sep)) in groups.iter().enumerate().skip(i) {
+            if j > i && sep != groups[i + 1].2 {
+                break;
+            }
+            count += end - start;
+            if count > 19 {
+                break;
+            }
+            lengths.push(end - start);
+            d.extend(run[start..end].bytes().map(|b| u32::from(b - b'0')));
+            let shaped = j == i || card_grouping(&lengths);
+            if count >= 13 && shaped && luhn(&d) && card_issuer(&d) {
+                best = Some(j);
+            }
+        }
+        match best {
+            Some(j) => {
+                out.push(groups[i].0..groups[j].1);
+                i = j + 1;
+            }
+            None => i += 1,
+        }
+    }
+}
+
+/// The lengths of national significant numbers (the digits after the
+/// country code) that the numbering plans of common countries use, as
+/// ITU-T E.164 lists them; other codes keep the length rule of 7 to 15
+/// digits in all.
+fn national_lengths(code: &str) -> Option<&'static [usize]> {
+    Some(match code {
+        "1" | "7" | "30" | "52" | "54" | "57" | "63" | "90" | "91" | "92" | "98" => &[10],
+        "27" | "31" | "33" | "34" | "40" | "41" | "48" | "51" | "56" | "61" | "66" | "351" | "886" | "966" => &[9],
+        "45" | "47" | "65" | "852" | "853" => &[8],
+        "20" | "44" | "60" | "81" | "84" => &[9, 10],
+        "82" => &[8, 9, 10],
+        "32" | "36" | "971" | "972" => &[8, 9],
+        "46" => &[7, 8, 9],
+        "353" => &[7, 8, 9],
+        "39" | "49" => &[9, 10, 11],
+        "55" | "86" => &[10, 11],
+        "64" => &[8, 9, 10],
+        "62" => &[9, 10, 11, 12],
+        _ => return None,
+    })
+}
+
+/// Where an international number (`+44 20 7946 0958`) ends: after the
+/// first group at which its national number has a length the country
+/// uses, so that a year or a count written after it is not taken in.
+/// `None` when the country is not in the table or no group ends at such a
+/// length: the number is then judged by its length alone.
+fn phone_end(number: &str) -> Option<usize> {
+    // (end, digits) of each run of digits.
+    let mut runs = Vec::new();
+    let mut at = 0;
+    while let Some(start) = number[at..].find(|c: char| c.is_ascii_digit()).map(|s| at + s) {
+        let end = start + number[start..].bytes().take_while(u8::is_ascii_digit).count();
+        runs.push((end, &number[start..end]));
+        at = end;
+    }
+    let (_, first) = *runs.first()?;
+    // The country code is the first run, or the start of it when no space follows.
+    let (code, mut national) = if first.len() <= 3 {
+        (first, 0)
+    } else {
+        let code = (1..=3).map(|n| &first[..n]).find(|c| national_lengths(c).is_some())?;
+        (code, first.len() - code.len())
+    };
+    let lengths = national_lengths(code)?;
+    if national > 0 && lengths.contains(&national) {
+        return Some(runs[0].0);
+    }
+    // `+49 (0)69 ...`: the trunk prefix in brackets is not dialled from abroad.
+    let trunk = number.contains("(0)") && runs.get(1).is_some_and(|&(_, digits)| digits == "0");
+    for &(end, digits) in &runs[1 + usize::from(trunk)..] {
+        national += digits.len();
+        if lengths.contains(&national) {
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Whether `before` ends with the head of an IBAN (`DE12 `): a country
+/// code, two check digits and a space, after a word boundary.
+fn after_iban_head(before: &str) -> bool {
+    let b = before.as_bytes();
+    let n = b.len();
+    n >= 5
+        && b[n - 1] == b' '
+        && b[n - 3..n - 1].iter().all(u8::is_ascii_digit)
+        && b[n - 5..n - 3].iter().all(u8::is_ascii_uppercase)
+        && (n == 5 || !b[n - 6].is_ascii_alphanumeric())
+}
+
+/// Where an IBAN ends in a run that may go on with other groups (`BE68 5390
+/// 0754 7034 2024`): at the last space, or the run's end, before which the
+/// account number is valid.
+fn iban_end(run: &str) -> Option<usize> {
+    let ends = run.match_indices(' ').map(|(at, _)| at).chain([run.len()]);
+    ends.collect::<Vec<_>>().into_iter().rev().find(|&end| valid_iban(&run[..end]))
 }
 
 fn valid_ssn(s: &str) -> bool {
@@ -281,6 +433,62 @@ fn valid_iban(s: &str) -> bool {
 }
 
 impl Pii {
+    /// The parts of a match of `kind` that are real PII, as byte ranges of
+    /// the text: the whole match, a part of it, several, or none.
+    fn spans(&self, kind: PiiKind, text: &str, caps: &Captures<'_>, out: &mut Vec<std::ops::Range<usize>>) {
+        let m = caps.get(0).expect("a whole match");
+        let from = |r: std::ops::Range<usize>| m.start() + r.start..m.start() + r.end;
+        // The match begins with the end of another number (`5.16.1`,
+        // `742,631`, `2-1`), or ends with the start of one (`823,396`, `12:30`).
+        let ends_number = {
+            let before = text[..m.start()].as_bytes();
+            before.len() >= 2
+                && matches!(before[before.len() - 1], b'.' | b',' | b':' | b'/' | b'-')
+                && before[before.len() - 2].is_ascii_digit()
+        };
+        let starts_number = {
+            let after = text[m.end()..].as_bytes();
+            after.len() >= 2 && matches!(after[0], b'.' | b',' | b':' | b'/') && after[1].is_ascii_digit()
+        };
+        match kind {
+            // After `DE12 `, the groups are the rest of an account number
+            // (one whose check digits failed), not a card.
+            PiiKind::CreditCard if after_iban_head(&text[..m.start()]) => {}
+            PiiKind::CreditCard => {
+                let mut found = Vec::new();
+                card_spans(m.as_str(), ends_number, starts_number, &mut found);
+                out.extend(found.into_iter().map(from));
+            }
+            // A North American number that begins another one's end: `1 `
+            // after `v5.16.` is the end of a version, not the country code,
+            // and `220.130 2319` after `212.191.` is the end of an address.
+            PiiKind::Phone if ends_number && caps.name("intl").is_none() => {
+                let mut chars = m.as_str().chars();
+                let bare_code = chars.next() == Some('1') && chars.next().is_some_and(|c| !c.is_ascii_digit());
+                if bare_code && self.valid(kind, caps) {
+                    let number = m.as_str().len() - chars.as_str().len();
+                    out.push(from(number..m.len()));
+                }
+            }
+            PiiKind::Iban => out.extend(iban_end(m.as_str()).map(|end| from(0..end))),
+            PiiKind::Phone if caps.name("intl").is_some() => {
+                // `U+0460`, `git+20190510`, `gtk+2.0` and time zones
+                // (`+0100`) are no numbers: no country code starts with 0.
+                let glued = text[..m.start()].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '+');
+                if glued || m.as_str()[1..].starts_with('0') {
+                    return;
+                }
+                match phone_end(m.as_str()) {
+                    Some(end) => out.push(from(0..end)),
+                    None if self.valid(kind, caps) => out.push(m.range()),
+                    None => {}
+                }
+            }
+            _ if self.valid(kind, caps) => out.push(m.range()),
+            _ => {}
+        }
+    }
+
     /// Whether a match of `kind` is real PII rather than a look-alike.
     fn valid(&self, kind: PiiKind, caps: &Captures<'_>) -> bool {
         let m = caps.get(0).expect("a whole match").as_str();
@@ -316,13 +524,9 @@ impl Pii {
                     _ => false,
                 }
             }
-            PiiKind::CreditCard => {
-                let d = digits(m);
-                (13..=19).contains(&d.len()) && luhn(&d) && card_issuer(&d)
-            }
             PiiKind::Ssn => valid_ssn(m),
-            PiiKind::Iban => valid_iban(m),
             PiiKind::Phone => (7..=15).contains(&digits(m).len()),
+            PiiKind::CreditCard | PiiKind::Iban => unreachable!("found by their spans"),
             PiiKind::Email | PiiKind::Secret => true,
         }
     }
@@ -354,18 +558,23 @@ impl Pii {
             if !re.is_match(&current) {
                 continue;
             }
+            let mut spans = Vec::new();
+            for caps in re.captures_iter(&current) {
+                self.spans(kind, &current, &caps, &mut spans);
+            }
+            if spans.is_empty() {
+                continue;
+            }
             let slot = ALL_KINDS.iter().position(|k| *k == kind).expect("a known kind");
-            let replaced = re
-                .replace_all(&current, |caps: &Captures<'_>| {
-                    let whole = caps.get(0).expect("a whole match").as_str();
-                    if self.valid(kind, caps) {
-                        counts[slot] += 1;
-                        self.replacement(kind, whole)
-                    } else {
-                        whole.to_owned()
-                    }
-                })
-                .into_owned();
+            counts[slot] += spans.len();
+            let mut replaced = String::with_capacity(current.len());
+            let mut last = 0;
+            for span in spans {
+                replaced.push_str(&current[last..span.start]);
+                replaced.push_str(&self.replacement(kind, &current[span.clone()]));
+                last = span.end;
+            }
+            replaced.push_str(&current[last..]);
             current = std::borrow::Cow::Owned(replaced);
         }
         (current, counts)
@@ -455,6 +664,57 @@ mod tests {
             "met at 12:30:45 on 2024-05-06",
             "SSN-like 000-12-3456 and 666-12-3456",
             "IBAN-like GB82 WEST 1234 5698 7654 33",
+        ] {
+            assert_eq!(redact(text), text);
+        }
+    }
+
+    /// Values found by their own validity when other numbers stand right
+    /// beside them, and those numbers left as they are. See: issue 13, PII.
+    #[test]
+    fn r13_values_beside_other_numbers_keep_their_own_bounds() {
+        for (text, expected) in [
+            // Cards: a price, a date or a count before; a year, a time, a
+            // decimal, a thousands group or a version after.
+            ("paid $12 4111 1111 1111 1111 in 2024", "paid $12 <CREDIT_CARD> in 2024"),
+            ("on 2023-05-27 4111-1111-1111-1111 12:30", "on 2023-05-27 <CREDIT_CARD> 12:30"),
+            ("was 742,631 5500 0000 0000 0004 823,396 then", "was 742,631 <CREDIT_CARD> 823,396 then"),
+            ("see 3 4111111111111111 57.2% of it", "see 3 <CREDIT_CARD> 57.2% of it"),
+            ("Amex 3782 822463 10005 v1.2", "Amex <CREDIT_CARD> v1.2"),
+            ("Diners 3056 930902 5904 42", "Diners <CREDIT_CARD> 42"),
+            // 19 digits whose first 16 pass too: the card is the longer.
+            ("card 4111 1111 1111 1111 110 ok", "card <CREDIT_CARD> ok"),
+            // Phones: the country's number length ends the number.
+            ("call +44 20 7946 0958 2024 now", "call <PHONE> 2024 now"),
+            ("call +44 20 7946 0958 12:39 now", "call <PHONE> 12:39 now"),
+            ("call +49 30 893 0706 11/06/1994", "call <PHONE> 11/06/1994"),
+            ("Tel.: +49 (0)69 380 795 200", "Tel.: <PHONE>"),
+            ("call 1-415-555-2671 or 1 415 555 2671", "call <PHONE> or <PHONE>"),
+            ("an v5.16.1 961.720.9159 63.9%", "an v5.16.1 <PHONE> 63.9%"),
+            // IBANs: a group written after one is not taken in.
+            ("IBAN BE68 5390 0754 7034 2024 paid", "IBAN <IBAN> 2024 paid"),
+            ("IBAN BE68539007547034 1969 paid", "IBAN <IBAN> 1969 paid"),
+            // An SSN with a year after it is an SSN, not a card.
+            ("SSN 123-45-6789 2024 filed", "SSN <SSN> 2024 filed"),
+        ] {
+            assert_eq!(redact(text), expected, "{text}");
+        }
+    }
+
+    /// Numbers that only look like PII once other numbers are beside them.
+    /// See: issue 13, PII.
+    #[test]
+    fn r13_neighbouring_numbers_make_no_new_matches() {
+        for text in [
+            // The tail of an address, and a time zone, and versions.
+            "Use 11.0 as version 212.191.220.130 2319 in it",
+            "Mon, 22 May 2023 19:00:10 +0200 2024 done",
+            "findutils (4.6.0+git+20190510-2) unstable",
+            "U+0460-0463, U+0466-U+0486",
+            // An account number whose check digits fail holds a Luhn-valid run.
+            "contact DE12 4111 1111 1111 1111 05 for details",
+            // Counts, years and amounts in a row.
+            "in 1861 1862 1863 1864 and 4 000 000 men and $1,250,000,000",
         ] {
             assert_eq!(redact(text), text);
         }

@@ -56,15 +56,28 @@ def positives(kind, rng):
         return "2001:4860:" + ":".join(f"{rng.randint(0, 65535):x}" for _ in range(3)) + "::" + f"{rng.randint(1, 65535):x}"
     if kind == "phone":
         a, b, c = rng.randint(201, 989), rng.randint(200, 999), rng.randint(0, 9999)
-        return rng.choice([f"({a}) {b}-{c:04d}", f"{a}-{b}-{c:04d}", f"{a}.{b}.{c:04d}", f"+1 {a} {b} {c:04d}", f"+44 20 {b}{rng.randint(0, 9)} {c:04d}", f"+49 30 {b} {c:04d}"])
+        d = lambda n: "".join(str(rng.randint(0, 9)) for _ in range(n))  # noqa: E731
+        return rng.choice([
+            f"({a}) {b}-{c:04d}", f"{a}-{b}-{c:04d}", f"{a}.{b}.{c:04d}", f"+1 {a} {b} {c:04d}", f"1-{a}-{b}-{c:04d}",
+            f"+44 20 {b}{rng.randint(0, 9)} {c:04d}", f"+44 7{d(3)} {d(6)}", f"+49 30 {b} {c:04d}", f"+49 151 {d(4)} {d(4)}",
+            f"+33 {rng.randint(1, 9)} {d(2)} {d(2)} {d(2)} {d(2)}", f"+39 06 {d(4)} {d(4)}", f"+34 91{d(1)} {d(3)} {d(3)}",
+            f"+61 2 {d(4)} {d(4)}", f"+81 3-{d(4)}-{d(4)}", f"+91 9{d(4)} {d(5)}", f"+31 20 {d(3)} {d(4)}",
+        ])
     if kind == "credit_card":
-        prefix, length = rng.choice([([4], 16), ([5, rng.randint(1, 5)], 16), ([3, 7], 15), ([6, 0, 1, 1], 16)])
+        prefix, length = rng.choice([([4], 16), ([5, rng.randint(1, 5)], 16), ([3, 7], 15), ([6, 0, 1, 1], 16),
+                                     ([2, 2, rng.randint(2, 7), 1], 16), ([3, 6], 14), ([4], 13), ([4], 19)])
         s = "".join(map(str, luhn_complete(prefix, length, rng)))
+        if length == 15 and rng.random() < 0.5:
+            return rng.choice(" -").join([s[:4], s[4:10], s[10:]])  # American Express's 4-6-5
+        if length == 14:
+            return rng.choice([s, " ".join([s[:4], s[4:10], s[10:]]), "-".join([s[:4], s[4:10], s[10:]])])  # Diners' 4-6-4
         return rng.choice([s, " ".join(s[i:i + 4] for i in range(0, len(s), 4)), "-".join(s[i:i + 4] for i in range(0, len(s), 4))])
     if kind == "ssn":
         return f"{rng.randint(1, 665):03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
     if kind == "iban":
-        return iban(*rng.choice([("DE", 22), ("GB", 22), ("FR", 27), ("NL", 18)]), rng)
+        value = iban(*rng.choice([("DE", 22), ("GB", 22), ("FR", 27), ("NL", 18), ("BE", 16), ("AT", 20), ("PL", 28),
+                                  ("CH", 21), ("NO", 15), ("ES", 24), ("IT", 27)]), rng)
+        return value.replace(" ", "") if rng.random() < 0.3 else value
     if kind == "secret":
         return rng.choice([
             "AKIA" + "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(16)),
