@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::fs;
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,12 @@ pub struct InputFile {
     /// the old content is then refused, never mixed with the new. `None`
     /// where the file system does not say.
     pub modified: Option<(u64, u32)>,
+    /// Set for a folder under the input that could not be listed: it stands
+    /// in the plan as one unreadable input, so that the documents it may
+    /// hold are counted as an error under its name instead of ending the
+    /// run (an unreadable file is counted the same way).
+    #[serde(skip)]
+    pub unlisted: Option<String>,
 }
 
 /// Which part of its file a unit reads.
@@ -163,7 +170,7 @@ pub fn refuse_output_in_input(input: &str, output: &Path) -> Result<(), PlanErro
 /// Lists the input at `input` (a file, a folder walked recursively, or a
 /// glob) in sorted order and cuts it into units.
 pub fn plan(input: &str, format: Option<InputFormat>, split_bytes: u64) -> Result<Plan, PlanError> {
-    let (root, candidates, explicit, mut ignored) = find(input)?;
+    let Found { root, files: candidates, explicit, mut ignored, unlisted } = find(input)?;
     let mut files = Vec::new();
     for path in candidates {
         let name = path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().into_owned();
@@ -185,7 +192,12 @@ pub fn plan(input: &str, format: Option<InputFormat>, split_bytes: u64) -> Resul
             .and_then(|m| m.modified().ok())
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| (d.as_secs(), d.subsec_nanos()));
-        files.push(InputFile { path, name, format, compression, size, modified });
+        files.push(InputFile { path, name, format, compression, size, modified, unlisted: None });
+    }
+    for (path, why) in unlisted {
+        let name = path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().into_owned();
+        let (format, compression, size, modified) = (InputFormat::Jsonl, Compression::None, 0, None);
+        files.push(InputFile { path, name, format, compression, size, modified, unlisted: Some(why) });
     }
     if files.is_empty() {
         return Err(PlanError::Empty(input.to_owned()));
@@ -265,12 +277,25 @@ fn reached_before(path: &Path, meta: &fs::Metadata, seen: &mut Seen, ignored: &m
     }
 }
 
-/// The root that names are relative to, the sorted candidate files,
-/// whether the user named them one by one (then an unknown format is an
-/// error rather than a file to skip), and what was passed over.
-fn find(input: &str) -> Result<(PathBuf, Vec<PathBuf>, bool, Vec<Ignored>), PlanError> {
+/// What [`find`] found under an input path.
+struct Found {
+    /// The root that names are relative to.
+    root: PathBuf,
+    /// The candidate files, sorted.
+    files: Vec<PathBuf>,
+    /// Whether the user named the files one by one: then an unknown format
+    /// is an error rather than a file to skip.
+    explicit: bool,
+    /// What was passed over, and why.
+    ignored: Vec<Ignored>,
+    /// Folders under the root that could not be listed, and why.
+    unlisted: Vec<(PathBuf, String)>,
+}
+
+fn find(input: &str) -> Result<Found, PlanError> {
     let mut seen = Seen::new();
     let mut ignored = Vec::new();
+    let mut unlisted = Vec::new();
     if input.contains(['*', '?', '[']) {
         let root: PathBuf = Path::new(input)
             .components()
@@ -288,30 +313,45 @@ fn find(input: &str) -> Result<(PathBuf, Vec<PathBuf>, bool, Vec<Ignored>), Plan
                 _ => {}
             }
         }
-        return Ok((root, files, true, ignored));
+        return Ok(Found { root, files, explicit: true, ignored, unlisted });
     }
     let path = PathBuf::from(input);
     let meta = fs::metadata(&path).map_err(|_| PlanError::Missing(input.to_owned()))?;
     if meta.is_dir() {
         seen.insert((meta.dev(), meta.ino()), path.clone());
         let mut files = Vec::new();
-        walk(&path, &mut files, &mut seen, &mut ignored)?;
+        let entries = list(&path).map_err(|source| PlanError::List { path: path.display().to_string(), source })?;
+        walk(&path, entries, &mut files, &mut seen, &mut ignored, &mut unlisted);
         files.sort();
-        Ok((path, files, false, ignored))
+        unlisted.sort();
+        Ok(Found { root: path, files, explicit: false, ignored, unlisted })
     } else {
         let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Ok((root, vec![path], true, ignored))
+        Ok(Found { root, files: vec![path], explicit: true, ignored, unlisted })
     }
 }
 
-/// The files under `dir`, links followed once: a file or folder reached a
-/// second time (a link loop, a link to what was read) is ignored.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut Seen, ignored: &mut Vec<Ignored>) -> Result<(), PlanError> {
-    let list_error = |source| PlanError::List { path: dir.display().to_string(), source };
-    // Sorted, so that which of two paths to one file is read does not
-    // depend on the order the file system lists them in.
-    let mut entries = fs::read_dir(dir).and_then(|e| e.collect::<Result<Vec<_>, _>>()).map_err(list_error)?;
+/// The entries of a folder, sorted by name, so that which of two paths to
+/// one file is read does not depend on the order the file system lists
+/// them in.
+fn list(dir: &Path) -> io::Result<Vec<fs::DirEntry>> {
+    let mut entries = fs::read_dir(dir)?.collect::<Result<Vec<_>, _>>()?;
     entries.sort_by_key(|e| e.file_name());
+    Ok(entries)
+}
+
+/// The files under `dir` (whose `entries` are listed), links followed
+/// once: a file or folder reached a second time (a link loop, a link to
+/// what was read) is ignored, and a folder that cannot be listed is kept
+/// in `unlisted`.
+fn walk(
+    dir: &Path,
+    entries: Vec<fs::DirEntry>,
+    out: &mut Vec<PathBuf>,
+    seen: &mut Seen,
+    ignored: &mut Vec<Ignored>,
+    unlisted: &mut Vec<(PathBuf, String)>,
+) {
     // The output folder of an earlier run is the usual input of the next
     // stage: only its kept shards are documents, not its stats or rejects.
     let curate_output = dir.join(".curate").is_dir();
@@ -332,12 +372,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut Seen, ignored: &mut Vec<I
             continue;
         }
         if meta.is_dir() {
-            walk(&path, out, seen, ignored)?;
+            match list(&path) {
+                Ok(entries) => walk(&path, entries, out, seen, ignored, unlisted),
+                Err(e) => unlisted.push((path, e.to_string())),
+            }
         } else {
             out.push(path);
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -143,6 +143,14 @@ impl JsonlReader {
             at: Where::File,
             count: 1,
         };
+        if let Some(why) = &file.unlisted {
+            reader.pending = Some(RecordError {
+                error: DocError::new(ErrorKind::UnreadableFile, format!("cannot list the folder: {why}")),
+                at: Where::File,
+                count: 1,
+            });
+            return reader;
+        }
         let opened = File::open(&file.path).and_then(|mut f| {
             if let Span::Bytes { start, .. } = unit.span {
                 f.seek(SeekFrom::Start(start.saturating_sub(1)))?;

@@ -61,8 +61,37 @@ impl<W: Write> Write for CountingWriter<W> {
 }
 
 enum Sink {
-    Jsonl(zstd::stream::write::Encoder<'static, CountingWriter<BufWriter<File>>>),
+    Jsonl(JsonlShard),
     Parquet(Box<ArrowWriter<File>>),
+}
+
+/// A JSON Lines shard being compressed. zstd holds back what it has not
+/// compressed yet (megabytes, in its multithreaded mode), so the bytes on
+/// disk lag behind the lines written: the shard's size is estimated from
+/// what is held back at the ratio seen so far, and zstd is flushed, for
+/// the exact size, only when that estimate reaches the target.
+struct JsonlShard {
+    encoder: zstd::stream::write::Encoder<'static, CountingWriter<BufWriter<File>>>,
+    /// Uncompressed bytes written, and how many of them were flushed.
+    raw: u64,
+    raw_flushed: u64,
+}
+
+impl JsonlShard {
+    /// The shard's size once what zstd holds is written, at least as far as
+    /// the next flush tells.
+    fn size(&mut self, target: u64) -> io::Result<u64> {
+        let written = self.encoder.get_ref().count;
+        let held = (self.raw - self.raw_flushed) as f64;
+        // Before the first flush nothing tells the ratio: assume none.
+        let ratio = if self.raw_flushed == 0 { 1.0 } else { written as f64 / self.raw_flushed as f64 };
+        if written as f64 + held * ratio < target as f64 {
+            return Ok(written);
+        }
+        self.encoder.flush()?;
+        self.raw_flushed = self.raw;
+        Ok(self.encoder.get_ref().count)
+    }
 }
 
 /// A batch ready for a shard: JSON lines, or rows already checked against
@@ -121,7 +150,7 @@ impl ShardWriter {
                 // number of workers >= 1 (unlike its single-threaded mode),
                 // so output stays independent of the thread count.
                 encoder.multithread(self.options.compress_threads.max(1))?;
-                Sink::Jsonl(encoder)
+                Sink::Jsonl(JsonlShard { encoder, raw: 0, raw_flushed: 0 })
             }
             OutputFormat::Parquet => {
                 let schema = self.options.schema.clone().expect("Parquet output has a schema");
@@ -146,12 +175,13 @@ impl ShardWriter {
         }
         let (_, sink) = self.open.as_mut().expect("opened above");
         let size = match (sink, batch) {
-            (Sink::Jsonl(encoder), Prepared::Lines(lines)) => {
+            (Sink::Jsonl(shard), Prepared::Lines(lines)) => {
                 for line in lines {
-                    encoder.write_all(&line)?;
-                    encoder.write_all(b"\n")?;
+                    shard.encoder.write_all(&line)?;
+                    shard.encoder.write_all(b"\n")?;
+                    shard.raw += line.len() as u64 + 1;
                 }
-                encoder.get_ref().count
+                shard.size(self.options.shard_bytes)?
             }
             (Sink::Parquet(writer), Prepared::Rows(batch)) => {
                 writer.write(&batch).map_err(other)?;
@@ -171,7 +201,7 @@ impl ShardWriter {
     fn close_current(&mut self) -> io::Result<()> {
         if let Some((path, sink)) = self.open.take() {
             match sink {
-                Sink::Jsonl(encoder) => encoder.finish()?.inner.flush()?,
+                Sink::Jsonl(shard) => shard.encoder.finish()?.inner.flush()?,
                 Sink::Parquet(writer) => {
                     writer.close().map_err(other)?;
                 }

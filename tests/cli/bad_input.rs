@@ -130,6 +130,40 @@ fn empty_and_unreadable_files_are_reported_not_fatal() {
     assert_eq!(stats["warnings"]["empty_file"]["count"], 2, "{stats:#}");
 }
 
+/// A folder under the input that cannot be listed is counted as one
+/// unreadable input under its name, as an unreadable file is, and the run
+/// goes on. The tests run as root here, who reads any folder: the run
+/// drops the capabilities that let it (the folder is mode 000). See:
+/// issue 13, defect 12.
+#[test]
+fn r13_an_unreadable_subfolder_is_counted_like_an_unreadable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    fs::create_dir_all(input.join("locked")).unwrap();
+    fs::write(input.join("good.jsonl"), b"{\"text\": \"hello\"}\n{\"text\": \"again\"}\n").unwrap();
+    fs::write(input.join("locked/hidden.jsonl"), b"{\"text\": \"unseen\"}\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(input.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+    let p = skip_pipeline(dir.path(), input.to_str().unwrap(), "skip");
+    let is_root = fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
+    let out = if is_root {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]);
+        cmd.arg(env!("CARGO_BIN_EXE_curate")).arg("run").arg(&p).args(["--progress", "none"]);
+        cmd.output().expect("setpriv (util-linux) runs curate without the capabilities to read any folder")
+    } else {
+        run(&p, &[])
+    };
+    fs::set_permissions(input.join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stats = stats(&dir.path().join("out"));
+    assert_eq!(stats["kept_docs"], 2, "{stats:#}");
+    assert_eq!(stats["errors"]["unreadable_file"]["count"], 1, "{stats:#}");
+    let example = stats["errors"]["unreadable_file"]["examples"][0].as_str().unwrap();
+    assert!(example.contains("in/locked: cannot list the folder: Permission denied"), "{example}");
+    assert_invariant(&stats);
+}
+
 #[test]
 fn a_200_mb_document_passes_through() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arrow_array::{Array, ArrayRef, Float32Array, Int32Array, ListArray, RecordBatch, StringArray};
 use arrow_schema::DataType;
 use parquet::arrow::ArrowWriter;
+use serde_json::Value;
 
 use crate::util::*;
 
@@ -235,4 +236,52 @@ fn r13_odd_records_in_the_first_batch_are_counted_not_fatal() {
         })
         .collect();
     assert_eq!(ids, ["a", r#"{"oid": 1}"#, "f"]);
+}
+
+/// JSON Lines shards close near `shard_bytes`: zstd holds back megabytes it
+/// has not compressed yet, and shards used to grow by about that much past
+/// the target. See: issue 13, defect 12.
+#[test]
+fn r13_jsonl_shards_close_near_their_target_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    // Hexadecimal noise compresses about 2:1, so 6 MB make some 3 MB of shards.
+    let mut state = 7u64;
+    let docs: Vec<Value> = (0..3000)
+        .map(|i| {
+            let text: String = (0..2000)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    char::from_digit(((state >> 33) % 16) as u32, 16).unwrap()
+                })
+                .collect();
+            serde_json::json!({"id": format!("d{i}"), "text": text})
+        })
+        .collect();
+    write_jsonl(&input, &docs);
+    let out = dir.path().join("out");
+    let target = 256 * 1024;
+    let p = pipeline(
+        dir.path(),
+        &format!(
+            "[input]\npath = \"{}\"\nbatch_size = 16\n[output]\npath = \"{}\"\nformat = \"jsonl\"\nshard_bytes = {target}\n",
+            input.display(),
+            out.display()
+        ),
+    );
+    run_ok(&p, &[]);
+    let mut shards: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl.zst"))
+        .collect();
+    shards.sort();
+    assert!(shards.len() >= 8, "{shards:?}");
+    // A shard closes after the batch that takes it past the target: 16
+    // documents, some 16 KB compressed.
+    for shard in &shards[..shards.len() - 1] {
+        let size = fs::metadata(shard).unwrap().len();
+        assert!((target..target + 48 * 1024).contains(&size), "{}: {size} bytes", shard.display());
+    }
+    assert_eq!(jsonl_docs(&out).len(), 3000);
 }
