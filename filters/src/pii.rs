@@ -441,13 +441,13 @@ impl Pii {
         // The match begins with the end of another number (`5.16.1`,
         // `742,631`, `2-1`), or ends with the start of one (`823,396`, `12:30`).
         let ends_number = {
-            let before = text[..m.start()].as_bytes();
+            let before = &text.as_bytes()[..m.start()];
             before.len() >= 2
                 && matches!(before[before.len() - 1], b'.' | b',' | b':' | b'/' | b'-')
                 && before[before.len() - 2].is_ascii_digit()
         };
         let starts_number = {
-            let after = text[m.end()..].as_bytes();
+            let after = &text.as_bytes()[m.end()..];
             after.len() >= 2 && matches!(after[0], b'.' | b',' | b':' | b'/') && after[1].is_ascii_digit()
         };
         match kind {

@@ -25,7 +25,7 @@ pub enum DedupError {
     )]
     Incomplete { work: PathBuf, stage: &'static str, missing: usize, units: usize, first: usize },
     #[error("--index {}: {problem}", work.display())]
-    Index { work: PathBuf, problem: IndexProblem },
+    Index { work: PathBuf, problem: Box<IndexProblem> },
     #[error(
         "{}: the bucket stage here cut bands into {found} ranges, not {wanted}; use the same --ranges, or delete {}",
         path.display(),

@@ -324,7 +324,7 @@ fn files_intact(work: &Path, config: &MinHashConfig, unit: usize) -> bool {
 /// The earlier dataset at `work`, once its signatures are complete and made
 /// with the same method and parameters as `config`.
 fn index_ref(work: &Path, config: &MinHashConfig) -> Result<IndexRef, DedupError> {
-    let problem = |problem| DedupError::Index { work: work.to_owned(), problem };
+    let problem = |problem| DedupError::Index { work: work.to_owned(), problem: Box::new(problem) };
     let theirs = StageParams::load(work).map_err(|e| problem(IndexProblem::Unusable(Box::new(e))))?;
     if theirs.config() != *config {
         return Err(problem(IndexProblem::Parameters {

@@ -107,11 +107,23 @@ pub enum PlanError {
     List { path: String, source: std::io::Error },
     #[error("{0}: unknown input format; name it .jsonl[.gz|.zst] or .parquet, or set input.format")]
     UnknownFormat(String),
-    #[error(
-        "the output folder {} is inside the input folder {} (resolved: {} in {}); the next run would read its own output",
-        output.display(), input, resolved_output.display(), resolved_input.display()
-    )]
-    OutputInInput { output: PathBuf, input: String, resolved_output: PathBuf, resolved_input: PathBuf },
+    #[error(transparent)]
+    OutputInInput(Box<OutputInInput>),
+}
+
+/// An output folder inside the input, as given and with links resolved
+/// (boxed in [`PlanError`]: four paths would make every error that holds
+/// one large).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the output folder {} is inside the input folder {} (resolved: {} in {}); the next run would read its own output",
+    output.display(), input, resolved_output.display(), resolved_input.display()
+)]
+pub struct OutputInInput {
+    pub output: PathBuf,
+    pub input: String,
+    pub resolved_output: PathBuf,
+    pub resolved_input: PathBuf,
 }
 
 /// `path` made absolute with links resolved as far as it exists, and the
@@ -159,12 +171,12 @@ pub fn refuse_output_in_input(input: &str, output: &Path) -> Result<(), PlanErro
     if skipped {
         return Ok(());
     }
-    Err(PlanError::OutputInInput {
+    Err(PlanError::OutputInInput(Box::new(OutputInInput {
         output: output.to_owned(),
         input: input.to_owned(),
         resolved_output,
         resolved_input,
-    })
+    })))
 }
 
 /// Lists the input at `input` (a file, a folder walked recursively, or a
