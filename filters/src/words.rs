@@ -374,47 +374,53 @@ fn suffix_len(s: &str) -> usize {
             continue;
         }
         let rest = &s[at..];
-        let last = chars.peek().is_none();
-        if last && (SUFFIX_CHARS.contains(c) || is_symbol(c)) {
+        if suffix_starts_at(rest, c, chars.peek().is_none(), prev, prev2) {
             return rest.len();
-        }
-        if c == '.' && rest.len() >= 2 && rest.bytes().all(|d| d == b'.') {
-            return rest.len();
-        }
-        // "……" is a suffix of its own, and starts left of "…".
-        if matches!(rest, "'s" | "'S" | "’s" | "’S" | "……") {
-            return rest.len();
-        }
-        if let Some(p) = prev {
-            if p.is_ascii_digit() {
-                if last && (c == '+' || CURRENCY.contains(c)) || CURRENCY_WORDS.contains(&rest) {
-                    return rest.len();
-                }
-                // No unit is over ten bytes or starts with a digit.
-                if rest.len() <= 12 && !rest.as_bytes()[0].is_ascii_digit() && UNITS.contains(&rest) {
-                    return rest.len();
-                }
-            }
-            if last && c == '.' {
-                let after_degree = matches!(p, 'F' | 'f' | 'C' | 'c' | 'K' | 'k') && prev2 == Some('°');
-                let after_lower = is_lower_class(p)
-                    || p.is_ascii_digit()
-                    || matches!(p, '%' | '²' | '-' | '+' | '…')
-                    || QUOTES.contains(p)
-                    || PUNCT.contains(p)
-                    // spaCy joins its punctuation with `|` inside this
-                    // rule's character class, so `|` is in the class too.
-                    || p == '|';
-                let after_two_upper = is_upper_class(p) && prev2.is_some_and(is_upper_class);
-                if after_degree || after_lower || after_two_upper {
-                    return rest.len();
-                }
-            }
         }
         prev2 = prev;
         prev = Some(c);
     }
     0
+}
+
+/// Whether one of spaCy's suffix rules matches `rest`, the end of a chunk
+/// from its character `c` on (`last`: `c` ends the chunk), after the
+/// characters `prev` and `prev2`.
+fn suffix_starts_at(rest: &str, c: char, last: bool, prev: Option<char>, prev2: Option<char>) -> bool {
+    if last && (SUFFIX_CHARS.contains(c) || is_symbol(c)) {
+        return true;
+    }
+    if c == '.' && rest.len() >= 2 && rest.bytes().all(|d| d == b'.') {
+        return true;
+    }
+    // "……" is a suffix of its own, and starts left of "…".
+    if matches!(rest, "'s" | "'S" | "’s" | "’S" | "……") {
+        return true;
+    }
+    let Some(p) = prev else { return false };
+    if p.is_ascii_digit() {
+        if last && (c == '+' || CURRENCY.contains(c)) || CURRENCY_WORDS.contains(&rest) {
+            return true;
+        }
+        // No unit is over ten bytes or starts with a digit.
+        if rest.len() <= 12 && !rest.as_bytes()[0].is_ascii_digit() && UNITS.contains(&rest) {
+            return true;
+        }
+    }
+    if last && c == '.' {
+        let after_degree = matches!(p, 'F' | 'f' | 'C' | 'c' | 'K' | 'k') && prev2 == Some('°');
+        let after_lower = is_lower_class(p)
+            || p.is_ascii_digit()
+            || matches!(p, '%' | '²' | '-' | '+' | '…')
+            || QUOTES.contains(p)
+            || PUNCT.contains(p)
+            // spaCy joins its punctuation with `|` inside this rule's
+            // character class, so `|` is in the class too.
+            || p == '|';
+        let after_two_upper = is_upper_class(p) && prev2.is_some_and(is_upper_class);
+        return after_degree || after_lower || after_two_upper;
+    }
+    false
 }
 
 /// Whether spaCy's `URL_MATCH` (`spacy/lang/tokenizer_exceptions.py`,
@@ -1237,46 +1243,14 @@ mod tests {
         assert_eq!(split_into_words(&dots).iter().map(|w| w.len()).collect::<Vec<_>>(), [1, 1 << 20]);
     }
 
-    /// The suffix rule as it read the whole chunk: the reference that the
-    /// windowed [`suffix_len`] must equal.
+    /// The suffix rules tried at every character of the chunk: the
+    /// reference that the windowed [`suffix_len`] must equal.
     fn suffix_len_full_scan(s: &str) -> usize {
         let (mut prev, mut prev2): (Option<char>, Option<char>) = (None, None);
         let mut chars = s.char_indices().peekable();
         while let Some((at, c)) = chars.next() {
-            let rest = &s[at..];
-            let last = chars.peek().is_none();
-            if last && (SUFFIX_CHARS.contains(c) || is_symbol(c)) {
-                return rest.len();
-            }
-            if c == '.' && rest.len() >= 2 && rest.bytes().all(|d| d == b'.') {
-                return rest.len();
-            }
-            // "……" is a suffix of its own, and starts left of "…".
-            if matches!(rest, "'s" | "'S" | "’s" | "’S" | "……") {
-                return rest.len();
-            }
-            if let Some(p) = prev {
-                if p.is_ascii_digit() {
-                    if last && (c == '+' || CURRENCY.contains(c)) || CURRENCY_WORDS.contains(&rest) {
-                        return rest.len();
-                    }
-                    if rest.len() <= 12 && !rest.as_bytes()[0].is_ascii_digit() && UNITS.contains(&rest) {
-                        return rest.len();
-                    }
-                }
-                if last && c == '.' {
-                    let after_degree = matches!(p, 'F' | 'f' | 'C' | 'c' | 'K' | 'k') && prev2 == Some('°');
-                    let after_lower = is_lower_class(p)
-                        || p.is_ascii_digit()
-                        || matches!(p, '%' | '²' | '-' | '+' | '…')
-                        || QUOTES.contains(p)
-                        || PUNCT.contains(p)
-                        || p == '|';
-                    let after_two_upper = is_upper_class(p) && prev2.is_some_and(is_upper_class);
-                    if after_degree || after_lower || after_two_upper {
-                        return rest.len();
-                    }
-                }
+            if suffix_starts_at(&s[at..], c, chars.peek().is_none(), prev, prev2) {
+                return s.len() - at;
             }
             prev2 = prev;
             prev = Some(c);
