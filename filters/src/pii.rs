@@ -304,9 +304,9 @@ fn card_spans(run: &str, ends_number: bool, starts_number: bool, out: &mut Vec<s
 }
 
 /// The lengths of national significant numbers (the digits after the
-/// country code) that the numbering plans of common countries use, as
-/// ITU-T E.164 lists them; other codes keep the length rule of 7 to 15
-/// digits in all.
+/// country code) in the numbering plans of common countries, as the plans
+/// the countries file with the ITU give them for fixed and mobile lines
+/// (rare lengths left out); other codes keep the rule of 7 to 15 digits.
 fn national_lengths(code: &str) -> Option<&'static [usize]> {
     Some(match code {
         "1" | "7" | "30" | "52" | "54" | "57" | "63" | "90" | "91" | "92" | "98" => &[10],
@@ -378,8 +378,8 @@ fn after_iban_head(before: &str) -> bool {
 /// 0754 7034 2024`): at the last space, or the run's end, before which the
 /// account number is valid.
 fn iban_end(run: &str) -> Option<usize> {
-    let ends = run.match_indices(' ').map(|(at, _)| at).chain([run.len()]);
-    ends.collect::<Vec<_>>().into_iter().rev().find(|&end| valid_iban(&run[..end]))
+    let mut ends = std::iter::once(run.len()).chain(run.rmatch_indices(' ').map(|(at, _)| at));
+    ends.find(|&end| valid_iban(&run[..end]))
 }
 
 fn valid_ssn(s: &str) -> bool {
