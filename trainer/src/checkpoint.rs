@@ -46,9 +46,10 @@ pub struct DataFingerprint {
     pub seq_len: usize,
     pub seed: u64,
     pub windows: u64,
-    pub batch_size: usize,
-    pub gradient_accumulation_steps: usize,
-    pub world_size: usize,
+    /// Sequences per optimizer step over all ranks. How they split into
+    /// ranks, micro-batches and accumulation may change across a resume:
+    /// a step reads the same windows either way.
+    pub global_batch: usize,
 }
 
 pub fn checkpoints_dir(output: &Path) -> PathBuf {
@@ -82,6 +83,11 @@ pub struct Contents<'a> {
     pub state: &'a TrainerState,
     pub eos_id: Option<u32>,
     pub bos_id: Option<u32>,
+}
+
+/// The folder of the checkpoint after `step` steps.
+pub fn step_dir(output: &Path, step: u64) -> PathBuf {
+    checkpoints_dir(output).join(format!("step-{step:08}"))
 }
 
 /// Writes checkpoint `step-NNNNNNNN` and points `latest` at it.

@@ -13,6 +13,40 @@ pub struct TrainConfig {
     pub model: ModelConfig,
     pub data: DataConfig,
     pub training: TrainingConfig,
+    #[serde(default)]
+    pub distributed: DistributedConfig,
+}
+
+/// Data-parallel training, when the job runs on more than one rank.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistributedConfig {
+    /// 0: every rank holds the whole optimizer state (DDP); 1: AdamW's
+    /// moments are sharded across ranks (ZeRO-1); 2: the reduced gradients
+    /// are sharded too (ZeRO-2).
+    #[serde(default)]
+    pub zero: u8,
+    /// Gradients are sent in buckets of about this many MiB, each as soon
+    /// as the backward pass has produced it (DDP's bucket_cap_mb).
+    #[serde(default = "d_bucket_mb")]
+    pub bucket_mb: f64,
+    /// A collective, or joining the group, that takes longer than this
+    /// fails the job (a dead or hung rank) instead of waiting forever.
+    #[serde(default = "d_timeout_s")]
+    pub timeout_s: f64,
+}
+
+impl Default for DistributedConfig {
+    fn default() -> DistributedConfig {
+        DistributedConfig { zero: 0, bucket_mb: d_bucket_mb(), timeout_s: d_timeout_s() }
+    }
+}
+
+fn d_bucket_mb() -> f64 {
+    25.0
+}
+fn d_timeout_s() -> f64 {
+    600.0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +134,11 @@ pub struct TrainingConfig {
     pub batch_size: usize,
     #[serde(default = "d_one")]
     pub gradient_accumulation_steps: usize,
+    /// Sequences per optimizer step over all ranks, as torchtitan's
+    /// global_batch_size: accumulation becomes global_batch_size /
+    /// (batch_size × ranks), so the same config (and a resume) runs on any
+    /// number of ranks that divides it.
+    pub global_batch_size: Option<usize>,
     #[serde(default = "d_wd")]
     pub weight_decay: f64,
     #[serde(default = "d_beta1")]
@@ -297,6 +336,22 @@ impl TrainConfig {
         if t.bf16 && t.fp16 {
             return fail("training", "bf16 and fp16 are exclusive: pick one".into());
         }
+        if t.global_batch_size.is_some() && t.gradient_accumulation_steps != 1 {
+            return fail(
+                "training.global_batch_size",
+                "sets gradient_accumulation_steps itself: leave that one out".into(),
+            );
+        }
+        let d = &self.distributed;
+        if d.zero > 2 {
+            return fail("distributed.zero", format!("{} is not 0, 1 or 2", d.zero));
+        }
+        if !(d.bucket_mb > 0.0 && d.bucket_mb.is_finite()) {
+            return fail("distributed.bucket_mb", format!("{} is not a positive number", d.bucket_mb));
+        }
+        if !(d.timeout_s > 0.0 && d.timeout_s.is_finite()) {
+            return fail("distributed.timeout_s", format!("{} is not a positive number", d.timeout_s));
+        }
         Ok(())
     }
 }
@@ -330,6 +385,22 @@ impl ModelConfig {
 impl TrainingConfig {
     pub fn min_lr(&self) -> f64 {
         self.min_learning_rate.unwrap_or(self.learning_rate / 10.0)
+    }
+
+    /// Micro-batches per optimizer step on `world` ranks.
+    pub fn accumulation(&self, world: usize) -> Result<usize, Invalid> {
+        let Some(global) = self.global_batch_size else { return Ok(self.gradient_accumulation_steps) };
+        let per_micro = self.batch_size * world;
+        if global == 0 || !global.is_multiple_of(per_micro) {
+            return Err(Invalid {
+                key: "training.global_batch_size".into(),
+                message: format!(
+                    "{global} is not a positive multiple of batch_size {} × {world} ranks = {per_micro}",
+                    self.batch_size
+                ),
+            });
+        }
+        Ok(global / per_micro)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::train::Setup;
 /// Writes `model.safetensors`, `config.json` (Hugging Face), `batch.safetensors`
 /// (`input_ids`, `targets`), `gradients.safetensors` and `loss.json` into `out`.
 pub fn dump(config: TrainConfig, out: &Path) -> anyhow::Result<f64> {
-    let setup = Setup::new(config)?;
+    let setup = Setup::new(config, None)?;
     std::fs::create_dir_all(out)?;
     let indices: Vec<u64> = (0..setup.config.training.batch_size as u64).map(|i| i % setup.train.count()).collect();
     let (input, targets) = step::batch(&setup.train, &indices, setup.device)?;

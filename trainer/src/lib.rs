@@ -8,12 +8,17 @@
 //! the optimizer ([`optim`]) nothing of models, and the loop ([`train`])
 //! wires them together with [`precision`], [`step`] and [`checkpoint`].
 //!
+//! Data-parallel training ([`distributed`]) runs the same loop on every
+//! rank over PyTorch's c10d; [`updater`] hides whether the optimizer state
+//! is whole or sharded.
+//!
 //! The trainer reads token shards through `curate-shards` only; it never
 //! depends on the curation engine.
 
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod distributed;
 pub mod generate;
 pub mod gradients;
 pub mod hooks;
@@ -22,3 +27,4 @@ pub mod optim;
 pub mod precision;
 pub mod step;
 pub mod train;
+pub mod updater;

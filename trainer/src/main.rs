@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use curate_trainer::distributed::{environment::Launch, launcher};
 use curate_trainer::{config::TrainConfig, generate, gradients, model, train};
 
 #[derive(Parser)]
@@ -30,6 +31,10 @@ enum Command {
         /// Token shards to train on (overrides data.path).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Start this many local ranks (data parallel), as
+        /// `torchrun --standalone --nproc-per-node N` would.
+        #[arg(long, value_name = "N")]
+        nproc_per_node: Option<usize>,
     },
     /// Sample text from a checkpoint.
     Generate {
@@ -66,19 +71,27 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut rank = None;
     let result = match cli.command {
-        Command::Train { config, output, resume, data } => load(&config).and_then(|mut config| {
+        Command::Train { config, nproc_per_node: Some(n), .. } if n > 1 => {
+            return launch(&config, n);
+        }
+        Command::Train { config, output, resume, data, .. } => load(&config).and_then(|mut config| {
             if let Some(data) = data {
                 config.data.path = data;
             }
-            let summary = train::train(config, &train::Options { output, resume })?;
-            eprintln!(
-                "trained {} steps ({} skipped); last loss {:.4}; checkpoint {}",
-                summary.steps,
-                summary.skipped_steps,
-                summary.last_loss,
-                summary.checkpoint.display()
-            );
+            let launch = Launch::from_env()?;
+            rank = launch.as_ref().filter(|l| l.world > 1).map(|l| l.rank);
+            let summary = train::train(config, &train::Options { output, resume, launch })?;
+            if rank.unwrap_or(0) == 0 {
+                eprintln!(
+                    "trained {} steps ({} skipped); last loss {:.4}; checkpoint {}",
+                    summary.steps,
+                    summary.skipped_steps,
+                    summary.last_loss,
+                    summary.checkpoint.display()
+                );
+            }
             Ok(())
         }),
         Command::Generate {
@@ -107,13 +120,50 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match rank {
+                // A rank's own failures say which rank they are; the rest get it here.
+                Some(r) if !format!("{e}").starts_with("rank ") => eprintln!("error: rank {r}: {e:#}"),
+                _ => eprintln!("error: {e:#}"),
+            }
             // 2 for what the user can fix before starting, as curate does.
-            if e.downcast_ref::<curate_trainer::config::ConfigError>().is_some() {
+            if e.downcast_ref::<curate_trainer::config::ConfigError>().is_some()
+                || e.downcast_ref::<curate_trainer::config::Invalid>().is_some()
+                || e.downcast_ref::<curate_trainer::distributed::environment::EnvError>().is_some()
+            {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
             }
+        }
+    }
+}
+
+/// `--nproc-per-node N`: N ranks of this same command, on this machine.
+fn launch(config: &std::path::Path, n: usize) -> ExitCode {
+    let timeout = load(config).map(|c| c.distributed.timeout_s);
+    let timeout = match timeout {
+        Ok(t) => std::time::Duration::from_secs_f64(t),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match Launch::from_env() {
+        Ok(Some(l)) => {
+            eprintln!("error: --nproc-per-node: this process is already rank {} of {} ({})", l.rank, l.world, l.source);
+            return ExitCode::from(2);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    match launcher::run(n, &launcher::rank_args(), timeout) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

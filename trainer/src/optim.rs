@@ -81,21 +81,15 @@ impl AdamW {
     }
 
     /// Drops every gradient (`grad = None`), as `zero_grad(set_to_none=True)`.
-    #[allow(unsafe_code)]
     pub fn zero_grad(&mut self) {
-        for p in &mut self.params {
-            // SAFETY: a tch tensor pointer is a `torch::Tensor*`; resetting
-            // its gradient leaves the tensor itself alone.
-            unsafe { curate_reset_grad(p.tensor.as_mut_ptr()) };
+        for p in &self.params {
+            reset_grad(&p.tensor);
         }
     }
 
     /// One update at learning rate `lr` from the gradients in `.grad`.
-    #[allow(unsafe_code)]
     pub fn step(&mut self, lr: f64) -> Result<(), AdamWError> {
         self.step += 1;
-        let Some(first) = self.params.first() else { return Ok(()) };
-        let mut step = Tensor::from(self.step as f32).to_device(first.tensor.device());
         for decay in [true, false] {
             let mut group: Vec<(Tensor, Tensor, Tensor, Tensor)> = self
                 .params
@@ -108,48 +102,73 @@ impl AdamW {
                     })
                 })
                 .collect();
-            if group.is_empty() {
-                continue;
-            }
-            let mut lists: [Vec<*mut torch_sys::C_tensor>; 4] = Default::default();
-            for (p, g, m, v) in &mut group {
-                lists[0].push(p.as_mut_ptr());
-                lists[1].push(g.as_mut_ptr());
-                lists[2].push(m.as_mut_ptr());
-                lists[3].push(v.as_mut_ptr());
-            }
             let weight_decay = if decay { self.weight_decay } else { 0.0 };
-            let mut error = [0 as std::ffi::c_char; 512];
-            let failed = tch::no_grad(|| {
-                // SAFETY: four lists of `group.len()` live tensor pointers
-                // (kept alive by `group`), a live step tensor, and an error
-                // buffer of the length given.
-                unsafe {
-                    curate_fused_adamw(
-                        lists[0].as_ptr(),
-                        lists[1].as_ptr(),
-                        lists[2].as_ptr(),
-                        lists[3].as_ptr(),
-                        step.as_mut_ptr(),
-                        group.len() as i32,
-                        lr,
-                        self.beta1,
-                        self.beta2,
-                        weight_decay,
-                        self.eps,
-                        error.as_mut_ptr(),
-                        error.len() as i32,
-                    )
-                }
-            });
-            if failed != 0 {
-                // SAFETY: the shim wrote a NUL-terminated message.
-                let message = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) };
-                return Err(AdamWError(message.to_string_lossy().into_owned()));
-            }
+            fused_adamw(&mut group, self.step, lr, self.beta1, self.beta2, weight_decay, self.eps)?;
         }
         Ok(())
     }
+}
+
+/// One fused AdamW update of `(param, grad, exp_avg, exp_avg_sq)` tuples
+/// (whole tensors or views of them), `step` being the update's number.
+#[allow(unsafe_code)]
+pub fn fused_adamw(
+    group: &mut [(Tensor, Tensor, Tensor, Tensor)],
+    step: i64,
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    weight_decay: f64,
+    eps: f64,
+) -> Result<(), AdamWError> {
+    let Some(first) = group.first() else { return Ok(()) };
+    let mut step = Tensor::from(step as f32).to_device(first.0.device());
+    let mut lists: [Vec<*mut torch_sys::C_tensor>; 4] = Default::default();
+    for (p, g, m, v) in group.iter_mut() {
+        lists[0].push(p.as_mut_ptr());
+        lists[1].push(g.as_mut_ptr());
+        lists[2].push(m.as_mut_ptr());
+        lists[3].push(v.as_mut_ptr());
+    }
+    let mut error = [0 as std::ffi::c_char; 512];
+    let failed = tch::no_grad(|| {
+        // SAFETY: four lists of `group.len()` live tensor pointers (kept
+        // alive by `group`), a live step tensor, and an error buffer of the
+        // length given.
+        unsafe {
+            curate_fused_adamw(
+                lists[0].as_ptr(),
+                lists[1].as_ptr(),
+                lists[2].as_ptr(),
+                lists[3].as_ptr(),
+                step.as_mut_ptr(),
+                group.len() as i32,
+                lr,
+                beta1,
+                beta2,
+                weight_decay,
+                eps,
+                error.as_mut_ptr(),
+                error.len() as i32,
+            )
+        }
+    });
+    if failed != 0 {
+        // SAFETY: the shim wrote a NUL-terminated message.
+        let message = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) };
+        return Err(AdamWError(message.to_string_lossy().into_owned()));
+    }
+    Ok(())
+}
+
+/// `tensor.grad = None`: the next backward pass stores its gradient
+/// instead of adding it to zeros, which saves a pass over every gradient.
+#[allow(unsafe_code)]
+pub fn reset_grad(tensor: &Tensor) {
+    let mut handle = tensor.shallow_clone();
+    // SAFETY: a tch tensor pointer is a `torch::Tensor*`; resetting its
+    // gradient (shared by every handle of the tensor) leaves the tensor alone.
+    unsafe { curate_reset_grad(handle.as_mut_ptr()) };
 }
 
 /// Linear warmup from lr/warmup to lr, then cosine decay to the floor at
@@ -164,16 +183,27 @@ pub fn learning_rate(t: &TrainingConfig, step: u64) -> f64 {
     t.min_lr() + (t.learning_rate - t.min_lr()) * cosine
 }
 
-/// The global L2 norm of all gradients, in fp32 (inf or NaN when any
-/// gradient is).
+/// The global L2 norm of all gradients, accumulated in f64 so that the
+/// same gradients give the same norm however they are split (into
+/// tensors here, into ranks' shards under ZeRO); inf or NaN when any
+/// gradient is.
 pub fn grad_norm(params: &[Param]) -> f64 {
-    let norms: Vec<Tensor> =
-        params.iter().map(|p| p.tensor.grad()).filter(|g| g.defined()).map(|g| g.to_kind(Kind::Float).norm()).collect();
+    let grads: Vec<Tensor> = params.iter().map(|p| p.tensor.grad()).collect();
+    squared_norm(&grads).sqrt()
+}
+
+/// The sum of the squares of every element of `tensors` (undefined ones
+/// count as zeros), in f64.
+pub fn squared_norm(tensors: &[Tensor]) -> f64 {
+    let norms: Vec<Tensor> = tensors
+        .iter()
+        .filter(|g| g.defined() && g.numel() > 0)
+        .map(|g| g.norm_scalaropt_dtype(2.0, Kind::Double).square().to_device(tch::Device::Cpu))
+        .collect();
     if norms.is_empty() {
         return 0.0;
     }
-    // The norm of the per-tensor norms, as torch's clip_grad_norm_ computes it.
-    Tensor::stack(&norms, 0).norm().double_value(&[])
+    Tensor::stack(&norms, 0).sum(Kind::Double).double_value(&[])
 }
 
 /// Scales every gradient by `factor` (clipping, loss-scale removal, averaging).

@@ -62,8 +62,11 @@ pub fn forward_backward(
     loss.double_value(&[])
 }
 
-/// Mean loss over the first `batches × batch_size` windows (fewer when the
-/// split is smaller), in order: the same windows at every evaluation.
+/// The loss summed over this rank's share of the first `batches ×
+/// batch_size` windows (fewer when the split is smaller), and how many
+/// windows that share holds: rank `r` of `world` takes every `world`-th
+/// window from `r`. The same windows at every evaluation.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     model: &dyn CausalLm,
     precision: Precision,
@@ -71,19 +74,18 @@ pub fn evaluate(
     batches: usize,
     batch_size: usize,
     device: Device,
-) -> Result<f64, DataError> {
-    let total = (batches * batch_size) as u64;
-    let total = total.min(windows.count());
+    rank: usize,
+    world: usize,
+) -> Result<(f64, u64), DataError> {
+    let total = ((batches * batch_size) as u64).min(windows.count());
+    let mine: Vec<u64> = (rank as u64..total).step_by(world).collect();
     let mut sum = 0.0;
-    let mut start = 0u64;
     tch::no_grad(|| {
-        while start < total {
-            let indices: Vec<u64> = (start..(start + batch_size as u64).min(total)).collect();
-            let (input, targets) = batch(windows, &indices, device)?;
+        for indices in mine.chunks(batch_size) {
+            let (input, targets) = batch(windows, indices, device)?;
             let loss = precision.autocast(device, || cross_entropy(&model.forward(&input, None), &targets));
             sum += loss.double_value(&[]) * indices.len() as f64;
-            start += indices.len() as u64;
         }
-        Ok(sum / total as f64)
+        Ok((sum, mine.len() as u64))
     })
 }

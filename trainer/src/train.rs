@@ -12,11 +12,16 @@ use tch::{nn, Device};
 use crate::checkpoint::{self, DataFingerprint, TrainerState};
 use crate::config::{NanPolicy, ShardFormat, TrainConfig};
 use crate::data::{Sampler, TokenStream, Windows};
+use crate::distributed::environment::Launch;
+use crate::distributed::group::Reduce;
+use crate::distributed::zero::ShardedAdamW;
+use crate::distributed::{self, DataParallel};
 use crate::hooks;
 use crate::model::{self, CausalLm};
 use crate::optim::{self, AdamW};
 use crate::precision::{LossScaler, Precision};
 use crate::step;
+use crate::updater::Updater;
 
 /// A model and its data, ready to train or inspect.
 pub struct Setup {
@@ -28,12 +33,20 @@ pub struct Setup {
     pub model: Box<dyn CausalLm>,
     pub train: Windows,
     pub validation: Option<Windows>,
+    /// This rank's place in a job of more than one rank.
+    pub launch: Option<Launch>,
+    /// Micro-batches per optimizer step on this job's number of ranks.
+    pub accumulation: usize,
 }
 
 impl Setup {
-    /// Resolves the config against the data (vocabulary size, shard format),
-    /// opens the shards and builds the model from `training.seed`.
-    pub fn new(mut config: TrainConfig) -> anyhow::Result<Setup> {
+    /// Resolves the config against the data (vocabulary size, shard format)
+    /// and the job's ranks, opens the shards and builds the model from
+    /// `training.seed`.
+    pub fn new(mut config: TrainConfig, launch: Option<Launch>) -> anyhow::Result<Setup> {
+        let launch = launch.filter(|l| l.world > 1);
+        let world = launch.as_ref().map_or(1, |l| l.world);
+        let accumulation = config.training.accumulation(world)?;
         let manifest_path = config.data.path.join("manifest.json");
         let manifest = Manifest::load(&manifest_path)?;
         let vocab = manifest.tokenizer.vocab_size;
@@ -77,7 +90,11 @@ impl Setup {
                 manifest_path.display()
             );
         }
-        let device = model::device_of(&config.training.device).context("training.device")?;
+        let mut device = model::device_of(&config.training.device).context("training.device")?;
+        if let (Some(l), Device::Cuda(_), false) = (&launch, device, config.training.device.starts_with("cuda:")) {
+            // One GPU per local rank, as torchrun's LOCAL_RANK means.
+            device = model::device_of(&format!("cuda:{}", l.local_rank)).context("training.device, LOCAL_RANK")?;
+        }
         let precision = Precision::from_config(&config.training);
         if let Some(n) = config.training.threads {
             tch::set_num_threads(n as i32);
@@ -85,7 +102,15 @@ impl Setup {
         tch::manual_seed(config.training.seed as i64);
         let vs = nn::VarStore::new(device);
         let model = model::build(&vs, &config.model);
-        Ok(Setup { config, manifest, device, precision, vs, model, train, validation })
+        Ok(Setup { config, manifest, device, precision, vs, model, train, validation, launch, accumulation })
+    }
+
+    pub fn rank(&self) -> usize {
+        self.launch.as_ref().map_or(0, |l| l.rank)
+    }
+
+    pub fn world(&self) -> usize {
+        self.launch.as_ref().map_or(1, |l| l.world)
     }
 
     /// Trainable weights by Hugging Face name.
@@ -100,6 +125,8 @@ pub struct Options {
     /// Overrides `training.output_dir`.
     pub output: Option<PathBuf>,
     pub resume: bool,
+    /// This process's rank, when a launcher started it as one.
+    pub launch: Option<Launch>,
 }
 
 pub struct Summary {
@@ -128,71 +155,144 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
             output.display()
         );
     }
-    let setup = Setup::new(config)?;
+    let setup = Setup::new(config, options.launch.clone())?;
     let t = setup.config.training.clone();
-    std::fs::create_dir_all(&output).with_context(|| output.display().to_string())?;
-    checkpoint::write_json(&output.join("train.json"), &setup.config)?;
-
-    let mut optimizer = AdamW::new(setup.weights(), &t);
+    let (rank, world) = (setup.rank(), setup.world());
+    let leader = rank == 0;
+    if leader {
+        std::fs::create_dir_all(&output).with_context(|| output.display().to_string())?;
+        checkpoint::write_json(&output.join("train.json"), &setup.config)?;
+    }
+    let mut sampler =
+        Sampler::new(setup.config.data.seed, setup.train.count(), t.batch_size, setup.accumulation, rank, world);
+    let mut parallel = match &setup.launch {
+        Some(launch) => Some(join(&setup, launch, &mut sampler)?),
+        None => None,
+    };
+    let mut optimizer = match &parallel {
+        Some(dp) if dp.zero > 0 => Updater::Sharded(ShardedAdamW::new(&dp.params, &dp.layout, rank, dp.zero, &t)),
+        _ => Updater::Whole(AdamW::new(setup.weights(), &t)),
+    };
     let mut state = start_state(&setup, existing.as_deref(), &mut optimizer)?;
-    let mut metrics = Metrics::open(&output.join("metrics.jsonl"), state.step)?;
-    let tokens_per_step = (t.batch_size * t.gradient_accumulation_steps * setup.config.data.seq_len) as u64;
+    if let Some(dp) = &parallel {
+        dp.broadcast_weights()?;
+    }
+    let mut metrics = if leader { Some(Metrics::open(&output.join("metrics.jsonl"), state.step)?) } else { None };
+    let tokens_per_step = (t.batch_size * setup.accumulation * world * setup.config.data.seq_len) as u64;
     let flops_per_token = 6.0 * model::flop_parameters(&setup.vs) as f64
         + 12.0 * (setup.config.model.num_layers * setup.config.model.hidden_size * setup.config.data.seq_len) as f64;
-    let mut sampler =
-        Sampler::new(setup.config.data.seed, setup.train.count(), t.batch_size, t.gradient_accumulation_steps, 0, 1);
-    let progress = progress_bar(t.max_steps, state.step);
+    let progress = if leader { progress_bar(t.max_steps, state.step) } else { indicatif::ProgressBar::hidden() };
     let started = Instant::now();
     let mut last_loss = f64::NAN;
     let mut last_checkpoint = existing;
 
     while state.step < t.max_steps {
         let step_started = Instant::now();
-        let outcome = train_step(&setup, &mut optimizer, &mut sampler, &mut state)?;
+        let outcome = train_step(&setup, &mut optimizer, parallel.as_mut(), &mut sampler, &mut state)?;
         state.step += 1;
-        state.optimizer_step = optimizer.step;
+        state.optimizer_step = optimizer.updates();
         state.tokens_seen += tokens_per_step;
         last_loss = outcome.loss;
         let tokens_per_s = tokens_per_step as f64 / step_started.elapsed().as_secs_f64();
-        let mfu = t.peak_tflops.map(|peak| flops_per_token * tokens_per_s / (peak * 1e12));
-        metrics.write(&serde_json::json!({
-            "step": state.step,
-            "loss": outcome.loss,
-            "lr": outcome.lr,
-            "grad_norm": outcome.grad_norm,
-            "skipped": outcome.skipped,
-            "loss_scale": state.loss_scaler.map(|s| s.scale),
-            "tokens": state.tokens_seen,
-            "tokens_per_s": tokens_per_s,
-            "mfu": mfu,
-            "elapsed_s": started.elapsed().as_secs_f64(),
-        }))?;
-        show_step(&progress, &t, state.step, &outcome, tokens_per_s);
+        // Peak FLOP/s is per device: the job's peak is every rank's.
+        let mfu = t.peak_tflops.map(|peak| flops_per_token * tokens_per_s / (peak * 1e12 * world as f64));
+        let peak_rss = peak_rss_by_rank(parallel.as_ref())?;
+        if let Some(metrics) = metrics.as_mut() {
+            metrics.write(&serde_json::json!({
+                "step": state.step,
+                "loss": outcome.loss,
+                "lr": outcome.lr,
+                "grad_norm": outcome.grad_norm,
+                "skipped": outcome.skipped,
+                "loss_scale": state.loss_scaler.map(|s| s.scale),
+                "tokens": state.tokens_seen,
+                "tokens_per_s": tokens_per_s,
+                "mfu": mfu,
+                "ranks": world,
+                "optimizer_state_bytes": optimizer.state_bytes(),
+                "peak_rss_bytes": peak_rss,
+                "elapsed_s": started.elapsed().as_secs_f64(),
+            }))?;
+        }
+        if leader {
+            show_step(&progress, &t, state.step, &outcome, tokens_per_s);
+        }
         if t.eval_interval > 0 && (state.step.is_multiple_of(t.eval_interval) || state.step == t.max_steps) {
-            evaluate(&setup, &mut metrics, &progress, state.step)?;
+            evaluate(&setup, parallel.as_ref(), metrics.as_mut(), &progress, state.step)?;
         }
         if (t.checkpoint_interval > 0 && state.step.is_multiple_of(t.checkpoint_interval)) || state.step == t.max_steps
         {
-            last_checkpoint = Some(save(&output, &setup, &optimizer, &state)?);
+            last_checkpoint = Some(save(&output, &setup, &optimizer, parallel.as_ref(), &state)?);
         }
-        hooks::step_done(state.step);
+        hooks::step_done(state.step, rank);
     }
     progress.finish_and_clear();
     let checkpoint = last_checkpoint.context("no step ran")?;
     Ok(Summary { steps: state.step, skipped_steps: state.skipped_steps, last_loss, checkpoint })
 }
 
+/// Joins the job's process group and lays out the gradient buckets from
+/// one calibration pass (its gradients are dropped: it changes nothing).
+fn join(setup: &Setup, launch: &Launch, sampler: &mut Sampler) -> anyhow::Result<DataParallel> {
+    let d = &setup.config.distributed;
+    let mut dp = DataParallel::join(launch, setup.device, d, setup.weights())?;
+    let t = &setup.config.training;
+    let indices = sampler.micro_batch(0, 0);
+    dp.calibrate(d.bucket_mb, || -> anyhow::Result<()> {
+        let (input, targets) = step::batch(&setup.train, &indices, setup.device)?;
+        step::forward_backward(
+            setup.model.as_ref(),
+            setup.precision,
+            &input,
+            &targets,
+            1.0,
+            t.activation_checkpointing,
+        );
+        Ok(())
+    })?;
+    for (_, p) in &dp.params {
+        optim::reset_grad(p);
+    }
+    if launch.rank == 0 {
+        let backend = if setup.device.is_cuda() { "NCCL" } else { "Gloo" };
+        let sharding = match d.zero {
+            0 => "optimizer state on every rank".to_string(),
+            1 => "ZeRO-1 (optimizer state sharded)".to_string(),
+            _ => "ZeRO-2 (optimizer state and gradients sharded)".to_string(),
+        };
+        eprintln!(
+            "data parallel: {} ranks ({}, {backend}), {} gradient buckets of at most {} MiB, {sharding}; \
+             {} micro-batch(es) of {} per rank per step",
+            launch.world,
+            launch.source,
+            dp.layout.buckets.len(),
+            d.bucket_mb,
+            setup.accumulation,
+            t.batch_size
+        );
+    }
+    Ok(dp)
+}
+
+/// Every rank's peak resident memory, gathered (one number per rank).
+fn peak_rss_by_rank(dp: Option<&DataParallel>) -> anyhow::Result<Vec<u64>> {
+    let mine = distributed::peak_rss_bytes();
+    let Some(dp) = dp else { return Ok(vec![mine]) };
+    let mut input = tch::Tensor::from_slice(&[mine as f64]);
+    let mut all = tch::Tensor::zeros([dp.group.size as i64], (tch::Kind::Double, Device::Cpu));
+    dp.group.all_gather(&mut all, &mut input, "the memory figures")?;
+    Ok(Vec::<f64>::try_from(&all)?.into_iter().map(|b| b as u64).collect())
+}
+
 /// The state to start from: fresh, or the latest checkpoint's, whose data
 /// order must be this config's.
-fn start_state(setup: &Setup, existing: Option<&Path>, optimizer: &mut AdamW) -> anyhow::Result<TrainerState> {
+fn start_state(setup: &Setup, existing: Option<&Path>, optimizer: &mut Updater) -> anyhow::Result<TrainerState> {
     let t = &setup.config.training;
     let fingerprint = DataFingerprint {
         seq_len: setup.config.data.seq_len,
         seed: setup.config.data.seed,
         windows: setup.train.count(),
-        batch_size: t.batch_size,
-        gradient_accumulation_steps: t.gradient_accumulation_steps,
-        world_size: 1,
+        global_batch: t.batch_size * setup.accumulation * setup.world(),
     };
     let Some(dir) = existing else {
         return Ok(TrainerState {
@@ -208,32 +308,43 @@ fn start_state(setup: &Setup, existing: Option<&Path>, optimizer: &mut AdamW) ->
     if state.data != fingerprint {
         bail!(
             "{}: the checkpoint's data order ({:?}) differs from this config's ({:?}); \
-             seq_len, seed, batch size, accumulation and the data must stay the same across a resume",
+             seq_len, seed, the data and the global batch (batch_size × accumulation × ranks) \
+             must stay the same across a resume",
             dir.display(),
             state.data,
             fingerprint
         );
     }
-    eprintln!("resuming from {} (step {})", dir.display(), state.step);
+    if setup.rank() == 0 {
+        eprintln!("resuming from {} (step {})", dir.display(), state.step);
+    }
     Ok(state)
 }
 
-/// One optimizer step: the micro-batches' forward and backward passes, the
-/// loss scale undone, the NaN guard, clipping and the update.
+/// One optimizer step: the micro-batches' forward and backward passes
+/// (gradients averaged over ranks during the last one), the loss scale
+/// undone, the NaN guard, clipping and the update.
 fn train_step(
     setup: &Setup,
-    optimizer: &mut AdamW,
+    optimizer: &mut Updater,
+    mut dp: Option<&mut DataParallel>,
     sampler: &mut Sampler,
     state: &mut TrainerState,
 ) -> anyhow::Result<StepOutcome> {
     let t = &setup.config.training;
+    let accumulation = setup.accumulation;
     optimizer.zero_grad();
     let scale = state.loss_scaler.map_or(1.0, |s| s.scale);
     let mut loss = 0.0;
-    for micro in 0..t.gradient_accumulation_steps {
+    for micro in 0..accumulation {
+        if micro + 1 == accumulation {
+            if let Some(dp) = dp.as_deref_mut() {
+                dp.reducer.arm();
+            }
+        }
         let indices = sampler.micro_batch(state.step, micro);
         let (input, targets) = step::batch(&setup.train, &indices, setup.device)?;
-        let factor = scale / t.gradient_accumulation_steps as f64;
+        let factor = scale / accumulation as f64;
         loss += step::forward_backward(
             setup.model.as_ref(),
             setup.precision,
@@ -241,12 +352,20 @@ fn train_step(
             &targets,
             factor,
             t.activation_checkpointing,
-        ) / t.gradient_accumulation_steps as f64;
+        ) / accumulation as f64;
     }
+    if let Some(dp) = dp.as_deref_mut() {
+        dp.reducer.finish()?;
+        loss = dp.group.mean(loss, "the loss")?;
+    }
+    let dp = dp.as_deref();
     if scale != 1.0 {
-        optim::scale_grads(&optimizer.params, 1.0 / scale);
+        optimizer.scale_grads(1.0 / scale, dp);
     }
-    let grad_norm = optim::grad_norm(&optimizer.params);
+    // Computed from the averaged gradients, the norm is the same on every
+    // rank, so every rank takes the same decisions below (fp16's overflow
+    // check included).
+    let grad_norm = optimizer.grad_norm(dp)?;
     let lr = optim::learning_rate(t, state.step);
     let mut skipped = false;
     if let Some(scaler) = state.loss_scaler.as_mut() {
@@ -269,9 +388,9 @@ fn train_step(
         state.skipped_steps += 1;
     } else {
         if t.grad_clip > 0.0 && grad_norm > t.grad_clip {
-            optim::scale_grads(&optimizer.params, t.grad_clip / (grad_norm + 1e-6));
+            optimizer.scale_grads(t.grad_clip / (grad_norm + 1e-6), dp);
         }
-        optimizer.step(lr)?;
+        optimizer.step(lr, dp)?;
     }
     if let Device::Cuda(index) = setup.device {
         // Kernels run asynchronously: wait, so the step's time is its own.
@@ -297,12 +416,35 @@ fn show_step(
     }
 }
 
-/// Validation loss and perplexity, into the metrics and onto the screen.
-fn evaluate(setup: &Setup, metrics: &mut Metrics, progress: &indicatif::ProgressBar, step: u64) -> anyhow::Result<()> {
+/// Validation loss and perplexity (each rank evaluates its share of the
+/// windows), into the metrics and onto the screen.
+fn evaluate(
+    setup: &Setup,
+    dp: Option<&DataParallel>,
+    metrics: Option<&mut Metrics>,
+    progress: &indicatif::ProgressBar,
+    step: u64,
+) -> anyhow::Result<()> {
     let t = &setup.config.training;
     let windows = setup.validation.as_ref().expect("checked in Setup::new");
-    let eval_loss =
-        step::evaluate(setup.model.as_ref(), setup.precision, windows, t.eval_steps, t.batch_size, setup.device)?;
+    let (rank, world) = (setup.rank(), setup.world());
+    let (sum, count) = step::evaluate(
+        setup.model.as_ref(),
+        setup.precision,
+        windows,
+        t.eval_steps,
+        t.batch_size,
+        setup.device,
+        rank,
+        world,
+    )?;
+    let mut totals = tch::Tensor::from_slice(&[sum, count as f64]);
+    if let Some(dp) = dp {
+        dp.group.all_reduce(&mut totals, Reduce::Sum, "the validation loss")?;
+    }
+    let totals = Vec::<f64>::try_from(&totals)?;
+    let eval_loss = totals[0] / totals[1];
+    let Some(metrics) = metrics else { return Ok(()) };
     metrics.write(&serde_json::json!({
         "step": step,
         "eval_loss": eval_loss,
@@ -317,44 +459,46 @@ fn evaluate(setup: &Setup, metrics: &mut Metrics, progress: &indicatif::Progress
     Ok(())
 }
 
-fn save(output: &Path, setup: &Setup, optimizer: &AdamW, state: &TrainerState) -> anyhow::Result<PathBuf> {
-    let mut moments = Vec::with_capacity(2 * optimizer.params.len());
-    for p in &optimizer.params {
-        moments.push((format!("exp_avg.{}", p.name), p.exp_avg.shallow_clone()));
-        moments.push((format!("exp_avg_sq.{}", p.name), p.exp_avg_sq.shallow_clone()));
+/// Rank 0 writes the checkpoint (sharded optimizer state is gathered to
+/// it first); the others wait until it is complete and `latest` names it.
+fn save(
+    output: &Path,
+    setup: &Setup,
+    optimizer: &Updater,
+    dp: Option<&DataParallel>,
+    state: &TrainerState,
+) -> anyhow::Result<PathBuf> {
+    let moments = optimizer.moments(dp)?;
+    let dir = match moments {
+        Some(moments) if setup.rank() == 0 => {
+            let tokenizer = &setup.manifest.tokenizer;
+            checkpoint::save(
+                output,
+                &checkpoint::Contents {
+                    model_config: &setup.config.model,
+                    weights: setup.weights(),
+                    optimizer: moments,
+                    state,
+                    eos_id: tokenizer.eos_id,
+                    bos_id: tokenizer.bos_id,
+                },
+            )?
+        }
+        _ => checkpoint::step_dir(output, state.step),
+    };
+    if let Some(dp) = dp {
+        dp.group.barrier(&format!("after checkpoint {}", dir.display()))?;
     }
-    let tokenizer = &setup.manifest.tokenizer;
-    checkpoint::save(
-        output,
-        &checkpoint::Contents {
-            model_config: &setup.config.model,
-            weights: setup.weights(),
-            optimizer: moments,
-            state,
-            eos_id: tokenizer.eos_id,
-            bos_id: tokenizer.bos_id,
-        },
-    )
+    Ok(dir)
 }
 
-fn resume(dir: &Path, setup: &Setup, optimizer: &mut AdamW) -> anyhow::Result<TrainerState> {
+fn resume(dir: &Path, setup: &Setup, optimizer: &mut Updater) -> anyhow::Result<TrainerState> {
     let state: TrainerState = checkpoint::read_json(&dir.join("trainer_state.json"))?;
     let weights_file = dir.join("model.safetensors");
     checkpoint::copy_into(&setup.weights(), &checkpoint::read_safetensors(&weights_file)?, &weights_file)?;
     let moments_file = dir.join("optimizer.safetensors");
-    let moments = checkpoint::read_safetensors(&moments_file)?;
-    let targets: Vec<(String, tch::Tensor)> = optimizer
-        .params
-        .iter()
-        .flat_map(|p| {
-            [
-                (format!("exp_avg.{}", p.name), p.exp_avg.shallow_clone()),
-                (format!("exp_avg_sq.{}", p.name), p.exp_avg_sq.shallow_clone()),
-            ]
-        })
-        .collect();
-    checkpoint::copy_into(&targets, &moments, &moments_file)?;
-    optimizer.step = state.optimizer_step;
+    optimizer.load_moments(&checkpoint::read_safetensors(&moments_file)?, &moments_file)?;
+    optimizer.set_updates(state.optimizer_step);
     Ok(state)
 }
 

@@ -1,93 +1,12 @@
 //! The trainer end to end: the real `curate-train` binary on the bundled
 //! token shards (fixtures/tokens, which the main job's curation writes).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
 
-fn trainer() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_curate-train"));
-    for hook in curate_trainer::hooks::ALL {
-        c.env_remove(hook);
-    }
-    c
-}
-
-fn fixture_tokens() -> PathBuf {
-    manifest_dir().join("../fixtures/tokens")
-}
-
-const LLAMA: &str = "architecture = \"llama\"\nhidden_size = 64\nnum_layers = 2\nnum_heads = 4\nnum_kv_heads = 2\n\
-                     max_position_embeddings = 128\n";
-const GPT2: &str =
-    "architecture = \"gpt2\"\nhidden_size = 64\nnum_layers = 2\nnum_heads = 4\nmax_position_embeddings = 128\n";
-
-/// A train.toml in `dir`: `model`, `data` and `training` lines are added
-/// to their tables, replacing the defaults below key by key. One thread, so
-/// parallel tests do not fight over the cores.
-fn config(dir: &Path, model: &str, data: &str, training: &str) -> PathBuf {
-    let table = |defaults: String, extra: &str| {
-        let mut lines: Vec<String> = Vec::new();
-        for line in defaults.lines().chain(extra.lines()).filter(|l| !l.trim().is_empty()) {
-            let key = line.split('=').next().unwrap().trim();
-            lines.retain(|l| l.split('=').next().unwrap().trim() != key);
-            lines.push(line.to_string());
-        }
-        lines.join("\n")
-    };
-    let data_defaults = format!("path = \"{}\"\nseq_len = 64", fixture_tokens().display());
-    let training_defaults = format!(
-        "device = \"cpu\"\nthreads = 1\nbatch_size = 8\nlearning_rate = 3e-3\nwarmup_steps = 5\noutput_dir = \"{}\"",
-        dir.join("run").display()
-    );
-    let text = format!(
-        "[model]\n{}\n[data]\n{}\n[training]\n{}\n",
-        table(String::new(), model),
-        table(data_defaults, data),
-        table(training_defaults, training)
-    );
-    let path = dir.join("train.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn train(config: &Path, extra: &[&str]) -> Output {
-    trainer().arg("train").arg(config).args(extra).output().unwrap()
-}
-
-fn train_ok(config: &Path, extra: &[&str]) -> Output {
-    let out = train(config, extra);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn metrics(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-/// (step, loss, grad_norm) of every training step, as bit patterns.
-fn trajectory(run: &Path) -> Vec<(u64, u64, u64)> {
-    metrics(run)
-        .iter()
-        .filter(|m| m.get("loss").is_some())
-        .map(|m| {
-            (
-                m["step"].as_u64().unwrap(),
-                m["loss"].as_f64().unwrap().to_bits(),
-                m["grad_norm"].as_f64().unwrap().to_bits(),
-            )
-        })
-        .collect()
-}
+use common::*;
 
 /// Entropy (nats) of the train split's token frequencies: what a model that
 /// ignores context can reach at best.
@@ -357,10 +276,4 @@ fn curate_train_runs_the_trainer() {
     assert_eq!(trajectory(&dir.path().join("elsewhere")).len(), 2);
     let help = Command::new(&curate).args(["generate", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("--top-p"));
-}
-
-/// The trainer's folder, read when the test runs rather than baked in at
-/// compile time: a target dir shared between checkouts reuses test binaries.
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map(Into::into).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }
