@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs PyTorch 2.11.0 (the libtorch that tch 0.24 builds against) into a
 # virtual environment cached by version, and prints that environment's path.
+# Also installs Gloo's headers (libgloo-dev) when they are missing.
 #
 #   venv=$(scripts/libtorch.sh)
 #
@@ -10,6 +11,19 @@
 # some of them even without a GPU) is made in a temporary folder and renamed
 # into place, so an interrupted install is never mistaken for a finished one.
 set -euo pipefail
+
+# c10d's Gloo process group is compiled into libtorch, but the wheel ships
+# no Gloo headers, which the trainer's distributed shim needs: Debian's
+# libgloo-dev has them (headers only are used; nothing links its library).
+if [[ -z ${CURATE_GLOO_INCLUDE:-} && ! -f /usr/include/gloo/config.h ]]; then
+    echo "installing Gloo's headers (Debian's libgloo-dev) for the trainer's c10d shim" >&2
+    sudo=
+    [[ $(id -u) == 0 ]] || sudo=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y -q libgloo-dev >&2 \
+        || { $sudo apt-get update -q >&2 && $sudo apt-get install -y -q libgloo-dev >&2; }
+fi
+
 version=2.11.0
 cache=${CURATE_TORCH_CACHE:-$HOME/.cache/curate}
 venv=$cache/torch-$version

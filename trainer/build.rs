@@ -58,6 +58,9 @@ fn distributed(lib: &Path, include: &Path) {
             build.include(dir);
         }
         build.define("USE_C10D_NCCL", None).define("USE_CUDA", None).define("CURATE_NCCL", None);
+        // ProcessGroupNCCL and the CUDA device switch live in these two.
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+        println!("cargo:rustc-link-arg=-lc10_cuda");
         println!("cargo:warning=curate-train: NCCL support compiled in (CUDA headers found)");
     }
     build.compile("curate_trainer_distributed");

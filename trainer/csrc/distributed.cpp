@@ -16,6 +16,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -244,13 +245,21 @@ struct curate_reducer {
             at::NoGradGuard no_grad;
             Bucket& bucket = buckets[b];
             const at::Tensor& first = params[bucket.members.front()];
-            bucket.flat = at::zeros({bucket.len}, first.options().requires_grad(false));
+            // Every element is written below: a gradient, or zeros for a
+            // gradient that did not arrive and for the padding at the end.
+            bucket.flat = at::empty({bucket.len}, first.options().requires_grad(false));
+            int64_t end = 0;
             for (int m : bucket.members) {
                 const at::Tensor& grad = params[m].grad();
+                at::Tensor slot = bucket.flat.narrow(0, offset_of[m] - bucket.start, params[m].numel());
                 if (grad.defined()) {
-                    bucket.flat.narrow(0, offset_of[m] - bucket.start, grad.numel()).copy_(grad.reshape(-1));
+                    slot.copy_(grad.reshape(-1));
+                } else {
+                    slot.zero_();
                 }
+                end = std::max(end, offset_of[m] - bucket.start + params[m].numel());
             }
+            bucket.flat.narrow(0, end, bucket.len - end).zero_();
             bucket.flat.div_(group->size);
             std::vector<at::Tensor> tensors{bucket.flat};
             if (mode == 1) {

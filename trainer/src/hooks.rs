@@ -15,7 +15,11 @@ pub const KILL_RANK_AFTER_STEP: &str = "CURATE_TEST_KILL_RANK_AFTER_STEP";
 /// a hung rank would stop answering.
 pub const STOP_RANK_AFTER_STEP: &str = "CURATE_TEST_STOP_RANK_AFTER_STEP";
 
-pub const ALL: &[&str] = &[ABORT_AFTER_STEP, KILL_RANK_AFTER_STEP, STOP_RANK_AFTER_STEP];
+/// After this step, rank 0 sends SIGTERM to its parent (the launcher), as
+/// a scheduler cancelling the job would.
+pub const TERMINATE_LAUNCHER_AFTER_STEP: &str = "CURATE_TEST_TERMINATE_LAUNCHER_AFTER_STEP";
+
+pub const ALL: &[&str] = &[ABORT_AFTER_STEP, KILL_RANK_AFTER_STEP, STOP_RANK_AFTER_STEP, TERMINATE_LAUNCHER_AFTER_STEP];
 
 fn rank_and_step(name: &str) -> Option<(usize, u64)> {
     let value = std::env::var(name).ok()?;
@@ -29,8 +33,14 @@ pub fn step_done(step: u64, rank: usize) {
     static AFTER: OnceLock<Option<u64>> = OnceLock::new();
     static KILL: OnceLock<Option<(usize, u64)>> = OnceLock::new();
     static STOP: OnceLock<Option<(usize, u64)>> = OnceLock::new();
+    static TERMINATE: OnceLock<Option<u64>> = OnceLock::new();
     if *AFTER.get_or_init(|| std::env::var(ABORT_AFTER_STEP).ok().and_then(|v| v.parse().ok())) == Some(step) {
         std::process::abort();
+    }
+    let terminate = TERMINATE.get_or_init(|| std::env::var(TERMINATE_LAUNCHER_AFTER_STEP).ok()?.parse().ok());
+    if rank == 0 && *terminate == Some(step) {
+        // SAFETY: a signal to this process's parent.
+        unsafe { libc::kill(libc::getppid(), libc::SIGTERM) };
     }
     for (cell, name, signal) in
         [(&KILL, KILL_RANK_AFTER_STEP, libc::SIGKILL), (&STOP, STOP_RANK_AFTER_STEP, libc::SIGSTOP)]

@@ -278,10 +278,8 @@ fn join(setup: &Setup, launch: &Launch, sampler: &mut Sampler) -> anyhow::Result
 fn peak_rss_by_rank(dp: Option<&DataParallel>) -> anyhow::Result<Vec<u64>> {
     let mine = distributed::peak_rss_bytes();
     let Some(dp) = dp else { return Ok(vec![mine]) };
-    let mut input = tch::Tensor::from_slice(&[mine as f64]);
-    let mut all = tch::Tensor::zeros([dp.group.size as i64], (tch::Kind::Double, Device::Cpu));
-    dp.group.all_gather(&mut all, &mut input, "the memory figures")?;
-    Ok(Vec::<f64>::try_from(&all)?.into_iter().map(|b| b as u64).collect())
+    let all = dp.group.all_gather_value(mine as f64, "the memory figures")?;
+    Ok(all.into_iter().map(|b| b as u64).collect())
 }
 
 /// The state to start from: fresh, or the latest checkpoint's, whose data
@@ -438,11 +436,10 @@ fn evaluate(
         rank,
         world,
     )?;
-    let mut totals = tch::Tensor::from_slice(&[sum, count as f64]);
-    if let Some(dp) = dp {
-        dp.group.all_reduce(&mut totals, Reduce::Sum, "the validation loss")?;
-    }
-    let totals = Vec::<f64>::try_from(&totals)?;
+    let totals = match dp {
+        Some(dp) => dp.group.all_reduce_values(&[sum, count as f64], Reduce::Sum, "the validation loss")?,
+        None => vec![sum, count as f64],
+    };
     let eval_loss = totals[0] / totals[1];
     let Some(metrics) = metrics else { return Ok(()) };
     metrics.write(&serde_json::json!({

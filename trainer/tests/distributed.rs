@@ -194,6 +194,24 @@ fn a_rank_killed_with_sigkill_ends_the_job_naming_it_and_leaves_the_checkpoint_w
     assert_eq!(losses(&run).len(), 20);
 }
 
+/// A scheduler's SIGTERM to the launcher reaches every rank: the job stops
+/// mid-run (it would otherwise finish and exit 0).
+#[test]
+fn the_launcher_forwards_sigterm_to_the_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(dir.path(), LLAMA, "", &format!("{TRAINING}\n{TWO_RANKS}"));
+    let out = trainer()
+        .arg("train")
+        .arg(&c)
+        .args(["--nproc-per-node", "2"])
+        .env(curate_trainer::hooks::TERMINATE_LAUNCHER_AFTER_STEP, "2")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("was killed by SIGTERM"), "{}", stderr(&out));
+    assert!(losses(&dir.path().join("run")).len() < 20);
+}
+
 #[test]
 fn a_hung_rank_fails_the_job_at_the_timeout() {
     let dir = tempfile::tempdir().unwrap();

@@ -35,8 +35,10 @@ pub struct Layout {
 
 impl Layout {
     /// `order`: parameter indices in the order their gradients become ready
-    /// (every index once); a bucket closes once it holds `cap` elements.
-    pub fn new(order: &[usize], numel: &[i64], cap: i64, world: i64) -> Layout {
+    /// (every index once); the first bucket closes once it holds `first_cap`
+    /// elements, the others at `cap`. (A small first bucket, as DDP's 1 MiB
+    /// one, starts communication early in the backward pass.)
+    pub fn new(order: &[usize], numel: &[i64], first_cap: i64, cap: i64, world: i64) -> Layout {
         assert_eq!(order.len(), numel.len());
         let mut buckets = Vec::new();
         let mut bucket_of = vec![0; numel.len()];
@@ -49,7 +51,8 @@ impl Layout {
             *filled = 0;
         };
         for &p in order {
-            if filled > 0 && filled + numel[p] > cap {
+            let limit = if buckets.is_empty() { first_cap } else { cap };
+            if filled > 0 && filled + numel[p] > limit {
                 close(&mut start, &mut filled, &mut buckets);
             }
             bucket_of[p] = buckets.len();
@@ -98,17 +101,21 @@ mod tests {
     #[test]
     fn buckets_follow_the_ready_order_and_pad_to_the_world() {
         // Parameters 0..4 with 5, 3, 8, 2 elements, ready in reverse.
-        let layout = Layout::new(&[3, 2, 1, 0], &[5, 3, 8, 2], 10, 3);
+        let layout = Layout::new(&[3, 2, 1, 0], &[5, 3, 8, 2], 10, 10, 3);
         assert_eq!(layout.buckets, vec![Bucket { start: 0, len: 12 }, Bucket { start: 12, len: 9 }]);
         assert_eq!(layout.bucket_of, vec![1, 1, 0, 0]);
         assert_eq!(layout.offset_of, vec![15, 12, 2, 0]);
         assert_eq!(layout.shard_len(), 4 + 3);
+        // A small first bucket takes the first gradient alone.
+        let layout = Layout::new(&[3, 2, 1, 0], &[5, 3, 8, 2], 2, 10, 1);
+        assert_eq!(layout.bucket_of, vec![2, 2, 1, 0]);
+        assert_eq!(layout.buckets.len(), 3);
     }
 
     #[test]
     fn every_element_is_owned_by_exactly_one_rank() {
         let numel = [5i64, 3, 8, 2, 11];
-        let layout = Layout::new(&[4, 3, 2, 1, 0], &numel, 9, 3);
+        let layout = Layout::new(&[4, 3, 2, 1, 0], &numel, 4, 9, 3);
         let mut owner: Vec<Vec<i64>> = numel.iter().map(|&n| vec![-1; n as usize]).collect();
         for rank in 0..3 {
             let mut locals = Vec::new();

@@ -7,7 +7,7 @@
 use std::ffi::{c_char, CString};
 use std::time::Duration;
 
-use tch::Tensor;
+use tch::{Device, Kind, Tensor};
 use torch_sys::C_tensor;
 
 use super::environment::Launch;
@@ -133,6 +133,8 @@ pub struct ProcessGroup {
     pub rank: usize,
     pub size: usize,
     pub backend: Backend,
+    /// Where the tensors it sends must be: the rank's GPU under NCCL.
+    pub device: Device,
 }
 
 impl ProcessGroup {
@@ -178,7 +180,8 @@ impl ProcessGroup {
         if failed != 0 {
             return Err(fail(error.message()));
         }
-        Ok(ProcessGroup { raw, rank: launch.rank, size: launch.world, backend })
+        let device = if backend == Backend::Nccl { Device::Cuda(device) } else { Device::Cpu };
+        Ok(ProcessGroup { raw, rank: launch.rank, size: launch.world, backend, device })
     }
 
     pub(crate) fn raw(&self) -> *mut RawGroup {
@@ -257,11 +260,31 @@ impl ProcessGroup {
         self.check(failed, &error, || format!("barrier {what}"))
     }
 
+    /// A few numbers summed (or maxed) over ranks.
+    pub fn all_reduce_values(&self, values: &[f64], op: Reduce, what: &str) -> Result<Vec<f64>, DistError> {
+        let mut t = Tensor::from_slice(values).to_device(self.device);
+        self.all_reduce(&mut t, op, what)?;
+        Ok(Vec::<f64>::try_from(&t.to_device(Device::Cpu)).expect("an f64 tensor"))
+    }
+
     /// The mean of a number over ranks.
     pub fn mean(&self, value: f64, what: &str) -> Result<f64, DistError> {
-        let mut t = Tensor::from_slice(&[value]);
-        self.all_reduce(&mut t, Reduce::Sum, what)?;
-        Ok(t.double_value(&[0]) / self.size as f64)
+        Ok(self.all_reduce_values(&[value], Reduce::Sum, what)?[0] / self.size as f64)
+    }
+
+    /// Every rank's `value`, in rank order.
+    pub fn all_gather_value(&self, value: f64, what: &str) -> Result<Vec<f64>, DistError> {
+        let mut input = Tensor::from_slice(&[value]).to_device(self.device);
+        let mut all = Tensor::zeros([self.size as i64], (Kind::Double, self.device));
+        self.all_gather(&mut all, &mut input, what)?;
+        Ok(Vec::<f64>::try_from(&all.to_device(Device::Cpu)).expect("an f64 tensor"))
+    }
+
+    /// `root`'s `values` on every rank.
+    pub fn broadcast_values(&self, values: &[i64], root: usize, what: &str) -> Result<Vec<i64>, DistError> {
+        let mut t = Tensor::from_slice(values).to_device(self.device);
+        self.broadcast(&mut t, root, what)?;
+        Ok(Vec::<i64>::try_from(&t.to_device(Device::Cpu)).expect("an i64 tensor"))
     }
 }
 

@@ -1,8 +1,8 @@
 //! `curate-train train --nproc-per-node N`: starts N local ranks, as
 //! `torchrun --standalone` does. The launcher hosts the store the ranks
 //! meet at (so no port is guessed), forwards SIGINT, SIGTERM and SIGHUP to
-//! them, and when one rank fails, stops the others and exits non-zero,
-//! naming the rank that failed first.
+//! them, and when one rank fails, stops the others and exits with that
+//! rank's code (1 when a signal killed it), naming it.
 
 use std::ffi::OsString;
 use std::process::{Child, Command, ExitCode};
@@ -78,46 +78,50 @@ pub fn run(nproc: usize, args: &[OsString], timeout: Duration) -> Result<ExitCod
         }
     }
     let pids: Vec<i32> = children.iter().map(|c| c.as_ref().map_or(0, |c| c.id() as i32)).collect();
-    let mut failed: Option<(usize, String)> = None;
+    let mut failed: Option<(usize, String, u8)> = None;
+    let forward = |children: &[Option<Child>]| {
+        let signal = RECEIVED.swap(0, Ordering::SeqCst);
+        if signal != 0 {
+            for child in children.iter().flatten() {
+                // SAFETY: sends a signal to a child not yet reaped.
+                unsafe { libc::kill(child.id() as i32, signal) };
+            }
+        }
+    };
     while children.iter().any(Option::is_some) {
+        forward(&children);
         let mut status = 0;
         // SAFETY: waits for any child of this process.
         let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
         if pid < 0 {
             let error = std::io::Error::last_os_error();
             if error.raw_os_error() == Some(libc::EINTR) {
-                let signal = RECEIVED.swap(0, Ordering::SeqCst);
-                if signal != 0 {
-                    for child in children.iter().flatten() {
-                        // SAFETY: sends a signal to a child not yet reaped.
-                        unsafe { libc::kill(child.id() as i32, signal) };
-                    }
-                }
                 continue;
             }
             return Err(LaunchError::Wait(error));
         }
         let Some(rank) = pids.iter().position(|&p| p == pid) else { continue };
         children[rank] = None;
-        let outcome = describe(status);
-        if outcome.is_some() && failed.is_none() {
-            let outcome = outcome.expect("checked");
+        let Some(outcome) = describe(status) else { continue };
+        if failed.is_none() {
             let others: Vec<String> =
                 children.iter().enumerate().filter(|(_, c)| c.is_some()).map(|(r, _)| r.to_string()).collect();
             eprintln!(
                 "curate-train: rank {rank} (pid {pid}) {outcome}{}",
                 if others.is_empty() { String::new() } else { format!("; stopping rank(s) {}", others.join(", ")) }
             );
-            failed = Some((rank, outcome));
+            // A rank's own exit code carries (2: refused before starting).
+            let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) as u8 } else { 1 };
+            failed = Some((rank, outcome, code));
             stop(&mut children);
         }
     }
     drop(store);
     Ok(match failed {
         None => ExitCode::SUCCESS,
-        Some((rank, outcome)) => {
+        Some((rank, outcome, code)) => {
             eprintln!("error: the job failed: rank {rank} {outcome} first");
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     })
 }

@@ -20,7 +20,7 @@ pub mod zero;
 
 use std::time::Duration;
 
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use crate::config::DistributedConfig;
 use buckets::Layout;
@@ -57,7 +57,7 @@ impl DataParallel {
         let group = ProcessGroup::join(launch, backend, index, timeout)?;
         let tensors: Vec<Tensor> = params.iter().map(|p| p.1.shallow_clone()).collect();
         let reducer = Reducer::new(&group, &tensors)?;
-        let layout = Layout::new(&[], &[], 1, 1);
+        let layout = Layout::new(&[], &[], 1, 1, 1);
         Ok(DataParallel { reducer, layout, zero: config.zero, group, params })
     }
 
@@ -76,21 +76,18 @@ impl DataParallel {
         let mut shared: Vec<i64> = order.iter().map(|&i| i as i64).collect();
         shared.resize(n, -1);
         shared.extend(counts.iter().map(|&c| i64::from(c)));
-        let mut t = Tensor::from_slice(&shared);
-        self.group.broadcast(&mut t, 0, "the gradient order")?;
-        let shared = Vec::<i64>::try_from(&t).expect("an i64 tensor");
+        let shared = self.group.broadcast_values(&shared, 0, "the gradient order")?;
         let mut order: Vec<usize> = shared[..n].iter().filter(|&&i| i >= 0).map(|&i| i as usize).collect();
         let counts: Vec<i32> = shared[n..].iter().map(|&c| c as i32).collect();
         // Parameters whose gradient never arrived go last; their bucket is
         // sent with zeros when the backward pass ends.
-        for i in 0..n {
-            if counts[i] == 0 {
-                order.push(i);
-            }
-        }
+        order.extend(counts.iter().enumerate().filter(|(_, &c)| c == 0).map(|(i, _)| i));
         let numel: Vec<i64> = self.params.iter().map(|p| p.1.numel() as i64).collect();
         let cap = ((bucket_mb * 1024.0 * 1024.0 / 4.0) as i64).max(1);
-        self.layout = Layout::new(&order, &numel, cap, self.group.size as i64);
+        // DDP's first bucket is 1 MiB: the last layers' gradients go out
+        // while the backward pass is still early.
+        let first_cap = cap.min(1024 * 1024 / 4);
+        self.layout = Layout::new(&order, &numel, first_cap, cap, self.group.size as i64);
         let mode = if self.zero == 2 { Mode::ReduceScatter } else { Mode::AllReduce };
         let device = self.params.first().map_or(Device::Cpu, |p| p.1.device());
         self.reducer.set_layout(&self.layout, &counts, mode, device)?;
@@ -99,8 +96,7 @@ impl DataParallel {
 
     /// Every rank takes rank 0's weights.
     pub fn broadcast_weights(&self) -> Result<(), DistError> {
-        let flat = Tensor::cat(&self.params.iter().map(|p| p.1.detach().view([-1])).collect::<Vec<_>>(), 0);
-        let mut flat = flat.to_kind(Kind::Float);
+        let mut flat = Tensor::cat(&self.params.iter().map(|p| p.1.detach().view([-1])).collect::<Vec<_>>(), 0);
         self.group.broadcast(&mut flat, 0, "the initial weights")?;
         tch::no_grad(|| {
             let mut offset = 0;

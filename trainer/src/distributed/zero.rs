@@ -19,7 +19,7 @@ use std::path::Path;
 use tch::{Kind, Tensor};
 
 use super::buckets::{Layout, Piece};
-use super::group::{DistError, ProcessGroup};
+use super::group::{DistError, ProcessGroup, Reduce};
 use crate::config::TrainingConfig;
 use crate::optim::{decays, fused_adamw, squared_norm, AdamWError};
 
@@ -88,9 +88,8 @@ impl ShardedAdamW {
 
     /// The global gradient norm: each rank's sum of squares, summed over ranks.
     pub fn grad_norm(&self, shard: Option<&Tensor>, group: &ProcessGroup) -> Result<f64, DistError> {
-        let mut sum = Tensor::from_slice(&[squared_norm(&self.grads(shard))]);
-        group.all_reduce(&mut sum, super::group::Reduce::Sum, "the gradient norm")?;
-        Ok(sum.double_value(&[0]).sqrt())
+        let sum = group.all_reduce_values(&[squared_norm(&self.grads(shard))], Reduce::Sum, "the gradient norm")?;
+        Ok(sum[0].sqrt())
     }
 
     /// Updates the owned elements, then all-gathers every bucket.
@@ -163,13 +162,14 @@ impl ShardedAdamW {
         let shard = layout.shard_len();
         let mut out = Vec::new();
         for (prefix, moment) in [("exp_avg", &self.exp_avg), ("exp_avg_sq", &self.exp_avg_sq)] {
-            let mut input = moment.to_device(tch::Device::Cpu);
+            let mut input = moment.shallow_clone();
             if group.rank != 0 {
                 group.gather(&mut input, None, 0, &format!("the optimizer's {prefix}"))?;
                 continue;
             }
-            let mut all = Tensor::zeros([world * shard], (Kind::Float, tch::Device::Cpu));
+            let mut all = Tensor::zeros([world * shard], (Kind::Float, moment.device()));
             group.gather(&mut input, Some(&mut all), 0, &format!("the optimizer's {prefix}"))?;
+            let all = all.to_device(tch::Device::Cpu);
             let whole: Vec<Tensor> = self
                 .params
                 .iter()
