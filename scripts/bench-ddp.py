@@ -16,6 +16,11 @@ reported.
 
 Python needs the same torch as curate links (2.11.0: PYTHONPATH puts the
 cached venv's first) and transformers (any environment).
+
+With --memory, only curate-train runs: one rank, then N ranks with
+zero = 0, 1 and 2, a few steps each, and the script prints each run's
+optimizer state per rank and every rank's peak resident memory, from the
+metrics.
 """
 import argparse
 import json
@@ -138,6 +143,27 @@ def worker(args) -> None:
         dist.destroy_process_group()
 
 
+def memory(args) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for ranks, zero in [(1, 0)] + [(args.ranks, z) for z in (0, 1, 2)]:
+            args.zero = zero
+            work = Path(tmp) / f"{ranks}-{zero}"
+            work.mkdir()
+            run_curate(args, work, ranks)
+            lines = [json.loads(l) for l in (work / f"run-{ranks}/metrics.jsonl").read_text().splitlines()]
+            last = [l for l in lines if "loss" in l][-1]
+            rows.append((ranks, zero, last["optimizer_state_bytes"], last["peak_rss_bytes"], last["loss"]))
+    params = rows[0][2] // 8
+    print(f"LLaMA d={args.hidden} L={args.layers} heads={args.heads}/{args.kv_heads} intermediate={args.intermediate}: "
+          f"{params / 1e6:.1f} M parameters, {args.warmup + args.steps} steps of {args.batch} x {args.seq_len} per rank, fp32")
+    print("| ranks | zero | optimizer state per rank | peak RSS per rank | last loss |")
+    print("|---|---|---|---|---|")
+    for ranks, zero, state, rss, loss in rows:
+        print(f"| {ranks} | {zero if ranks > 1 else '-'} | {state / 2**20:.1f} MiB | "
+              f"{', '.join(f'{r / 2**20:.0f} MiB' for r in rss)} | {loss:.4f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--curate-train", required=True)
@@ -154,12 +180,15 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--memory", action="store_true", help="optimizer state and peak memory per rank, curate only")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--checkpoint", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(args)
+    if args.memory:
+        return memory(args)
     import torch
 
     runs = {(side, n): [] for side in ("curate", "pytorch") for n in (1, args.ranks)}

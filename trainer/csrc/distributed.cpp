@@ -200,6 +200,9 @@ struct Bucket {
     int64_t pending = 0;
     at::Tensor flat;
     c10::intrusive_ptr<c10d::Work> work;
+    // All-reduced in place, this rank's share still to be taken (mode 2
+    // without a native reduce-scatter).
+    bool take_share = false;
 };
 
 }  // namespace
@@ -220,6 +223,7 @@ struct curate_reducer {
     std::vector<int> expected_of;
     std::vector<Bucket> buckets;
     at::Tensor shard;
+    bool native_reduce_scatter = false;  // NCCL's; Gloo's is an all-reduce
     bool armed = false;
     size_t next = 0;
     std::string error;
@@ -240,9 +244,37 @@ struct curate_reducer {
         }
     }
 
+    // After a mode-2 bucket's collective: this rank's share into the shard
+    // (when it was all-reduced), and the bucket's buffer dropped.
+    void complete(Bucket& bucket) {
+        if (bucket.take_share) {
+            int64_t n = bucket.len / group->size;
+            shard.narrow(0, bucket.start / group->size, n).copy_(bucket.flat.narrow(0, group->rank * n, n));
+            bucket.take_share = false;
+        }
+        bucket.work.reset();
+        bucket.flat = at::Tensor();
+    }
+
+    // Under ZeRO-2 a bucket's buffer is only needed until its collective is
+    // done: those that are done are dropped before the next one is made, so
+    // at most the buckets in flight are held.
+    void release_sent() {
+        for (size_t i = 0; i < next; i++) {
+            Bucket& done = buckets[i];
+            if (done.work && done.work->isCompleted()) {
+                done.work->wait();  // rethrows a failure
+                complete(done);
+            }
+        }
+    }
+
     void launch(size_t b) {
         try {
             at::NoGradGuard no_grad;
+            if (mode == 2) {
+                release_sent();
+            }
             Bucket& bucket = buckets[b];
             const at::Tensor& first = params[bucket.members.front()];
             // Every element is written below: a gradient, or zeros for a
@@ -258,15 +290,25 @@ struct curate_reducer {
                     slot.zero_();
                 }
                 end = std::max(end, offset_of[m] - bucket.start + params[m].numel());
+                // The bucket holds the gradient now: dropping `.grad` at once
+                // keeps one copy of the gradients alive, not two, while the
+                // rest of the backward pass runs. (finish() puts views of
+                // the averaged bucket back, or nothing under ZeRO-2.)
+                params[m].mutable_grad().reset();
             }
             bucket.flat.narrow(0, end, bucket.len - end).zero_();
             bucket.flat.div_(group->size);
             std::vector<at::Tensor> tensors{bucket.flat};
-            if (mode == 1) {
-                bucket.work = group->backend->allreduce(tensors);
-            } else {
+            if (mode == 2 && native_reduce_scatter) {
                 at::Tensor out = shard.narrow(0, bucket.start / group->size, bucket.len / group->size);
                 bucket.work = group->backend->_reduce_scatter_base(out, bucket.flat);
+            } else {
+                // Gloo has no reduce-scatter of its own: c10d runs it as an
+                // all-reduce of a copy. All-reducing the bucket in place and
+                // taking this rank's share costs the same traffic without
+                // the copy.
+                bucket.work = group->backend->allreduce(tensors);
+                bucket.take_share = mode == 2;
             }
         } catch (const c10::Error& e) {
             error = std::string(mode == 1 ? "all-reduce" : "reduce-scatter") + " of gradient bucket " +
@@ -356,6 +398,7 @@ int curate_reducer_layout(curate_reducer* r, int mode, const int* bucket, const 
         if (mode == 2) {
             r->shard = *shard;
         }
+        r->native_reduce_scatter = r->group->backend->getBackendName() != "gloo";
     });
 }
 
@@ -369,12 +412,13 @@ void curate_reducer_arm(curate_reducer* r) {
         b.pending = b.expected;
         b.flat = at::Tensor();
         b.work.reset();
+        b.take_share = false;
     }
 }
 
 // Sends what the backward pass left unsent (gradients that did not arrive),
 // waits for every bucket, and leaves the averaged gradients in `.grad`
-// (mode 1, as views of the bucket) or in the shard (mode 2, `.grad` reset).
+// (mode 1, as views of the bucket) or in the shard only (mode 2).
 int curate_reducer_finish(curate_reducer* r, char* error, int error_len) {
     if (!r->armed) {
         return 0;
@@ -389,22 +433,22 @@ int curate_reducer_finish(curate_reducer* r, char* error, int error_len) {
     const char* what = r->mode == 1 ? "all-reduce" : "reduce-scatter";
     for (size_t b = 0; b < r->buckets.size(); b++) {
         auto& bucket = r->buckets[b];
+        if (!bucket.work) {
+            continue;  // done, and released during the backward pass
+        }
         int failed = guarded(error, error_len, [&] { bucket.work->wait(); });
         if (failed) {
             std::string message = std::string(what) + " of gradient bucket " + std::to_string(b + 1) + " of " +
                                   std::to_string(r->buckets.size()) + ": " + error;
             return fail(error, error_len, message);
         }
-        bucket.work.reset();
-        for (int m : bucket.members) {
-            at::Tensor& p = r->params[m];
-            if (r->mode == 1) {
+        if (r->mode == 1) {
+            for (int m : bucket.members) {
+                at::Tensor& p = r->params[m];
                 p.mutable_grad() = bucket.flat.narrow(0, r->offset_of[m] - bucket.start, p.numel()).view(p.sizes());
-            } else {
-                p.mutable_grad().reset();
             }
         }
-        bucket.flat = at::Tensor();
+        r->complete(bucket);
     }
     return 0;
 }

@@ -181,6 +181,13 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
     let tokens_per_step = (t.batch_size * setup.accumulation * world * setup.config.data.seq_len) as u64;
     let flops_per_token = 6.0 * model::flop_parameters(&setup.vs) as f64
         + 12.0 * (setup.config.model.num_layers * setup.config.model.hidden_size * setup.config.data.seq_len) as f64;
+    // The gradients a rank holds from the end of the backward pass to the
+    // update: all of them, or under ZeRO-2 its shard.
+    let gradient_bytes = match &parallel {
+        Some(dp) if dp.zero == 2 => dp.layout.shard_len() as u64 * 4,
+        Some(dp) => dp.layout.buckets.iter().map(|b| b.len as u64 * 4).sum(),
+        None => setup.weights().iter().map(|(_, w)| w.numel() as u64 * 4).sum(),
+    };
     let progress = if leader { progress_bar(t.max_steps, state.step) } else { indicatif::ProgressBar::hidden() };
     let started = Instant::now();
     let mut last_loss = f64::NAN;
@@ -210,6 +217,7 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
                 "mfu": mfu,
                 "ranks": world,
                 "optimizer_state_bytes": optimizer.state_bytes(),
+                "gradient_bytes": gradient_bytes,
                 "peak_rss_bytes": peak_rss,
                 "elapsed_s": started.elapsed().as_secs_f64(),
             }))?;

@@ -67,7 +67,7 @@ fn two_ranks_follow_one_rank_with_the_same_global_batch_for_ddp_zero1_and_zero2(
     train_ok(&config(single.path(), LLAMA, "", TRAINING), &[]);
     let reference = losses(&single.path().join("run"));
     assert_eq!(reference.len(), 20);
-    let mut state_bytes = Vec::new();
+    let (mut state_bytes, mut gradient_bytes) = (Vec::new(), Vec::new());
     for zero in 0..=2 {
         let dir = tempfile::tempdir().unwrap();
         let c = config_with(
@@ -99,7 +99,12 @@ fn two_ranks_follow_one_rank_with_the_same_global_batch_for_ddp_zero1_and_zero2(
         assert_eq!(step["tokens"], 20 * 8 * 64, "tokens count every rank's");
         assert_eq!(step["peak_rss_bytes"].as_array().unwrap().len(), 2);
         state_bytes.push(step["optimizer_state_bytes"].as_u64().unwrap());
+        gradient_bytes.push(step["gradient_bytes"].as_u64().unwrap());
     }
+    // ZeRO-2 keeps only its share of the reduced gradients.
+    let ratio = gradient_bytes[2] as f64 / gradient_bytes[0] as f64;
+    assert!((0.5..0.51).contains(&ratio), "gradient bytes per rank {gradient_bytes:?}");
+    assert_eq!(gradient_bytes[0], gradient_bytes[1]);
     // ZeRO keeps half of AdamW's state on each of two ranks (plus padding).
     for sharded in &state_bytes[1..] {
         let ratio = *sharded as f64 / state_bytes[0] as f64;
