@@ -85,8 +85,15 @@ def run_pytorch(args, checkpoint: Path, ranks: int) -> float:
     if ranks == 1:
         subprocess.run([sys.executable] + worker, check=True, env=env)
     else:
-        subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                        str(ranks)] + worker, check=True, env=env, stderr=subprocess.DEVNULL)
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(ranks)]
+        # torchrun's standalone rendezvous now and then loses a race for its
+        # port; one more try, then its output.
+        for attempt in range(2):
+            done = subprocess.run(command + worker, env=env, capture_output=True, text=True)
+            if done.returncode == 0:
+                break
+            if attempt == 1:
+                sys.exit(f"torchrun failed:\n{done.stderr[-4000:]}")
     result = json.loads(out.read_text())
     out.unlink()
     return result["tokens_per_s"]

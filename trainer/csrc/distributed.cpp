@@ -373,11 +373,9 @@ void curate_reducer_calibrate(curate_reducer* r, int on, int* order, int* counts
 // The layout: parameter i sits at flat offset `offset[i]` in bucket
 // `bucket[i]` and is accumulated `expected[i]` times per backward pass;
 // bucket b spans [starts[b], starts[b] + lens[b]), each len a multiple of
-// the world size. `shard` (mode 2 only) receives this rank's share of
-// every bucket, bucket b's at starts[b] / size.
+// the world size.
 int curate_reducer_layout(curate_reducer* r, int mode, const int* bucket, const int64_t* offset, const int* expected,
-                          int n_buckets, const int64_t* starts, const int64_t* lens, at::Tensor* shard, char* error,
-                          int error_len) {
+                          int n_buckets, const int64_t* starts, const int64_t* lens, char* error, int error_len) {
     return guarded(error, error_len, [&] {
         r->mode = mode;
         r->bucket_of.assign(bucket, bucket + r->params.size());
@@ -395,16 +393,17 @@ int curate_reducer_layout(curate_reducer* r, int mode, const int* bucket, const 
         for (auto& b : r->buckets) {
             TORCH_CHECK(!b.members.empty(), "a gradient bucket without parameters");
         }
-        if (mode == 2) {
-            r->shard = *shard;
-        }
         r->native_reduce_scatter = r->group->backend->getBackendName() != "gloo";
     });
 }
 
 // Arms the reducer for the next backward pass (the last micro-batch of a
-// step); unarmed, gradients accumulate locally and nothing is sent.
-void curate_reducer_arm(curate_reducer* r) {
+// step); unarmed, gradients accumulate locally and nothing is sent. In
+// mode 2, `shard` receives this rank's share of every bucket, bucket b's at
+// starts[b] / size (a buffer made for this step only, so that no gradient
+// memory outlives the step).
+void curate_reducer_arm(curate_reducer* r, at::Tensor* shard) {
+    r->shard = shard != nullptr ? *shard : at::Tensor();
     r->armed = true;
     r->next = 0;
     r->error.clear();
@@ -450,6 +449,7 @@ int curate_reducer_finish(curate_reducer* r, char* error, int error_len) {
         }
         r->complete(bucket);
     }
+    r->shard = at::Tensor();  // the caller holds it until the update is done
     return 0;
 }
 

@@ -364,14 +364,14 @@ fn train_step(
         dp.reducer.finish()?;
         loss = dp.group.mean(loss, "the loss")?;
     }
-    let dp = dp.as_deref();
+    let shared = dp.as_deref();
     if scale != 1.0 {
-        optimizer.scale_grads(1.0 / scale, dp);
+        optimizer.scale_grads(1.0 / scale, shared);
     }
     // Computed from the averaged gradients, the norm is the same on every
     // rank, so every rank takes the same decisions below (fp16's overflow
     // check included).
-    let grad_norm = optimizer.grad_norm(dp)?;
+    let grad_norm = optimizer.grad_norm(shared)?;
     let lr = optim::learning_rate(t, state.step);
     let mut skipped = false;
     if let Some(scaler) = state.loss_scaler.as_mut() {
@@ -394,9 +394,13 @@ fn train_step(
         state.skipped_steps += 1;
     } else {
         if t.grad_clip > 0.0 && grad_norm > t.grad_clip {
-            optimizer.scale_grads(t.grad_clip / (grad_norm + 1e-6), dp);
+            optimizer.scale_grads(t.grad_clip / (grad_norm + 1e-6), shared);
         }
-        optimizer.step(lr, dp)?;
+        optimizer.step(lr, shared)?;
+    }
+    if let Some(dp) = dp {
+        // ZeRO-2's gradient shard lives for one step only.
+        dp.reducer.shard = None;
     }
     if let Device::Cuda(index) = setup.device {
         // Kernels run asynchronously: wait, so the step's time is its own.

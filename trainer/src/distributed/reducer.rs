@@ -38,11 +38,10 @@ extern "C" {
         n_buckets: i32,
         starts: *const i64,
         lens: *const i64,
-        shard: *mut C_tensor,
         error: *mut c_char,
         error_len: i32,
     ) -> i32;
-    fn curate_reducer_arm(reducer: *mut RawReducer);
+    fn curate_reducer_arm(reducer: *mut RawReducer, shard: *mut C_tensor);
     fn curate_reducer_finish(reducer: *mut RawReducer, error: *mut c_char, error_len: i32) -> i32;
 }
 
@@ -59,7 +58,12 @@ pub struct Reducer {
     raw: *mut RawReducer,
     rank: usize,
     params: usize,
-    /// ZeRO-2's reduced gradients: this rank's share of every bucket.
+    mode: Mode,
+    /// ZeRO-2: elements in this rank's share of every bucket, and where.
+    shard_len: i64,
+    device: tch::Device,
+    /// ZeRO-2's reduced gradients, this rank's share of every bucket: made
+    /// when a step's last backward pass is armed, dropped after the update.
     pub shard: Option<Tensor>,
 }
 
@@ -79,7 +83,15 @@ impl Reducer {
         if failed != 0 {
             return Err(DistError { rank: group.rank, what: "hooking the gradients".into(), message: error.message() });
         }
-        Ok(Reducer { raw, rank: group.rank, params: params.len(), shard: None })
+        Ok(Reducer {
+            raw,
+            rank: group.rank,
+            params: params.len(),
+            mode: Mode::AllReduce,
+            shard_len: 0,
+            device: tch::Device::Cpu,
+            shard: None,
+        })
     }
 
     /// Runs `backward` (one forward and backward pass) with the hooks
@@ -111,12 +123,9 @@ impl Reducer {
         let bucket: Vec<i32> = layout.bucket_of.iter().map(|&b| b as i32).collect();
         let starts: Vec<i64> = layout.buckets.iter().map(|b| b.start).collect();
         let lens: Vec<i64> = layout.buckets.iter().map(|b| b.len).collect();
-        let mut shard =
-            (mode == Mode::ReduceScatter).then(|| Tensor::zeros([layout.shard_len()], (Kind::Float, device)));
-        let shard_ptr = shard.as_mut().map_or(std::ptr::null_mut(), |t| t.as_mut_ptr());
         let mut error = ErrorBuffer::new();
-        // SAFETY: lists of one entry per parameter and per bucket, a live
-        // tensor (or null outside ZeRO-2), an error buffer of the length given.
+        // SAFETY: lists of one entry per parameter and per bucket, and an
+        // error buffer of the length given.
         let failed = unsafe {
             curate_reducer_layout(
                 self.raw,
@@ -127,7 +136,6 @@ impl Reducer {
                 starts.len() as i32,
                 starts.as_ptr(),
                 lens.as_ptr(),
-                shard_ptr,
                 error.ptr(),
                 error.len(),
             )
@@ -135,15 +143,19 @@ impl Reducer {
         if failed != 0 {
             return Err(DistError { rank: self.rank, what: "laying out the buckets".into(), message: error.message() });
         }
-        self.shard = shard;
+        (self.mode, self.shard_len, self.device) = (mode, layout.shard_len(), device);
         Ok(())
     }
 
     /// The next backward pass sends its gradients.
     #[allow(unsafe_code)]
     pub fn arm(&mut self) {
-        // SAFETY: a live reducer.
-        unsafe { curate_reducer_arm(self.raw) };
+        self.shard =
+            (self.mode == Mode::ReduceScatter).then(|| Tensor::zeros([self.shard_len], (Kind::Float, self.device)));
+        let shard = self.shard.as_mut().map_or(std::ptr::null_mut(), |t| t.as_mut_ptr());
+        // SAFETY: a live reducer and a live tensor (the shim keeps its own
+        // handle until finish), or null outside ZeRO-2.
+        unsafe { curate_reducer_arm(self.raw, shard) };
     }
 
     /// Waits for every bucket of the armed backward pass.
