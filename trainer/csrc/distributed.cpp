@@ -187,7 +187,7 @@ int curate_barrier(curate_group* g, char* error, int error_len) {
 // the order recorded by a calibration pass). When the last gradient of a
 // bucket has been accumulated, the bucket is copied into a flat buffer,
 // divided by the world size and sent: all-reduced (data parallel, ZeRO-1)
-// or reduce-scattered into this rank's shard (ZeRO-2). Buckets are sent in
+// or reduce-scattered into this rank's share of it (ZeRO-2). Buckets are sent in
 // layout order only, so every rank issues the same collectives in the
 // same sequence.
 namespace {
@@ -203,6 +203,9 @@ struct Bucket {
     // All-reduced in place, this rank's share still to be taken (mode 2
     // without a native reduce-scatter).
     bool take_share = false;
+    // Mode 2: this rank's share of the averaged bucket, made as the bucket
+    // completes, so that it grows with the backward pass like the buckets.
+    at::Tensor share;
 };
 
 }  // namespace
@@ -217,12 +220,11 @@ struct curate_reducer {
     std::vector<int> order;
     std::vector<int> counts;
     // The layout.
-    int mode = 0;  // 1 all-reduce, 2 reduce-scatter into `shard`
+    int mode = 0;  // 1 all-reduce, 2 reduce-scatter into each bucket's `share`
     std::vector<int> bucket_of;
     std::vector<int64_t> offset_of;  // in the flat layout
     std::vector<int> expected_of;
     std::vector<Bucket> buckets;
-    at::Tensor shard;
     bool native_reduce_scatter = false;  // NCCL's; Gloo's is an all-reduce
     bool armed = false;
     size_t next = 0;
@@ -244,12 +246,12 @@ struct curate_reducer {
         }
     }
 
-    // After a mode-2 bucket's collective: this rank's share into the shard
-    // (when it was all-reduced), and the bucket's buffer dropped.
+    // After a bucket's collective: this rank's share kept (when it was
+    // all-reduced), and the bucket's buffer dropped.
     void complete(Bucket& bucket) {
         if (bucket.take_share) {
             int64_t n = bucket.len / group->size;
-            shard.narrow(0, bucket.start / group->size, n).copy_(bucket.flat.narrow(0, group->rank * n, n));
+            bucket.share = bucket.flat.narrow(0, group->rank * n, n).clone();
             bucket.take_share = false;
         }
         bucket.work.reset();
@@ -300,8 +302,8 @@ struct curate_reducer {
             bucket.flat.div_(group->size);
             std::vector<at::Tensor> tensors{bucket.flat};
             if (mode == 2 && native_reduce_scatter) {
-                at::Tensor out = shard.narrow(0, bucket.start / group->size, bucket.len / group->size);
-                bucket.work = group->backend->_reduce_scatter_base(out, bucket.flat);
+                bucket.share = at::empty({bucket.len / group->size}, bucket.flat.options());
+                bucket.work = group->backend->_reduce_scatter_base(bucket.share, bucket.flat);
             } else {
                 // Gloo has no reduce-scatter of its own: c10d runs it as an
                 // all-reduce of a copy. All-reducing the bucket in place and
@@ -398,12 +400,8 @@ int curate_reducer_layout(curate_reducer* r, int mode, const int* bucket, const 
 }
 
 // Arms the reducer for the next backward pass (the last micro-batch of a
-// step); unarmed, gradients accumulate locally and nothing is sent. In
-// mode 2, `shard` receives this rank's share of every bucket, bucket b's at
-// starts[b] / size (a buffer made for this step only, so that no gradient
-// memory outlives the step).
-void curate_reducer_arm(curate_reducer* r, at::Tensor* shard) {
-    r->shard = shard != nullptr ? *shard : at::Tensor();
+// step); unarmed, gradients accumulate locally and nothing is sent.
+void curate_reducer_arm(curate_reducer* r) {
     r->armed = true;
     r->next = 0;
     r->error.clear();
@@ -412,12 +410,14 @@ void curate_reducer_arm(curate_reducer* r, at::Tensor* shard) {
         b.flat = at::Tensor();
         b.work.reset();
         b.take_share = false;
+        b.share = at::Tensor();
     }
 }
 
 // Sends what the backward pass left unsent (gradients that did not arrive),
 // waits for every bucket, and leaves the averaged gradients in `.grad`
-// (mode 1, as views of the bucket) or in the shard only (mode 2).
+// (mode 1, as views of the bucket) or in the buckets' shares (mode 2, see
+// curate_reducer_take_share).
 int curate_reducer_finish(curate_reducer* r, char* error, int error_len) {
     if (!r->armed) {
         return 0;
@@ -449,8 +449,15 @@ int curate_reducer_finish(curate_reducer* r, char* error, int error_len) {
         }
         r->complete(bucket);
     }
-    r->shard = at::Tensor();  // the caller holds it until the update is done
     return 0;
+}
+
+// Mode 2, after finish: bucket b's share, handed over (a new handle the
+// caller owns, or null when there is none).
+at::Tensor* curate_reducer_take_share(curate_reducer* r, int b) {
+    at::Tensor share = std::move(r->buckets[b].share);
+    r->buckets[b].share = at::Tensor();
+    return share.defined() ? new at::Tensor(std::move(share)) : nullptr;
 }
 
 }  // extern "C"

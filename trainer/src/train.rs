@@ -182,7 +182,7 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
     let flops_per_token = 6.0 * model::flop_parameters(&setup.vs) as f64
         + 12.0 * (setup.config.model.num_layers * setup.config.model.hidden_size * setup.config.data.seq_len) as f64;
     // The gradients a rank holds from the end of the backward pass to the
-    // update: all of them, or under ZeRO-2 its shard.
+    // update: all of them, or under ZeRO-2 its share of each bucket.
     let gradient_bytes = match &parallel {
         Some(dp) if dp.zero == 2 => dp.layout.shard_len() as u64 * 4,
         Some(dp) => dp.layout.buckets.iter().map(|b| b.len as u64 * 4).sum(),
@@ -399,8 +399,8 @@ fn train_step(
         optimizer.step(lr, shared)?;
     }
     if let Some(dp) = dp {
-        // ZeRO-2's gradient shard lives for one step only.
-        dp.reducer.shard = None;
+        // ZeRO-2's gradient shares live for one step only.
+        dp.reducer.shares.clear();
     }
     if let Device::Cuda(index) = setup.device {
         // Kernels run asynchronously: wait, so the step's time is its own.

@@ -18,9 +18,9 @@ pub enum Updater {
     Sharded(ShardedAdamW),
 }
 
-/// ZeRO-2's reduced gradients, where they are.
-fn shard(dp: Option<&DataParallel>) -> Option<&Tensor> {
-    dp.and_then(|dp| dp.reducer.shard.as_ref())
+/// ZeRO-2's reduced gradients, one share per bucket (none otherwise).
+fn shares(dp: Option<&DataParallel>) -> &[Tensor] {
+    dp.map_or(&[], |dp| dp.reducer.shares.as_slice())
 }
 
 impl Updater {
@@ -35,7 +35,7 @@ impl Updater {
     pub fn scale_grads(&self, factor: f64, dp: Option<&DataParallel>) {
         match self {
             Updater::Whole(a) => optim::scale_grads(&a.params, factor),
-            Updater::Sharded(s) => s.scale_grads(shard(dp), factor),
+            Updater::Sharded(s) => s.scale_grads(shares(dp), factor),
         }
     }
 
@@ -43,7 +43,7 @@ impl Updater {
     pub fn grad_norm(&self, dp: Option<&DataParallel>) -> anyhow::Result<f64> {
         Ok(match self {
             Updater::Whole(a) => optim::grad_norm(&a.params),
-            Updater::Sharded(s) => s.grad_norm(shard(dp), &dp.expect("sharded means data parallel").group)?,
+            Updater::Sharded(s) => s.grad_norm(shares(dp), &dp.expect("sharded means data parallel").group)?,
         })
     }
 
@@ -52,7 +52,7 @@ impl Updater {
             Updater::Whole(a) => a.step(lr)?,
             Updater::Sharded(s) => {
                 let dp = dp.expect("sharded means data parallel");
-                s.step(lr, shard(Some(dp)), &dp.layout, &dp.group)?
+                s.step(lr, shares(Some(dp)), &dp.layout, &dp.group)?
             }
         }
         Ok(())

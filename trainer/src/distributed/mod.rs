@@ -89,23 +89,17 @@ impl DataParallel {
         let first_cap = cap.min(1024 * 1024 / 4);
         self.layout = Layout::new(&order, &numel, first_cap, cap, self.group.size as i64);
         let mode = if self.zero == 2 { Mode::ReduceScatter } else { Mode::AllReduce };
-        let device = self.params.first().map_or(Device::Cpu, |p| p.1.device());
-        self.reducer.set_layout(&self.layout, &counts, mode, device)?;
+        self.reducer.set_layout(&self.layout, &counts, mode)?;
         Ok(())
     }
 
-    /// Every rank takes rank 0's weights.
+    /// Every rank takes rank 0's weights, one tensor at a time, in place
+    /// (a flat copy of the model would be the run's memory peak).
     pub fn broadcast_weights(&self) -> Result<(), DistError> {
-        let mut flat = Tensor::cat(&self.params.iter().map(|p| p.1.detach().view([-1])).collect::<Vec<_>>(), 0);
-        self.group.broadcast(&mut flat, 0, "the initial weights")?;
-        tch::no_grad(|| {
-            let mut offset = 0;
-            for (_, p) in &self.params {
-                let n = p.numel() as i64;
-                p.detach().view([-1]).copy_(&flat.narrow(0, offset, n));
-                offset += n;
-            }
-        });
+        for (name, p) in &self.params {
+            let mut data = p.detach();
+            self.group.broadcast(&mut data, 0, &format!("the initial weights ({name})"))?;
+        }
         Ok(())
     }
 }

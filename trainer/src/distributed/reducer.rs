@@ -7,7 +7,7 @@
 
 use std::ffi::c_char;
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 use torch_sys::C_tensor;
 
 use super::buckets::Layout;
@@ -41,7 +41,8 @@ extern "C" {
         error: *mut c_char,
         error_len: i32,
     ) -> i32;
-    fn curate_reducer_arm(reducer: *mut RawReducer, shard: *mut C_tensor);
+    fn curate_reducer_arm(reducer: *mut RawReducer);
+    fn curate_reducer_take_share(reducer: *mut RawReducer, bucket: i32) -> *mut C_tensor;
     fn curate_reducer_finish(reducer: *mut RawReducer, error: *mut c_char, error_len: i32) -> i32;
 }
 
@@ -59,12 +60,10 @@ pub struct Reducer {
     rank: usize,
     params: usize,
     mode: Mode,
-    /// ZeRO-2: elements in this rank's share of every bucket, and where.
-    shard_len: i64,
-    device: tch::Device,
-    /// ZeRO-2's reduced gradients, this rank's share of every bucket: made
-    /// when a step's last backward pass is armed, dropped after the update.
-    pub shard: Option<Tensor>,
+    buckets: usize,
+    /// ZeRO-2's reduced gradients, this rank's share of each bucket, from
+    /// the end of a step's backward pass to the end of its update.
+    pub shares: Vec<Tensor>,
 }
 
 impl Reducer {
@@ -88,9 +87,8 @@ impl Reducer {
             rank: group.rank,
             params: params.len(),
             mode: Mode::AllReduce,
-            shard_len: 0,
-            device: tch::Device::Cpu,
-            shard: None,
+            buckets: 0,
+            shares: Vec::new(),
         })
     }
 
@@ -113,13 +111,7 @@ impl Reducer {
     /// Sets the buckets; `counts[i]`: accumulations of parameter `i` per
     /// backward pass, as calibrated.
     #[allow(unsafe_code)]
-    pub fn set_layout(
-        &mut self,
-        layout: &Layout,
-        counts: &[i32],
-        mode: Mode,
-        device: tch::Device,
-    ) -> Result<(), DistError> {
+    pub fn set_layout(&mut self, layout: &Layout, counts: &[i32], mode: Mode) -> Result<(), DistError> {
         let bucket: Vec<i32> = layout.bucket_of.iter().map(|&b| b as i32).collect();
         let starts: Vec<i64> = layout.buckets.iter().map(|b| b.start).collect();
         let lens: Vec<i64> = layout.buckets.iter().map(|b| b.len).collect();
@@ -143,19 +135,15 @@ impl Reducer {
         if failed != 0 {
             return Err(DistError { rank: self.rank, what: "laying out the buckets".into(), message: error.message() });
         }
-        (self.mode, self.shard_len, self.device) = (mode, layout.shard_len(), device);
+        (self.mode, self.buckets) = (mode, layout.buckets.len());
         Ok(())
     }
 
     /// The next backward pass sends its gradients.
     #[allow(unsafe_code)]
     pub fn arm(&mut self) {
-        self.shard =
-            (self.mode == Mode::ReduceScatter).then(|| Tensor::zeros([self.shard_len], (Kind::Float, self.device)));
-        let shard = self.shard.as_mut().map_or(std::ptr::null_mut(), |t| t.as_mut_ptr());
-        // SAFETY: a live reducer and a live tensor (the shim keeps its own
-        // handle until finish), or null outside ZeRO-2.
-        unsafe { curate_reducer_arm(self.raw, shard) };
+        // SAFETY: a live reducer.
+        unsafe { curate_reducer_arm(self.raw) };
     }
 
     /// Waits for every bucket of the armed backward pass.
@@ -170,6 +158,20 @@ impl Reducer {
                 what: "averaging the gradients".into(),
                 message: error.message(),
             });
+        }
+        if self.mode == Mode::ReduceScatter {
+            self.shares = (0..self.buckets)
+                .map(|b| {
+                    // SAFETY: after a successful finish every bucket has a
+                    // share; the shim hands over a `new at::Tensor`, which
+                    // tch adopts and frees.
+                    unsafe {
+                        let share = curate_reducer_take_share(self.raw, b as i32);
+                        assert!(!share.is_null(), "gradient bucket {b} has no share after the step's collectives");
+                        Tensor::from_ptr(share)
+                    }
+                })
+                .collect();
         }
         Ok(())
     }

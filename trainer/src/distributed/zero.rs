@@ -6,7 +6,7 @@
 //! optimizer, on views of the parameters), and all-gathers the updated
 //! slices, bucket by bucket, so that every rank ends the step with the
 //! whole model. ZeRO-1 reads the owned gradients from the all-reduced
-//! `.grad`; ZeRO-2 from the reduce-scattered shard, and the full gradients
+//! `.grad`; ZeRO-2 from its share of each reduce-scattered bucket, and the full gradients
 //! are dropped as soon as their bucket is sent.
 //!
 //! Checkpoints hold the moments unsharded, by parameter name, exactly as
@@ -28,6 +28,9 @@ pub struct ShardedAdamW {
     pub params: Vec<Tensor>,
     decay: Vec<bool>,
     pub pieces: Vec<Piece>,
+    /// Where each piece's gradient sits under ZeRO-2: bucket, and offset in
+    /// that bucket's share.
+    share_at: Vec<(usize, i64)>,
     pub exp_avg: Tensor,
     pub exp_avg_sq: Tensor,
     pub stage: u8,
@@ -55,6 +58,14 @@ impl ShardedAdamW {
             decay: params.iter().map(|(n, t)| decays(n, t)).collect(),
             params: params.iter().map(|p| p.1.shallow_clone()).collect(),
             pieces: layout.pieces(rank as i64),
+            share_at: layout
+                .pieces(rank as i64)
+                .iter()
+                .map(|p| {
+                    let b = layout.bucket_of[p.param];
+                    (b, p.local - layout.buckets[b].start / layout.world)
+                })
+                .collect(),
             exp_avg: Tensor::zeros([shard], (Kind::Float, device)),
             exp_avg_sq: Tensor::zeros([shard], (Kind::Float, device)),
             stage,
@@ -67,41 +78,38 @@ impl ShardedAdamW {
     }
 
     /// This rank's reduced gradients, one view per piece.
-    fn grads(&self, shard: Option<&Tensor>) -> Vec<Tensor> {
+    /// `shares`: ZeRO-2's reduced gradients, one per bucket; empty under
+    /// ZeRO-1, whose are in `.grad`.
+    fn grads(&self, shares: &[Tensor]) -> Vec<Tensor> {
         self.pieces
             .iter()
-            .map(|p| match shard {
-                Some(s) => s.narrow(0, p.local, p.len),
+            .zip(&self.share_at)
+            .map(|(p, &(bucket, at))| match shares.get(bucket) {
+                Some(share) => share.narrow(0, at, p.len),
                 None => self.params[p.param].grad().view([-1]).narrow(0, p.offset, p.len),
             })
             .collect()
     }
 
     /// Multiplies the owned gradients by `factor`.
-    pub fn scale_grads(&self, shard: Option<&Tensor>, factor: f64) {
+    pub fn scale_grads(&self, shares: &[Tensor], factor: f64) {
         tch::no_grad(|| {
-            for mut g in self.grads(shard) {
+            for mut g in self.grads(shares) {
                 let _ = g.g_mul_scalar_(factor);
             }
         });
     }
 
     /// The global gradient norm: each rank's sum of squares, summed over ranks.
-    pub fn grad_norm(&self, shard: Option<&Tensor>, group: &ProcessGroup) -> Result<f64, DistError> {
-        let sum = group.all_reduce_values(&[squared_norm(&self.grads(shard))], Reduce::Sum, "the gradient norm")?;
+    pub fn grad_norm(&self, shares: &[Tensor], group: &ProcessGroup) -> Result<f64, DistError> {
+        let sum = group.all_reduce_values(&[squared_norm(&self.grads(shares))], Reduce::Sum, "the gradient norm")?;
         Ok(sum[0].sqrt())
     }
 
     /// Updates the owned elements, then all-gathers every bucket.
-    pub fn step(
-        &mut self,
-        lr: f64,
-        shard: Option<&Tensor>,
-        layout: &Layout,
-        group: &ProcessGroup,
-    ) -> Result<(), StepError> {
+    pub fn step(&mut self, lr: f64, shares: &[Tensor], layout: &Layout, group: &ProcessGroup) -> Result<(), StepError> {
         self.step += 1;
-        let grads = self.grads(shard);
+        let grads = self.grads(shares);
         for decay in [true, false] {
             let mut group_tensors = Vec::new();
             for (p, g) in self.pieces.iter().zip(&grads) {
