@@ -305,15 +305,16 @@ struct curate_reducer {
                 bucket.share = at::empty({bucket.len / group->size}, bucket.flat.options());
                 bucket.work = group->backend->_reduce_scatter_base(bucket.share, bucket.flat);
             } else {
-                // Gloo has no reduce-scatter of its own: c10d runs it as an
-                // all-reduce of a copy. All-reducing the bucket in place and
-                // taking this rank's share costs the same traffic without
-                // the copy.
+                // c10d's Gloo reduce-scatter works on a copy of its input
+                // (measured: twice the bucket's memory held during the
+                // backward pass). All-reducing the bucket in place and
+                // keeping this rank's share holds it once.
                 bucket.work = group->backend->allreduce(tensors);
                 bucket.take_share = mode == 2;
             }
         } catch (const c10::Error& e) {
-            error = std::string(mode == 1 ? "all-reduce" : "reduce-scatter") + " of gradient bucket " +
+            error = std::string(mode == 2 && native_reduce_scatter ? "reduce-scatter" : "all-reduce") +
+                    " of gradient bucket " +
                     std::to_string(b + 1) + " of " + std::to_string(buckets.size()) + ": " + e.what_without_backtrace();
         } catch (const std::exception& e) {
             error = std::string("gradient bucket ") + std::to_string(b + 1) + ": " + e.what();
@@ -429,7 +430,7 @@ int curate_reducer_finish(curate_reducer* r, char* error, int error_len) {
     if (!r->error.empty()) {
         return fail(error, error_len, r->error);
     }
-    const char* what = r->mode == 1 ? "all-reduce" : "reduce-scatter";
+    const char* what = r->mode == 2 && r->native_reduce_scatter ? "reduce-scatter" : "all-reduce";
     for (size_t b = 0; b < r->buckets.size(); b++) {
         auto& bucket = r->buckets[b];
         if (!bucket.work) {
