@@ -170,7 +170,7 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
         None => None,
     };
     let mut optimizer = match &parallel {
-        Some(dp) if dp.zero > 0 => Updater::Sharded(ShardedAdamW::new(&dp.params, &dp.layout, rank, dp.zero, &t)),
+        Some(dp) if dp.zero > 0 => Updater::Sharded(ShardedAdamW::new(&dp.params, &dp.layout, rank, &t)),
         _ => Updater::Whole(AdamW::new(setup.weights(), &t)),
     };
     let mut state = start_state(&setup, existing.as_deref(), &mut optimizer)?;

@@ -20,6 +20,11 @@ fn ranks(n: usize, config: &Path, extra: &[&str]) -> Output {
     trainer().arg("train").arg(config).args(["--nproc-per-node", &n.to_string()]).args(extra).output().unwrap()
 }
 
+/// `n` ranks with one test hook set.
+fn ranks_hooked(n: usize, config: &Path, hook: &str, value: &str) -> Output {
+    trainer().arg("train").arg(config).args(["--nproc-per-node", &n.to_string()]).env(hook, value).output().unwrap()
+}
+
 fn ranks_ok(n: usize, config: &Path, extra: &[&str]) -> Output {
     let out = ranks(n, config, extra);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -123,13 +128,7 @@ fn a_killed_job_resumes_bit_identical_on_as_many_ranks_and_continues_on_another_
 
     let killed = tempfile::tempdir().unwrap();
     let c = config_with(killed.path(), LLAMA, "", training, distributed);
-    let out = trainer()
-        .arg("train")
-        .arg(&c)
-        .args(["--nproc-per-node", "2"])
-        .env(curate_trainer::hooks::ABORT_AFTER_STEP, "6")
-        .output()
-        .unwrap();
+    let out = ranks_hooked(2, &c, curate_trainer::hooks::ABORT_AFTER_STEP, "6");
     assert!(!out.status.success(), "the abort hook should have ended the job");
     assert!(stderr(&out).contains("SIGABRT"), "{}", stderr(&out));
     let run = killed.path().join("run");
@@ -176,13 +175,7 @@ fn a_rank_killed_with_sigkill_ends_the_job_naming_it_and_leaves_the_checkpoint_w
     let dir = tempfile::tempdir().unwrap();
     let training = format!("{TRAINING}\n{TWO_RANKS}\ncheckpoint_interval = 2");
     let c = config_with(dir.path(), LLAMA, "", &training, "zero = 2");
-    let out = trainer()
-        .arg("train")
-        .arg(&c)
-        .args(["--nproc-per-node", "2"])
-        .env(curate_trainer::hooks::KILL_RANK_AFTER_STEP, "1:3")
-        .output()
-        .unwrap();
+    let out = ranks_hooked(2, &c, curate_trainer::hooks::KILL_RANK_AFTER_STEP, "1:3");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let log = stderr(&out);
     assert!(log.contains("rank 1") && log.contains("SIGKILL"), "{log}");
@@ -205,13 +198,7 @@ fn a_rank_killed_with_sigkill_ends_the_job_naming_it_and_leaves_the_checkpoint_w
 fn the_launcher_forwards_sigterm_to_the_ranks() {
     let dir = tempfile::tempdir().unwrap();
     let c = config(dir.path(), LLAMA, "", &format!("{TRAINING}\n{TWO_RANKS}"));
-    let out = trainer()
-        .arg("train")
-        .arg(&c)
-        .args(["--nproc-per-node", "2"])
-        .env(curate_trainer::hooks::TERMINATE_LAUNCHER_AFTER_STEP, "2")
-        .output()
-        .unwrap();
+    let out = ranks_hooked(2, &c, curate_trainer::hooks::TERMINATE_LAUNCHER_AFTER_STEP, "2");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("was killed by SIGTERM"), "{}", stderr(&out));
     assert!(losses(&dir.path().join("run")).len() < 20);
@@ -221,13 +208,7 @@ fn the_launcher_forwards_sigterm_to_the_ranks() {
 fn a_hung_rank_fails_the_job_at_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let c = config_with(dir.path(), LLAMA, "", &format!("{TRAINING}\n{TWO_RANKS}"), "timeout_s = 2");
-    let out = trainer()
-        .arg("train")
-        .arg(&c)
-        .args(["--nproc-per-node", "2"])
-        .env(curate_trainer::hooks::STOP_RANK_AFTER_STEP, "1:3")
-        .output()
-        .unwrap();
+    let out = ranks_hooked(2, &c, curate_trainer::hooks::STOP_RANK_AFTER_STEP, "1:3");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let log = stderr(&out);
     assert!(log.contains("rank 0: averaging the gradients failed") && log.contains("Timed out"), "{log}");

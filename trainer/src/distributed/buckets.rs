@@ -14,13 +14,16 @@ pub struct Bucket {
 
 /// The part of a parameter that one rank owns: elements
 /// `[offset, offset + len)` of the flattened parameter, stored at
-/// `local` in that rank's shard buffer.
+/// `local` in that rank's shard buffer (every bucket's share, back to
+/// back), which is `in_share` into bucket `bucket`'s share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Piece {
     pub param: usize,
     pub offset: i64,
     pub len: i64,
     pub local: i64,
+    pub bucket: usize,
+    pub in_share: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +89,9 @@ impl Layout {
             let (start, end) = (self.offset_of[param], self.offset_of[param] + self.numel[param]);
             let (from, to) = (start.max(lo), end.min(lo + n));
             if from < to {
-                let local = self.buckets[b].start / self.world + (from - lo);
-                pieces.push(Piece { param, offset: from - start, len: to - from, local });
+                let in_share = from - lo;
+                let local = self.buckets[b].start / self.world + in_share;
+                pieces.push(Piece { param, offset: from - start, len: to - from, local, bucket: b, in_share });
             }
         }
         pieces
@@ -130,6 +134,7 @@ mod tests {
                 let (lo, _) = layout.shard_of(b, rank);
                 let flat = layout.offset_of[p.param] + p.offset;
                 assert_eq!(p.local - layout.buckets[b].start / 3, flat - lo);
+                assert_eq!((p.bucket, p.in_share), (b, flat - lo));
             }
             assert!(locals.iter().all(|&l| l < layout.shard_len()));
             locals.sort();

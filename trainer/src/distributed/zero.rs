@@ -28,12 +28,8 @@ pub struct ShardedAdamW {
     pub params: Vec<Tensor>,
     decay: Vec<bool>,
     pub pieces: Vec<Piece>,
-    /// Where each piece's gradient sits under ZeRO-2: bucket, and offset in
-    /// that bucket's share.
-    share_at: Vec<(usize, i64)>,
     pub exp_avg: Tensor,
     pub exp_avg_sq: Tensor,
-    pub stage: u8,
     beta1: f64,
     beta2: f64,
     eps: f64,
@@ -44,13 +40,7 @@ pub struct ShardedAdamW {
 
 impl ShardedAdamW {
     /// `params` in the reducer's numbering, which `layout` follows.
-    pub fn new(
-        params: &[(String, Tensor)],
-        layout: &Layout,
-        rank: usize,
-        stage: u8,
-        t: &TrainingConfig,
-    ) -> ShardedAdamW {
+    pub fn new(params: &[(String, Tensor)], layout: &Layout, rank: usize, t: &TrainingConfig) -> ShardedAdamW {
         let device = params.first().map_or(tch::Device::Cpu, |p| p.1.device());
         let shard = layout.shard_len();
         ShardedAdamW {
@@ -58,17 +48,8 @@ impl ShardedAdamW {
             decay: params.iter().map(|(n, t)| decays(n, t)).collect(),
             params: params.iter().map(|p| p.1.shallow_clone()).collect(),
             pieces: layout.pieces(rank as i64),
-            share_at: layout
-                .pieces(rank as i64)
-                .iter()
-                .map(|p| {
-                    let b = layout.bucket_of[p.param];
-                    (b, p.local - layout.buckets[b].start / layout.world)
-                })
-                .collect(),
             exp_avg: Tensor::zeros([shard], (Kind::Float, device)),
             exp_avg_sq: Tensor::zeros([shard], (Kind::Float, device)),
-            stage,
             beta1: t.beta1,
             beta2: t.beta2,
             eps: t.adam_eps,
@@ -77,15 +58,14 @@ impl ShardedAdamW {
         }
     }
 
-    /// This rank's reduced gradients, one view per piece.
-    /// `shares`: ZeRO-2's reduced gradients, one per bucket; empty under
-    /// ZeRO-1, whose are in `.grad`.
+    /// This rank's reduced gradients, one view per piece. `shares`: ZeRO-2's
+    /// reduced gradients, one per bucket; empty under ZeRO-1, whose are in
+    /// `.grad`.
     fn grads(&self, shares: &[Tensor]) -> Vec<Tensor> {
         self.pieces
             .iter()
-            .zip(&self.share_at)
-            .map(|(p, &(bucket, at))| match shares.get(bucket) {
-                Some(share) => share.narrow(0, at, p.len),
+            .map(|p| match shares.get(p.bucket) {
+                Some(share) => share.narrow(0, p.in_share, p.len),
                 None => self.params[p.param].grad().view([-1]).narrow(0, p.offset, p.len),
             })
             .collect()
@@ -137,7 +117,7 @@ impl ShardedAdamW {
             let mut mine = Tensor::zeros([bucket.len / world], (Kind::Float, device));
             let base = bucket.start / world;
             tch::no_grad(|| {
-                for p in self.pieces.iter().filter(|p| layout.bucket_of[p.param] == b) {
+                for p in self.pieces.iter().filter(|p| p.bucket == b) {
                     let src = self.params[p.param].detach().view([-1]).narrow(0, p.offset, p.len);
                     mine.narrow(0, p.local - base, p.len).copy_(&src);
                 }
