@@ -120,9 +120,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // A failed collective names its rank itself; the rest get it here.
+            let named = e.chain().any(|c| c.is::<curate_trainer::distributed::group::DistError>());
             match rank {
-                // A rank's own failures say which rank they are; the rest get it here.
-                Some(r) if !format!("{e}").starts_with("rank ") => eprintln!("error: rank {r}: {e:#}"),
+                Some(r) if !named => eprintln!("error: rank {r}: {e:#}"),
                 _ => eprintln!("error: {e:#}"),
             }
             // 2 for what the user can fix before starting, as curate does.
