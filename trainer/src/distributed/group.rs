@@ -331,3 +331,48 @@ impl Drop for AgentStore {
 fn timeout_ms(timeout: Duration) -> i32 {
     timeout.as_millis().min(i32::MAX as u128) as i32
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every collective through the shim, on a group of one rank (the
+    /// multi-rank behaviour is tested end to end in tests/distributed.rs):
+    /// the signatures on both sides of the FFI agree, and errors come back.
+    #[test]
+    fn each_collective_runs_on_a_one_rank_group() {
+        let launch = Launch {
+            rank: 0,
+            world: 1,
+            local_rank: 0,
+            local_world: 1,
+            master_addr: "127.0.0.1".into(),
+            master_port: 0,
+            agent_store: false,
+            attempt: 0,
+            source: "test",
+        };
+        let group = ProcessGroup::join(&launch, Backend::Gloo, 0, Duration::from_secs(30)).unwrap();
+        let values = [1.0f32, 2.0, 3.0, 4.0];
+        let mut t = Tensor::from_slice(&values);
+        group.all_reduce(&mut t, Reduce::Sum, "t").unwrap();
+        group.broadcast(&mut t, 0, "t").unwrap();
+        let mut out = Tensor::zeros([4], (Kind::Float, Device::Cpu));
+        group.all_gather(&mut out, &mut t, "t").unwrap();
+        assert_eq!(Vec::<f32>::try_from(&out).unwrap(), values);
+        let mut scattered = Tensor::zeros([4], (Kind::Float, Device::Cpu));
+        group.reduce_scatter(&mut scattered, &mut t, "t").unwrap();
+        assert_eq!(Vec::<f32>::try_from(&scattered).unwrap(), values);
+        let mut gathered = Tensor::zeros([4], (Kind::Float, Device::Cpu));
+        group.gather(&mut t, Some(&mut gathered), 0, "t").unwrap();
+        assert_eq!(Vec::<f32>::try_from(&gathered).unwrap(), values);
+        group.barrier("in the test").unwrap();
+        assert_eq!(group.all_reduce_values(&[2.5], Reduce::Max, "x").unwrap(), vec![2.5]);
+        assert_eq!(group.all_gather_value(7.0, "x").unwrap(), vec![7.0]);
+        assert_eq!(group.broadcast_values(&[3, -1], 0, "x").unwrap(), vec![3, -1]);
+        // A mismatched output comes back as an error naming rank and collective.
+        let mut wrong = Tensor::zeros([3], (Kind::Float, Device::Cpu));
+        let e = group.all_gather(&mut wrong, &mut t, "the test tensor").unwrap_err();
+        assert!(e.to_string().starts_with("rank 0: all-gather of the test tensor failed: "), "{e}");
+    }
+}

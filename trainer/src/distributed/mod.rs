@@ -49,6 +49,15 @@ impl DataParallel {
         params: Vec<(String, Tensor)>,
     ) -> Result<DataParallel, DistError> {
         let backend = if device.is_cuda() { Backend::Nccl } else { Backend::Gloo };
+        if backend == Backend::Nccl && !Backend::nccl_available() {
+            return Err(DistError {
+                rank: launch.rank,
+                what: "choosing the backend".into(),
+                message: "a CUDA job of several ranks needs NCCL, and this curate-train was built without it \
+                          (no CUDA headers at build time; see the README's Building note)"
+                    .into(),
+            });
+        }
         let index = match device {
             Device::Cuda(i) => i,
             _ => 0,
