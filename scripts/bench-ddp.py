@@ -35,32 +35,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def bench_train():
+    """scripts/bench-train.py, whose model config and eager loop this
+    benchmark shares (its name has a hyphen, so it is loaded by path)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_train", Path(__file__).with_name("bench-train.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def toml(args, output: Path, ranks: int) -> str:
-    return f"""[model]
-architecture = "llama"
-hidden_size = {args.hidden}
-num_layers = {args.layers}
-num_heads = {args.heads}
-num_kv_heads = {args.kv_heads}
-intermediate_size = {args.intermediate}
-max_position_embeddings = {args.seq_len}
-[data]
-path = "{args.data}"
-seq_len = {args.seq_len}
-[training]
-device = "cpu"
-threads = 1
-max_steps = {args.warmup + args.steps}
-batch_size = {args.batch}
-global_batch_size = {args.batch * ranks}
-learning_rate = 1e-3
-warmup_steps = 0
-weight_decay = 0.1
-grad_clip = 1.0
-output_dir = "{output}"
-[distributed]
-zero = {args.zero}
-"""
+    # bench-train's config at one CPU thread per rank, fp32, plus the global
+    # batch and the ZeRO level.
+    args.threads, args.device, args.bf16 = 1, "cpu", False
+    return (bench_train().toml(args, args.data, output)
+            + f"global_batch_size = {args.batch * ranks}\n[distributed]\nzero = {args.zero}\n")
 
 
 def run_curate(args, work: Path, ranks: int):
@@ -104,38 +94,23 @@ def worker(args) -> None:
     import numpy as np
     import torch
     import torch.distributed as dist
-    from transformers import AutoConfig, AutoModelForCausalLM
 
+    shared = bench_train()
+    args.bf16 = False
     torch.set_num_threads(1)
     ranks = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     if ranks > 1:
         dist.init_process_group("gloo")
     torch.manual_seed(1)
-    config = AutoConfig.from_pretrained(args.checkpoint)
-    model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=torch.float32)
-    model.train()
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed_tokens" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed_tokens" not in n)]
+    device = torch.device("cpu")
+    model, opt, tokens = shared.pytorch_setup(args, Path(args.checkpoint), device, fused=True)
     trained = torch.nn.parallel.DistributedDataParallel(model) if ranks > 1 else model
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8, fused=True)
-    tokens = np.concatenate([np.fromfile(p, dtype=np.uint16) for p in sorted(args.data.glob("train-*.bin"))])
-    windows = (len(tokens) - 1) // args.seq_len
     rng = np.random.default_rng(1 + rank)
     timed = 0.0
     for step in range(args.warmup + args.steps):
         started = time.perf_counter()
-        idx = rng.integers(0, windows, args.batch)
-        batch = torch.from_numpy(np.stack([tokens[i * args.seq_len: i * args.seq_len + args.seq_len + 1]
-                                           for i in idx]).astype(np.int64))
-        x, y = batch[:, :-1], batch[:, 1:]
-        logits = trained(input_ids=x).logits
-        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        loss = shared.pytorch_step(args, trained, model, opt, tokens, rng, device)
         # The loss every rank reports, as curate-train averages it.
         if ranks > 1:
             mean = loss.detach().clone()

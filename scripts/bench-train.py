@@ -69,35 +69,48 @@ def run_curate(args, work: Path) -> float:
     return len(steps) * args.batch * args.seq_len / seconds, work / "run/checkpoints" / f"step-{args.warmup + args.steps:08d}"
 
 
-def run_pytorch(args, checkpoint: Path) -> float:
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(1)
-    device = torch.device(args.device)
+def pytorch_setup(args, checkpoint: Path, device, fused: bool):
+    """The Python side's model (from the config.json curate wrote), its AdamW
+    with curate's weight-decay groups, and the train split's tokens."""
     config = AutoConfig.from_pretrained(checkpoint)
     model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa", dtype=torch.float32).to(device)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed_tokens" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed_tokens" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8, fused=device.type == "cuda")
+                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8, fused=fused)
     tokens = np.concatenate([np.fromfile(p, dtype=np.uint16) for p in sorted(args.data.glob("train-*.bin"))])
+    return model, opt, tokens
+
+
+def pytorch_step(args, trained, model, opt, tokens, rng, device):
+    """One eager step on random windows: forward through `trained` (the
+    model, or its DDP wrapper), backward, clipping, update. Returns the loss."""
     windows = (len(tokens) - 1) // args.seq_len
+    idx = rng.integers(0, windows, args.batch)
+    batch = torch.from_numpy(np.stack([tokens[i * args.seq_len: i * args.seq_len + args.seq_len + 1]
+                                       for i in idx]).astype(np.int64)).to(device)
+    x, y = batch[:, :-1], batch[:, 1:]
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+        logits = trained(input_ids=x).logits
+    loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss
+
+
+def run_pytorch(args, checkpoint: Path) -> float:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+    device = torch.device(args.device)
+    model, opt, tokens = pytorch_setup(args, checkpoint, device, fused=device.type == "cuda")
     rng = np.random.default_rng(1)
     timed = 0.0
     for step in range(args.warmup + args.steps):
         started = time.perf_counter()
-        idx = rng.integers(0, windows, args.batch)
-        batch = torch.from_numpy(np.stack([tokens[i * args.seq_len: i * args.seq_len + args.seq_len + 1]
-                                           for i in idx]).astype(np.int64)).to(device)
-        x, y = batch[:, :-1], batch[:, 1:]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-            logits = model(input_ids=x).logits
-        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        loss.item()
+        pytorch_step(args, model, model, opt, tokens, rng, device).item()
         if step >= args.warmup:
             timed += time.perf_counter() - started
     return args.steps * args.batch * args.seq_len / timed
