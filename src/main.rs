@@ -109,9 +109,15 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
-    /// Sample text from a training checkpoint (runs curate-train; see `curate generate --help`).
+    /// Sample text from a checkpoint or a Hugging Face model folder (runs curate-train; see `curate generate --help`).
     #[command(disable_help_flag = true)]
     Generate {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Write a checkpoint as a Hugging Face model folder (runs curate-train; see `curate export --help`).
+    #[command(disable_help_flag = true)]
+    Export {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
@@ -161,6 +167,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Error> {
         Command::Minhash => Ok(print_minhash()),
         Command::Train { args } => cli::trainer::exec("train", args),
         Command::Generate { args } => cli::trainer::exec("generate", args),
+        Command::Export { args } => cli::trainer::exec("export", args),
         Command::Steps => {
             for t in STEP_TYPES {
                 println!("{:<14} {}", t.name, t.summary);

@@ -25,8 +25,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::{Architecture, ModelConfig};
+use crate::config::ModelConfig;
 use crate::precision::LossScaler;
+use crate::pretrained::hf_config;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainerState {
@@ -81,8 +82,8 @@ pub struct Contents<'a> {
     pub weights: Vec<(String, Tensor)>,
     pub optimizer: Vec<(String, Tensor)>,
     pub state: &'a TrainerState,
-    pub eos_id: Option<u32>,
     pub bos_id: Option<u32>,
+    pub eos_ids: Vec<u32>,
 }
 
 /// The folder of the checkpoint after `step` steps.
@@ -101,7 +102,7 @@ pub fn save(output: &Path, c: &Contents) -> anyhow::Result<PathBuf> {
     std::fs::create_dir(&temp)?;
     write_safetensors(&temp.join("model.safetensors"), &c.weights)?;
     write_safetensors(&temp.join("optimizer.safetensors"), &c.optimizer)?;
-    write_json(&temp.join("config.json"), &hf_config(c.model_config, c.eos_id, c.bos_id))?;
+    write_json(&temp.join("config.json"), &hf_config::write(c.model_config, c.bos_id, &c.eos_ids, "float32"))?;
     write_json(&temp.join("model.json"), c.model_config)?;
     write_json(&temp.join("trainer_state.json"), c.state)?;
     if done.exists() {
@@ -203,58 +204,4 @@ pub fn copy_into(targets: &[(String, Tensor)], source: &BTreeMap<String, Tensor>
         }
         Ok(())
     })
-}
-
-/// The Hugging Face `config.json` of a model, so that a checkpoint folder
-/// loads with `AutoModelForCausalLM.from_pretrained`.
-pub fn hf_config(m: &ModelConfig, eos_id: Option<u32>, bos_id: Option<u32>) -> serde_json::Value {
-    match m.architecture {
-        Architecture::Gpt2 => serde_json::json!({
-            "architectures": ["GPT2LMHeadModel"],
-            "model_type": "gpt2",
-            "vocab_size": m.vocab(),
-            "n_positions": m.max_position_embeddings,
-            "n_embd": m.hidden_size,
-            "n_layer": m.num_layers,
-            "n_head": m.num_heads,
-            "n_inner": m.intermediate(),
-            "activation_function": "gelu_new",
-            "layer_norm_epsilon": m.norm_eps,
-            "initializer_range": m.initializer_range,
-            "resid_pdrop": 0.0,
-            "embd_pdrop": 0.0,
-            "attn_pdrop": 0.0,
-            "tie_word_embeddings": m.tied(),
-            "bos_token_id": bos_id.or(eos_id),
-            "eos_token_id": eos_id,
-            "torch_dtype": "float32",
-        }),
-        Architecture::Llama => {
-            let mistral = m.sliding_window.is_some();
-            serde_json::json!({
-                "architectures": [if mistral { "MistralForCausalLM" } else { "LlamaForCausalLM" }],
-                "model_type": if mistral { "mistral" } else { "llama" },
-                "vocab_size": m.vocab(),
-                "hidden_size": m.hidden_size,
-                "intermediate_size": m.intermediate(),
-                "num_hidden_layers": m.num_layers,
-                "num_attention_heads": m.num_heads,
-                "num_key_value_heads": m.kv_heads(),
-                "head_dim": m.head_dim(),
-                "max_position_embeddings": m.max_position_embeddings,
-                "rope_theta": m.rope_theta,
-                "rms_norm_eps": m.norm_eps,
-                "sliding_window": m.sliding_window,
-                "hidden_act": "silu",
-                "attention_bias": false,
-                "mlp_bias": false,
-                "attention_dropout": 0.0,
-                "initializer_range": m.initializer_range,
-                "tie_word_embeddings": m.tied(),
-                "bos_token_id": bos_id,
-                "eos_token_id": eos_id,
-                "torch_dtype": "float32",
-            })
-        }
-    }
 }

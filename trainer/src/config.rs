@@ -61,6 +61,11 @@ pub enum Architecture {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
+    /// A Hugging Face model folder (or a curate checkpoint) to start from:
+    /// its config.json gives every other key of this table, which must then
+    /// be left out, and its weights replace the random initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
     pub architecture: Architecture,
     /// Defaults to the tokenizer's vocabulary size from the data's manifest.
     pub vocab_size: Option<usize>,
@@ -72,12 +77,24 @@ pub struct ModelConfig {
     pub num_heads: usize,
     /// LLaMA only; defaults to `num_heads` (no grouping).
     pub num_kv_heads: Option<usize>,
+    /// Width of one attention head (LLaMA only); defaults to hidden_size /
+    /// num_heads. Mistral-Nemo and others set it apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_dim: Option<usize>,
+    /// Biases on the query, key and value projections, as Qwen2 has them
+    /// (LLaMA only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub qkv_bias: bool,
     /// Defaults to 4 × hidden for GPT-2, 8/3 × hidden rounded up to 256 for LLaMA.
     pub intermediate_size: Option<usize>,
     #[serde(default = "d_max_pos")]
     pub max_position_embeddings: usize,
     #[serde(default = "d_rope_theta")]
     pub rope_theta: f64,
+    /// Rotary frequencies stretched for a longer context (LLaMA only), as
+    /// Hugging Face's `rope_scaling`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rope_scaling: Option<RopeScaling>,
     #[serde(default = "d_norm_eps")]
     pub norm_eps: f64,
     /// Defaults to true for GPT-2 and false for LLaMA.
@@ -87,6 +104,17 @@ pub struct ModelConfig {
     pub sliding_window: Option<usize>,
     #[serde(default = "d_init_std")]
     pub initializer_range: f64,
+}
+
+/// Hugging Face's rotary scaling kinds that curate computes the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rope_type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RopeScaling {
+    /// Positions divided by `factor`.
+    Linear { factor: f64 },
+    /// LLaMA 3.1's: low frequencies divided by `factor`, high ones kept,
+    /// the band between blended.
+    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: usize },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,6 +304,41 @@ impl TrainConfig {
 
     /// Parses and checks everything that does not need the data.
     pub fn parse(text: &str) -> Result<TrainConfig, Invalid> {
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| Invalid { key: String::new(), message: e.to_string() })?;
+        if let Some(toml::Value::Table(model)) = table.get("model") {
+            if let Some(from) = model.get("init_from") {
+                return TrainConfig::parse_pretrained(table.clone(), from);
+            }
+        }
+        TrainConfig::parse_plain(text)
+    }
+
+    /// `[model] init_from = "DIR"`: the model table comes from the folder.
+    fn parse_pretrained(mut table: toml::Table, from: &toml::Value) -> Result<TrainConfig, Invalid> {
+        let fail = |key: &str, message: String| Invalid { key: key.to_owned(), message };
+        let Some(dir) = from.as_str() else {
+            return Err(fail("model.init_from", format!("{from} is not a folder path")));
+        };
+        if let Some(toml::Value::Table(model)) = table.get("model") {
+            if let Some(key) = model.keys().find(|k| *k != "init_from") {
+                return Err(fail(
+                    &format!("model.{key}"),
+                    format!("comes from init_from's config.json ({dir}); leave it out"),
+                ));
+            }
+        }
+        let imported =
+            crate::pretrained::describe(Path::new(dir)).map_err(|e| fail("model.init_from", format!("{e:#}")))?;
+        let mut model = imported.model;
+        model.init_from = Some(PathBuf::from(dir));
+        let model = toml::Value::try_from(&model).map_err(|e| fail("model.init_from", e.to_string()))?;
+        table.insert("model".into(), model);
+        let text = toml::to_string(&table).map_err(|e| fail("", e.to_string()))?;
+        TrainConfig::parse_plain(&text)
+    }
+
+    fn parse_plain(text: &str) -> Result<TrainConfig, Invalid> {
         let de = toml::Deserializer::parse(text).map_err(|e| Invalid { key: String::new(), message: e.to_string() })?;
         let config: TrainConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let at = e.path().to_string();
@@ -293,8 +356,22 @@ impl TrainConfig {
         if m.hidden_size == 0 || m.num_layers == 0 || m.num_heads == 0 {
             return fail("model", "hidden_size, num_layers and num_heads must be positive".into());
         }
-        if !m.hidden_size.is_multiple_of(m.num_heads) {
+        if m.head_dim.is_none() && !m.hidden_size.is_multiple_of(m.num_heads) {
             return fail("model.num_heads", format!("{} does not divide hidden_size {}", m.num_heads, m.hidden_size));
+        }
+        if m.architecture == Architecture::Gpt2 {
+            for (set, key) in [
+                (m.head_dim.is_some(), "model.head_dim"),
+                (m.qkv_bias, "model.qkv_bias"),
+                (m.rope_scaling.is_some(), "model.rope_scaling"),
+            ] {
+                if set {
+                    return fail(key, "is a LLaMA option".into());
+                }
+            }
+        }
+        if m.head_dim == Some(0) {
+            return fail("model.head_dim", "must be at least 1".into());
         }
         let kv = m.kv_heads();
         if m.architecture == Architecture::Gpt2 && kv != m.num_heads {
@@ -362,7 +439,7 @@ impl ModelConfig {
     }
 
     pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_heads
+        self.head_dim.unwrap_or(self.hidden_size / self.num_heads)
     }
 
     pub fn intermediate(&self) -> usize {

@@ -1,14 +1,11 @@
-//! Sampling from a checkpoint: temperature, top-k and top-p (nucleus),
+//! Sampling from a model (a checkpoint or a Hugging Face folder): temperature, top-k and top-p (nucleus),
 //! with a key/value cache so each new token costs one position's work.
 
-use std::path::Path;
-
 use anyhow::Context;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
-use crate::checkpoint;
-use crate::config::ModelConfig;
-use crate::model::{self, CausalLm, KvCache};
+use crate::model::KvCache;
+use crate::pretrained::Loaded;
 
 pub struct Sampling {
     /// 0 picks the most likely token (greedy).
@@ -19,25 +16,6 @@ pub struct Sampling {
     pub top_p: f64,
     pub max_new_tokens: usize,
     pub seed: u64,
-}
-
-/// A model loaded from a checkpoint folder.
-pub struct Loaded {
-    pub config: ModelConfig,
-    pub model: Box<dyn CausalLm>,
-    pub eos_id: Option<i64>,
-    _vs: nn::VarStore,
-}
-
-pub fn load(dir: &Path, device: Device) -> anyhow::Result<Loaded> {
-    let config: ModelConfig = checkpoint::read_json(&dir.join("model.json"))?;
-    let hf: serde_json::Value = checkpoint::read_json(&dir.join("config.json"))?;
-    let vs = nn::VarStore::new(device);
-    let model = model::build(&vs, &config);
-    let file = dir.join("model.safetensors");
-    let weights: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    checkpoint::copy_into(&weights, &checkpoint::read_safetensors(&file)?, &file)?;
-    Ok(Loaded { config, model, eos_id: hf["eos_token_id"].as_i64(), _vs: vs })
 }
 
 /// Continues `prompt` (token ids) until `max_new_tokens`, the end-of-text
@@ -77,7 +55,7 @@ pub fn generate(
             let next = pick(&Vec::<f32>::try_from(&last).context("logits to a vector")?, s, &mut rng);
             tokens.push(next);
             pending = vec![next];
-            if Some(next) == loaded.eos_id {
+            if loaded.eos_ids.iter().any(|&e| i64::from(e) == next) {
                 break;
             }
         }
@@ -146,6 +124,8 @@ impl SplitMix {
 mod tests {
     use super::*;
     use crate::config::TrainConfig;
+    use crate::model;
+    use tch::nn;
 
     fn tiny(arch: &str, extra: &str) -> Loaded {
         let text = format!(
@@ -165,7 +145,7 @@ mod tests {
                 }
             }
         });
-        Loaded { config, model, eos_id: None, _vs: vs }
+        Loaded { dir: "tiny".into(), config, model, bos_id: None, eos_ids: Vec::new(), vs }
     }
 
     #[test]

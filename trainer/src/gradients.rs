@@ -34,7 +34,12 @@ pub fn dump(config: TrainConfig, out: &Path) -> anyhow::Result<f64> {
         &[("input_ids".to_string(), input), ("targets".to_string(), targets)],
     )?;
     let tokenizer = &setup.manifest.tokenizer;
-    let hf = checkpoint::hf_config(&setup.config.model, tokenizer.eos_id, tokenizer.bos_id);
+    let hf = crate::pretrained::hf_config::write(
+        &setup.config.model,
+        tokenizer.bos_id,
+        &tokenizer.eos_id.into_iter().collect::<Vec<_>>(),
+        "float32",
+    );
     std::fs::write(out.join("config.json"), serde_json::to_string_pretty(&hf)?)?;
     std::fs::write(out.join("loss.json"), serde_json::json!({ "loss": loss }).to_string())?;
     Ok(loss)

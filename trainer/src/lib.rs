@@ -25,6 +25,7 @@ pub mod hooks;
 pub mod model;
 pub mod optim;
 pub mod precision;
+pub mod pretrained;
 pub mod step;
 pub mod train;
 pub mod updater;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use curate_trainer::distributed::{environment::Launch, launcher};
+use curate_trainer::pretrained::{self, export};
 use curate_trainer::{config::TrainConfig, generate, gradients, model, train};
 
 #[derive(Parser)]
@@ -36,15 +37,16 @@ enum Command {
         #[arg(long, value_name = "N")]
         nproc_per_node: Option<usize>,
     },
-    /// Sample text from a checkpoint.
+    /// Sample text from a checkpoint or a Hugging Face model folder.
     Generate {
-        /// A checkpoint folder (OUTPUT/checkpoints/step-N), or a run's output
-        /// folder for its latest checkpoint.
+        /// A checkpoint folder (OUTPUT/checkpoints/step-N), a run's output
+        /// folder for its latest checkpoint, or a Hugging Face model folder.
         #[arg(long)]
         checkpoint: PathBuf,
-        /// The tokenizer.json the data was tokenized with.
+        /// The tokenizer.json the data was tokenized with (default: the
+        /// model folder's own).
         #[arg(long)]
-        tokenizer: PathBuf,
+        tokenizer: Option<PathBuf>,
         #[arg(long, default_value = "")]
         prompt: String,
         #[arg(long, default_value_t = 100)]
@@ -59,6 +61,30 @@ enum Command {
         seed: u64,
         #[arg(long, default_value = "auto")]
         device: String,
+    },
+    /// Write a checkpoint as a Hugging Face folder (config.json, safetensors,
+    /// tokenizer files) that transformers, vLLM and lm-evaluation-harness load.
+    Export {
+        /// A checkpoint folder, a run's output folder (its latest
+        /// checkpoint) or a Hugging Face model folder.
+        checkpoint: PathBuf,
+        /// The folder to write; must not exist or be empty.
+        #[arg(long)]
+        output: PathBuf,
+        /// A tokenizer.json, or a Hugging Face folder holding one with its
+        /// tokenizer_config.json (default: the checkpoint folder's own).
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// A Jinja chat template to ship in tokenizer_config.json.
+        #[arg(long)]
+        chat_template: Option<PathBuf>,
+        /// float32, bfloat16 or float16.
+        #[arg(long, default_value = "float32")]
+        dtype: String,
+        /// Split the weights into shards of at most this size, as
+        /// save_pretrained's max_shard_size ("5GB", "200MB", "100KB").
+        #[arg(long, default_value = "5GB")]
+        max_shard_size: String,
     },
     /// One batch's loss and gradients, with the weights, for parity checks.
     #[command(hide = true)]
@@ -111,6 +137,9 @@ fn main() -> ExitCode {
             generate::Sampling { temperature, top_k, top_p, max_new_tokens, seed },
             &device,
         ),
+        Command::Export { checkpoint, output, tokenizer, chat_template, dtype, max_shard_size } => {
+            run_export(checkpoint, output, tokenizer, chat_template, &dtype, &max_shard_size)
+        }
         Command::Gradients { config, out } => load(&config).and_then(|config| {
             let loss = gradients::dump(config, &out)?;
             println!("{loss}");
@@ -175,19 +204,23 @@ fn load(path: &std::path::Path) -> anyhow::Result<TrainConfig> {
 
 fn run_generate(
     checkpoint: PathBuf,
-    tokenizer: PathBuf,
+    tokenizer: Option<PathBuf>,
     prompt: String,
     sampling: generate::Sampling,
     device: &str,
 ) -> anyhow::Result<()> {
-    let dir = match curate_trainer::checkpoint::latest(&checkpoint)? {
-        Some(latest) if !checkpoint.join("model.safetensors").exists() => latest,
-        _ => checkpoint,
-    };
     let device = model::device_of(device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    let loaded = pretrained::load(&checkpoint, device)?;
+    let tokenizer = match tokenizer {
+        Some(t) => t,
+        None if loaded.dir.join("tokenizer.json").is_file() => loaded.dir.join("tokenizer.json"),
+        None => anyhow::bail!(
+            "{}: has no tokenizer.json; pass --tokenizer with the one the data was tokenized with",
+            loaded.dir.display()
+        ),
+    };
     let tok = tokenizers::Tokenizer::from_file(&tokenizer)
         .map_err(|e| anyhow::anyhow!("{}: not a tokenizer.json: {e}", tokenizer.display()))?;
-    let loaded = generate::load(&dir, device)?;
     let mut ids: Vec<i64> = tok
         .encode(prompt.as_str(), false)
         .map_err(|e| anyhow::anyhow!("encoding the prompt: {e}"))?
@@ -197,11 +230,40 @@ fn run_generate(
         .collect();
     if ids.is_empty() {
         // An empty prompt starts a new document, as training data does after end-of-text.
-        ids.push(loaded.eos_id.ok_or_else(|| anyhow::anyhow!("an empty prompt needs an end-of-text token"))?);
+        let start = loaded.bos_id.or(loaded.eos_ids.first().copied());
+        ids.push(i64::from(
+            start.ok_or_else(|| anyhow::anyhow!("an empty prompt needs a start or end-of-text token"))?,
+        ));
     }
     let new = generate::generate(&loaded, &ids, &sampling, true, device)?;
     let new_u32: Vec<u32> = new.iter().map(|&i| i as u32).collect();
     let text = tok.decode(&new_u32, true).map_err(|e| anyhow::anyhow!("decoding: {e}"))?;
     println!("{prompt}{text}");
+    Ok(())
+}
+
+fn run_export(
+    checkpoint: PathBuf,
+    output: PathBuf,
+    tokenizer: Option<PathBuf>,
+    chat_template: Option<PathBuf>,
+    dtype: &str,
+    max_shard_size: &str,
+) -> anyhow::Result<()> {
+    let options = export::Options {
+        output,
+        tokenizer,
+        chat_template,
+        dtype: export::dtype_of(dtype)?,
+        max_shard_bytes: export::size_of(max_shard_size)?,
+    };
+    let summary = export::export(&checkpoint, &options)?;
+    eprintln!(
+        "exported {} ({} parameters, {dtype}) to {}: {}",
+        summary.source.display(),
+        summary.parameters,
+        options.output.display(),
+        summary.files.join(", ")
+    );
     Ok(())
 }

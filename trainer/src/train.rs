@@ -20,6 +20,7 @@ use crate::hooks;
 use crate::model::{self, CausalLm};
 use crate::optim::{self, AdamW};
 use crate::precision::{LossScaler, Precision};
+use crate::pretrained;
 use crate::step;
 use crate::updater::Updater;
 
@@ -42,7 +43,7 @@ pub struct Setup {
 impl Setup {
     /// Resolves the config against the data (vocabulary size, shard format)
     /// and the job's ranks, opens the shards and builds the model from
-    /// `training.seed`.
+    /// `training.seed`, or with `model.init_from`'s weights.
     pub fn new(mut config: TrainConfig, launch: Option<Launch>) -> anyhow::Result<Setup> {
         let launch = launch.filter(|l| l.world > 1);
         let world = launch.as_ref().map_or(1, |l| l.world);
@@ -102,6 +103,10 @@ impl Setup {
         tch::manual_seed(config.training.seed as i64);
         let vs = nn::VarStore::new(device);
         let model = model::build(&vs, &config.model);
+        if let Some(from) = &config.model.init_from {
+            // Before a resume replaces them; it costs one read of the weights.
+            pretrained::weights::load_into(&pretrained::variables(&vs), from)?;
+        }
         Ok(Setup { config, manifest, device, precision, vs, model, train, validation, launch, accumulation })
     }
 
@@ -480,7 +485,7 @@ fn save(
     let moments = optimizer.moments(dp)?;
     let dir = match moments {
         Some(moments) if setup.rank() == 0 => {
-            let tokenizer = &setup.manifest.tokenizer;
+            let (bos_id, eos_ids) = special_tokens(setup)?;
             checkpoint::save(
                 output,
                 &checkpoint::Contents {
@@ -488,8 +493,8 @@ fn save(
                     weights: setup.weights(),
                     optimizer: moments,
                     state,
-                    eos_id: tokenizer.eos_id,
-                    bos_id: tokenizer.bos_id,
+                    bos_id,
+                    eos_ids,
                 },
             )?
         }
@@ -499,6 +504,17 @@ fn save(
         dp.group.barrier(&format!("after checkpoint {}", dir.display()))?;
     }
     Ok(dir)
+}
+
+/// The special tokens a checkpoint's config.json names: the pretrained
+/// model's when training started from one, else the data's tokenizer's.
+fn special_tokens(setup: &Setup) -> anyhow::Result<(Option<u32>, Vec<u32>)> {
+    if let Some(from) = &setup.config.model.init_from {
+        let imported = pretrained::describe(from)?;
+        return Ok((imported.bos_id, imported.eos_ids));
+    }
+    let tokenizer = &setup.manifest.tokenizer;
+    Ok((tokenizer.bos_id, tokenizer.eos_id.into_iter().collect()))
 }
 
 fn resume(dir: &Path, setup: &Setup, optimizer: &mut Updater) -> anyhow::Result<TrainerState> {

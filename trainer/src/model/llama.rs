@@ -1,11 +1,12 @@
 //! LLaMA: RMSNorm, SwiGLU, rotary position embeddings in Hugging Face's
 //! half-split convention, grouped-query attention and, as Mistral has it,
-//! optional sliding-window attention. Weights are `[out, in]`, no biases.
+//! optional sliding-window attention. Weights are `[out, in]`, without
+//! biases but on q, k and v as Qwen2 has them.
 
 use tch::{nn, Kind, Tensor};
 
 use super::{attend, cached, normal, residual_std, CausalLm};
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, RopeScaling};
 
 struct RmsNorm {
     weight: Tensor,
@@ -31,6 +32,8 @@ struct Layer {
     q_proj: Tensor,
     k_proj: Tensor,
     v_proj: Tensor,
+    /// q, k and v biases (Qwen2).
+    qkv_bias: Option<[Tensor; 3]>,
     o_proj: Tensor,
     post_attention_norm: RmsNorm,
     gate_proj: Tensor,
@@ -58,29 +61,37 @@ impl Llama {
         let head_dim = c.head_dim() as i64;
         let (heads, kv_heads, inter) = (c.num_heads as i64, c.kv_heads() as i64, c.intermediate() as i64);
         let m = &root / "model";
-        let weight = |p: nn::Path, out: i64, inp: i64, std: f64| p.var("weight", &[out, inp], normal(std));
+        let weight = |p: &nn::Path, out: i64, inp: i64, std: f64| p.var("weight", &[out, inp], normal(std));
+        let bias = |p: &nn::Path, out: i64| p.var("bias", &[out], nn::Init::Const(0.0));
         let embed_tokens = (&m / "embed_tokens").var("weight", &[c.vocab() as i64, d], normal(std));
         let layers = (0..c.num_layers)
             .map(|i| {
                 let l = &m / "layers" / i;
                 let a = &l / "self_attn";
                 let f = &l / "mlp";
+                let (q, k, v) = (&a / "q_proj", &a / "k_proj", &a / "v_proj");
                 Layer {
                     input_norm: RmsNorm::new(&l / "input_layernorm", d as usize, c.norm_eps),
-                    q_proj: weight(&a / "q_proj", heads * head_dim, d, std),
-                    k_proj: weight(&a / "k_proj", kv_heads * head_dim, d, std),
-                    v_proj: weight(&a / "v_proj", kv_heads * head_dim, d, std),
-                    o_proj: weight(&a / "o_proj", d, heads * head_dim, residual_std(c)),
+                    q_proj: weight(&q, heads * head_dim, d, std),
+                    k_proj: weight(&k, kv_heads * head_dim, d, std),
+                    v_proj: weight(&v, kv_heads * head_dim, d, std),
+                    qkv_bias: c.qkv_bias.then(|| {
+                        [bias(&q, heads * head_dim), bias(&k, kv_heads * head_dim), bias(&v, kv_heads * head_dim)]
+                    }),
+                    o_proj: weight(&(&a / "o_proj"), d, heads * head_dim, residual_std(c)),
                     post_attention_norm: RmsNorm::new(&l / "post_attention_layernorm", d as usize, c.norm_eps),
-                    gate_proj: weight(&f / "gate_proj", inter, d, std),
-                    up_proj: weight(&f / "up_proj", inter, d, std),
-                    down_proj: weight(&f / "down_proj", d, inter, residual_std(c)),
+                    gate_proj: weight(&(&f / "gate_proj"), inter, d, std),
+                    up_proj: weight(&(&f / "up_proj"), inter, d, std),
+                    down_proj: weight(&(&f / "down_proj"), d, inter, residual_std(c)),
                 }
             })
             .collect();
         let norm = RmsNorm::new(&m / "norm", d as usize, c.norm_eps);
-        let lm_head =
-            if c.tied() { embed_tokens.shallow_clone() } else { weight(&root / "lm_head", c.vocab() as i64, d, std) };
+        let lm_head = if c.tied() {
+            embed_tokens.shallow_clone()
+        } else {
+            weight(&(&root / "lm_head"), c.vocab() as i64, d, std)
+        };
         let (cos, sin) = rotary_tables(c, root.device());
         Llama { embed_tokens, layers, norm, lm_head, heads, kv_heads, head_dim, window: c.sliding_window, cos, sin }
     }
@@ -91,7 +102,22 @@ impl Llama {
 fn rotary_tables(c: &ModelConfig, device: tch::Device) -> (Tensor, Tensor) {
     let dim = c.head_dim() as i64;
     let exponents = Tensor::arange_start_step(0, dim, 2, (Kind::Int64, device)).to_kind(Kind::Float) / dim as f64;
-    let inv_freq = Tensor::pow_scalar(c.rope_theta, &exponents).reciprocal();
+    let mut inv_freq = Tensor::pow_scalar(c.rope_theta, &exponents).reciprocal();
+    match c.rope_scaling {
+        None => {}
+        Some(RopeScaling::Linear { factor }) => inv_freq /= factor,
+        Some(RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings }) => {
+            // transformers' _compute_llama3_parameters, step for step.
+            let old = original_max_position_embeddings as f64;
+            let (low_wavelen, high_wavelen) = (old / low_freq_factor, old / high_freq_factor);
+            let wavelen = inv_freq.full_like(2.0 * std::f64::consts::PI) / &inv_freq;
+            let scaled = inv_freq.where_self(&wavelen.le(low_wavelen), &(&inv_freq / factor));
+            let smooth = (wavelen.full_like(old) / &wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+            let smoothed = (smooth.ones_like() - &smooth) * &scaled / factor + &smooth * &scaled;
+            let medium = wavelen.ge(high_wavelen).logical_and(&wavelen.le(low_wavelen));
+            inv_freq = smoothed.where_self(&medium, &scaled);
+        }
+    }
     let positions = Tensor::arange(c.max_position_embeddings as i64, (Kind::Int64, device)).to_kind(Kind::Float);
     let freqs = positions.outer(&inv_freq);
     let emb = Tensor::cat(&[&freqs, &freqs], -1);
@@ -114,16 +140,21 @@ impl CausalLm for Llama {
 
     fn layer(&self, i: usize, x: &Tensor, start: i64, cache: Option<&mut Option<(Tensor, Tensor)>>) -> Tensor {
         let l = &self.layers[i];
-        let (batch, t, d) = x.size3().expect("[B, T, d]");
+        let (batch, t, _) = x.size3().expect("[B, T, d]");
         let h = l.input_norm.forward(x);
-        let heads = |w: &Tensor, n: i64| h.linear(w, None::<Tensor>).view([batch, t, n, self.head_dim]).transpose(1, 2);
-        let (q, k, v) =
-            (heads(&l.q_proj, self.heads), heads(&l.k_proj, self.kv_heads), heads(&l.v_proj, self.kv_heads));
+        let bias = |i: usize| l.qkv_bias.as_ref().map(|b| &b[i]);
+        let heads =
+            |w: &Tensor, b: Option<&Tensor>, n: i64| h.linear(w, b).view([batch, t, n, self.head_dim]).transpose(1, 2);
+        let (q, k, v) = (
+            heads(&l.q_proj, bias(0), self.heads),
+            heads(&l.k_proj, bias(1), self.kv_heads),
+            heads(&l.v_proj, bias(2), self.kv_heads),
+        );
         let cos = self.cos.narrow(0, start, t).to_kind(q.kind());
         let sin = self.sin.narrow(0, start, t).to_kind(q.kind());
         let rope = |x: &Tensor| x * &cos + rotate_half(x) * &sin;
         let (k, v) = cached(rope(&k), v, cache);
-        let y = attend(&rope(&q), &k, &v, self.window).transpose(1, 2).reshape([batch, t, d]);
+        let y = attend(&rope(&q), &k, &v, self.window).transpose(1, 2).reshape([batch, t, self.heads * self.head_dim]);
         let x = x + y.linear(&l.o_proj, None::<Tensor>);
         let h = l.post_attention_norm.forward(&x);
         let gate = h.linear(&l.gate_proj, None::<Tensor>).silu();

@@ -121,3 +121,24 @@ pub fn trajectory(run: &Path) -> Vec<(u64, u64, u64)> {
 pub fn manifest_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR").map(Into::into).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }
+
+/// Hugging Face transformers as a reference (tests/reference/hf_models.py),
+/// run with the python that `scripts/pyref.sh` prints; scripts/test.sh sets
+/// CURATE_PYREF to it.
+pub fn reference(args: &[&str]) -> Output {
+    let python = std::env::var_os("CURATE_PYREF").unwrap_or_else(|| {
+        panic!("CURATE_PYREF is not set: run the tests through scripts/test.sh, or export CURATE_PYREF=$(scripts/pyref.sh)")
+    });
+    let script = manifest_dir().join("tests/reference/hf_models.py");
+    let out = Command::new(python).arg(script).args(args).output().unwrap();
+    assert!(out.status.success(), "hf_models.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// max |a - b| / max |b|: the error relative to the reference's scale, so
+/// that logits near zero do not blow it up.
+pub fn relative_error(ours: &tch::Tensor, theirs: &tch::Tensor) -> f64 {
+    let (a, b) = (ours.to_kind(tch::Kind::Double), theirs.to_kind(tch::Kind::Double));
+    let diff = (&a - &b).abs().max().double_value(&[]);
+    diff / b.abs().max().double_value(&[]).max(1e-30)
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Hugging Face transformers as the reference for the trainer's tests
+(trainer/tests/pretrained.rs runs it with the python of scripts/pyref.sh).
+
+    hf_models.py make OUT                 every case from random initialisation, saved with save_pretrained in OUT/CASE
+    hf_models.py logits IDS OUT DIR...    logits of each DIR's model on IDS (a JSON list of lists) -> OUT (safetensors, key = DIR)
+    hf_models.py loss DIR BATCH OUT       loss and gradients of a batch (input_ids, targets) -> OUT
+    hf_models.py tokenizer TEXT DIR...    AutoTokenizer(DIR).encode(TEXT) for each DIR, as JSON lines
+
+Everything in fp32 on the CPU; the seed is fixed, so a case is the same
+model on every run.
+"""
+import json
+import sys
+
+import torch
+import transformers as T
+from safetensors.torch import load_file, save_file
+
+VOCAB = 2000  # the bundled fixtures/tokenizer.json's
+
+SMALL = dict(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+             num_attention_heads=4, max_position_embeddings=128, bos_token_id=1, eos_token_id=0)
+
+CASES = {
+    # LLaMA with grouped-query attention and LLaMA 3.1's rotary scaling.
+    "llama-gqa": lambda: T.LlamaConfig(**SMALL, num_key_value_heads=2, rope_theta=500000.0,
+                                       rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                                     "high_freq_factor": 4.0,
+                                                     "original_max_position_embeddings": 64}),
+    # A head size apart from hidden / heads, tied embeddings, saved in bf16 as several shards.
+    "llama-tied-sharded-bf16": lambda: T.LlamaConfig(**SMALL, num_key_value_heads=1, head_dim=32,
+                                                     tie_word_embeddings=True),
+    "mistral-sliding-window": lambda: T.MistralConfig(**SMALL, num_key_value_heads=2, sliding_window=6),
+    "qwen2": lambda: T.Qwen2Config(**SMALL, num_key_value_heads=2, tie_word_embeddings=True),
+    "gpt2": lambda: T.GPT2Config(vocab_size=VOCAB, n_embd=64, n_layer=2, n_head=4, n_positions=128,
+                                 bos_token_id=0, eos_token_id=0),
+}
+
+
+def make(out: str) -> None:
+    for case in CASES:
+        make_case(case, f"{out}/{case}")
+
+
+def make_case(case: str, out: str) -> None:
+    torch.manual_seed(0)
+    config = CASES[case]()
+    model = T.AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():
+        # Non-zero biases and norms, so that a missed one shows in the logits.
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "norm" in name or "ln_" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    kwargs = {}
+    if "bf16" in case:
+        model = model.to(torch.bfloat16)
+    if "sharded" in case:
+        kwargs["max_shard_size"] = "100KB"
+    model.save_pretrained(out, **kwargs)
+
+
+def load(path: str):
+    model = T.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model.eval()
+    return model
+
+
+def logits(ids: str, out: str, *paths: str) -> None:
+    results = {}
+    for path in paths:
+        with torch.no_grad():
+            results[path] = load(path)(torch.tensor(json.loads(ids))).logits.contiguous()
+    save_file(results, out)
+
+
+def loss(path: str, batch: str, out: str) -> None:
+    model = load(path)
+    tensors = load_file(batch)
+    result = model(tensors["input_ids"]).logits
+    value = torch.nn.functional.cross_entropy(result.reshape(-1, result.shape[-1]), tensors["targets"].reshape(-1))
+    value.backward()
+    grads = {name: p.grad.contiguous() for name, p in model.named_parameters() if p.grad is not None}
+    grads["loss"] = value.detach().reshape(1)
+    save_file(grads, out)
+
+
+def tokenizer(text: str, *paths: str) -> None:
+    for path in paths:
+        tok = T.AutoTokenizer.from_pretrained(path)
+        print(json.dumps({"ids": tok.encode(text, add_special_tokens=False), "eos": tok.eos_token}))
+
+
+if __name__ == "__main__":
+    {"make": make, "logits": logits, "loss": loss, "tokenizer": tokenizer}[sys.argv[1]](*sys.argv[2:])
