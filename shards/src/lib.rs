@@ -10,12 +10,15 @@
 //! - datatrove's `.ds`, `.ds.index` and `.ds.metadata` files, which
 //!   nanotron reads: [`datatrove::Writer`];
 //! - the tokenized Parquet schema's column names ([`parquet_columns`]),
-//!   whose reading and writing are left to the crates that have Arrow.
+//!   whose reading and writing are left to the crates that have Arrow;
+//! - the loss mask of chat data ([`loss_mask`]): a Parquet column, and a
+//!   `.mask.bin` file beside Megatron's `.bin`.
 //!
 //! A shard is one document per sequence; every format of a shard holds the
 //! same documents in the same order.
 
 pub mod datatrove;
+pub mod loss_mask;
 pub mod manifest;
 pub mod megatron;
 
@@ -29,4 +32,7 @@ pub mod parquet_columns {
     pub const TOKENS: &str = "tokens";
     /// `uint32`: the length of `tokens`.
     pub const NUM_TOKENS: &str = "num_tokens";
+    /// `list<uint8>`, present when the manifest says `loss_mask`: 1 for a
+    /// token the model is trained to predict, 0 for one it only reads.
+    pub const LOSS_MASK: &str = "loss_mask";
 }

@@ -78,6 +78,10 @@ pub struct Manifest {
     pub formats: Vec<String>,
     /// The shuffle seed, or `None` when documents are in input order.
     pub shuffle_seed: Option<u64>,
+    /// Every shard carries a per-token loss mask (chat data): the Parquet
+    /// `loss_mask` column and, beside Megatron's files, `NAME.mask.bin`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub loss_mask: bool,
     pub shards: Vec<ShardInfo>,
 }
 
@@ -137,6 +141,7 @@ mod tests {
             token_width: TokenWidth::U16,
             formats: vec!["megatron".into()],
             shuffle_seed: None,
+            loss_mask: false,
             shards: vec![],
         };
         std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();

@@ -46,7 +46,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode, Error> {
     }
     let threads = threads(args.threads)?;
     let plan = curate::io::plan::plan(&args.input, None, u64::MAX)?;
-    let names = FieldNames { text: args.text_field, id: "id".into() };
+    let names = FieldNames { text: args.text_field, id: "id".into(), raw_text: false };
     let docs = bench::load(&plan, names, args.max_docs, args.max_mb << 20);
     if docs.is_empty() {
         return Err(usage(format!("no documents in {}", args.input)));

@@ -192,7 +192,7 @@ fn lines(args: LineArgs) -> Result<(), Error> {
     let options = LineCountOptions {
         threads: args.input.threads()?,
         input: args.input.input,
-        names: FieldNames { text: args.input.text_field, id: args.input.id_field },
+        names: FieldNames { text: args.input.text_field, id: args.input.id_field, raw_text: false },
         work: args.work,
         task,
         batch_size: args.run.batch_size,
@@ -273,7 +273,7 @@ fn signatures(args: SignatureArgs, task: Task) -> Result<(), Error> {
     let options = SignatureOptions {
         threads: args.input.threads()?,
         input: args.input.input,
-        names: FieldNames { text: args.input.text_field, id: args.input.id_field },
+        names: FieldNames { text: args.input.text_field, id: args.input.id_field, raw_text: false },
         work: args.work,
         config,
         priority: args.priority,

@@ -34,7 +34,7 @@ pub struct LmTrainArgs {
 pub fn train_lm(args: LmTrainArgs) -> Result<ExitCode, Error> {
     let mut model = curate_filters::KneserNey::new(args.order).map_err(|e| usage(format!("--order: {e}")))?;
     let plan = curate::io::plan::plan(&args.input.input, None, u64::MAX)?;
-    let names = FieldNames { text: args.input.text_field, id: args.input.id_field };
+    let names = FieldNames { text: args.input.text_field, id: args.input.id_field, raw_text: false };
     let read = std::sync::Arc::new(ReadOptions { names, batch_size: 1000, batch_bytes: 16 << 20 });
     let mut batches = UnitBatches::all(&plan, read);
     let (mut docs, mut sentences) = (0u64, 0u64);

@@ -77,7 +77,11 @@ pub fn run(
         output: tokens_folder(&config, &out),
         config,
         input: pipeline.output.path.clone(),
-        names: FieldNames { text: pipeline.input.text_field.clone(), id: pipeline.input.id_field.clone() },
+        names: FieldNames {
+            text: pipeline.input.text_field.clone(),
+            id: pipeline.input.id_field.clone(),
+            raw_text: false,
+        },
         threads,
         batch_size: pipeline.input.batch_size,
         progress,

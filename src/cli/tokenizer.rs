@@ -7,7 +7,7 @@ use clap::Subcommand;
 use curate::io::doc::FieldNames;
 use curate::runtime::progress::ProgressMode;
 use curate::tokenize::encode::TokenizeOptions;
-use curate::tokenize::{TokenFormat, TokenizeConfig};
+use curate::tokenize::{TokenFormat, TokenizeConfig, TrainOn};
 
 use super::{fraction, named, print_errors, usage, Error, InputArgs};
 
@@ -77,6 +77,16 @@ pub struct TokenizeArgs {
     /// A field to carry into the Parquet shards as a string column (repeat for several).
     #[arg(long = "metadata")]
     pub metadata: Vec<String>,
+    /// Records are conversations (`messages`, or `prompt` and `completion`):
+    /// render them with the chat template and write a loss mask.
+    #[arg(long)]
+    pub chat: bool,
+    /// A Jinja chat template (default: the one in the tokenizer_config.json beside --tokenizer).
+    #[arg(long, requires = "chat")]
+    pub chat_template: Option<String>,
+    /// With --chat: train on the assistant turns, the last one only (completion), or every token (all).
+    #[arg(long, value_parser = named::<TrainOn>(), default_value = "assistant", requires = "chat")]
+    pub train_on: TrainOn,
     #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
     #[arg(long, value_parser = named::<ProgressMode>(), default_value = "auto")]
@@ -100,7 +110,7 @@ pub fn train_tokenizer(args: TrainArgs) -> Result<ExitCode, Error> {
         max_docs: args.max_docs,
         use_regex: !args.no_regex,
     };
-    let names = FieldNames { text: args.input.text_field, id: args.input.id_field };
+    let names = FieldNames { text: args.input.text_field, id: args.input.id_field, raw_text: false };
     let pool = curate::runtime::pool::pool(threads)?;
     let report = pool.install(|| curate::tokenize::train::train(&plan, names, &options, &args.output))?;
     eprintln!(
@@ -126,6 +136,9 @@ pub fn tokenize(args: TokenizeArgs) -> Result<ExitCode, Error> {
         eos_token: args.eos_token,
         bos_token: args.bos_token,
         metadata: args.metadata,
+        chat: args.chat,
+        chat_template: args.chat_template,
+        train_on: args.train_on,
     };
     if let Err(e) = config.validate() {
         let flag = e.key.trim_start_matches("tokenize.").replace('_', "-");
@@ -135,7 +148,7 @@ pub fn tokenize(args: TokenizeArgs) -> Result<ExitCode, Error> {
         config,
         threads: args.input.threads()?,
         input: args.input.input,
-        names: FieldNames { text: args.input.text_field, id: args.input.id_field },
+        names: FieldNames { text: args.input.text_field, id: args.input.id_field, raw_text: false },
         output: args.output,
         batch_size: args.batch_size.max(1),
         progress: args.progress,
@@ -156,6 +169,14 @@ pub fn run_tokenize(options: &TokenizeOptions) -> Result<ExitCode, Error> {
         "curate: {} tokens in {} documents ({} skipped as empty, {} errors), {:.2} characters per token",
         s.tokens, s.written_docs, s.skipped_empty_docs, s.errors.docs, s.chars_per_token
     );
+    if options.config.chat {
+        eprintln!(
+            "curate: chat: {} of the tokens trained on ({:.1}%), {} conversations with nothing to train on skipped",
+            s.trained_tokens,
+            100.0 * s.trained_tokens as f64 / s.tokens.max(1) as f64,
+            s.skipped_untrained_docs
+        );
+    }
     print_errors(&s.errors.kinds);
     eprintln!(
         "curate: {} shards; manifest in {}",

@@ -98,6 +98,10 @@ pub struct Place {
 pub struct FieldNames {
     pub text: String,
     pub id: String,
+    /// The text field may be absent or hold any JSON value, and the text is
+    /// that value's JSON (empty when absent): for chat records, whose
+    /// `messages` is an array.
+    pub raw_text: bool,
 }
 
 impl Doc {
@@ -113,11 +117,12 @@ impl Doc {
             .map_err(|e| DocError::new(ErrorKind::InvalidUtf8, format!("invalid UTF-8: {e}")))?;
         let mut de = serde_json::Deserializer::from_str(line);
         let (fields, text, text_pos) =
-            de::DeserializeSeed::deserialize(TextAndFields { text_field: &names.text }, &mut de)
+            de::DeserializeSeed::deserialize(TextAndFields { text_field: &names.text, raw: names.raw_text }, &mut de)
                 .and_then(|parsed| de.end().map(|()| parsed))
                 .map_err(|e| DocError::new(ErrorKind::InvalidJson, format!("invalid JSON: {e}")))?;
         let text = match text {
             TextValue::Text(text) => text,
+            TextValue::Missing if names.raw_text => String::new(),
             TextValue::Missing => {
                 return Err(DocError::new(ErrorKind::MissingText, format!("no field {:?}", names.text)))
             }
@@ -273,6 +278,8 @@ enum TextValue {
 /// twice more. Gives the fields, the text and the text's position.
 struct TextAndFields<'n> {
     text_field: &'n str,
+    /// Keep the text field's JSON, whatever its type ([`FieldNames::raw_text`]).
+    raw: bool,
 }
 
 impl<'de> de::DeserializeSeed<'de> for TextAndFields<'_> {
@@ -300,7 +307,11 @@ impl<'de> de::Visitor<'de> for TextAndFields<'_> {
         let mut index: Option<std::collections::HashMap<String, usize>> = None;
         while let Some(key) = map.next_key::<String>()? {
             if key == self.text_field {
-                text = map.next_value_seed(TextSeed)?;
+                text = if self.raw {
+                    TextValue::Text(map.next_value::<Box<RawValue>>()?.get().to_owned())
+                } else {
+                    map.next_value_seed(TextSeed)?
+                };
                 if !has_text {
                     text_pos = fields.len();
                     has_text = true;
@@ -381,7 +392,7 @@ mod tests {
     use super::*;
 
     fn names() -> FieldNames {
-        FieldNames { text: "text".into(), id: "id".into() }
+        FieldNames { text: "text".into(), id: "id".into(), raw_text: false }
     }
 
     fn parse(line: &str) -> Result<Doc, DocError> {

@@ -350,6 +350,9 @@ impl ParquetReader {
                 })
                 .collect()
         };
+        if names.raw_text {
+            return self.raw_text_rows(batch, names, all_fail);
+        }
         let Ok(text_pos) = batch.schema().index_of(&names.text) else {
             return all_fail(ErrorKind::MissingText, format!("no column {:?}", names.text));
         };
@@ -418,6 +421,53 @@ struct JsonRows {
 /// The batch's rows as JSON objects (nulls written out, so that the output
 /// keeps every column), and the end of each row in the buffer. `None` when
 /// there are no columns to carry.
+impl ParquetReader {
+    /// Rows for [`FieldNames::raw_text`]: every column becomes JSON, and the
+    /// text column's value (absent: empty) is taken out of it as the text.
+    fn raw_text_rows(
+        &self,
+        batch: &RecordBatch,
+        names: &crate::io::doc::FieldNames,
+        all_fail: impl Fn(ErrorKind, String) -> Vec<Record>,
+    ) -> Vec<Record> {
+        let first = self.next_row;
+        let text_pos = batch.schema().index_of(&names.text).ok();
+        let lines = match fields_as_json(batch) {
+            Ok(lines) => lines,
+            Err(e) => return all_fail(ErrorKind::CorruptInput, format!("cannot read the columns as JSON: {e}")),
+        };
+        let name = &self.name;
+        (0..batch.num_rows())
+            .into_par_iter()
+            .map(|i| {
+                let row = first + i as u64;
+                let mut fields = match &lines {
+                    Some(JsonRows { buf, ends }) => {
+                        let start = if i == 0 { 0 } else { ends[i - 1] };
+                        match serde_json::from_slice::<RawObject>(&buf[start..ends[i]]) {
+                            Ok(RawObject(fields)) => fields,
+                            Err(e) => {
+                                return Err(RecordError {
+                                    error: DocError::new(ErrorKind::CorruptInput, format!("columns as JSON: {e}")),
+                                    at: Where::Row(row),
+                                    count: 1,
+                                })
+                            }
+                        }
+                    }
+                    None => Vec::new(),
+                };
+                // arrow-json leaves out nulls, so the column may be missing from a row.
+                let (text, pos) = match fields.iter().position(|(k, _)| *k == names.text) {
+                    Some(at) => (fields.remove(at).1.get().to_owned(), at),
+                    None => (String::new(), text_pos.unwrap_or(fields.len()).min(fields.len())),
+                };
+                Ok(Doc::assemble(fields, text, pos, names, row, || format!("{name}#{row}")))
+            })
+            .collect()
+    }
+}
+
 fn fields_as_json(batch: &RecordBatch) -> Result<Option<JsonRows>, arrow_schema::ArrowError> {
     if batch.num_columns() == 0 {
         return Ok(None);

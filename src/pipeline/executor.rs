@@ -132,7 +132,8 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
 /// Each step, built once from its options (reading the files they name),
 /// and checked against the input.
 fn build_steps(pipeline: &Pipeline, plan: &Plan) -> Result<Vec<Box<dyn Step>>, RunError> {
-    let names = FieldNames { text: pipeline.input.text_field.clone(), id: pipeline.input.id_field.clone() };
+    let names =
+        FieldNames { text: pipeline.input.text_field.clone(), id: pipeline.input.id_field.clone(), raw_text: false };
     let mut steps = Vec::with_capacity(pipeline.steps.len());
     for spec in &pipeline.steps {
         let step = registry::build(&spec.kind, &spec.options)

@@ -84,7 +84,11 @@ impl<'a> Judge<'a> {
         threads: usize,
         workers: usize,
     ) -> Result<Judge<'a>, RunError> {
-        let names = FieldNames { text: pipeline.input.text_field.clone(), id: pipeline.input.id_field.clone() };
+        let names = FieldNames {
+            text: pipeline.input.text_field.clone(),
+            id: pipeline.input.id_field.clone(),
+            raw_text: false,
+        };
         let read = Arc::new(ReadOptions {
             names: names.clone(),
             batch_size: pipeline.input.batch_size,

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::chat::TrainOn;
 use crate::runtime::options::{BadValue, Named};
 
 /// Token shards of the kept documents: `[tokenize]` in a pipeline, and the
@@ -38,6 +39,20 @@ pub struct TokenizeConfig {
     /// Fields carried into the Parquet shards, as strings.
     #[serde(default)]
     pub metadata: Vec<String>,
+    /// Records are conversations: `messages` (or `prompt` and `completion`)
+    /// rendered with the chat template, and shards carry a loss mask. The
+    /// template's own tokens delimit the turns: `eos` and `bos_token` apply
+    /// only to plain-text prompt/completion records.
+    #[serde(default)]
+    pub chat: bool,
+    /// A Jinja chat template file, instead of the tokenizer's own (the
+    /// `chat_template` of the tokenizer_config.json beside tokenizer.json).
+    #[serde(default)]
+    pub chat_template: Option<String>,
+    /// Which tokens of a conversation the loss counts: "assistant" turns
+    /// (default), the last one ("completion"), or "all".
+    #[serde(default)]
+    pub train_on: TrainOn,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -82,6 +97,18 @@ impl TokenizeConfig {
             return Err(BadValue::new(
                 "tokenize.formats",
                 "name at least one of \"parquet\", \"megatron\", \"datatrove\"",
+            ));
+        }
+        if self.chat && self.formats.contains(&TokenFormat::Datatrove) {
+            return Err(BadValue::new(
+                "tokenize.formats",
+                "datatrove's .ds files have no place for a loss mask: use \"parquet\" or \"megatron\" with chat",
+            ));
+        }
+        if !self.chat && (self.chat_template.is_some() || self.train_on != TrainOn::Assistant) {
+            return Err(BadValue::new(
+                "tokenize.chat",
+                "chat_template and train_on apply to chat data: set chat = true",
             ));
         }
         if self.shard_tokens == 0 {

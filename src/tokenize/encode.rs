@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_128, xxh3_64_with_seed};
 
+use super::chat::{self, ChatTemplate, RecordError, TrainOn};
 use super::config::{TokenFormat, TokenizeConfig};
 use super::error::TokenizeError;
 use super::spill;
@@ -61,12 +62,27 @@ const SPLIT_BYTES: u64 = 256 << 20;
 const BUCKET_BYTES: u64 = 256 << 20;
 
 impl TokenizeOptions {
+    /// The fields read: chat records keep their `messages` (the text field,
+    /// unless another was named) as JSON, and may lack it for `prompt` and
+    /// `completion`.
+    fn read_names(&self) -> FieldNames {
+        let mut names = self.names.clone();
+        if self.config.chat {
+            if names.text == "text" {
+                names.text = "messages".into();
+            }
+            names.raw_text = true;
+        }
+        names
+    }
+
     fn formats(&self) -> Formats {
         let has = |f| self.config.formats.contains(&f);
         Formats {
             parquet: has(TokenFormat::Parquet),
             megatron: has(TokenFormat::Megatron),
             datatrove: has(TokenFormat::Datatrove),
+            loss_mask: self.config.chat,
         }
     }
 }
@@ -85,7 +101,7 @@ pub struct SplitStats {
 }
 
 /// `stats.json` of a tokenization: `input_docs = written_docs +
-/// skipped_empty_docs + error_docs`.
+/// skipped_empty_docs + skipped_untrained_docs + error_docs`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct TokenStats {
     pub input_docs: u64,
@@ -96,6 +112,13 @@ pub struct TokenStats {
     /// Documents whose text alone encodes to nothing (written when BOS/EOS
     /// gives them tokens).
     pub empty_text_docs: u64,
+    /// Chat records with no token to train on (a conversation without an
+    /// assistant turn, an empty completion): not written.
+    #[serde(default)]
+    pub skipped_untrained_docs: u64,
+    /// Chat data: tokens the loss counts.
+    #[serde(default)]
+    pub trained_tokens: u64,
     #[serde(flatten)]
     pub errors: ErrorTally,
     pub tokens: u64,
@@ -133,6 +156,8 @@ impl StageStats for TokenStats {
         self.written_docs += o.written_docs;
         self.skipped_empty_docs += o.skipped_empty_docs;
         self.empty_text_docs += o.empty_text_docs;
+        self.skipped_untrained_docs += o.skipped_untrained_docs;
+        self.trained_tokens += o.trained_tokens;
         self.errors.merge(&o.errors);
         self.tokens += o.tokens;
         self.text_chars += o.text_chars;
@@ -147,11 +172,15 @@ impl StageStats for TokenStats {
     }
 
     fn check(&self) -> Result<(), Unbalanced> {
-        let accounted = self.written_docs + self.skipped_empty_docs + self.errors.docs;
+        let accounted = self.written_docs + self.skipped_empty_docs + self.skipped_untrained_docs + self.errors.docs;
         if self.input_docs != accounted {
             return Err(Unbalanced(format!(
-                "input_docs {} != written_docs {} + skipped_empty_docs {} + error_docs {}",
-                self.input_docs, self.written_docs, self.skipped_empty_docs, self.errors.docs
+                "input_docs {} != written_docs {} + skipped_empty_docs {} + skipped_untrained_docs {} + error_docs {}",
+                self.input_docs,
+                self.written_docs,
+                self.skipped_empty_docs,
+                self.skipped_untrained_docs,
+                self.errors.docs
             )));
         }
         self.errors.imbalance().map_or(Ok(()), |why| Err(Unbalanced(why)))
@@ -179,6 +208,8 @@ struct Fingerprint<'a> {
     eos: Option<String>,
     bos: &'a Option<String>,
     metadata: &'a [String],
+    /// The template's source and text, and what is trained on.
+    chat: Option<(String, String, TrainOn)>,
     buckets: usize,
     names: (&'a str, &'a str),
     plan: &'a Plan,
@@ -189,6 +220,36 @@ struct Encoder {
     eos: Option<u32>,
     bos: Option<u32>,
     vocab_size: usize,
+    chat: Option<Chat>,
+}
+
+/// What chat records are rendered with.
+struct Chat {
+    template: ChatTemplate,
+    /// The template file's text, for the fingerprint.
+    text: String,
+    train_on: TrainOn,
+}
+
+/// Why a chat record has no tokens.
+enum ChatFailure {
+    Record(RecordError),
+    Tokenizer(String),
+}
+
+impl From<RecordError> for ChatFailure {
+    fn from(e: RecordError) -> ChatFailure {
+        ChatFailure::Record(e)
+    }
+}
+
+/// One document's tokens; for chat data, with its loss mask.
+struct Encoded {
+    text_tokens: usize,
+    tokens: Vec<u32>,
+    mask: Vec<u8>,
+    /// Characters of the text encoded (for chat data, the rendered conversation).
+    chars: u64,
 }
 
 impl Encoder {
@@ -211,10 +272,95 @@ impl Encoder {
                 })
                 .transpose()
         };
-        let eos = special(&config.eos_token(), "end-of-text")?;
+        let chat = match config.chat {
+            false => None,
+            true => {
+                let template = ChatTemplate::load(&path, config.chat_template.as_deref().map(Path::new))?;
+                let text = std::fs::read_to_string(&template.source).unwrap_or_default();
+                Some(Chat { template, text, train_on: config.train_on })
+            }
+        };
+        // Chat data ends its plain-text completions with the template's end
+        // token, when the tokenizer's config names one.
+        let eos_token = match chat.as_ref().and_then(|c| c.template.special("eos_token")) {
+            Some(t) if config.eos => Some(t.to_owned()),
+            _ => config.eos_token(),
+        };
+        let eos = special(&eos_token, "end-of-text")?;
         let bos = special(&config.bos_token, "beginning-of-text")?;
         let vocab_size = tokenizer.get_vocab_size(true);
-        Ok((Encoder { tokenizer, eos, bos, vocab_size }, format!("{:032x}", xxh3_128(&bytes))))
+        Ok((Encoder { tokenizer, eos, bos, vocab_size, chat }, format!("{:032x}", xxh3_128(&bytes))))
+    }
+
+    fn encode_doc(&self, doc: &Doc) -> Result<Encoded, (&'static str, String)> {
+        match &self.chat {
+            None => self
+                .encode(&doc.text)
+                .map(|(text_tokens, tokens)| Encoded {
+                    text_tokens,
+                    tokens,
+                    mask: Vec::new(),
+                    chars: doc.text.chars().count() as u64,
+                })
+                .map_err(|e| ("tokenizer", e.to_string())),
+            Some(chat) => self.encode_chat(chat, doc).map_err(|e| match e {
+                ChatFailure::Record(e) => (e.kind(), e.to_string()),
+                ChatFailure::Tokenizer(e) => ("tokenizer", e),
+            }),
+        }
+    }
+
+    /// A chat record: `messages`, or `prompt` and `completion` (both text,
+    /// or both messages), to tokens and the mask of those trained on.
+    fn encode_chat(&self, chat: &Chat, doc: &Doc) -> Result<Encoded, ChatFailure> {
+        let record = |m: String| ChatFailure::Record(RecordError::Record(m));
+        let field = |name: &str| doc.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.get());
+        let (rendered, plain) = if !doc.text.is_empty() {
+            let messages = chat::parse_messages(&doc.text).map_err(|e| record(format!("messages {e}")))?;
+            (chat.template.messages(&messages, chat.train_on)?, false)
+        } else {
+            let (Some(prompt), Some(completion)) = (field("prompt"), field("completion")) else {
+                return Err(record("no \"messages\", nor \"prompt\" and \"completion\"".into()));
+            };
+            let text = |raw: &str| serde_json::from_str::<String>(raw).ok();
+            match (text(prompt), text(completion)) {
+                (Some(p), Some(c)) => {
+                    let start = if chat.train_on == TrainOn::All { 0 } else { p.len() };
+                    (chat::Rendered::trained_from(p + &c, start), true)
+                }
+                _ => {
+                    let parse =
+                        |raw: &str, what: &str| chat::parse_messages(raw).map_err(|e| record(format!("{what} {e}")));
+                    let (p, c) = (parse(prompt, "prompt")?, parse(completion, "completion")?);
+                    (chat.template.prompt_completion(&p, &c, chat.train_on)?, false)
+                }
+            }
+        };
+        let encoding =
+            self.tokenizer.encode(rendered.text.as_str(), false).map_err(|e| ChatFailure::Tokenizer(e.to_string()))?;
+        let mut tokens = Vec::with_capacity(encoding.len() + 2);
+        let mut mask = Vec::with_capacity(encoding.len() + 2);
+        if plain {
+            tokens.extend(self.bos);
+            mask.extend(self.bos.map(|_| 0u8));
+        }
+        tokens.extend_from_slice(encoding.get_ids());
+        // As transformers' assistant mask: a token is trained on when it
+        // overlaps a trained span. Spans and offsets are both in order.
+        let mut spans = rendered.trained.iter().peekable();
+        for &(start, end) in encoding.get_offsets() {
+            while spans.peek().is_some_and(|s| start >= s.end) {
+                spans.next();
+            }
+            mask.push(spans.peek().is_some_and(|s| end > s.start) as u8);
+        }
+        if plain {
+            if let Some(eos) = self.eos {
+                tokens.push(eos);
+                mask.push(1);
+            }
+        }
+        Ok(Encoded { text_tokens: encoding.len(), tokens, mask, chars: rendered.text.chars().count() as u64 })
     }
 
     /// Token ids of the text alone, and with BOS/EOS.
@@ -275,7 +421,7 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, TokenizeErr
         Some(_) => (estimated / BUCKET_BYTES + 1).next_power_of_two() as usize,
         None => 1,
     };
-    let fingerprint = fingerprint(options, &tokenizer_hash, buckets, &plan);
+    let fingerprint = fingerprint(options, &encoder, &tokenizer_hash, buckets, &plan);
     if let Some((stats, manifest)) = finished(&layout, &fingerprint)? {
         return Ok(TokenizeReport { stats, manifest, already_done: true, ignored: plan.ignored });
     }
@@ -314,6 +460,7 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, TokenizeErr
         token_width: width,
         formats: options.formats().names(),
         shuffle_seed: options.config.shuffle_seed,
+        loss_mask: options.config.chat,
         shards,
     };
     atomic::write(&layout.stats, &serde_json::to_vec_pretty(&stats).expect("serialisable"))?;
@@ -322,7 +469,14 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, TokenizeErr
     Ok(TokenizeReport { stats, manifest, already_done: false, ignored: plan.ignored })
 }
 
-fn fingerprint(options: &TokenizeOptions, tokenizer_hash: &str, buckets: usize, plan: &Plan) -> String {
+fn fingerprint(
+    options: &TokenizeOptions,
+    encoder: &Encoder,
+    tokenizer_hash: &str,
+    buckets: usize,
+    plan: &Plan,
+) -> String {
+    let names = options.read_names();
     let fingerprint = Fingerprint {
         tokenizer: tokenizer_hash,
         formats: options.formats().names(),
@@ -332,8 +486,9 @@ fn fingerprint(options: &TokenizeOptions, tokenizer_hash: &str, buckets: usize, 
         eos: options.config.eos_token(),
         bos: &options.config.bos_token,
         metadata: &options.config.metadata,
+        chat: encoder.chat.as_ref().map(|c| (c.template.source.display().to_string(), c.text.clone(), c.train_on)),
         buckets,
-        names: (&options.names.text, &options.names.id),
+        names: (&names.text, &names.id),
         plan,
     };
     format!("{:032x}", xxh3_128(serde_json::to_string(&fingerprint).expect("serialisable").as_bytes()))
@@ -364,7 +519,7 @@ fn encode_pass(
 ) -> Result<TokenStats, TokenizeError> {
     let pool = pool::pool(options.threads).map_err(StageError::from)?;
     let read =
-        Arc::new(ReadOptions { names: options.names.clone(), batch_size: options.batch_size, batch_bytes: 16 << 20 });
+        Arc::new(ReadOptions { names: options.read_names(), batch_size: options.batch_size, batch_bytes: 16 << 20 });
     let spiller = Spiller { plan, read, encoder, options, layout, buckets };
     stage.run(TokenStats::default(), &pool, options.threads, options.progress, |unit, progress, _| {
         spiller.unit(unit, progress).map(Some)
@@ -454,17 +609,17 @@ impl Spiller<'_> {
         let bucket_shift = self.buckets.trailing_zeros();
         while let Some((_, docs)) = batches.next_batch() {
             let t = Instant::now();
-            let encoded: Vec<tokenizers::Result<(usize, Vec<u32>)>> =
-                docs.par_iter().map(|d| self.encoder.encode(&d.text)).collect();
+            let encoded: Vec<Result<Encoded, (&str, String)>> =
+                docs.par_iter().map(|d| self.encoder.encode_doc(d)).collect();
             stats.encode_seconds += t.elapsed().as_secs_f64();
             stats.input_docs += docs.len() as u64;
             progress.docs(docs.len() as u64);
             progress.read_to(batches.bytes_read());
             for (doc, result) in docs.iter().zip(encoded) {
-                let (text_tokens, tokens) = match result {
+                let Encoded { text_tokens, tokens, mask, chars } = match result {
                     Ok(r) => r,
-                    Err(e) => {
-                        stats.errors.add("tokenizer", 1, || format!("document {:?}: {e}", doc.id));
+                    Err((kind, e)) => {
+                        stats.errors.add(kind, 1, || format!("document {:?}: {e}", doc.id));
                         continue;
                     }
                 };
@@ -475,6 +630,12 @@ impl Spiller<'_> {
                     stats.skipped_empty_docs += 1;
                     continue;
                 }
+                let trained = mask.iter().filter(|&&m| m == 1).count() as u64;
+                if self.encoder.chat.is_some() && trained == 0 {
+                    stats.skipped_untrained_docs += 1;
+                    continue;
+                }
+                stats.trained_tokens += trained;
                 let seed = config.shuffle_seed.unwrap_or(0);
                 let split = if config.validation_fraction > 0.0
                     && (xxh3_64_with_seed(doc.id.as_bytes(), seed ^ 0x7661_6c69_6461_7465) as f64)
@@ -491,11 +652,11 @@ impl Spiller<'_> {
                 let bucket = if self.buckets > 1 { (key >> (64 - bucket_shift)) as usize } else { 0 };
                 stats.written_docs += 1;
                 stats.tokens += tokens.len() as u64;
-                stats.text_chars += doc.text.chars().count() as u64;
+                stats.text_chars += chars;
                 stats.count_tokens(tokens.len(), 1);
                 let metadata = config.metadata.iter().map(|f| metadata_value(doc, f)).collect();
                 let record =
-                    spill::Record { key, unit: index as u32, seq, split, id: doc.id.clone(), metadata, tokens };
+                    spill::Record { key, unit: index as u32, seq, split, id: doc.id.clone(), metadata, tokens, mask };
                 seq += 1;
                 writers[bucket].write(&record).map_err(spill_error(&paths[bucket]))?;
             }

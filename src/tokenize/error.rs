@@ -37,6 +37,8 @@ pub enum TokenizeError {
     FinishedStats { path: PathBuf, source: serde_json::Error },
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error(transparent)]
+    ChatTemplate(#[from] super::chat::TemplateError),
 }
 
 impl TokenizeError {
@@ -49,7 +51,8 @@ impl TokenizeError {
             | TokenizeError::UnknownToken { .. }
             | TokenizeError::VocabularyTooSmall { .. }
             | TokenizeError::VocabularyTooLarge(_)
-            | TokenizeError::NoDocuments => ErrorClass::Usage,
+            | TokenizeError::NoDocuments
+            | TokenizeError::ChatTemplate(_) => ErrorClass::Usage,
             TokenizeError::Training(_)
             | TokenizeError::Spill { .. }
             | TokenizeError::Shards { .. }

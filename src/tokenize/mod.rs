@@ -7,6 +7,7 @@
 //! Parquet) with the same accounting of bad records; encoding runs through
 //! the stage driver ([`crate::stage`]), so it resumes as every stage does.
 
+pub mod chat;
 pub mod config;
 pub mod encode;
 pub mod error;
@@ -14,5 +15,5 @@ pub mod spill;
 pub mod train;
 pub mod writer;
 
-pub use config::{TokenFormat, TokenizeConfig};
+pub use config::{TokenFormat, TokenizeConfig, TrainOn};
 pub use error::TokenizeError;

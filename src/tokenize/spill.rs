@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use curate_shards::Split;
 
-const MAGIC: &[u8; 8] = b"CURSPL01";
+const MAGIC: &[u8; 8] = b"CURSPL02";
 
 /// One tokenized document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub struct Record {
     /// as text (JSON strings unquoted, other values as JSON).
     pub metadata: Vec<Option<String>>,
     pub tokens: Vec<u32>,
+    /// Chat data: per token, 1 when trained on; empty otherwise.
+    pub mask: Vec<u8>,
 }
 
 pub struct Writer {
@@ -63,7 +65,7 @@ impl Writer {
         for t in &r.tokens {
             o.write_all(&t.to_le_bytes())?;
         }
-        Ok(())
+        write_bytes(o, &r.mask)
     }
 
     pub fn finish(mut self) -> io::Result<()> {
@@ -126,7 +128,10 @@ impl Reader {
         let mut bytes = vec![0u8; n * 4];
         self.input.read_exact(&mut bytes)?;
         let tokens = bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
-        Ok(Record { key, unit, seq, split, id, metadata, tokens })
+        let n = u32::from_le_bytes(self.array()?) as usize;
+        let mut mask = vec![0u8; n];
+        self.input.read_exact(&mut mask)?;
+        Ok(Record { key, unit, seq, split, id, metadata, tokens, mask })
     }
 
     fn array<const N: usize>(&mut self) -> io::Result<[u8; N]> {
@@ -160,6 +165,7 @@ mod tests {
                 id: "a".into(),
                 metadata: vec![Some("x".into()), None],
                 tokens: vec![1, 70000],
+                mask: vec![0, 1],
             },
             Record {
                 key: 3,
@@ -169,6 +175,7 @@ mod tests {
                 id: "ü".into(),
                 metadata: vec![None, None],
                 tokens: vec![],
+                mask: vec![],
             },
         ];
         let mut w = Writer::create(&path).unwrap();

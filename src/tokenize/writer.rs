@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, ListArray, RecordBatch, StringArray, UInt16Array, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use curate_shards::{datatrove, megatron, parquet_columns, ShardInfo, Split, TokenWidth};
+use curate_shards::{datatrove, loss_mask, megatron, parquet_columns, ShardInfo, Split, TokenWidth};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -26,6 +26,8 @@ pub struct Formats {
     pub parquet: bool,
     pub megatron: bool,
     pub datatrove: bool,
+    /// A loss mask goes with the tokens (a Parquet column, a `.mask.bin`).
+    pub loss_mask: bool,
 }
 
 impl Formats {
@@ -44,9 +46,9 @@ impl Formats {
     }
 }
 
-/// The tokenized Parquet schema: id, tokens, num_tokens, then the requested
-/// metadata fields as strings.
-pub fn parquet_schema(width: TokenWidth, metadata: &[String]) -> SchemaRef {
+/// The tokenized Parquet schema: id, tokens, num_tokens, the loss mask of
+/// chat data, then the requested metadata fields as strings.
+pub fn parquet_schema(width: TokenWidth, with_mask: bool, metadata: &[String]) -> SchemaRef {
     let item = match width {
         TokenWidth::U16 => DataType::UInt16,
         TokenWidth::U32 => DataType::UInt32,
@@ -56,6 +58,10 @@ pub fn parquet_schema(width: TokenWidth, metadata: &[String]) -> SchemaRef {
         Field::new(parquet_columns::TOKENS, DataType::List(Arc::new(Field::new("item", item, false))), false),
         Field::new(parquet_columns::NUM_TOKENS, DataType::UInt32, false),
     ];
+    if with_mask {
+        let item = Arc::new(Field::new("item", DataType::UInt8, false));
+        fields.push(Field::new(parquet_columns::LOSS_MASK, DataType::List(item), false));
+    }
     fields.extend(metadata.iter().map(|m| Field::new(m, DataType::Utf8, true)));
     Arc::new(Schema::new(fields))
 }
@@ -66,6 +72,7 @@ struct OpenShard {
     parquet: Option<ArrowWriter<File>>,
     pending: Vec<Record>,
     megatron: Option<megatron::Writer>,
+    mask: Option<loss_mask::Writer>,
     datatrove: Option<datatrove::Writer>,
     docs: u64,
     tokens: u64,
@@ -77,6 +84,7 @@ pub struct ShardSetWriter {
     width: TokenWidth,
     formats: Formats,
     shard_tokens: u64,
+    with_mask: bool,
     schema: SchemaRef,
     level: i32,
     /// Named in datatrove's metadata files.
@@ -105,7 +113,8 @@ impl ShardSetWriter {
             width,
             formats,
             shard_tokens,
-            schema: parquet_schema(width, metadata),
+            with_mask: formats.loss_mask,
+            schema: parquet_schema(width, formats.loss_mask, metadata),
             level: 3,
             tokenizer_name: tokenizer_name.to_owned(),
             current: None,
@@ -121,6 +130,7 @@ impl ShardSetWriter {
             parquet: None,
             pending: Vec::new(),
             megatron: None,
+            mask: None,
             datatrove: None,
             docs: 0,
             tokens: 0,
@@ -139,6 +149,11 @@ impl ShardSetWriter {
         if self.formats.megatron {
             let (bin, idx) = (self.dir.join(format!("{name}.bin")), self.dir.join(format!("{name}.idx")));
             shard.megatron = Some(megatron::Writer::create(&temp_path(&bin), &temp_path(&idx), self.width)?);
+            if self.with_mask {
+                let mask = loss_mask::path_beside(&bin);
+                shard.mask = Some(loss_mask::Writer::create(&temp_path(&mask))?);
+                shard.files.push(mask);
+            }
             shard.files.extend([bin, idx]);
         }
         if self.formats.datatrove {
@@ -166,6 +181,9 @@ impl ShardSetWriter {
         if let Some(m) = shard.megatron.as_mut() {
             m.add(&record.tokens)?;
         }
+        if let Some(m) = shard.mask.as_mut() {
+            m.add(&record.mask)?;
+        }
         if let Some(d) = shard.datatrove.as_mut() {
             d.add(&record.tokens)?;
         }
@@ -188,6 +206,9 @@ impl ShardSetWriter {
             w.close().map_err(other)?;
         }
         if let Some(m) = shard.megatron.take() {
+            m.finish()?;
+        }
+        if let Some(m) = shard.mask.take() {
             m.finish()?;
         }
         if let Some(d) = shard.datatrove.take() {
@@ -228,7 +249,20 @@ fn flush(shard: &mut OpenShard, schema: &SchemaRef, width: TokenWidth) -> io::Re
     .map_err(other)?;
     let counts = UInt32Array::from_iter_values(lengths.iter().map(|&n| n as u32));
     let mut columns: Vec<ArrayRef> = vec![Arc::new(ids), Arc::new(tokens), Arc::new(counts)];
-    for i in 0..schema.fields().len() - 3 {
+    let with_mask = schema.fields().len() > 3 && schema.field(3).name() == parquet_columns::LOSS_MASK;
+    if with_mask {
+        let DataType::List(item) = schema.field(3).data_type() else { unreachable!("loss_mask is a list") };
+        let values = arrow_array::UInt8Array::from_iter_values(rows.iter().flat_map(|r| r.mask.iter().copied()));
+        let masks = ListArray::try_new(
+            item.clone(),
+            arrow_buffer::OffsetBuffer::from_lengths(rows.iter().map(|r| r.mask.len())),
+            Arc::new(values),
+            None,
+        )
+        .map_err(other)?;
+        columns.push(Arc::new(masks));
+    }
+    for i in 0..schema.fields().len() - columns.len() {
         columns.push(Arc::new(StringArray::from_iter(rows.iter().map(|r| r.metadata[i].as_deref()))));
     }
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(other)?;

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `curate` binary on real files, one module per theme.
 
 mod bad_input;
+mod chat;
 mod config;
 mod dedup;
 mod determinism;

@@ -169,3 +169,15 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+/// Hugging Face transformers as a reference (a script of tests/reference/),
+/// run with the python that `scripts/pyref.sh` prints; scripts/test.sh sets
+/// CURATE_PYREF to it.
+pub fn python_reference(script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let python = std::env::var_os("CURATE_PYREF").unwrap_or_else(|| {
+        panic!("CURATE_PYREF is not set: run the tests through scripts/test.sh, or export CURATE_PYREF=$(scripts/pyref.sh)")
+    });
+    let out = Command::new(python).arg(root().join("tests/reference").join(script)).args(args).output().unwrap();
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -1,0 +1,216 @@
+//! `curate tokenize --chat`: conversations rendered with real template
+//! styles (ChatML, LLaMA 3, Mistral, Zephyr) give transformers' tokens and
+//! assistant masks, the mask reaches both shard formats, and records the
+//! template refuses or that train nothing are counted, not lost.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use arrow_array::{Array, ListArray, StringArray, UInt16Array, UInt8Array};
+use curate_shards::{loss_mask, megatron, Manifest, Split};
+use serde_json::Value;
+
+use crate::util::*;
+
+fn chat_fixtures() -> PathBuf {
+    root().join("fixtures/chat")
+}
+
+fn tokenize_chat(input: &Path, out: &Path, flags: &[&str]) -> Value {
+    let result = curate()
+        .arg("tokenize")
+        .arg("--input")
+        .arg(input)
+        .arg("--tokenizer")
+        .arg(chat_fixtures().join("tokenizer.json"))
+        .arg("--output")
+        .arg(out)
+        .args(["--progress", "none", "--chat"])
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", stderr(&result));
+    let stats: Value = serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
+    let n = |k: &str| stats[k].as_u64().unwrap();
+    assert_eq!(
+        n("input_docs"),
+        n("written_docs") + n("skipped_empty_docs") + n("skipped_untrained_docs") + n("error_docs"),
+        "{stats:#}"
+    );
+    stats
+}
+
+/// id → (tokens, mask) from the Parquet shards, checked against the
+/// Megatron files and their `.mask.bin`.
+fn read_chat_shards(out: &Path) -> BTreeMap<String, (Vec<u32>, Vec<u8>)> {
+    let manifest = Manifest::load(&out.join("manifest.json")).unwrap();
+    assert!(manifest.loss_mask);
+    let mut docs = BTreeMap::new();
+    for shard in manifest.shards(Split::Train) {
+        let prefix = out.join(&shard.name);
+        let mut rows = Vec::new();
+        for batch in read_parquet(&prefix.with_extension("parquet")) {
+            let ids = batch.column_by_name("id").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+            let tokens = batch.column_by_name("tokens").unwrap().as_any().downcast_ref::<ListArray>().unwrap();
+            let masks = batch.column_by_name("loss_mask").unwrap().as_any().downcast_ref::<ListArray>().unwrap();
+            for i in 0..batch.num_rows() {
+                let t = tokens.value(i);
+                let t: Vec<u32> =
+                    t.as_any().downcast_ref::<UInt16Array>().unwrap().values().iter().map(|&x| x as u32).collect();
+                let m = masks.value(i);
+                let m = m.as_any().downcast_ref::<UInt8Array>().unwrap().values().to_vec();
+                assert_eq!(t.len(), m.len());
+                rows.push((ids.value(i).to_owned(), t, m));
+            }
+        }
+        let reader = megatron::Reader::open(&prefix).unwrap();
+        let total: u64 = rows.iter().map(|r| r.1.len() as u64).sum();
+        let sidecar = loss_mask::read(&loss_mask::path_beside(&prefix.with_extension("bin")), total).unwrap();
+        let mut at = 0;
+        for (i, (id, tokens, mask)) in rows.into_iter().enumerate() {
+            assert_eq!(reader.get(i).unwrap(), tokens, "{id}: Megatron tokens");
+            assert_eq!(&sidecar[at..at + mask.len()], mask.as_slice(), "{id}: .mask.bin");
+            at += mask.len();
+            docs.insert(id, (tokens, mask));
+        }
+    }
+    docs
+}
+
+#[test]
+fn chat_templates_give_transformers_tokens_and_assistant_masks() {
+    let work = tempfile::tempdir().unwrap();
+    let conversations = chat_fixtures().join("conversations.jsonl");
+    for style in ["chatml", "llama3", "mistral", "zephyr"] {
+        let template = chat_fixtures().join(format!("{style}.jinja"));
+        let out = work.path().join(style);
+        let stats = tokenize_chat(&conversations, &out, &["--chat-template", template.to_str().unwrap()]);
+        let ours = read_chat_shards(&out);
+        let reference = python_reference(
+            "chat_template.py",
+            &[chat_fixtures().as_os_str(), template.as_os_str(), conversations.as_os_str()],
+        );
+        let (mut refused, mut untrained, mut compared) = (0, 0, 0);
+        for line in reference.lines() {
+            let r: Value = serde_json::from_str(line).unwrap();
+            let id = r["id"].as_str().unwrap();
+            if r.get("error").is_some() {
+                assert!(!ours.contains_key(id), "{style} {id}: transformers refuses it, curate wrote it");
+                refused += 1;
+                continue;
+            }
+            let ids: Vec<u32> = r["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            let mask: Vec<u8> = r["mask"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect();
+            if !mask.contains(&1) {
+                assert!(!ours.contains_key(id), "{style} {id}: nothing to train on, yet written");
+                untrained += 1;
+                continue;
+            }
+            let (tokens, our_mask) = ours.get(id).unwrap_or_else(|| panic!("{style} {id}: missing"));
+            assert_eq!(tokens, &ids, "{style} {id}: tokens differ from apply_chat_template's");
+            assert_eq!(our_mask, &mask, "{style} {id}: mask differs from return_assistant_tokens_mask's");
+            compared += 1;
+        }
+        assert_eq!(stats["error_docs"].as_u64().unwrap(), refused, "{style}: {stats:#}");
+        assert_eq!(stats["skipped_untrained_docs"].as_u64().unwrap(), untrained, "{style}");
+        assert!(compared >= 8, "{style}: only {compared} conversations compared");
+        assert!(refused + untrained >= 1, "{style}: the fixture has a conversation with nothing to train on");
+    }
+}
+
+#[test]
+fn train_on_chooses_the_masked_tokens_and_prompt_completion_records_work() {
+    let work = tempfile::tempdir().unwrap();
+    let conversations = chat_fixtures().join("conversations.jsonl");
+    // The tokenizer's own template (ChatML, from its tokenizer_config.json).
+    let assistant = read_chat_shards(&{
+        let out = work.path().join("assistant");
+        tokenize_chat(&conversations, &out, &[]);
+        out
+    });
+    let last = read_chat_shards(&{
+        let out = work.path().join("completion");
+        tokenize_chat(&conversations, &out, &["--train-on", "completion"]);
+        out
+    });
+    let all = read_chat_shards(&{
+        let out = work.path().join("all");
+        tokenize_chat(&conversations, &out, &["--train-on", "all"]);
+        out
+    });
+    let (tokens, mask) = &assistant["system-multi-turn"];
+    let ones = |m: &[u8]| m.iter().filter(|&&b| b == 1).count();
+    // Two answers, each a run of ones; the last-turn mask keeps the second.
+    let runs = mask.windows(2).filter(|w| w == &[0, 1]).count();
+    assert_eq!(runs, 2, "{mask:?}");
+    let (last_tokens, last_mask) = &last["system-multi-turn"];
+    assert_eq!(last_tokens, tokens);
+    let second = mask.windows(2).rposition(|w| w == [0, 1]).unwrap() + 1;
+    assert!(ones(last_mask) > 0 && last_mask[..second].iter().all(|&b| b == 0), "{last_mask:?}");
+    assert_eq!(&last_mask[second..], &mask[second..]);
+    assert!(all["system-multi-turn"].1.iter().all(|&b| b == 1));
+    // A conversation without an assistant turn is written when every token counts.
+    assert!(all.contains_key("ends-with-user") && !assistant.contains_key("ends-with-user"));
+
+    let out = work.path().join("pc");
+    let stats = tokenize_chat(&chat_fixtures().join("prompt_completion.jsonl"), &out, &[]);
+    assert_eq!(stats["written_docs"], 2, "{stats:#}");
+    let pc = read_chat_shards(&out);
+    let tok = tokenizers::Tokenizer::from_file(chat_fixtures().join("tokenizer.json")).unwrap();
+    let (tokens, mask) = &pc["pc-text"];
+    let prompt = tok.encode("The capital of France is", false).unwrap().get_ids().to_vec();
+    let whole = tok.encode("The capital of France is Paris.", false).unwrap().get_ids().to_vec();
+    let eot = tok.token_to_id("<|eot_id|>").unwrap();
+    assert_eq!(tokens[..tokens.len() - 1], whole[..], "text, then the template's end token");
+    assert_eq!(*tokens.last().unwrap(), eot);
+    assert!(mask[..prompt.len()].iter().all(|&b| b == 0) && mask[prompt.len()..].iter().all(|&b| b == 1), "{mask:?}");
+    let (tokens, mask) = &pc["pc-messages"];
+    let text =
+        tok.decode(&tokens.iter().zip(mask).filter(|(_, &m)| m == 1).map(|(&t, _)| t).collect::<Vec<_>>(), false);
+    assert_eq!(text.unwrap(), "Queequeg.<|im_end|>\n");
+}
+
+#[test]
+fn broken_chat_records_are_counted_with_their_reason() {
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("bad.jsonl");
+    std::fs::write(
+        &input,
+        concat!(
+            "{\"id\": \"ok\", \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": \"Hello\"}]}\n",
+            "{\"id\": \"object\", \"messages\": {\"role\": \"user\"}}\n",
+            "{\"id\": \"no-role\", \"messages\": [{\"content\": \"Hi\"}]}\n",
+            "{\"id\": \"neither\", \"text\": \"plain\"}\n",
+            "{\"id\": \"mixed\", \"prompt\": \"a\", \"completion\": [{\"role\": \"assistant\", \"content\": \"b\"}]}\n",
+            "not json\n",
+        ),
+    )
+    .unwrap();
+    let out = work.path().join("out");
+    let stats = tokenize_chat(&input, &out, &[]);
+    assert_eq!(stats["written_docs"], 1, "{stats:#}");
+    assert_eq!(stats["errors"]["chat_record"]["count"], 4, "{stats:#}");
+    assert_eq!(stats["errors"]["invalid_json"]["count"], 1, "{stats:#}");
+    let examples = stats["errors"]["chat_record"]["examples"].to_string();
+    assert!(
+        examples.contains("is not a list of messages") && examples.contains("no string \\\"role\\\""),
+        "{examples}"
+    );
+
+    // A template that does not compile is refused before any work, by file.
+    let bad = work.path().join("bad.jinja");
+    std::fs::write(&bad, "{% for m in messages %}{{ m.content }").unwrap();
+    let result = curate()
+        .args(["tokenize", "--progress", "none", "--chat", "--input"])
+        .arg(&input)
+        .arg("--tokenizer")
+        .arg(chat_fixtures().join("tokenizer.json"))
+        .arg("--output")
+        .arg(work.path().join("never"))
+        .arg("--chat-template")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
+    assert!(stderr(&result).contains("bad.jinja: the chat template does not compile"), "{}", stderr(&result));
+}
