@@ -115,6 +115,10 @@ fn chat_templates_give_transformers_tokens_and_assistant_masks() {
         assert_eq!(stats["skipped_untrained_docs"].as_u64().unwrap(), untrained, "{style}");
         assert!(compared >= 8, "{style}: only {compared} conversations compared");
         assert!(refused + untrained >= 1, "{style}: the fixture has a conversation with nothing to train on");
+        if style == "llama3" {
+            // The trainer's tests read fixtures/chat/tokens: it must be what this makes.
+            assert_eq!(read_chat_shards(&chat_fixtures().join("tokens")), ours, "fixtures/chat/tokens is stale");
+        }
     }
 }
 

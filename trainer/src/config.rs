@@ -136,6 +136,13 @@ pub struct DataConfig {
     /// Seed of the window shuffle.
     #[serde(default = "d_seed")]
     pub seed: u64,
+    /// Chat data (shards with a loss mask): pack several examples into each
+    /// sequence (best-fit decreasing), or give each its own, padded.
+    #[serde(default = "d_true")]
+    pub packing: bool,
+    /// Chat data: an example longer than seq_len is "truncate"d or "drop"ped.
+    #[serde(default)]
+    pub overlong: crate::packing::Overlong,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +240,9 @@ fn d_norm_eps() -> f64 {
 }
 fn d_init_std() -> f64 {
     0.02
+}
+fn d_true() -> bool {
+    true
 }
 fn d_seq_len() -> usize {
     1024

@@ -190,6 +190,30 @@ fn read_parquet_tokens(path: &Path) -> Result<Vec<u32>, DataError> {
     Ok(tokens)
 }
 
+/// What a split is read as: windows of a token stream (pre-training), or
+/// rows of packed examples (shards with a loss mask).
+pub enum Data {
+    Windows(Windows),
+    Packed(crate::packing::Rows),
+}
+
+impl Data {
+    /// Sequences the sampler draws from.
+    pub fn count(&self) -> u64 {
+        match self {
+            Data::Windows(w) => w.count(),
+            Data::Packed(r) => r.count(),
+        }
+    }
+
+    pub fn seq_len(&self) -> usize {
+        match self {
+            Data::Windows(w) => w.seq_len(),
+            Data::Packed(r) => r.seq_len(),
+        }
+    }
+}
+
 /// Fixed-length windows of a token stream.
 pub struct Windows {
     stream: TokenStream,

@@ -11,28 +11,29 @@ use crate::step;
 use crate::train::Setup;
 
 /// Writes `model.safetensors`, `config.json` (Hugging Face), `batch.safetensors`
-/// (`input_ids`, `targets`), `gradients.safetensors` and `loss.json` into `out`.
+/// (`input_ids`, `targets` (-100 where the loss skips), and for packed
+/// examples `position_ids`), `gradients.safetensors` and `loss.json` into `out`.
 pub fn dump(config: TrainConfig, out: &Path) -> anyhow::Result<f64> {
     let setup = Setup::new(config, None)?;
     std::fs::create_dir_all(out)?;
     let indices: Vec<u64> = (0..setup.config.training.batch_size as u64).map(|i| i % setup.train.count()).collect();
-    let (input, targets) = step::batch(&setup.train, &indices, setup.device)?;
+    let batch = step::batch(&setup.train, &indices, setup.device)?;
     let weights = setup.weights();
     checkpoint::write_safetensors(&out.join("model.safetensors"), &weights)?;
     let loss = step::forward_backward(
         setup.model.as_ref(),
         setup.precision,
-        &input,
-        &targets,
+        &batch,
         1.0,
         setup.config.training.activation_checkpointing,
     );
     let grads: Vec<(String, tch::Tensor)> = weights.iter().map(|(n, t)| (n.clone(), t.grad())).collect();
     checkpoint::write_safetensors(&out.join("gradients.safetensors"), &grads)?;
-    checkpoint::write_safetensors(
-        &out.join("batch.safetensors"),
-        &[("input_ids".to_string(), input), ("targets".to_string(), targets)],
-    )?;
+    let mut tensors = vec![("input_ids".to_string(), batch.input), ("targets".to_string(), batch.targets)];
+    if let Some(packing) = batch.packing {
+        tensors.push(("position_ids".to_string(), packing.positions));
+    }
+    checkpoint::write_safetensors(&out.join("batch.safetensors"), &tensors)?;
     let tokenizer = &setup.manifest.tokenizer;
     let hf = crate::pretrained::hf_config::write(
         &setup.config.model,

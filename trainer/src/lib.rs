@@ -24,6 +24,7 @@ pub mod gradients;
 pub mod hooks;
 pub mod model;
 pub mod optim;
+pub mod packing;
 pub mod precision;
 pub mod pretrained;
 pub mod step;

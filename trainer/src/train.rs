@@ -11,7 +11,7 @@ use tch::{nn, Device};
 
 use crate::checkpoint::{self, DataFingerprint, TrainerState};
 use crate::config::{NanPolicy, ShardFormat, TrainConfig};
-use crate::data::{Sampler, TokenStream, Windows};
+use crate::data::{Data, Sampler, TokenStream, Windows};
 use crate::distributed::environment::Launch;
 use crate::distributed::group::Reduce;
 use crate::distributed::zero::ShardedAdamW;
@@ -19,6 +19,7 @@ use crate::distributed::{self, DataParallel};
 use crate::hooks;
 use crate::model::{self, CausalLm};
 use crate::optim::{self, AdamW};
+use crate::packing;
 use crate::precision::{LossScaler, Precision};
 use crate::pretrained;
 use crate::step;
@@ -32,8 +33,8 @@ pub struct Setup {
     pub precision: Precision,
     pub vs: nn::VarStore,
     pub model: Box<dyn CausalLm>,
-    pub train: Windows,
-    pub validation: Option<Windows>,
+    pub train: Data,
+    pub validation: Option<Data>,
     /// This rank's place in a job of more than one rank.
     pub launch: Option<Launch>,
     /// Micro-batches per optimizer step on this job's number of ranks.
@@ -69,21 +70,37 @@ impl Setup {
             bail!("data.format: {} holds {:?}, not {format_name}", manifest_path.display(), manifest.formats);
         }
         let seq_len = config.data.seq_len;
-        let open = |split: Split| -> anyhow::Result<Windows> {
-            let vocab_size = config.model.vocab_size.expect("resolved above") as u64;
-            Ok(Windows::new(TokenStream::open(&config.data.path, &manifest, split, format, vocab_size)?, seq_len))
+        let vocab_size = config.model.vocab_size.expect("resolved above") as u64;
+        let open = |split: Split| -> anyhow::Result<Data> {
+            if manifest.loss_mask {
+                let examples = packing::read_examples(&config.data.path, &manifest, split, format, vocab_size)?;
+                return Ok(Data::Packed(packing::pack(examples, seq_len, config.data.overlong, config.data.packing)));
+            }
+            Ok(Data::Windows(Windows::new(
+                TokenStream::open(&config.data.path, &manifest, split, format, vocab_size)?,
+                seq_len,
+            )))
         };
         let train = open(Split::Train)?;
         if train.count() == 0 {
-            bail!(
-                "data.path: the train split of {} holds {} tokens, fewer than one window of seq_len + 1 = {}",
-                manifest_path.display(),
-                manifest.tokens(Split::Train),
-                seq_len + 1
-            );
+            match &train {
+                Data::Windows(_) => bail!(
+                    "data.path: the train split of {} holds {} tokens, fewer than one window of seq_len + 1 = {}",
+                    manifest_path.display(),
+                    manifest.tokens(Split::Train),
+                    seq_len + 1
+                ),
+                Data::Packed(rows) => bail!(
+                    "data.path: the train split of {} has no example to train on ({:?})",
+                    manifest_path.display(),
+                    rows.stats
+                ),
+            }
         }
-        let validation =
-            if manifest.tokens(Split::Validation) > seq_len as u64 { Some(open(Split::Validation)?) } else { None };
+        let validation = match manifest.docs(Split::Validation) {
+            0 => None,
+            _ => Some(open(Split::Validation)?).filter(|v| v.count() > 0),
+        };
         if config.training.eval_interval > 0 && validation.is_none() {
             bail!(
                 "training.eval_interval: {} has no validation split of at least seq_len + 1 tokens \
@@ -183,6 +200,24 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
         dp.broadcast_weights()?;
     }
     let mut metrics = if leader { Some(Metrics::open(&output.join("metrics.jsonl"), state.step)?) } else { None };
+    if let (Data::Packed(rows), Some(m)) = (&setup.train, metrics.as_mut()) {
+        let p = &rows.stats;
+        eprintln!(
+            "chat data: {} examples in {} rows of {} tokens ({:.1}% padding); {} truncated, {} dropped as too long, \
+             {} with nothing to train on; {} trained tokens",
+            p.examples,
+            p.rows,
+            rows.seq_len(),
+            100.0 * p.padding_share,
+            p.truncated,
+            p.dropped_overlong,
+            p.dropped_untrained,
+            p.trained_tokens
+        );
+        if state.step == 0 {
+            m.write(&serde_json::json!({ "step": 0, "packing": p }))?;
+        }
+    }
     let tokens_per_step = (t.batch_size * setup.accumulation * world * setup.config.data.seq_len) as u64;
     let flops_per_token = 6.0 * model::flop_parameters(&setup.vs) as f64
         + 12.0 * (setup.config.model.num_layers * setup.config.model.hidden_size * setup.config.data.seq_len) as f64;
@@ -252,15 +287,8 @@ fn join(setup: &Setup, launch: &Launch, sampler: &mut Sampler) -> anyhow::Result
     let t = &setup.config.training;
     let indices = sampler.micro_batch(0, 0);
     dp.calibrate(d.bucket_mb, || -> anyhow::Result<()> {
-        let (input, targets) = step::batch(&setup.train, &indices, setup.device)?;
-        step::forward_backward(
-            setup.model.as_ref(),
-            setup.precision,
-            &input,
-            &targets,
-            1.0,
-            t.activation_checkpointing,
-        );
+        let batch = step::batch(&setup.train, &indices, setup.device)?;
+        step::forward_backward(setup.model.as_ref(), setup.precision, &batch, 1.0, t.activation_checkpointing);
         Ok(())
     })?;
     for (_, p) in &dp.params {
@@ -346,24 +374,41 @@ fn train_step(
     let accumulation = setup.accumulation;
     optimizer.zero_grad();
     let scale = state.loss_scaler.map_or(1.0, |s| s.scale);
+    let mut batches = (0..accumulation)
+        .map(|micro| step::batch(&setup.train, &sampler.micro_batch(state.step, micro), setup.device))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Packed examples: every trained target of the step weighs the same,
+    // whichever micro-batch and rank it falls in (as transformers'
+    // num_items_in_batch). The reducer's average over ranks divides by the
+    // world once more, so each rank divides by the total / world.
+    let packed = matches!(setup.train, Data::Packed(_));
+    if packed {
+        let mine: u64 = batches.iter().map(step::Batch::trained).sum();
+        let total = match dp.as_deref() {
+            Some(dp) => dp.group.all_reduce_values(&[mine as f64], Reduce::Sum, "the step's trained tokens")?[0],
+            None => mine as f64,
+        };
+        for b in &mut batches {
+            b.normaliser = (total / setup.world() as f64).max(f64::MIN_POSITIVE);
+        }
+    }
     let mut loss = 0.0;
-    for micro in 0..accumulation {
+    for (micro, batch) in batches.iter().enumerate() {
         if micro + 1 == accumulation {
             if let Some(dp) = dp.as_deref_mut() {
                 dp.reducer.arm();
             }
         }
-        let indices = sampler.micro_batch(state.step, micro);
-        let (input, targets) = step::batch(&setup.train, &indices, setup.device)?;
-        let factor = scale / accumulation as f64;
+        // Windows average their micro-batches' means; packed losses are
+        // already shares of the step's sum.
+        let share = if packed { 1.0 } else { 1.0 / accumulation as f64 };
         loss += step::forward_backward(
             setup.model.as_ref(),
             setup.precision,
-            &input,
-            &targets,
-            factor,
+            batch,
+            scale * share,
             t.activation_checkpointing,
-        ) / accumulation as f64;
+        ) * share;
     }
     if let Some(dp) = dp.as_deref_mut() {
         dp.reducer.finish()?;

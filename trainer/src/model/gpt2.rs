@@ -3,7 +3,7 @@
 
 use tch::{nn, Kind, Tensor};
 
-use super::{attend, cached, normal, residual_std, CausalLm};
+use super::{attend, cached, normal, residual_std, CausalLm, Place};
 use crate::config::ModelConfig;
 
 struct Linear {
@@ -94,9 +94,12 @@ impl Gpt2 {
 }
 
 impl CausalLm for Gpt2 {
-    fn embed(&self, ids: &Tensor, start: i64) -> Tensor {
+    fn embed(&self, ids: &Tensor, place: Place) -> Tensor {
         let t = ids.size()[1];
-        let positions = Tensor::arange_start(start, start + t, (Kind::Int64, ids.device()));
+        let positions = match place {
+            Place::From(start) => Tensor::arange_start(start, start + t, (Kind::Int64, ids.device())),
+            Place::Packed(p) => p.positions.shallow_clone(),
+        };
         Tensor::embedding(&self.wte, ids, -1, false, false) + Tensor::embedding(&self.wpe, &positions, -1, false, false)
     }
 
@@ -104,7 +107,7 @@ impl CausalLm for Gpt2 {
         self.blocks.len()
     }
 
-    fn layer(&self, i: usize, x: &Tensor, _start: i64, cache: Option<&mut Option<(Tensor, Tensor)>>) -> Tensor {
+    fn layer(&self, i: usize, x: &Tensor, place: Place, cache: Option<&mut Option<(Tensor, Tensor)>>) -> Tensor {
         let b = &self.blocks[i];
         let (batch, t, d) = x.size3().expect("[B, T, d]");
         let head_dim = d / self.heads;
@@ -112,7 +115,7 @@ impl CausalLm for Gpt2 {
         let split = |part: &Tensor| part.view([batch, t, self.heads, head_dim]).transpose(1, 2);
         let parts = qkv.split(d, 2);
         let (k, v) = cached(split(&parts[1]), split(&parts[2]), cache);
-        let y = attend(&split(&parts[0]), &k, &v, None).transpose(1, 2).reshape([batch, t, d]);
+        let y = attend(&split(&parts[0]), &k, &v, None, place).transpose(1, 2).reshape([batch, t, d]);
         let x = x + b.attn_proj.forward(&y);
         let h = b.c_fc.forward(&b.ln_2.forward(&x)).gelu("tanh");
         &x + b.mlp_proj.forward(&h)

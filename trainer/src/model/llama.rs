@@ -5,7 +5,7 @@
 
 use tch::{nn, Kind, Tensor};
 
-use super::{attend, cached, normal, residual_std, CausalLm};
+use super::{attend, cached, normal, residual_std, CausalLm, Place};
 use crate::config::{ModelConfig, RopeScaling};
 
 struct RmsNorm {
@@ -130,7 +130,7 @@ fn rotate_half(x: &Tensor) -> Tensor {
 }
 
 impl CausalLm for Llama {
-    fn embed(&self, ids: &Tensor, _start: i64) -> Tensor {
+    fn embed(&self, ids: &Tensor, _place: Place) -> Tensor {
         Tensor::embedding(&self.embed_tokens, ids, -1, false, false)
     }
 
@@ -138,7 +138,7 @@ impl CausalLm for Llama {
         self.layers.len()
     }
 
-    fn layer(&self, i: usize, x: &Tensor, start: i64, cache: Option<&mut Option<(Tensor, Tensor)>>) -> Tensor {
+    fn layer(&self, i: usize, x: &Tensor, place: Place, cache: Option<&mut Option<(Tensor, Tensor)>>) -> Tensor {
         let l = &self.layers[i];
         let (batch, t, _) = x.size3().expect("[B, T, d]");
         let h = l.input_norm.forward(x);
@@ -150,11 +150,24 @@ impl CausalLm for Llama {
             heads(&l.k_proj, bias(1), self.kv_heads),
             heads(&l.v_proj, bias(2), self.kv_heads),
         );
-        let cos = self.cos.narrow(0, start, t).to_kind(q.kind());
-        let sin = self.sin.narrow(0, start, t).to_kind(q.kind());
+        let (cos, sin) = match place {
+            Place::From(start) => (self.cos.narrow(0, start, t), self.sin.narrow(0, start, t)),
+            Place::Packed(p) => {
+                // [B, 1, T, head_dim]: each token's own position.
+                let at = |table: &Tensor| {
+                    table.index_select(0, &p.positions.reshape([-1])).view([batch, 1, t, self.head_dim])
+                };
+                (at(&self.cos), at(&self.sin))
+            }
+        };
+        let (cos, sin) = (cos.to_kind(q.kind()), sin.to_kind(q.kind()));
         let rope = |x: &Tensor| x * &cos + rotate_half(x) * &sin;
         let (k, v) = cached(rope(&k), v, cache);
-        let y = attend(&rope(&q), &k, &v, self.window).transpose(1, 2).reshape([batch, t, self.heads * self.head_dim]);
+        let y = attend(&rope(&q), &k, &v, self.window, place).transpose(1, 2).reshape([
+            batch,
+            t,
+            self.heads * self.head_dim,
+        ]);
         let x = x + y.linear(&l.o_proj, None::<Tensor>);
         let h = l.post_attention_norm.forward(&x);
         let gate = h.linear(&l.gate_proj, None::<Tensor>).silu();

@@ -38,37 +38,77 @@ impl KvCache {
     }
 }
 
+/// Several examples packed into one row (supervised fine-tuning): each
+/// token's position within its example, and which example it belongs to.
+/// Attention stays inside an example, so a packed row computes what its
+/// examples would one by one.
+pub struct Packing {
+    /// `[B, T]` int64: positions restart at 0 with each example.
+    pub positions: Tensor,
+    /// `[B, 1, T, T]` bool: query `q` may attend key `k` (same example, `k <= q`).
+    allowed: Tensor,
+}
+
+impl Packing {
+    /// `segments` `[B, T]` numbers the examples of each row (padding is one
+    /// more segment of its own).
+    pub fn new(positions: Tensor, segments: &Tensor) -> Packing {
+        let t = segments.size()[1];
+        let same = segments.unsqueeze(2).eq_tensor(&segments.unsqueeze(1));
+        let causal = Tensor::ones([t, t], (Kind::Bool, segments.device())).tril(0);
+        Packing { positions, allowed: same.logical_and(&causal).unsqueeze(1) }
+    }
+
+    /// The mask with a sliding window: keys fewer than `window` positions back.
+    fn windowed(&self, window: usize) -> Tensor {
+        let p = &self.positions;
+        let distance = p.unsqueeze(2) - p.unsqueeze(1);
+        self.allowed.logical_and(&distance.lt(window as i64).unsqueeze(1))
+    }
+}
+
+/// Where a call's tokens sit.
+#[derive(Clone, Copy)]
+pub enum Place<'a> {
+    /// One sequence per row, its first token at this position (a cache's length).
+    From(i64),
+    /// Packed examples.
+    Packed(&'a Packing),
+}
+
 pub trait CausalLm {
     /// Token (and, for GPT-2, position) embeddings: `[B, T]` ids → `[B, T, d]`.
-    /// `start` is the position of the first id.
-    fn embed(&self, ids: &Tensor, start: i64) -> Tensor;
+    fn embed(&self, ids: &Tensor, place: Place) -> Tensor;
 
     fn num_layers(&self) -> usize;
 
     /// Layer `i`; with a cache, appends this call's keys and values to it.
-    fn layer(&self, i: usize, x: &Tensor, start: i64, cache: Option<&mut Option<(Tensor, Tensor)>>) -> Tensor;
+    fn layer(&self, i: usize, x: &Tensor, place: Place, cache: Option<&mut Option<(Tensor, Tensor)>>) -> Tensor;
 
     /// Final norm and output projection: `[B, T, d]` → `[B, T, vocab]` logits.
     fn head(&self, x: &Tensor) -> Tensor;
 
     fn forward(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Tensor {
         match cache {
-            None => {
-                let mut x = self.embed(ids, 0);
-                for i in 0..self.num_layers() {
-                    x = self.layer(i, &x, 0, None);
-                }
-                self.head(&x)
-            }
+            None => self.forward_at(ids, Place::From(0)),
             Some(cache) => {
-                let start = cache.len();
-                let mut x = self.embed(ids, start);
+                let place = Place::From(cache.len());
+                let mut x = self.embed(ids, place);
                 for (i, slot) in cache.layers.iter_mut().enumerate() {
-                    x = self.layer(i, &x, start, Some(slot));
+                    x = self.layer(i, &x, place, Some(slot));
                 }
                 self.head(&x)
             }
         }
+    }
+
+    /// Logits without a cache, for tokens at `place`.
+    fn forward_at(&self, ids: &Tensor, place: Place) -> Tensor {
+        let mut x = self.embed(ids, place);
+        for i in 0..self.num_layers() {
+            x = self.layer(i, &x, place, None);
+        }
+        self.head(&x)
     }
 }
 
@@ -100,16 +140,24 @@ pub(crate) fn residual_std(config: &ModelConfig) -> f64 {
 
 /// Causal scaled-dot-product attention over `[B, heads, T, head_dim]`, with
 /// grouped-query heads when `k` and `v` have fewer heads than `q`, queries
-/// placed after any cached keys, and an optional sliding window.
-pub(crate) fn attend(q: &Tensor, k: &Tensor, v: &Tensor, window: Option<usize>) -> Tensor {
+/// placed after any cached keys (or packed examples kept apart), and an
+/// optional sliding window.
+pub(crate) fn attend(q: &Tensor, k: &Tensor, v: &Tensor, window: Option<usize>, place: Place) -> Tensor {
     if q.size()[1] != k.size()[1] && q.device() == Device::Cpu {
         // libtorch's CPU kernel with enable_gqa is slower than repeating
         // each key/value head for its queries first (Hugging Face's repeat_kv).
         let groups = q.size()[1] / k.size()[1];
-        return attend(q, &repeat_kv(k, groups), &repeat_kv(v, groups), window);
+        return attend(q, &repeat_kv(k, groups), &repeat_kv(v, groups), window, place);
+    }
+    let gqa = q.size()[1] != k.size()[1];
+    if let Place::Packed(packing) = place {
+        let mask = match window {
+            None => packing.allowed.shallow_clone(),
+            Some(w) => packing.windowed(w),
+        };
+        return Tensor::scaled_dot_product_attention(q, k, v, Some(mask), 0.0, false, None, gqa);
     }
     let (tq, tk) = (q.size()[2], k.size()[2]);
-    let gqa = q.size()[1] != k.size()[1];
     let offset = tk - tq;
     // The fused kernels' is_causal aligns the mask top-left, which is right
     // only when queries and keys start together.
@@ -154,6 +202,22 @@ pub(crate) fn cached(k: Tensor, v: Tensor, cache: Option<&mut Option<(Tensor, Te
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
     let vocab = logits.size()[2];
     logits.to_kind(Kind::Float).reshape([-1, vocab]).cross_entropy_for_logits(&targets.reshape([-1]))
+}
+
+/// The target of a position the loss skips (prompt tokens, padding, the
+/// last token of an example), as PyTorch's and Hugging Face's -100.
+pub const IGNORE: i64 = -100;
+
+/// Summed next-token cross-entropy over the targets that are not [`IGNORE`], in fp32.
+pub fn cross_entropy_sum(logits: &Tensor, targets: &Tensor) -> Tensor {
+    let vocab = logits.size()[2];
+    logits.to_kind(Kind::Float).reshape([-1, vocab]).cross_entropy_loss::<Tensor>(
+        &targets.reshape([-1]),
+        None,
+        tch::Reduction::Sum,
+        IGNORE,
+        0.0,
+    )
 }
 
 /// A device that `training.device` (or `--device`) names but this machine lacks.

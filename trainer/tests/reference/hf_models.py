@@ -2,9 +2,9 @@
 """Hugging Face transformers as the reference for the trainer's tests
 (trainer/tests/pretrained.rs runs it with the python of scripts/pyref.sh).
 
-    hf_models.py make OUT                 every case from random initialisation, saved with save_pretrained in OUT/CASE
+    hf_models.py make OUT [chat]          every case (or the chat cases) from random initialisation, saved in OUT/CASE
     hf_models.py logits IDS OUT DIR...    logits of each DIR's model on IDS (a JSON list of lists) -> OUT (safetensors, key = DIR)
-    hf_models.py loss DIR BATCH OUT       loss and gradients of a batch (input_ids, targets) -> OUT
+    hf_models.py loss DIR BATCH OUT       loss and gradients of a batch (input_ids, targets, [position_ids]) -> OUT
     hf_models.py tokenizer TEXT DIR...    AutoTokenizer(DIR).encode(TEXT) for each DIR, as JSON lines
 
 Everything in fp32 on the CPU; the seed is fixed, so a case is the same
@@ -37,15 +37,24 @@ CASES = {
                                  bos_token_id=0, eos_token_id=0),
 }
 
+# For the chat fixtures (fixtures/chat/tokenizer.json has 2011 tokens), with
+# room for their longest conversation, and weights large enough that
+# attention is sharp (a token seeing past its example shows in the loss).
+CHAT = dict(SMALL, vocab_size=2048, max_position_embeddings=512, initializer_range=0.2)
+CHAT_CASES = {
+    "llama-chat": lambda: T.LlamaConfig(**CHAT, num_key_value_heads=2),
+    "mistral-chat": lambda: T.MistralConfig(**CHAT, num_key_value_heads=2, sliding_window=16),
+}
 
-def make(out: str) -> None:
-    for case in CASES:
+
+def make(out: str, which: str = "models") -> None:
+    for case in CHAT_CASES if which == "chat" else CASES:
         make_case(case, f"{out}/{case}")
 
 
 def make_case(case: str, out: str) -> None:
     torch.manual_seed(0)
-    config = CASES[case]()
+    config = {**CASES, **CHAT_CASES}[case]()
     model = T.AutoModelForCausalLM.from_config(config)
     with torch.no_grad():
         # Non-zero biases and norms, so that a missed one shows in the logits.
@@ -77,7 +86,9 @@ def logits(ids: str, out: str, *paths: str) -> None:
 def loss(path: str, batch: str, out: str) -> None:
     model = load(path)
     tensors = load_file(batch)
-    result = model(tensors["input_ids"]).logits
+    # Packed examples: transformers finds them from the position ids (with no
+    # attention mask and no cache) and keeps attention inside each.
+    result = model(tensors["input_ids"], position_ids=tensors.get("position_ids"), use_cache=False).logits
     value = torch.nn.functional.cross_entropy(result.reshape(-1, result.shape[-1]), tensors["targets"].reshape(-1))
     value.backward()
     grads = {name: p.grad.contiguous() for name, p in model.named_parameters() if p.grad is not None}
