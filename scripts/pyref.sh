@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Python reference the trainer's tests compare against
-# (Hugging Face transformers on the PyTorch of scripts/libtorch.sh) into a
-# virtual environment cached by its requirements, and prints its python.
+# Installs the Python references the tests compare against (Hugging Face
+# transformers and lm-evaluation-harness, on the PyTorch of
+# scripts/libtorch.sh) into a virtual environment cached by its
+# requirements, and prints its python.
 #
 #   python=$(scripts/pyref.sh)
 #
@@ -13,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 torch_venv=$(scripts/libtorch.sh)
-requirements="transformers==5.24.0 safetensors==0.8.0 jinja2==3.1.6 numpy==2.4.6"
+requirements="transformers==5.24.0 safetensors==0.8.0 jinja2==3.1.6 numpy==2.4.6 lm-eval==0.4.13 accelerate==1.15.0"
 cache=${CURATE_TORCH_CACHE:-$HOME/.cache/curate}
 key=$(printf '%s %s' "$requirements" "$torch_venv" | sha256sum | cut -c1-12)
 venv=$cache/pyref-$key
@@ -35,4 +36,8 @@ touch "$tmp/.complete"
 rm -rf "$venv"
 mv "$tmp" "$venv"
 trap - EXIT
+# Environments of older requirements are not used again.
+for old in "$cache"/pyref-*; do
+    [[ $old == "$venv" ]] || rm -rf "$old"
+done
 echo "$venv/bin/python3"

@@ -115,6 +115,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Score a checkpoint or Hugging Face model: perplexity, multiple choice, exact match (runs curate-train; see `curate eval --help`).
+    #[command(disable_help_flag = true)]
+    Eval {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Write a checkpoint as a Hugging Face model folder (runs curate-train; see `curate export --help`).
     #[command(disable_help_flag = true)]
     Export {
@@ -168,6 +174,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Error> {
         Command::Train { args } => cli::trainer::exec("train", args),
         Command::Generate { args } => cli::trainer::exec("generate", args),
         Command::Export { args } => cli::trainer::exec("export", args),
+        Command::Eval { args } => cli::trainer::exec("eval", args),
         Command::Steps => {
             for t in STEP_TYPES {
                 println!("{:<14} {}", t.name, t.summary);

@@ -1,4 +1,4 @@
-//! `curate train`, `curate generate` and `curate export`: run `curate-train`, the trainer.
+//! `curate train`, `generate`, `export` and `eval`: run `curate-train`, the trainer.
 //!
 //! The trainer links libtorch, so it is a binary of its own: curation
 //! machines build and run `curate` without libtorch, and `curate train`

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use curate_trainer::distributed::{environment::Launch, launcher};
 use curate_trainer::pretrained::{self, export};
-use curate_trainer::{config::TrainConfig, generate, gradients, model, train};
+use curate_trainer::{config::TrainConfig, eval, generate, gradients, model, train};
 
 #[derive(Parser)]
 #[command(name = "curate", bin_name = "curate", about = "curate's trainer", version)]
@@ -86,6 +86,37 @@ enum Command {
         #[arg(long, default_value = "5GB")]
         max_shard_size: String,
     },
+    /// Score a checkpoint or a Hugging Face model folder: perplexity,
+    /// multiple-choice accuracy (acc, acc_norm) and greedy exact match.
+    Eval {
+        /// A checkpoint folder, a run's output folder or a Hugging Face model folder.
+        model: PathBuf,
+        /// Token shards (a folder with manifest.json) or JSON Lines of {"text"}; repeatable.
+        #[arg(long)]
+        perplexity: Vec<PathBuf>,
+        /// JSON Lines of {"context", "choices", "gold"}; repeatable.
+        #[arg(long)]
+        choice: Vec<PathBuf>,
+        /// JSON Lines of {"prompt", "answer"}, scored by greedy generation; repeatable.
+        #[arg(long)]
+        generate: Vec<PathBuf>,
+        /// The tokenizer.json (default: the model folder's own).
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Longest sequence given to the model (default: its max_position_embeddings).
+        #[arg(long)]
+        max_length: Option<usize>,
+        #[arg(long, default_value_t = 32)]
+        max_new_tokens: usize,
+        /// Generation stops at the first of these strings (repeatable).
+        #[arg(long, default_values = ["\n"])]
+        until: Vec<String>,
+        /// Where to write the results as JSON.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long, default_value = "auto")]
+        device: String,
+    },
     /// One batch's loss and gradients, with the weights, for parity checks.
     #[command(hide = true)]
     Gradients {
@@ -139,6 +170,21 @@ fn main() -> ExitCode {
         ),
         Command::Export { checkpoint, output, tokenizer, chat_template, dtype, max_shard_size } => {
             run_export(checkpoint, output, tokenizer, chat_template, &dtype, &max_shard_size)
+        }
+        Command::Eval {
+            model,
+            perplexity,
+            choice,
+            generate,
+            tokenizer,
+            max_length,
+            max_new_tokens,
+            until,
+            output,
+            device,
+        } => {
+            let tasks = eval::Tasks { perplexity, choice, generation: generate, max_new_tokens, until };
+            run_eval(&model, tokenizer, max_length, &tasks, output, &device)
         }
         Command::Gradients { config, out } => load(&config).and_then(|config| {
             let loss = gradients::dump(config, &out)?;
@@ -202,6 +248,49 @@ fn load(path: &std::path::Path) -> anyhow::Result<TrainConfig> {
     Ok(TrainConfig::load(path)?)
 }
 
+/// The tokenizer given, else the model folder's own.
+fn model_tokenizer(asked: Option<PathBuf>, loaded: &pretrained::Loaded) -> anyhow::Result<tokenizers::Tokenizer> {
+    let path = match asked {
+        Some(t) => t,
+        None if loaded.dir.join("tokenizer.json").is_file() => loaded.dir.join("tokenizer.json"),
+        None => anyhow::bail!(
+            "{}: has no tokenizer.json; pass --tokenizer with the one the data was tokenized with",
+            loaded.dir.display()
+        ),
+    };
+    tokenizers::Tokenizer::from_file(&path)
+        .map_err(|e| anyhow::anyhow!("{}: not a tokenizer.json: {e}", path.display()))
+}
+
+fn run_eval(
+    model_path: &std::path::Path,
+    tokenizer: Option<PathBuf>,
+    max_length: Option<usize>,
+    tasks: &eval::Tasks,
+    output: Option<PathBuf>,
+    device: &str,
+) -> anyhow::Result<()> {
+    if tasks.perplexity.is_empty() && tasks.choice.is_empty() && tasks.generation.is_empty() {
+        anyhow::bail!("no task: pass --perplexity, --choice or --generate");
+    }
+    let device = model::device_of(device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    let loaded = pretrained::load(model_path, device)?;
+    let tokenizer = model_tokenizer(tokenizer, &loaded)?;
+    let positions = loaded.config.max_position_embeddings;
+    let max_length = max_length.unwrap_or(positions);
+    if max_length < 2 || max_length > positions {
+        anyhow::bail!("--max-length: {max_length} is not between 2 and the model's {positions} positions");
+    }
+    let evaluator = eval::Evaluator { loaded: &loaded, tokenizer: &tokenizer, device, max_length };
+    let results = eval::run(&evaluator, tasks)?;
+    print!("{}", eval::table(&results));
+    if let Some(path) = output {
+        curate_trainer::checkpoint::write_json(&path, &eval::results_json(&loaded.dir, &results))?;
+        eprintln!("results in {}", path.display());
+    }
+    Ok(())
+}
+
 fn run_generate(
     checkpoint: PathBuf,
     tokenizer: Option<PathBuf>,
@@ -211,16 +300,7 @@ fn run_generate(
 ) -> anyhow::Result<()> {
     let device = model::device_of(device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
     let loaded = pretrained::load(&checkpoint, device)?;
-    let tokenizer = match tokenizer {
-        Some(t) => t,
-        None if loaded.dir.join("tokenizer.json").is_file() => loaded.dir.join("tokenizer.json"),
-        None => anyhow::bail!(
-            "{}: has no tokenizer.json; pass --tokenizer with the one the data was tokenized with",
-            loaded.dir.display()
-        ),
-    };
-    let tok = tokenizers::Tokenizer::from_file(&tokenizer)
-        .map_err(|e| anyhow::anyhow!("{}: not a tokenizer.json: {e}", tokenizer.display()))?;
+    let tok = model_tokenizer(tokenizer, &loaded)?;
     let mut ids: Vec<i64> = tok
         .encode(prompt.as_str(), false)
         .map_err(|e| anyhow::anyhow!("encoding the prompt: {e}"))?

@@ -126,12 +126,17 @@ pub fn manifest_dir() -> std::path::PathBuf {
 /// run with the python that `scripts/pyref.sh` prints; scripts/test.sh sets
 /// CURATE_PYREF to it.
 pub fn reference(args: &[&str]) -> Output {
+    reference_script("hf_models.py", args)
+}
+
+/// Another script of tests/reference/, run as [`reference`] runs hf_models.py.
+pub fn reference_script(script: &str, args: &[&str]) -> Output {
     let python = std::env::var_os("CURATE_PYREF").unwrap_or_else(|| {
         panic!("CURATE_PYREF is not set: run the tests through scripts/test.sh, or export CURATE_PYREF=$(scripts/pyref.sh)")
     });
-    let script = manifest_dir().join("tests/reference/hf_models.py");
-    let out = Command::new(python).arg(script).args(args).output().unwrap();
-    assert!(out.status.success(), "hf_models.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        Command::new(python).arg(manifest_dir().join("tests/reference").join(script)).args(args).output().unwrap();
+    assert!(out.status.success(), "{script} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 

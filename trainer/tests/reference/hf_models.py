@@ -6,6 +6,8 @@
     hf_models.py logits IDS OUT DIR...    logits of each DIR's model on IDS (a JSON list of lists) -> OUT (safetensors, key = DIR)
     hf_models.py loss DIR BATCH OUT       loss and gradients of a batch (input_ids, targets, [position_ids]) -> OUT
     hf_models.py tokenizer TEXT DIR...    AutoTokenizer(DIR).encode(TEXT) for each DIR, as JSON lines
+    hf_models.py perplexity DIR TEXTS MAX perplexity of each {"text"} of TEXTS in chunks of MAX tokens, as JSON
+    hf_models.py generate DIR PROMPTS N   greedy continuations (N new tokens at most) of each {"prompt"}, as JSON lines
 
 Everything in fp32 on the CPU; the seed is fixed, so a case is the same
 model on every run.
@@ -102,5 +104,36 @@ def tokenizer(text: str, *paths: str) -> None:
         print(json.dumps({"ids": tok.encode(text, add_special_tokens=False), "eos": tok.eos_token}))
 
 
+def perplexity(path: str, texts: str, max_length: str) -> None:
+    model, tok = load(path), T.AutoTokenizer.from_pretrained(path)
+    n = int(max_length)
+    nll, tokens = 0.0, 0
+    for line in open(texts, encoding="utf-8"):
+        ids = tok(json.loads(line)["text"])["input_ids"]
+        for start in range(0, len(ids), n):
+            chunk = torch.tensor([ids[start:start + n]])
+            if chunk.shape[1] < 2:
+                continue
+            with torch.no_grad():
+                logits = model(chunk).logits[0, :-1]
+            nll += torch.nn.functional.cross_entropy(logits, chunk[0, 1:], reduction="sum").item()
+            tokens += chunk.shape[1] - 1
+    print(json.dumps({"nll_per_token": nll / tokens, "tokens": tokens}))
+
+
+def generate(path: str, prompts: str, max_new_tokens: str) -> None:
+    model, tok = load(path), T.AutoTokenizer.from_pretrained(path)
+    for line in open(prompts, encoding="utf-8"):
+        record = json.loads(line)
+        ids = torch.tensor([tok.encode(record["prompt"], add_special_tokens=False)])
+        with torch.no_grad():
+            out = model.generate(ids, max_new_tokens=int(max_new_tokens), do_sample=False,
+                                 pad_token_id=tok.eos_token_id)
+        text = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        print(json.dumps({"prompt": record["prompt"], "answer": text.split("\n")[0]}, ensure_ascii=False))
+
+
 if __name__ == "__main__":
-    {"make": make, "logits": logits, "loss": loss, "tokenizer": tokenizer}[sys.argv[1]](*sys.argv[2:])
+    commands = {"make": make, "logits": logits, "loss": loss, "tokenizer": tokenizer, "perplexity": perplexity,
+                "generate": generate}
+    commands[sys.argv[1]](*sys.argv[2:])
