@@ -173,3 +173,32 @@ fn an_sft_run_learns_reports_its_packing_and_resumes_bit_for_bit() {
     assert_eq!(p["rows"], 10, "{p}");
     assert!(p["padding_share"].as_f64().unwrap() > packing["padding_share"].as_f64().unwrap(), "{p}");
 }
+
+/// (loss, grad_norm) of every step.
+fn losses(run: &Path) -> Vec<(f64, f64)> {
+    metrics(run)
+        .iter()
+        .filter(|m| m.get("loss").is_some())
+        .map(|m| (m["loss"].as_f64().unwrap(), m["grad_norm"].as_f64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn two_ranks_weigh_every_trained_token_as_one_rank_does() {
+    // Rows hold different numbers of trained tokens: a rank that divided by
+    // its own count would weigh tokens differently from one process.
+    let training = "max_steps = 6\nbatch_size = 4\nglobal_batch_size = 4\nlearning_rate = 3e-3\nwarmup_steps = 1";
+    let single = tempfile::tempdir().unwrap();
+    train_ok(&sft_config(single.path(), training), &[]);
+    let two = tempfile::tempdir().unwrap();
+    let c = sft_config(two.path(), &format!("{training}\nbatch_size = 2"));
+    let out = trainer().arg("train").arg(&c).args(["--nproc-per-node", "2"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (a, b) = (losses(&single.path().join("run")), losses(&two.path().join("run")));
+    assert_eq!(a.len(), 6);
+    for (step, (x, y)) in a.iter().zip(&b).enumerate() {
+        for (u, v, name) in [(x.0, y.0, "loss"), (x.1, y.1, "grad_norm")] {
+            assert!((u - v).abs() <= 1e-4 * u.abs(), "step {}: {name} {u} on one rank, {v} on two", step + 1);
+        }
+    }
+}

@@ -35,14 +35,36 @@ pub struct Imported {
 }
 
 pub fn read(dir: &Path) -> Result<Imported, ImportError> {
+    let (map, path) = object(dir)?;
+    from_json(&Keys { map: &map, path: &path })
+}
+
+/// The special token ids of a config.json alone: `(bos, eos...)`.
+pub fn special_ids(dir: &Path) -> Result<(Option<u32>, Vec<u32>), ImportError> {
+    let (map, path) = object(dir)?;
+    Ok(ids(&Keys { map: &map, path: &path }))
+}
+
+fn object(dir: &Path) -> Result<(Map<String, Value>, PathBuf), ImportError> {
     let path = dir.join("config.json");
     let text = std::fs::read(&path).map_err(|source| ImportError::Io { path: path.clone(), source })?;
     let value: Value =
         serde_json::from_slice(&text).map_err(|e| ImportError::Json { path: path.clone(), message: e.to_string() })?;
-    let Value::Object(map) = value else {
-        return Err(ImportError::Json { path, message: "the top level is not an object".into() });
+    match value {
+        Value::Object(map) => Ok((map, path)),
+        _ => Err(ImportError::Json { path, message: "the top level is not an object".into() }),
+    }
+}
+
+fn ids(k: &Keys) -> (Option<u32>, Vec<u32>) {
+    let id = |v: &Value| v.as_u64().map(|n| n as u32);
+    let bos_id = k.get("bos_token_id").and_then(id);
+    let eos_ids = match k.get("eos_token_id") {
+        None => Vec::new(),
+        Some(Value::Array(ids)) => ids.iter().filter_map(id).collect(),
+        Some(v) => id(v).into_iter().collect(),
     };
-    from_json(&Keys { map: &map, path: &path })
+    (bos_id, eos_ids)
 }
 
 struct Keys<'a> {
@@ -119,13 +141,7 @@ fn from_json(k: &Keys) -> Result<Imported, ImportError> {
             return k.refuse("model_type", format!("{other:?} is not one of llama, mistral, qwen2, gpt2"));
         }
     };
-    let id = |v: &Value| v.as_u64().map(|n| n as u32);
-    let bos_id = k.get("bos_token_id").and_then(id);
-    let eos_ids = match k.get("eos_token_id") {
-        None => Vec::new(),
-        Some(Value::Array(ids)) => ids.iter().filter_map(id).collect(),
-        Some(v) => id(v).into_iter().collect(),
-    };
+    let (bos_id, eos_ids) = ids(k);
     Ok(Imported { model, bos_id, eos_ids })
 }
 

@@ -38,14 +38,14 @@ pub fn resolve(path: &Path) -> anyhow::Result<PathBuf> {
 
 /// A model folder's config and special tokens, without its weights.
 pub fn describe(dir: &Path) -> anyhow::Result<hf_config::Imported> {
-    let mut imported = hf_config::read(dir)?;
     let ours = dir.join("model.json");
     if ours.is_file() {
-        let mut config: ModelConfig = checkpoint::read_json(&ours)?;
-        config.init_from = None;
-        imported.model = config;
+        let mut model: ModelConfig = checkpoint::read_json(&ours)?;
+        model.init_from = None;
+        let (bos_id, eos_ids) = hf_config::special_ids(dir)?;
+        return Ok(hf_config::Imported { model, bos_id, eos_ids });
     }
-    Ok(imported)
+    Ok(hf_config::read(dir)?)
 }
 
 /// A model with its weights.
