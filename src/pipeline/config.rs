@@ -347,6 +347,13 @@ impl Pipeline {
         }
         if let Some(t) = &self.tokenize {
             t.validate()?;
+            if t.chat {
+                // A pipeline's steps judge text; conversations go straight to tokens.
+                return Err(BadValue::new(
+                    "tokenize.chat",
+                    "a pipeline's steps read text, not conversations: tokenize chat data with `curate tokenize --chat`",
+                ));
+            }
         }
         for (i, step) in self.steps.iter().enumerate() {
             if let (StepMode::Annotate, Some(taken)) = (step.mode, self.reserved_field(&step.name)) {
@@ -472,6 +479,8 @@ mod tests {
         );
         assert!(error(&format!("{MINIMAL}[tokenize]\ntokenizer = \"t\"\nformats = [\"ds\"]\n"))
             .starts_with("p.toml: tokenize.formats[0]: unknown variant `ds`"));
+        assert!(error(&format!("{MINIMAL}[tokenize]\ntokenizer = \"t\"\nchat = true\n"))
+            .starts_with("p.toml: tokenize.chat: a pipeline's steps read text"));
     }
 
     /// See: issue 13, defect 4.

@@ -85,6 +85,18 @@ fn imported_and_exported_models_match_transformers() {
     }
     assert!(exports[4].join("model.safetensors.index.json").is_file(), "qwen2 was exported as shards");
 
+    // `curate generate` takes a Hugging Face folder, with its own tokenizer or another.
+    for (model, tokenizer) in [(&originals[1], Some(&tokenizer)), (&exports[3], None)] {
+        let mut generate = trainer();
+        generate.arg("generate").arg("--checkpoint").arg(model).args(["--prompt", "Call me", "--temperature", "0"]);
+        if let Some(t) = tokenizer {
+            generate.arg("--tokenizer").arg(t);
+        }
+        let out = generate.args(["--max-new-tokens", "5", "--device", "cpu"]).output().unwrap();
+        assert!(out.status.success(), "{}: {}", model.display(), stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("Call me"));
+    }
+
     // AutoTokenizer loads every export and encodes as the tokenizer itself does.
     let text = "Call me Ishmael. Some years ago, never mind how long precisely";
     let expected =
