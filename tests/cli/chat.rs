@@ -40,13 +40,13 @@ fn tokenize_chat(input: &Path, out: &Path, flags: &[&str]) -> Value {
     stats
 }
 
-/// id → (tokens, mask) from the Parquet shards, checked against the
+/// id → (tokens, mask) from the Parquet shards of a split, checked against the
 /// Megatron files and their `.mask.bin`.
-fn read_chat_shards(out: &Path) -> BTreeMap<String, (Vec<u32>, Vec<u8>)> {
+fn read_chat_shards(out: &Path, split: Split) -> BTreeMap<String, (Vec<u32>, Vec<u8>)> {
     let manifest = Manifest::load(&out.join("manifest.json")).unwrap();
     assert!(manifest.loss_mask);
     let mut docs = BTreeMap::new();
-    for shard in manifest.shards(Split::Train) {
+    for shard in manifest.shards(split) {
         let prefix = out.join(&shard.name);
         let mut rows = Vec::new();
         for batch in read_parquet(&prefix.with_extension("parquet")) {
@@ -85,7 +85,7 @@ fn chat_templates_give_transformers_tokens_and_assistant_masks() {
         let template = chat_fixtures().join(format!("{style}.jinja"));
         let out = work.path().join(style);
         let stats = tokenize_chat(&conversations, &out, &["--chat-template", template.to_str().unwrap()]);
-        let ours = read_chat_shards(&out);
+        let ours = read_chat_shards(&out, Split::Train);
         let reference = python_reference(
             "chat_template.py",
             &[chat_fixtures().as_os_str(), template.as_os_str(), conversations.as_os_str()],
@@ -117,7 +117,16 @@ fn chat_templates_give_transformers_tokens_and_assistant_masks() {
         assert!(refused + untrained >= 1, "{style}: the fixture has a conversation with nothing to train on");
         if style == "llama3" {
             // The trainer's tests read fixtures/chat/tokens: it must be what this makes.
-            assert_eq!(read_chat_shards(&chat_fixtures().join("tokens")), ours, "fixtures/chat/tokens is stale");
+            let fresh = work.path().join("fixture");
+            let flags = ["--chat-template", template.to_str().unwrap(), "--validation-fraction", "0.25"];
+            tokenize_chat(&conversations, &fresh, &flags);
+            for split in [Split::Train, Split::Validation] {
+                assert_eq!(
+                    read_chat_shards(&chat_fixtures().join("tokens"), split),
+                    read_chat_shards(&fresh, split),
+                    "fixtures/chat/tokens is stale"
+                );
+            }
         }
     }
 }
@@ -127,21 +136,14 @@ fn train_on_chooses_the_masked_tokens_and_prompt_completion_records_work() {
     let work = tempfile::tempdir().unwrap();
     let conversations = chat_fixtures().join("conversations.jsonl");
     // The tokenizer's own template (ChatML, from its tokenizer_config.json).
-    let assistant = read_chat_shards(&{
-        let out = work.path().join("assistant");
-        tokenize_chat(&conversations, &out, &[]);
-        out
-    });
-    let last = read_chat_shards(&{
-        let out = work.path().join("completion");
-        tokenize_chat(&conversations, &out, &["--train-on", "completion"]);
-        out
-    });
-    let all = read_chat_shards(&{
-        let out = work.path().join("all");
-        tokenize_chat(&conversations, &out, &["--train-on", "all"]);
-        out
-    });
+    let tokenized = |name: &str, flags: &[&str]| {
+        let out = work.path().join(name);
+        tokenize_chat(&conversations, &out, flags);
+        read_chat_shards(&out, Split::Train)
+    };
+    let assistant = tokenized("assistant", &[]);
+    let last = tokenized("completion", &["--train-on", "completion"]);
+    let all = tokenized("all", &["--train-on", "all"]);
     let (tokens, mask) = &assistant["system-multi-turn"];
     let ones = |m: &[u8]| m.iter().filter(|&&b| b == 1).count();
     // Two answers, each a run of ones; the last-turn mask keeps the second.
@@ -159,7 +161,7 @@ fn train_on_chooses_the_masked_tokens_and_prompt_completion_records_work() {
     let out = work.path().join("pc");
     let stats = tokenize_chat(&chat_fixtures().join("prompt_completion.jsonl"), &out, &[]);
     assert_eq!(stats["written_docs"], 2, "{stats:#}");
-    let pc = read_chat_shards(&out);
+    let pc = read_chat_shards(&out, Split::Train);
     let tok = tokenizers::Tokenizer::from_file(chat_fixtures().join("tokenizer.json")).unwrap();
     let (tokens, mask) = &pc["pc-text"];
     let prompt = tok.encode("The capital of France is", false).unwrap().get_ids().to_vec();
@@ -217,4 +219,48 @@ fn broken_chat_records_are_counted_with_their_reason() {
         .unwrap();
     assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
     assert!(stderr(&result).contains("bad.jinja: the chat template does not compile"), "{}", stderr(&result));
+}
+
+#[test]
+fn parquet_conversations_give_the_tokens_json_lines_give() {
+    // The fixture's conversations as a Parquet file: messages become a list
+    // of structs (with nulls where a message lacks a key), as pandas or
+    // datasets write them.
+    let work = tempfile::tempdir().unwrap();
+    let jsonl = chat_fixtures().join("conversations.jsonl");
+    let mut reader = std::io::BufReader::new(std::fs::File::open(&jsonl).unwrap());
+    let (schema, _) = arrow_json::reader::infer_json_schema(&mut reader, None).unwrap();
+    let schema = std::sync::Arc::new(schema);
+    let file = std::io::BufReader::new(std::fs::File::open(&jsonl).unwrap());
+    let batches: Vec<_> =
+        arrow_json::ReaderBuilder::new(schema.clone()).build(file).unwrap().map(|b| b.unwrap()).collect();
+    let parquet_path = work.path().join("conversations.parquet");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&parquet_path).unwrap(), schema, None).unwrap();
+    for b in &batches {
+        writer.write(b).unwrap();
+    }
+    writer.close().unwrap();
+
+    let template = chat_fixtures().join("chatml.jinja");
+    let flags = ["--chat-template", template.to_str().unwrap()];
+    let (from_jsonl, from_parquet) = (work.path().join("jsonl"), work.path().join("parquet"));
+    let a = tokenize_chat(&jsonl, &from_jsonl, &flags);
+    let b = tokenize_chat(&parquet_path, &from_parquet, &flags);
+    assert_eq!(a["written_docs"], b["written_docs"], "{a:#} {b:#}");
+    let (mut x, mut y) = (read_chat_shards(&from_jsonl, Split::Train), read_chat_shards(&from_parquet, Split::Train));
+    // A struct column's fields come in the schema's order (arrow-json's
+    // inference sorts them), and a template's tojson writes them so.
+    let (tool_call, _) = y.remove("tool-call").unwrap();
+    x.remove("tool-call");
+    let tok = tokenizers::Tokenizer::from_file(chat_fixtures().join("tokenizer.json")).unwrap();
+    let text = tok.decode(&tool_call, false).unwrap();
+    assert!(
+        text.contains(r#""arguments": {"city": "Nantucket", "days": 2, "hourly": false, "unit": "celsius"}"#),
+        "{text}"
+    );
+    assert_eq!(x.len(), 9);
+    for (id, ours) in &x {
+        assert!(y.get(id) == Some(ours), "{id}: Parquet and JSON Lines give different tokens or masks");
+    }
 }

@@ -137,17 +137,41 @@ fn sft_config(dir: &Path, training: &str) -> PathBuf {
 
 #[test]
 fn an_sft_run_learns_reports_its_packing_and_resumes_bit_for_bit() {
-    let training = "max_steps = 8\nbatch_size = 2\ncheckpoint_interval = 4\nlearning_rate = 3e-3\nwarmup_steps = 2";
+    let training =
+        "max_steps = 8\nbatch_size = 2\ncheckpoint_interval = 4\nlearning_rate = 3e-3\nwarmup_steps = 2\neval_interval = 8";
     let whole = tempfile::tempdir().unwrap();
     let out = train_ok(&sft_config(whole.path(), training), &[]);
-    assert!(stderr(&out).contains("chat data: 10 examples in"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("chat data: 6 examples in"), "{}", stderr(&out));
     let m = metrics(&whole.path().join("run"));
     let packing = &m[0]["packing"];
-    assert_eq!(packing["examples"], 10, "{packing}");
+    assert_eq!(packing["examples"], 6, "{packing}");
     assert!(packing["padding_share"].as_f64().unwrap() < 0.5, "{packing}");
     let losses: Vec<f64> = m.iter().filter_map(|l| l["loss"].as_f64()).collect();
     assert_eq!(losses.len(), 8);
     assert!(losses[7] < losses[0] - 0.5, "the loss falls: {losses:?}");
+    // The validation loss is the final model's mean loss over the trained
+    // tokens of the validation examples, each computed alone.
+    let eval_loss = m.iter().find_map(|l| l["eval_loss"].as_f64()).expect("an evaluation at step 8");
+    let model =
+        curate_trainer::pretrained::load(&whole.path().join("run/checkpoints/step-00000008"), Device::Cpu).unwrap();
+    let manifest = Manifest::load(&chat_tokens().join("manifest.json")).unwrap();
+    let validation =
+        packing::read_examples(&chat_tokens(), &manifest, Split::Validation, ShardFormat::Megatron, 2011).unwrap();
+    let (mut sum, mut count) = (0.0, 0i64);
+    for e in validation {
+        let n = e.tokens.len().min(256);
+        let ids: Vec<i64> = e.tokens[..n].iter().map(|&t| i64::from(t)).collect();
+        let targets: Vec<i64> =
+            (0..n).map(|i| if i + 1 < n && e.mask[i + 1] == 1 { ids[i + 1] } else { IGNORE }).collect();
+        let t = n as i64;
+        let logits = tch::no_grad(|| model.model.forward(&Tensor::from_slice(&ids).view([1, t]), None));
+        let targets = Tensor::from_slice(&targets).view([1, t]);
+        sum += cross_entropy_sum(&logits, &targets).double_value(&[]);
+        count += targets.ne(IGNORE).sum(tch::Kind::Int64).int64_value(&[]);
+    }
+    assert!(count > 0);
+    let direct = sum / count as f64;
+    assert!((eval_loss - direct).abs() <= 1e-4 * direct, "eval_loss {eval_loss} against {direct} computed directly");
 
     let killed = tempfile::tempdir().unwrap();
     let c = sft_config(killed.path(), training);
@@ -170,7 +194,7 @@ fn an_sft_run_learns_reports_its_packing_and_resumes_bit_for_bit() {
     );
     train_ok(&c, &[]);
     let p = &metrics(&unpacked.path().join("run"))[0]["packing"];
-    assert_eq!(p["rows"], 10, "{p}");
+    assert_eq!(p["rows"], 6, "{p}");
     assert!(p["padding_share"].as_f64().unwrap() > packing["padding_share"].as_f64().unwrap(), "{p}");
 }
 
