@@ -4,6 +4,8 @@
 //! ```text
 //! OUTPUT/checkpoints/step-00000100/
 //!     model.safetensors      weights, Hugging Face names, {"format": "pt"} metadata
+//!                            (under LoRA instead: adapter_config.json and adapter_model.safetensors,
+//!                            a PEFT adapter of the base model)
 //!     config.json            Hugging Face config: the folder loads with from_pretrained
 //!     model.json             curate's model config (what `curate generate` builds)
 //!     optimizer.safetensors  AdamW moments: exp_avg.NAME, exp_avg_sq.NAME
@@ -84,6 +86,16 @@ pub struct Contents<'a> {
     pub state: &'a TrainerState,
     pub bos_id: Option<u32>,
     pub eos_ids: Vec<u32>,
+    /// Under LoRA, `weights` are the adapters: written as a PEFT adapter of
+    /// the base model instead of `model.safetensors`.
+    pub lora: Option<LoraContents<'a>>,
+}
+
+pub struct LoraContents<'a> {
+    pub spec: &'a crate::model::lora::LoraSpec,
+    pub config: &'a crate::config::LoraConfig,
+    pub architecture: crate::config::Architecture,
+    pub base: &'a Path,
 }
 
 /// The folder of the checkpoint after `step` steps.
@@ -100,7 +112,10 @@ pub fn save(output: &Path, c: &Contents) -> anyhow::Result<PathBuf> {
     let done = dir.join(&name);
     let _ = std::fs::remove_dir_all(&temp);
     std::fs::create_dir(&temp)?;
-    write_safetensors(&temp.join("model.safetensors"), &c.weights)?;
+    match &c.lora {
+        None => write_safetensors(&temp.join("model.safetensors"), &c.weights)?,
+        Some(l) => crate::pretrained::adapter::write(&temp, l.spec, l.config, l.architecture, l.base, &c.weights)?,
+    }
     write_safetensors(&temp.join("optimizer.safetensors"), &c.optimizer)?;
     write_json(&temp.join("config.json"), &hf_config::write(c.model_config, c.bos_id, &c.eos_ids, "float32"))?;
     write_json(&temp.join("model.json"), c.model_config)?;

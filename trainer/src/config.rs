@@ -15,6 +15,70 @@ pub struct TrainConfig {
     pub training: TrainingConfig,
     #[serde(default)]
     pub distributed: DistributedConfig,
+    /// Train LoRA adapters on a frozen model instead of the model itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraConfig>,
+}
+
+/// `[lora]`: low-rank adapters, with PEFT's names and defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraConfig {
+    /// A PEFT adapter folder to start from: its adapter_config.json gives
+    /// every other key of this table (which must then be left out), its
+    /// weights the adapters' initial values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
+    /// PEFT's `r`.
+    #[serde(default = "d_lora_rank")]
+    pub rank: usize,
+    /// PEFT's `lora_alpha`: the update is scaled by alpha / rank.
+    #[serde(default = "d_lora_alpha")]
+    pub alpha: f64,
+    #[serde(default)]
+    pub dropout: f64,
+    /// The projections adapted, as PEFT names them (q_proj, v_proj, ...,
+    /// c_attn, c_proj, c_fc), or "all-linear"; by default PEFT's for the
+    /// architecture: q_proj and v_proj (LLaMA), c_attn (GPT-2).
+    #[serde(default)]
+    pub target_modules: Vec<String>,
+    /// rsLoRA: scale by alpha / √rank.
+    #[serde(default)]
+    pub use_rslora: bool,
+}
+
+fn d_lora_rank() -> usize {
+    8
+}
+fn d_lora_alpha() -> f64 {
+    8.0
+}
+
+impl LoraConfig {
+    /// The adapter this table describes on `architecture`, or what is wrong
+    /// with it, by key.
+    pub fn spec(&self, architecture: Architecture) -> Result<crate::model::lora::LoraSpec, Invalid> {
+        let fail = |key: &str, message: String| Err(Invalid { key: format!("lora.{key}"), message });
+        if self.rank == 0 {
+            return fail("rank", "must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return fail("dropout", format!("{} is not in [0, 1)", self.dropout));
+        }
+        let available = crate::model::projections(architecture);
+        let targets: Vec<String> = match self.target_modules.as_slice() {
+            [] if architecture == Architecture::Gpt2 => vec!["c_attn".into()],
+            [] => vec!["q_proj".into(), "v_proj".into()],
+            [all] if all == "all-linear" => available.iter().map(|s| s.to_string()).collect(),
+            named => named.to_vec(),
+        };
+        if let Some(bad) = targets.iter().find(|t| !available.contains(&t.as_str())) {
+            return fail("target_modules", format!("{bad:?} is not one of {}", available.join(", ")));
+        }
+        let scaling =
+            if self.use_rslora { self.alpha / (self.rank as f64).sqrt() } else { self.alpha / self.rank as f64 };
+        Ok(crate::model::lora::LoraSpec { rank: self.rank, scaling, dropout: self.dropout, targets })
+    }
 }
 
 /// Data-parallel training, when the job runs on more than one rank.
@@ -287,6 +351,30 @@ fn d_output() -> PathBuf {
     PathBuf::from("runs/train")
 }
 
+/// `[TABLE] init_from = "DIR"`: the table made from the folder's `file`
+/// by `read`, or `None` without `init_from`. Every other key of the table
+/// is refused by name: it comes from the folder.
+fn pretrained_table(
+    table: &toml::Table,
+    name: &str,
+    file: &str,
+    read: impl FnOnce(&Path) -> anyhow::Result<toml::Value>,
+) -> Result<Option<toml::Value>, Invalid> {
+    let Some(toml::Value::Table(t)) = table.get(name) else { return Ok(None) };
+    let Some(from) = t.get("init_from") else { return Ok(None) };
+    let key = format!("{name}.init_from");
+    let Some(dir) = from.as_str() else {
+        return Err(Invalid { key, message: format!("{from} is not a folder path") });
+    };
+    if let Some(other) = t.keys().find(|k| *k != "init_from") {
+        return Err(Invalid {
+            key: format!("{name}.{other}"),
+            message: format!("comes from init_from's {file} ({dir}); leave it out"),
+        });
+    }
+    read(Path::new(dir)).map(Some).map_err(|e| Invalid { key, message: format!("{e:#}") })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: {source}")]
@@ -314,37 +402,27 @@ impl TrainConfig {
 
     /// Parses and checks everything that does not need the data.
     pub fn parse(text: &str) -> Result<TrainConfig, Invalid> {
-        let table: toml::Table =
+        let mut table: toml::Table =
             toml::from_str(text).map_err(|e| Invalid { key: String::new(), message: e.to_string() })?;
-        if let Some(toml::Value::Table(model)) = table.get("model") {
-            if let Some(from) = model.get("init_from") {
-                return TrainConfig::parse_pretrained(table.clone(), from);
+        let model = pretrained_table(&table, "model", "config.json", |dir| {
+            let mut model = crate::pretrained::describe(dir)?.model;
+            model.init_from = Some(dir.to_owned());
+            Ok(toml::Value::try_from(&model)?)
+        })?;
+        let lora = pretrained_table(&table, "lora", "adapter_config.json", |dir| {
+            let mut lora = crate::pretrained::adapter::read_config(dir)?.lora;
+            lora.init_from = Some(dir.to_owned());
+            Ok(toml::Value::try_from(&lora)?)
+        })?;
+        if model.is_none() && lora.is_none() {
+            return TrainConfig::parse_plain(text);
+        }
+        for (name, value) in [("model", model), ("lora", lora)] {
+            if let Some(value) = value {
+                table.insert(name.into(), value);
             }
         }
-        TrainConfig::parse_plain(text)
-    }
-
-    /// `[model] init_from = "DIR"`: the model table comes from the folder.
-    fn parse_pretrained(mut table: toml::Table, from: &toml::Value) -> Result<TrainConfig, Invalid> {
-        let fail = |key: &str, message: String| Invalid { key: key.to_owned(), message };
-        let Some(dir) = from.as_str() else {
-            return Err(fail("model.init_from", format!("{from} is not a folder path")));
-        };
-        if let Some(toml::Value::Table(model)) = table.get("model") {
-            if let Some(key) = model.keys().find(|k| *k != "init_from") {
-                return Err(fail(
-                    &format!("model.{key}"),
-                    format!("comes from init_from's config.json ({dir}); leave it out"),
-                ));
-            }
-        }
-        let imported =
-            crate::pretrained::describe(Path::new(dir)).map_err(|e| fail("model.init_from", format!("{e:#}")))?;
-        let mut model = imported.model;
-        model.init_from = Some(PathBuf::from(dir));
-        let model = toml::Value::try_from(&model).map_err(|e| fail("model.init_from", e.to_string()))?;
-        table.insert("model".into(), model);
-        let text = toml::to_string(&table).map_err(|e| fail("", e.to_string()))?;
+        let text = toml::to_string(&table).map_err(|e| Invalid { key: String::new(), message: e.to_string() })?;
         TrainConfig::parse_plain(&text)
     }
 
@@ -428,6 +506,19 @@ impl TrainConfig {
                 "training.global_batch_size",
                 "sets gradient_accumulation_steps itself: leave that one out".into(),
             );
+        }
+        if let Some(lora) = &self.lora {
+            lora.spec(m.architecture)?;
+            if m.init_from.is_none() {
+                return fail("lora", "adapters train on a pretrained model: set model.init_from".into());
+            }
+            if lora.dropout > 0.0 && t.activation_checkpointing {
+                return fail(
+                    "lora.dropout",
+                    "activation checkpointing would recompute layers with other dropout masks: use one or the other"
+                        .into(),
+                );
+            }
         }
         let d = &self.distributed;
         if d.zero > 2 {

@@ -145,7 +145,7 @@ mod tests {
                 }
             }
         });
-        Loaded { dir: "tiny".into(), config, model, bos_id: None, eos_ids: Vec::new(), vs }
+        Loaded { dir: "tiny".into(), config, model, bos_id: None, eos_ids: Vec::new(), vs, lora: None }
     }
 
     #[test]

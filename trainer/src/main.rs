@@ -85,6 +85,10 @@ enum Command {
         /// save_pretrained's max_shard_size ("5GB", "200MB", "100KB").
         #[arg(long, default_value = "5GB")]
         max_shard_size: String,
+        /// A LoRA checkpoint: fold the adapters into the weights and write the
+        /// whole model (without it, the adapter is written in PEFT's format).
+        #[arg(long)]
+        merge: bool,
     },
     /// Score a checkpoint or a Hugging Face model folder: perplexity,
     /// multiple-choice accuracy (acc, acc_norm) and greedy exact match.
@@ -168,8 +172,8 @@ fn main() -> ExitCode {
             generate::Sampling { temperature, top_k, top_p, max_new_tokens, seed },
             &device,
         ),
-        Command::Export { checkpoint, output, tokenizer, chat_template, dtype, max_shard_size } => {
-            run_export(checkpoint, output, tokenizer, chat_template, &dtype, &max_shard_size)
+        Command::Export { checkpoint, output, tokenizer, chat_template, dtype, max_shard_size, merge } => {
+            run_export(checkpoint, output, tokenizer, chat_template, &dtype, &max_shard_size, merge)
         }
         Command::Eval {
             model,
@@ -329,6 +333,7 @@ fn run_export(
     chat_template: Option<PathBuf>,
     dtype: &str,
     max_shard_size: &str,
+    merge: bool,
 ) -> anyhow::Result<()> {
     let options = export::Options {
         output,
@@ -336,6 +341,7 @@ fn run_export(
         chat_template,
         dtype: export::dtype_of(dtype)?,
         max_shard_bytes: export::size_of(max_shard_size)?,
+        merge,
     };
     let summary = export::export(&checkpoint, &options)?;
     eprintln!(

@@ -39,6 +39,8 @@ pub struct Setup {
     pub launch: Option<Launch>,
     /// Micro-batches per optimizer step on this job's number of ranks.
     pub accumulation: usize,
+    /// The LoRA adapters trained, when `[lora]` is set.
+    pub lora: Option<crate::model::lora::LoraSpec>,
 }
 
 impl Setup {
@@ -119,12 +121,24 @@ impl Setup {
         }
         tch::manual_seed(config.training.seed as i64);
         let vs = nn::VarStore::new(device);
-        let model = model::build(&vs, &config.model);
+        let lora = config.lora.as_ref().map(|l| l.spec(config.model.architecture)).transpose()?;
+        let model = model::build_with(&vs, &config.model, lora.as_ref());
+        let (adapters, base): (Vec<_>, Vec<_>) =
+            pretrained::variables(&vs).into_iter().partition(|(name, _)| pretrained::adapter::is_adapter_weight(name));
         if let Some(from) = &config.model.init_from {
             // Before a resume replaces them; it costs one read of the weights.
-            pretrained::weights::load_into(&pretrained::variables(&vs), from)?;
+            pretrained::weights::load_into(&base, from)?;
         }
-        Ok(Setup { config, manifest, device, precision, vs, model, train, validation, launch, accumulation })
+        if let Some(from) = config.lora.as_ref().and_then(|l| l.init_from.as_ref()) {
+            pretrained::load_adapter_weights(&adapters, from)?;
+        }
+        if lora.is_some() {
+            // Only the adapters train: the base gets no gradient and no optimizer state.
+            for (_, w) in base {
+                let _ = w.set_requires_grad(false);
+            }
+        }
+        Ok(Setup { config, manifest, device, precision, vs, model, train, validation, launch, accumulation, lora })
     }
 
     pub fn rank(&self) -> usize {
@@ -135,9 +149,9 @@ impl Setup {
         self.launch.as_ref().map_or(1, |l| l.world)
     }
 
-    /// Trainable weights by Hugging Face name.
+    /// Trainable weights by Hugging Face name (under LoRA, the adapters only).
     pub fn weights(&self) -> Vec<(String, tch::Tensor)> {
-        let mut w: Vec<_> = self.vs.variables().into_iter().collect();
+        let mut w: Vec<_> = self.vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         w.sort_by(|a, b| a.0.cmp(&b.0));
         w
     }
@@ -402,13 +416,23 @@ fn train_step(
         // Windows average their micro-batches' means; packed losses are
         // already shares of the step's sum.
         let share = if packed { 1.0 } else { 1.0 / accumulation as f64 };
-        loss += step::forward_backward(
-            setup.model.as_ref(),
-            setup.precision,
-            batch,
-            scale * share,
-            t.activation_checkpointing,
-        ) * share;
+        if setup.lora.as_ref().is_some_and(|l| l.dropout > 0.0) {
+            // Dropout masks from the seed, step, micro-batch and rank alone,
+            // so that a resumed run draws the same ones.
+            let key = [t.seed, state.step, micro as u64, setup.rank() as u64];
+            tch::manual_seed(
+                key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, k| (h ^ k).wrapping_mul(0x1000_0000_01b3)) as i64
+            );
+        }
+        loss += crate::model::lora::training(|| {
+            step::forward_backward(
+                setup.model.as_ref(),
+                setup.precision,
+                batch,
+                scale * share,
+                t.activation_checkpointing,
+            )
+        }) * share;
     }
     if let Some(dp) = dp.as_deref_mut() {
         dp.reducer.finish()?;
@@ -540,6 +564,14 @@ fn save(
                     state,
                     bos_id,
                     eos_ids,
+                    lora: setup.lora.as_ref().zip(setup.config.lora.as_ref()).map(|(spec, config)| {
+                        checkpoint::LoraContents {
+                            spec,
+                            config,
+                            architecture: setup.config.model.architecture,
+                            base: setup.config.model.init_from.as_deref().expect("checked: LoRA needs init_from"),
+                        }
+                    }),
                 },
             )?
         }
@@ -564,8 +596,12 @@ fn special_tokens(setup: &Setup) -> anyhow::Result<(Option<u32>, Vec<u32>)> {
 
 fn resume(dir: &Path, setup: &Setup, optimizer: &mut Updater) -> anyhow::Result<TrainerState> {
     let state: TrainerState = checkpoint::read_json(&dir.join("trainer_state.json"))?;
-    let weights_file = dir.join("model.safetensors");
-    checkpoint::copy_into(&setup.weights(), &checkpoint::read_safetensors(&weights_file)?, &weights_file)?;
+    if setup.lora.is_some() {
+        pretrained::load_adapter_weights(&setup.weights(), dir)?;
+    } else {
+        let weights_file = dir.join("model.safetensors");
+        checkpoint::copy_into(&setup.weights(), &checkpoint::read_safetensors(&weights_file)?, &weights_file)?;
+    }
     let moments_file = dir.join("optimizer.safetensors");
     optimizer.load_moments(&checkpoint::read_safetensors(&moments_file)?, &moments_file)?;
     optimizer.set_updates(state.optimizer_step);

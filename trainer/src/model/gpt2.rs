@@ -3,26 +3,44 @@
 
 use tch::{nn, Kind, Tensor};
 
+use super::lora::{adapted, Adapter, LoraSpec};
 use super::{attend, cached, normal, residual_std, CausalLm, Place};
 use crate::config::ModelConfig;
 
 struct Linear {
     weight: Tensor,
     bias: Tensor,
+    lora: Option<Adapter>,
 }
 
 impl Linear {
-    fn new(p: nn::Path, inputs: usize, outputs: usize, std: f64) -> Linear {
+    /// A `Conv1D` named `name` (`c_attn`, `c_proj`, `c_fc`: PEFT's target names).
+    fn new(p: nn::Path, name: &str, inputs: usize, outputs: usize, std: f64, lora: Option<&LoraSpec>) -> Linear {
+        let p = &p / name;
         Linear {
             weight: p.var("weight", &[inputs as i64, outputs as i64], normal(std)),
             bias: p.var("bias", &[outputs as i64], nn::Init::Const(0.0)),
+            lora: lora.filter(|s| s.adapts(name)).map(|s| Adapter::new(&p, inputs, outputs, s)),
         }
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
-        x.matmul(&self.weight) + &self.bias
+        adapted(&self.lora, x, x.matmul(&self.weight) + &self.bias)
+    }
+
+    /// Folds the adapter in: a Conv1D weight is `[in, out]`, the transpose of `B A`.
+    fn merge(&self) {
+        if let Some(a) = &self.lora {
+            tch::no_grad(|| {
+                let _ = self.weight.shallow_clone().g_add_(&a.delta().tr());
+            });
+            a.zero();
+        }
     }
 }
+
+/// The projections of a block, as PEFT's `target_modules` name them.
+pub const PROJECTIONS: [&str; 3] = ["c_attn", "c_proj", "c_fc"];
 
 struct LayerNorm {
     weight: Tensor,
@@ -65,7 +83,7 @@ pub struct Gpt2 {
 }
 
 impl Gpt2 {
-    pub fn new(root: nn::Path, c: &ModelConfig) -> Gpt2 {
+    pub fn new(root: nn::Path, c: &ModelConfig, lora: Option<&LoraSpec>) -> Gpt2 {
         let (d, std) = (c.hidden_size, c.initializer_range);
         let t = &root / "transformer";
         let wte = (&t / "wte").var("weight", &[c.vocab() as i64, d as i64], normal(std));
@@ -75,11 +93,11 @@ impl Gpt2 {
                 let b = &t / "h" / i;
                 Block {
                     ln_1: LayerNorm::new(&b / "ln_1", d, c.norm_eps),
-                    c_attn: Linear::new(&b / "attn" / "c_attn", d, 3 * d, std),
-                    attn_proj: Linear::new(&b / "attn" / "c_proj", d, d, residual_std(c)),
+                    c_attn: Linear::new(&b / "attn", "c_attn", d, 3 * d, std, lora),
+                    attn_proj: Linear::new(&b / "attn", "c_proj", d, d, residual_std(c), lora),
                     ln_2: LayerNorm::new(&b / "ln_2", d, c.norm_eps),
-                    c_fc: Linear::new(&b / "mlp" / "c_fc", d, c.intermediate(), std),
-                    mlp_proj: Linear::new(&b / "mlp" / "c_proj", c.intermediate(), d, residual_std(c)),
+                    c_fc: Linear::new(&b / "mlp", "c_fc", d, c.intermediate(), std, lora),
+                    mlp_proj: Linear::new(&b / "mlp", "c_proj", c.intermediate(), d, residual_std(c), lora),
                 }
             })
             .collect();
@@ -123,5 +141,13 @@ impl CausalLm for Gpt2 {
 
     fn head(&self, x: &Tensor) -> Tensor {
         self.ln_f.forward(x).matmul(&self.lm_head.tr())
+    }
+
+    fn merge_lora(&self) {
+        for b in &self.blocks {
+            for l in [&b.c_attn, &b.attn_proj, &b.c_fc, &b.mlp_proj] {
+                l.merge();
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 
 use tch::{nn, Kind, Tensor};
 
+use super::lora::{adapted, Adapter, LoraSpec};
 use super::{attend, cached, normal, residual_std, CausalLm, Place};
 use crate::config::{ModelConfig, RopeScaling};
 
@@ -39,7 +40,12 @@ struct Layer {
     gate_proj: Tensor,
     up_proj: Tensor,
     down_proj: Tensor,
+    /// LoRA adapters of the projections, in [`PROJECTIONS`] order.
+    lora: Vec<Option<Adapter>>,
 }
+
+/// The projections of a layer, as PEFT's `target_modules` name them.
+pub const PROJECTIONS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
 pub struct Llama {
     embed_tokens: Tensor,
@@ -56,7 +62,7 @@ pub struct Llama {
 }
 
 impl Llama {
-    pub fn new(root: nn::Path, c: &ModelConfig) -> Llama {
+    pub fn new(root: nn::Path, c: &ModelConfig, lora: Option<&LoraSpec>) -> Llama {
         let (d, std) = (c.hidden_size as i64, c.initializer_range);
         let head_dim = c.head_dim() as i64;
         let (heads, kv_heads, inter) = (c.num_heads as i64, c.kv_heads() as i64, c.intermediate() as i64);
@@ -70,6 +76,23 @@ impl Llama {
                 let a = &l / "self_attn";
                 let f = &l / "mlp";
                 let (q, k, v) = (&a / "q_proj", &a / "k_proj", &a / "v_proj");
+                // (path, inputs, outputs) of each projection, in PROJECTIONS order.
+                let shapes = [
+                    (&q, d, heads * head_dim),
+                    (&k, d, kv_heads * head_dim),
+                    (&v, d, kv_heads * head_dim),
+                    (&(&a / "o_proj"), heads * head_dim, d),
+                    (&(&f / "gate_proj"), d, inter),
+                    (&(&f / "up_proj"), d, inter),
+                    (&(&f / "down_proj"), inter, d),
+                ];
+                let adapters = shapes
+                    .iter()
+                    .zip(PROJECTIONS)
+                    .map(|((p, inputs, outputs), name)| {
+                        lora.filter(|s| s.adapts(name)).map(|s| Adapter::new(p, *inputs as usize, *outputs as usize, s))
+                    })
+                    .collect();
                 Layer {
                     input_norm: RmsNorm::new(&l / "input_layernorm", d as usize, c.norm_eps),
                     q_proj: weight(&q, heads * head_dim, d, std),
@@ -83,6 +106,7 @@ impl Llama {
                     gate_proj: weight(&(&f / "gate_proj"), inter, d, std),
                     up_proj: weight(&(&f / "up_proj"), inter, d, std),
                     down_proj: weight(&(&f / "down_proj"), d, inter, residual_std(c)),
+                    lora: adapters,
                 }
             })
             .collect();
@@ -143,13 +167,11 @@ impl CausalLm for Llama {
         let (batch, t, _) = x.size3().expect("[B, T, d]");
         let h = l.input_norm.forward(x);
         let bias = |i: usize| l.qkv_bias.as_ref().map(|b| &b[i]);
-        let heads =
-            |w: &Tensor, b: Option<&Tensor>, n: i64| h.linear(w, b).view([batch, t, n, self.head_dim]).transpose(1, 2);
-        let (q, k, v) = (
-            heads(&l.q_proj, bias(0), self.heads),
-            heads(&l.k_proj, bias(1), self.kv_heads),
-            heads(&l.v_proj, bias(2), self.kv_heads),
-        );
+        let heads = |i: usize, w: &Tensor, n: i64| {
+            adapted(&l.lora[i], &h, h.linear(w, bias(i))).view([batch, t, n, self.head_dim]).transpose(1, 2)
+        };
+        let (q, k, v) =
+            (heads(0, &l.q_proj, self.heads), heads(1, &l.k_proj, self.kv_heads), heads(2, &l.v_proj, self.kv_heads));
         let (cos, sin) = match place {
             Place::From(start) => (self.cos.narrow(0, start, t), self.sin.narrow(0, start, t)),
             Place::Packed(p) => {
@@ -168,11 +190,26 @@ impl CausalLm for Llama {
             t,
             self.heads * self.head_dim,
         ]);
-        let x = x + y.linear(&l.o_proj, None::<Tensor>);
+        let x = x + adapted(&l.lora[3], &y, y.linear(&l.o_proj, None::<Tensor>));
         let h = l.post_attention_norm.forward(&x);
-        let gate = h.linear(&l.gate_proj, None::<Tensor>).silu();
-        let up = h.linear(&l.up_proj, None::<Tensor>);
-        &x + (gate * up).linear(&l.down_proj, None::<Tensor>)
+        let gate = adapted(&l.lora[4], &h, h.linear(&l.gate_proj, None::<Tensor>)).silu();
+        let up = adapted(&l.lora[5], &h, h.linear(&l.up_proj, None::<Tensor>));
+        let m = gate * up;
+        &x + adapted(&l.lora[6], &m, m.linear(&l.down_proj, None::<Tensor>))
+    }
+
+    fn merge_lora(&self) {
+        tch::no_grad(|| {
+            for l in &self.layers {
+                let weights = [&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj];
+                for (w, adapter) in weights.into_iter().zip(&l.lora) {
+                    if let Some(a) = adapter {
+                        let _ = w.shallow_clone().g_add_(&a.delta());
+                        a.zero();
+                    }
+                }
+            }
+        });
     }
 
     fn head(&self, x: &Tensor) -> Tensor {

@@ -11,6 +11,7 @@
 
 pub mod gpt2;
 pub mod llama;
+pub mod lora;
 
 use tch::{nn, Device, Kind, Tensor};
 
@@ -88,6 +89,10 @@ pub trait CausalLm {
     /// Final norm and output projection: `[B, T, d]` → `[B, T, vocab]` logits.
     fn head(&self, x: &Tensor) -> Tensor;
 
+    /// Folds every LoRA adapter into the weight it adapts (and zeroes the
+    /// adapter), as PEFT's `merge_and_unload`.
+    fn merge_lora(&self);
+
     fn forward(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Tensor {
         match cache {
             None => self.forward_at(ids, Place::From(0)),
@@ -115,9 +120,22 @@ pub trait CausalLm {
 /// Builds the configured model's weights in `vs`, initialised from the
 /// current torch seed.
 pub fn build(vs: &nn::VarStore, config: &ModelConfig) -> Box<dyn CausalLm> {
+    build_with(vs, config, None)
+}
+
+/// [`build`], with LoRA adapters on the projections `lora` names.
+pub fn build_with(vs: &nn::VarStore, config: &ModelConfig, lora: Option<&lora::LoraSpec>) -> Box<dyn CausalLm> {
     match config.architecture {
-        Architecture::Gpt2 => Box::new(gpt2::Gpt2::new(vs.root(), config)),
-        Architecture::Llama => Box::new(llama::Llama::new(vs.root(), config)),
+        Architecture::Gpt2 => Box::new(gpt2::Gpt2::new(vs.root(), config, lora)),
+        Architecture::Llama => Box::new(llama::Llama::new(vs.root(), config, lora)),
+    }
+}
+
+/// The projection names LoRA can adapt in `architecture`.
+pub fn projections(architecture: Architecture) -> &'static [&'static str] {
+    match architecture {
+        Architecture::Gpt2 => &gpt2::PROJECTIONS,
+        Architecture::Llama => &llama::PROJECTIONS,
     }
 }
 

@@ -18,6 +18,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
 
+use super::adapter::is_adapter_weight;
 use super::{hf_config, load, variables};
 use crate::checkpoint::{read_json, write_json, write_safetensors};
 
@@ -45,6 +46,9 @@ pub struct Options {
     /// Weights beyond this many bytes are split into shards, as
     /// `save_pretrained(max_shard_size=...)` does.
     pub max_shard_bytes: u64,
+    /// A LoRA model: fold the adapters into the weights and write the whole
+    /// model (as PEFT's `merge_and_unload`), instead of the adapter alone.
+    pub merge: bool,
 }
 
 pub struct Summary {
@@ -98,6 +102,9 @@ pub fn export(source: &Path, o: &Options) -> anyhow::Result<Summary> {
     }
     let loaded = load(source, Device::Cpu)?;
     let tokenizer = tokenizer_source(o.tokenizer.as_deref(), &loaded.dir)?;
+    if loaded.lora.is_some() && o.merge {
+        loaded.model.merge_lora();
+    }
     let name = o.output.file_name().context("--output has no folder name")?.to_string_lossy().into_owned();
     let parent = match o.output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -107,7 +114,10 @@ pub fn export(source: &Path, o: &Options) -> anyhow::Result<Summary> {
     let temp = parent.join(format!(".{name}.partial.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&temp);
     std::fs::create_dir(&temp).with_context(|| temp.display().to_string())?;
-    let written = write_folder(&temp, &loaded, tokenizer.as_ref(), o);
+    let written = match &loaded.lora {
+        Some(lora) if !o.merge => write_adapter(&temp, &loaded, lora, tokenizer.as_ref(), o),
+        _ => write_folder(&temp, &loaded, tokenizer.as_ref(), o),
+    };
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&temp);
         return Err(e);
@@ -121,7 +131,7 @@ pub fn export(source: &Path, o: &Options) -> anyhow::Result<Summary> {
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect();
     files.sort();
-    let parameters = variables(&loaded.vs).iter().map(|(_, t)| t.numel() as i64).sum();
+    let parameters = model_weights(&loaded, o).iter().map(|(_, t)| t.numel() as i64).sum();
     Ok(Summary { source: loaded.dir, files, parameters })
 }
 
@@ -147,6 +157,30 @@ fn tokenizer_source(asked: Option<&Path>, model_dir: &Path) -> anyhow::Result<Op
     }
 }
 
+/// What is written: the adapters of an unmerged LoRA model, else the
+/// model's weights (merged adapters left out).
+fn model_weights(loaded: &super::Loaded, o: &Options) -> Vec<(String, Tensor)> {
+    let adapters_only = loaded.lora.is_some() && !o.merge;
+    variables(&loaded.vs).into_iter().filter(|(n, _)| is_adapter_weight(n) == adapters_only).collect()
+}
+
+/// A PEFT adapter folder, and the tokenizer files when there are some.
+fn write_adapter(
+    temp: &Path,
+    loaded: &super::Loaded,
+    lora: &super::Lora,
+    tokenizer: Option<&TokenizerSource>,
+    o: &Options,
+) -> anyhow::Result<()> {
+    let weights: Vec<(String, Tensor)> =
+        model_weights(loaded, o).into_iter().map(|(n, t)| (n, t.detach().to_kind(o.dtype))).collect();
+    super::adapter::write(temp, &lora.spec, &lora.config, loaded.config.architecture, &lora.base, &weights)?;
+    if let Some(tokenizer) = tokenizer {
+        write_tokenizer(temp, loaded, tokenizer, o)?;
+    }
+    Ok(())
+}
+
 fn write_folder(
     temp: &Path,
     loaded: &super::Loaded,
@@ -155,7 +189,7 @@ fn write_folder(
 ) -> anyhow::Result<()> {
     let config = &loaded.config;
     let dtype = dtype_name(o.dtype);
-    write_weights(temp, &variables(&loaded.vs), o.dtype, o.max_shard_bytes)?;
+    write_weights(temp, &model_weights(loaded, o), o.dtype, o.max_shard_bytes)?;
     write_json(&temp.join("config.json"), &hf_config::write(config, loaded.bos_id, &loaded.eos_ids, dtype))?;
     let generation = loaded.dir.join("generation_config.json");
     if generation.is_file() {
@@ -177,6 +211,17 @@ fn write_folder(
             loaded.dir.display()
         );
     };
+    write_tokenizer(temp, loaded, tokenizer, o)
+}
+
+/// The tokenizer files, and a tokenizer_config.json when the source has none.
+fn write_tokenizer(
+    temp: &Path,
+    loaded: &super::Loaded,
+    tokenizer: &TokenizerSource,
+    o: &Options,
+) -> anyhow::Result<()> {
+    let config = &loaded.config;
     let tokenizer_json = match tokenizer {
         TokenizerSource::Folder(dir) => {
             for file in TOKENIZER_FILES {

@@ -8,6 +8,9 @@
     hf_models.py tokenizer TEXT DIR...    AutoTokenizer(DIR).encode(TEXT) for each DIR, as JSON lines
     hf_models.py perplexity DIR TEXTS MAX perplexity of each {"text"} of TEXTS in chunks of MAX tokens, as JSON
     hf_models.py generate DIR PROMPTS N   greedy continuations (N new tokens at most) of each {"prompt"}, as JSON lines
+    hf_models.py lora-make BASE OUT TARGETS    a PEFT LoRA adapter (r 4, alpha 8, A and B random) on BASE's model
+    hf_models.py lora-loss BASE ADAPTER BATCH OUT  loss and the adapters' gradients of PeftModel on a batch -> OUT
+    hf_models.py lora-logits BASE ADAPTER IDS OUT  logits of PeftModel and of its merge_and_unload -> OUT
 
 Everything in fp32 on the CPU; the seed is fixed, so a case is the same
 model on every run.
@@ -133,7 +136,47 @@ def generate(path: str, prompts: str, max_new_tokens: str) -> None:
         print(json.dumps({"prompt": record["prompt"], "answer": text.split("\n")[0]}, ensure_ascii=False))
 
 
+def lora_make(base: str, out: str, targets: str) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(1)
+    config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=targets.split(","),
+                        init_lora_weights=False, task_type="CAUSAL_LM")
+    get_peft_model(load(base), config).save_pretrained(out)
+
+
+def peft_model(base: str, adapter: str, trainable: bool = False):
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(load(base), adapter, is_trainable=trainable)
+
+
+def curate_name(peft_name: str) -> str:
+    """base_model.model.X.lora_A.default.weight -> X.lora_A.weight"""
+    return peft_name.removeprefix("base_model.model.").replace(".default.", ".")
+
+
+def lora_loss(base: str, adapter: str, batch: str, out: str) -> None:
+    model = peft_model(base, adapter, trainable=True)
+    tensors = load_file(batch)
+    result = model(input_ids=tensors["input_ids"], position_ids=tensors.get("position_ids"), use_cache=False).logits
+    value = torch.nn.functional.cross_entropy(result.reshape(-1, result.shape[-1]), tensors["targets"].reshape(-1))
+    value.backward()
+    grads = {curate_name(n): p.grad.contiguous() for n, p in model.named_parameters() if p.grad is not None}
+    grads["loss"] = value.detach().reshape(1)
+    save_file(grads, out)
+
+
+def lora_logits(base: str, adapter: str, ids: str, out: str) -> None:
+    model = peft_model(base, adapter)
+    inputs = torch.tensor(json.loads(ids))
+    with torch.no_grad():
+        adapted = model(inputs).logits.contiguous()
+        merged = model.merge_and_unload()(inputs).logits.contiguous()
+    save_file({"adapted": adapted, "merged": merged}, out)
+
+
 if __name__ == "__main__":
     commands = {"make": make, "logits": logits, "loss": loss, "tokenizer": tokenizer, "perplexity": perplexity,
-                "generate": generate}
+                "generate": generate, "lora-make": lora_make, "lora-loss": lora_loss, "lora-logits": lora_logits}
     commands[sys.argv[1]](*sys.argv[2:])
