@@ -82,6 +82,10 @@ pub struct Manifest {
     /// `loss_mask` column and, beside Megatron's files, `NAME.mask.bin`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub loss_mask: bool,
+    /// Preference pairs (DPO): the documents go in twos, chosen then
+    /// rejected, and a shard never ends between the two.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pairs: bool,
     pub shards: Vec<ShardInfo>,
 }
 
@@ -142,6 +146,7 @@ mod tests {
             formats: vec!["megatron".into()],
             shuffle_seed: None,
             loss_mask: false,
+            pairs: false,
             shards: vec![],
         };
         std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();

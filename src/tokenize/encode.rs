@@ -119,6 +119,10 @@ pub struct TokenStats {
     /// Chat data: tokens the loss counts.
     #[serde(default)]
     pub trained_tokens: u64,
+    /// Preference pairs (`prompt`, `chosen`, `rejected`) among the written
+    /// documents: each is two sequences, chosen then rejected.
+    #[serde(default)]
+    pub pairs: u64,
     #[serde(flatten)]
     pub errors: ErrorTally,
     pub tokens: u64,
@@ -158,6 +162,7 @@ impl StageStats for TokenStats {
         self.empty_text_docs += o.empty_text_docs;
         self.skipped_untrained_docs += o.skipped_untrained_docs;
         self.trained_tokens += o.trained_tokens;
+        self.pairs += o.pairs;
         self.errors.merge(&o.errors);
         self.tokens += o.tokens;
         self.text_chars += o.text_chars;
@@ -292,15 +297,13 @@ impl Encoder {
         Ok((Encoder { tokenizer, eos, bos, vocab_size, chat }, format!("{:032x}", xxh3_128(&bytes))))
     }
 
-    fn encode_doc(&self, doc: &Doc) -> Result<Encoded, (&'static str, String)> {
+    /// A document's sequences: one, or a preference pair's two.
+    fn encode_doc(&self, doc: &Doc) -> Result<Vec<Encoded>, (&'static str, String)> {
         match &self.chat {
             None => self
                 .encode(&doc.text)
-                .map(|(text_tokens, tokens)| Encoded {
-                    text_tokens,
-                    tokens,
-                    mask: Vec::new(),
-                    chars: doc.text.chars().count() as u64,
+                .map(|(text_tokens, tokens)| {
+                    vec![Encoded { text_tokens, tokens, mask: Vec::new(), chars: doc.text.chars().count() as u64 }]
                 })
                 .map_err(|e| ("tokenizer", e.to_string())),
             Some(chat) => self.encode_chat(chat, doc).map_err(|e| match e {
@@ -310,32 +313,66 @@ impl Encoder {
         }
     }
 
-    /// A chat record: `messages`, or `prompt` and `completion` (both text,
-    /// or both messages), to tokens and the mask of those trained on.
-    fn encode_chat(&self, chat: &Chat, doc: &Doc) -> Result<Encoded, ChatFailure> {
+    /// A chat record to its sequences: `messages`, or `prompt` and
+    /// `completion` (both text, or both messages), give one; a preference
+    /// pair, `prompt` with `chosen` and `rejected`, gives two (chosen first),
+    /// each trained on its completion.
+    fn encode_chat(&self, chat: &Chat, doc: &Doc) -> Result<Vec<Encoded>, ChatFailure> {
         let record = |m: String| ChatFailure::Record(RecordError::Record(m));
         let field = |name: &str| doc.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.get());
-        let (rendered, plain) = if !doc.text.is_empty() {
+        if !doc.text.is_empty() {
             let messages = chat::parse_messages(&doc.text).map_err(|e| record(format!("messages {e}")))?;
-            (chat.template.messages(&messages, chat.train_on)?, false)
-        } else {
-            let (Some(prompt), Some(completion)) = (field("prompt"), field("completion")) else {
-                return Err(record("no \"messages\", nor \"prompt\" and \"completion\"".into()));
-            };
-            let text = |raw: &str| serde_json::from_str::<String>(raw).ok();
-            match (text(prompt), text(completion)) {
-                (Some(p), Some(c)) => {
-                    let start = if chat.train_on == TrainOn::All { 0 } else { p.len() };
-                    (chat::Rendered::trained_from(p + &c, start), true)
-                }
-                _ => {
-                    let parse =
-                        |raw: &str, what: &str| chat::parse_messages(raw).map_err(|e| record(format!("{what} {e}")));
-                    let (p, c) = (parse(prompt, "prompt")?, parse(completion, "completion")?);
-                    (chat.template.prompt_completion(&p, &c, chat.train_on)?, false)
-                }
+            return Ok(vec![self.encode_rendered(chat.template.messages(&messages, chat.train_on)?, false)?]);
+        }
+        match (field("prompt"), field("completion"), field("chosen"), field("rejected")) {
+            (Some(prompt), Some(completion), None, None) => {
+                let (rendered, plain) = self.render_pair(chat, prompt, completion, "completion", chat.train_on)?;
+                Ok(vec![self.encode_rendered(rendered, plain)?])
             }
-        };
+            (Some(prompt), None, Some(chosen), Some(rejected)) => {
+                // DPO compares the completions: only they are trained on.
+                let mut out = Vec::with_capacity(2);
+                for (completion, what) in [(chosen, "chosen"), (rejected, "rejected")] {
+                    let (rendered, plain) = self.render_pair(chat, prompt, completion, what, TrainOn::Completion)?;
+                    out.push(self.encode_rendered(rendered, plain)?);
+                }
+                Ok(out)
+            }
+            _ => Err(record(
+                "no \"messages\", nor \"prompt\" with \"completion\" or with \"chosen\" and \"rejected\"".into(),
+            )),
+        }
+    }
+
+    /// A prompt and one completion, both text (joined; `true`) or both
+    /// messages (rendered with the template).
+    fn render_pair(
+        &self,
+        chat: &Chat,
+        prompt: &str,
+        completion: &str,
+        what: &str,
+        train_on: TrainOn,
+    ) -> Result<(chat::Rendered, bool), ChatFailure> {
+        let record = |m: String| ChatFailure::Record(RecordError::Record(m));
+        let text = |raw: &str| serde_json::from_str::<String>(raw).ok();
+        match (text(prompt), text(completion)) {
+            (Some(p), Some(c)) => {
+                let start = if train_on == TrainOn::All { 0 } else { p.len() };
+                Ok((chat::Rendered::trained_from(p + &c, start), true))
+            }
+            _ => {
+                let parse =
+                    |raw: &str, what: &str| chat::parse_messages(raw).map_err(|e| record(format!("{what} {e}")));
+                let (p, c) = (parse(prompt, "prompt")?, parse(completion, what)?);
+                Ok((chat.template.prompt_completion(&p, &c, train_on)?, false))
+            }
+        }
+    }
+
+    /// Tokens of a rendered conversation and the mask of those trained on;
+    /// plain text gets BOS and EOS as documents do.
+    fn encode_rendered(&self, rendered: chat::Rendered, plain: bool) -> Result<Encoded, ChatFailure> {
         let encoding =
             self.tokenizer.encode(rendered.text.as_str(), false).map_err(|e| ChatFailure::Tokenizer(e.to_string()))?;
         let mut tokens = Vec::with_capacity(encoding.len() + 2);
@@ -446,6 +483,9 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, TokenizeErr
             s.shards += 1;
         }
     }
+    if stats.pairs > 0 && stats.pairs < stats.written_docs {
+        return Err(TokenizeError::MixedPairs { pairs: stats.pairs, others: stats.written_docs - stats.pairs });
+    }
     stats.chars_per_token = if stats.tokens > 0 { stats.text_chars as f64 / stats.tokens as f64 } else { 0.0 };
     stats.wall_seconds = started.elapsed().as_secs_f64();
     stats.check().map_err(StageError::from)?;
@@ -461,6 +501,7 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, TokenizeErr
         formats: options.formats().names(),
         shuffle_seed: options.config.shuffle_seed,
         loss_mask: options.config.chat,
+        pairs: stats.pairs > 0,
         shards,
     };
     atomic::write(&layout.stats, &serde_json::to_vec_pretty(&stats).expect("serialisable"))?;
@@ -609,33 +650,34 @@ impl Spiller<'_> {
         let bucket_shift = self.buckets.trailing_zeros();
         while let Some((_, docs)) = batches.next_batch() {
             let t = Instant::now();
-            let encoded: Vec<Result<Encoded, (&str, String)>> =
+            let encoded: Vec<Result<Vec<Encoded>, (&str, String)>> =
                 docs.par_iter().map(|d| self.encoder.encode_doc(d)).collect();
             stats.encode_seconds += t.elapsed().as_secs_f64();
             stats.input_docs += docs.len() as u64;
             progress.docs(docs.len() as u64);
             progress.read_to(batches.bytes_read());
             for (doc, result) in docs.iter().zip(encoded) {
-                let Encoded { text_tokens, tokens, mask, chars } = match result {
+                let sequences = match result {
                     Ok(r) => r,
                     Err((kind, e)) => {
                         stats.errors.add(kind, 1, || format!("document {:?}: {e}", doc.id));
                         continue;
                     }
                 };
-                if text_tokens == 0 {
+                if sequences.iter().any(|e| e.text_tokens == 0) {
                     stats.empty_text_docs += 1;
                 }
-                if tokens.is_empty() {
+                if sequences.iter().any(|e| e.tokens.is_empty()) {
                     stats.skipped_empty_docs += 1;
                     continue;
                 }
-                let trained = mask.iter().filter(|&&m| m == 1).count() as u64;
-                if self.encoder.chat.is_some() && trained == 0 {
+                let trained: Vec<u64> =
+                    sequences.iter().map(|e| e.mask.iter().filter(|&&m| m == 1).count() as u64).collect();
+                if self.encoder.chat.is_some() && trained.contains(&0) {
                     stats.skipped_untrained_docs += 1;
                     continue;
                 }
-                stats.trained_tokens += trained;
+                stats.trained_tokens += trained.iter().sum::<u64>();
                 let seed = config.shuffle_seed.unwrap_or(0);
                 let split = if config.validation_fraction > 0.0
                     && (xxh3_64_with_seed(doc.id.as_bytes(), seed ^ 0x7661_6c69_6461_7465) as f64)
@@ -651,14 +693,33 @@ impl Spiller<'_> {
                 };
                 let bucket = if self.buckets > 1 { (key >> (64 - bucket_shift)) as usize } else { 0 };
                 stats.written_docs += 1;
-                stats.tokens += tokens.len() as u64;
-                stats.text_chars += chars;
-                stats.count_tokens(tokens.len(), 1);
-                let metadata = config.metadata.iter().map(|f| metadata_value(doc, f)).collect();
-                let record =
-                    spill::Record { key, unit: index as u32, seq, split, id: doc.id.clone(), metadata, tokens, mask };
-                seq += 1;
-                writers[bucket].write(&record).map_err(spill_error(&paths[bucket]))?;
+                let pair = sequences.len() == 2;
+                stats.pairs += u64::from(pair);
+                let metadata: Vec<Option<String>> = config.metadata.iter().map(|f| metadata_value(doc, f)).collect();
+                for (half, Encoded { tokens, mask, chars, .. }) in sequences.into_iter().enumerate() {
+                    stats.tokens += tokens.len() as u64;
+                    stats.text_chars += chars;
+                    stats.count_tokens(tokens.len(), 1);
+                    // The halves of a pair share key and split and stay adjacent, chosen first.
+                    let (id, pair) = match (pair, half) {
+                        (false, _) => (doc.id.clone(), spill::Pair::None),
+                        (true, 0) => (format!("{}/chosen", doc.id), spill::Pair::First),
+                        (true, _) => (format!("{}/rejected", doc.id), spill::Pair::Second),
+                    };
+                    let record = spill::Record {
+                        key,
+                        unit: index as u32,
+                        seq,
+                        split,
+                        id,
+                        metadata: metadata.clone(),
+                        tokens,
+                        mask,
+                        pair,
+                    };
+                    seq += 1;
+                    writers[bucket].write(&record).map_err(spill_error(&paths[bucket]))?;
+                }
             }
         }
         stats.input_docs += batches.errors.docs;

@@ -39,6 +39,8 @@ pub enum TokenizeError {
     Write(#[from] WriteError),
     #[error(transparent)]
     ChatTemplate(#[from] super::chat::TemplateError),
+    #[error("{pairs} preference pairs (prompt, chosen, rejected) and {others} other records: a token dataset holds one kind")]
+    MixedPairs { pairs: u64, others: u64 },
 }
 
 impl TokenizeError {
@@ -52,7 +54,8 @@ impl TokenizeError {
             | TokenizeError::VocabularyTooSmall { .. }
             | TokenizeError::VocabularyTooLarge(_)
             | TokenizeError::NoDocuments
-            | TokenizeError::ChatTemplate(_) => ErrorClass::Usage,
+            | TokenizeError::ChatTemplate(_)
+            | TokenizeError::MixedPairs { .. } => ErrorClass::Usage,
             TokenizeError::Training(_)
             | TokenizeError::Spill { .. }
             | TokenizeError::Shards { .. }

@@ -31,6 +31,19 @@ pub struct Record {
     pub tokens: Vec<u32>,
     /// Chat data: per token, 1 when trained on; empty otherwise.
     pub mask: Vec<u8>,
+    /// Which half of a preference pair this is, if any.
+    pub pair: Pair,
+}
+
+/// The halves of a preference pair travel together: a shard never ends
+/// between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pair {
+    None,
+    /// The chosen completion.
+    First,
+    /// The rejected one.
+    Second,
 }
 
 pub struct Writer {
@@ -65,7 +78,8 @@ impl Writer {
         for t in &r.tokens {
             o.write_all(&t.to_le_bytes())?;
         }
-        write_bytes(o, &r.mask)
+        write_bytes(o, &r.mask)?;
+        o.write_all(&[r.pair as u8])
     }
 
     pub fn finish(mut self) -> io::Result<()> {
@@ -131,7 +145,13 @@ impl Reader {
         let n = u32::from_le_bytes(self.array()?) as usize;
         let mut mask = vec![0u8; n];
         self.input.read_exact(&mut mask)?;
-        Ok(Record { key, unit, seq, split, id, metadata, tokens, mask })
+        let pair = match self.array::<1>()?[0] {
+            0 => Pair::None,
+            1 => Pair::First,
+            2 => Pair::Second,
+            _ => return Err(corrupt(&self.path, "a pair marker is not 0, 1 or 2")),
+        };
+        Ok(Record { key, unit, seq, split, id, metadata, tokens, mask, pair })
     }
 
     fn array<const N: usize>(&mut self) -> io::Result<[u8; N]> {
@@ -166,6 +186,7 @@ mod tests {
                 metadata: vec![Some("x".into()), None],
                 tokens: vec![1, 70000],
                 mask: vec![0, 1],
+                pair: Pair::First,
             },
             Record {
                 key: 3,
@@ -176,6 +197,7 @@ mod tests {
                 metadata: vec![None, None],
                 tokens: vec![],
                 mask: vec![],
+                pair: Pair::None,
             },
         ];
         let mut w = Writer::create(&path).unwrap();

@@ -172,6 +172,7 @@ impl ShardSetWriter {
     }
 
     pub fn add(&mut self, record: Record) -> io::Result<()> {
+        let record_pair = record.pair;
         if self.current.is_none() {
             self.current = Some(self.open()?);
         }
@@ -193,7 +194,7 @@ impl ShardSetWriter {
                 flush(shard, &self.schema, self.width)?;
             }
         }
-        if shard.tokens >= self.shard_tokens {
+        if shard.tokens >= self.shard_tokens && record_pair != super::spill::Pair::First {
             self.close()?;
         }
         Ok(())

@@ -264,3 +264,73 @@ fn parquet_conversations_give_the_tokens_json_lines_give() {
         assert!(y.get(id) == Some(ours), "{id}: Parquet and JSON Lines give different tokens or masks");
     }
 }
+
+#[test]
+fn preference_pairs_become_adjacent_chosen_and_rejected_sequences() {
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("pairs");
+    let template = chat_fixtures().join("llama3.jinja");
+    let flags =
+        ["--chat-template", template.to_str().unwrap(), "--validation-fraction", "0.2", "--shard-tokens", "3000"];
+    let stats = tokenize_chat(&chat_fixtures().join("preferences.jsonl"), &out, &flags);
+    assert_eq!((stats["pairs"].as_u64(), stats["written_docs"].as_u64()), (Some(130), Some(130)), "{stats:#}");
+    let manifest = Manifest::load(&out.join("manifest.json")).unwrap();
+    assert!(manifest.pairs && manifest.loss_mask);
+    assert!(manifest.shards(Split::Train).count() > 2, "small shards, so that pairs meet shard ends");
+    let tok = tokenizers::Tokenizer::from_file(chat_fixtures().join("tokenizer.json")).unwrap();
+    for split in [Split::Train, Split::Validation] {
+        for shard in manifest.shards(split) {
+            // Every shard holds whole pairs, chosen then rejected, sharing their prompt.
+            let mut ids = Vec::new();
+            for batch in read_parquet(&out.join(&shard.name).with_extension("parquet")) {
+                let column = batch.column_by_name("id").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+                ids.extend((0..batch.num_rows()).map(|i| column.value(i).to_owned()));
+            }
+            assert_eq!(ids.len() % 2, 0, "{}: a pair is split", shard.name);
+            for pair in ids.chunks(2) {
+                let stem = pair[0].strip_suffix("/chosen").unwrap_or_else(|| panic!("{:?}", pair));
+                assert_eq!(pair[1], format!("{stem}/rejected"));
+            }
+        }
+    }
+    let docs = read_chat_shards(&out, Split::Train);
+    let (chosen, chosen_mask) = docs.iter().find(|(k, _)| k.ends_with("pref-000/chosen")).map(|(_, v)| v).unwrap();
+    let (rejected, rejected_mask) = &docs[&"pref-000/rejected".to_string()];
+    let prompt = chosen_mask.iter().position(|&m| m == 1).unwrap();
+    assert_eq!(chosen[..prompt], rejected[..prompt], "both completions follow the same prompt");
+    assert!(rejected_mask[..prompt].iter().all(|&m| m == 0));
+    let trained: Vec<u32> = chosen.iter().zip(chosen_mask).filter(|(_, &m)| m == 1).map(|(&t, _)| t).collect();
+    assert_eq!(tok.decode(&trained, false).unwrap(), "The capital of France is Paris.<|eot_id|>");
+
+    // The trainer's fixture is what this makes.
+    let fresh = work.path().join("fixture");
+    let flags = ["--chat-template", template.to_str().unwrap(), "--validation-fraction", "0.2"];
+    tokenize_chat(&chat_fixtures().join("preferences.jsonl"), &fresh, &flags);
+    for split in [Split::Train, Split::Validation] {
+        assert!(
+            read_chat_shards(&chat_fixtures().join("preference-tokens"), split) == read_chat_shards(&fresh, split),
+            "fixtures/chat/preference-tokens is stale"
+        );
+    }
+
+    // A dataset holds pairs or single conversations, not both.
+    let mixed = work.path().join("mixed.jsonl");
+    let mut text = std::fs::read_to_string(chat_fixtures().join("preferences.jsonl")).unwrap();
+    text.push_str(&std::fs::read_to_string(chat_fixtures().join("conversations.jsonl")).unwrap());
+    std::fs::write(&mixed, text).unwrap();
+    let result = curate()
+        .args(["tokenize", "--progress", "none", "--chat", "--input"])
+        .arg(&mixed)
+        .arg("--tokenizer")
+        .arg(chat_fixtures().join("tokenizer.json"))
+        .arg("--output")
+        .arg(work.path().join("mixed"))
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
+    assert!(
+        stderr(&result).contains("130 preference pairs (prompt, chosen, rejected) and 10 other records"),
+        "{}",
+        stderr(&result)
+    );
+}

@@ -18,6 +18,9 @@ pub struct TrainConfig {
     /// Train LoRA adapters on a frozen model instead of the model itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraConfig>,
+    /// Preference optimisation on shards of pairs, instead of next-token loss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpo: Option<crate::dpo::DpoConfig>,
 }
 
 /// `[lora]`: low-rank adapters, with PEFT's names and defaults.
@@ -518,6 +521,14 @@ impl TrainConfig {
                     "activation checkpointing would recompute layers with other dropout masks: use one or the other"
                         .into(),
                 );
+            }
+        }
+        if let Some(dpo) = &self.dpo {
+            if !(dpo.beta > 0.0 && dpo.beta.is_finite()) {
+                return fail("dpo.beta", format!("{} is not a positive number", dpo.beta));
+            }
+            if !(0.0..0.5).contains(&dpo.label_smoothing) {
+                return fail("dpo.label_smoothing", format!("{} is not in [0, 0.5)", dpo.label_smoothing));
             }
         }
         let d = &self.distributed;

@@ -14,7 +14,8 @@ use crate::train::Setup;
 /// (`input_ids`, `targets` (-100 where the loss skips), and for packed
 /// examples `position_ids`), `gradients.safetensors` and `loss.json` into `out`.
 pub fn dump(config: TrainConfig, out: &Path) -> anyhow::Result<f64> {
-    let setup = Setup::new(config, None)?;
+    let mut setup = Setup::new(config, None)?;
+    crate::train::reference_pass(&mut setup, out)?;
     std::fs::create_dir_all(out)?;
     let indices: Vec<u64> = (0..setup.config.training.batch_size as u64).map(|i| i % setup.train.count()).collect();
     let batch = step::batch(&setup.train, &indices, setup.device)?;
@@ -30,7 +31,10 @@ pub fn dump(config: TrainConfig, out: &Path) -> anyhow::Result<f64> {
     let grads: Vec<(String, tch::Tensor)> = weights.iter().map(|(n, t)| (n.clone(), t.grad())).collect();
     checkpoint::write_safetensors(&out.join("gradients.safetensors"), &grads)?;
     let mut tensors = vec![("input_ids".to_string(), batch.input), ("targets".to_string(), batch.targets)];
-    if let Some(packing) = batch.packing {
+    if let Some(d) = &batch.dpo {
+        tensors.push(("reference_logps".to_string(), d.reference.shallow_clone()));
+        std::fs::write(out.join("dpo.json"), serde_json::Value::Object(d.stats.get().means("")).to_string())?;
+    } else if let Some(packing) = batch.packing {
         tensors.push(("position_ids".to_string(), packing.positions));
     }
     checkpoint::write_safetensors(&out.join("batch.safetensors"), &tensors)?;

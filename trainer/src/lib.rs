@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod distributed;
+pub mod dpo;
 pub mod eval;
 pub mod generate;
 pub mod gradients;

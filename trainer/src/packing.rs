@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ShardFormat;
 use crate::data::DataError;
 use crate::model::IGNORE;
+use tch::Tensor;
 
 /// One example: its tokens and, per token, whether it is trained on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,10 +88,30 @@ pub struct Rows {
     rows: Vec<Vec<usize>>,
     seq_len: usize,
     pub stats: PackStats,
+    /// Preference pairs: rows `2i` and `2i + 1` are pair `i`'s chosen and
+    /// rejected completions, and the sampler draws pairs.
+    pub pairs: Option<Pairs>,
+}
+
+/// What DPO needs beside the rows.
+pub struct Pairs {
+    pub config: crate::dpo::DpoConfig,
+    /// `[pairs, 2]` summed log-probabilities of the reference model, once
+    /// its pass has run.
+    pub reference: Option<Tensor>,
 }
 
 impl Rows {
+    /// Sequences the sampler draws from (pairs, for preference data).
     pub fn count(&self) -> u64 {
+        match self.pairs {
+            Some(_) => self.rows.len() as u64 / 2,
+            None => self.rows.len() as u64,
+        }
+    }
+
+    /// Rows of the split (twice the pairs for preference data).
+    pub fn rows(&self) -> u64 {
         self.rows.len() as u64
     }
 
@@ -158,7 +179,45 @@ pub fn pack(examples: Vec<Example>, seq_len: usize, overlong: Overlong, packed: 
     stats.padding_tokens = stats.rows * seq_len as u64 - stats.tokens;
     stats.padding_share =
         if stats.rows > 0 { stats.padding_tokens as f64 / (stats.rows * seq_len as u64) as f64 } else { 0.0 };
-    Rows { examples: kept, rows, seq_len, stats }
+    Rows { examples: kept, rows, seq_len, stats, pairs: None }
+}
+
+/// Preference pairs (examples `2i`, `2i + 1`: chosen, rejected), one
+/// completion per row. A pair too long for `seq_len` is truncated or
+/// dropped whole, as is one left with nothing to train on.
+pub fn pair_rows(examples: Vec<Example>, seq_len: usize, overlong: Overlong, config: crate::dpo::DpoConfig) -> Rows {
+    let mut stats = PackStats { examples: examples.len() as u64 / 2, ..PackStats::default() };
+    let mut kept = Vec::with_capacity(examples.len());
+    let mut it = examples.into_iter();
+    while let (Some(chosen), Some(rejected)) = (it.next(), it.next()) {
+        let mut pair = [chosen, rejected];
+        if pair.iter().any(|e| e.tokens.len() > seq_len) {
+            if overlong == Overlong::Drop {
+                stats.dropped_overlong += 1;
+                continue;
+            }
+            for e in &mut pair {
+                e.tokens.truncate(seq_len);
+                e.mask.truncate(seq_len);
+            }
+            stats.truncated += 1;
+        }
+        if pair.iter().any(|e| e.trained() == 0) {
+            stats.dropped_untrained += 1;
+            continue;
+        }
+        for e in pair {
+            stats.trained_tokens += e.trained() as u64;
+            stats.tokens += e.tokens.len() as u64;
+            kept.push(e);
+        }
+    }
+    let rows: Vec<Vec<usize>> = (0..kept.len()).map(|i| vec![i]).collect();
+    stats.rows = rows.len() as u64;
+    stats.padding_tokens = stats.rows * seq_len as u64 - stats.tokens;
+    stats.padding_share =
+        if stats.rows > 0 { stats.padding_tokens as f64 / (stats.rows * seq_len as u64) as f64 } else { 0.0 };
+    Rows { examples: kept, rows, seq_len, stats, pairs: Some(Pairs { config, reference: None }) }
 }
 
 /// Longest first, each into the row with the least room that still holds

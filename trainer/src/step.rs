@@ -3,7 +3,10 @@
 
 use tch::{Device, Kind, Tensor};
 
+use std::cell::Cell;
+
 use crate::data::{Data, DataError};
+use crate::dpo::{self, DpoConfig, DpoStats};
 use crate::model::{cross_entropy, cross_entropy_sum, CausalLm, Packing, Place, IGNORE};
 use crate::precision::Precision;
 
@@ -17,13 +20,23 @@ pub struct Batch {
     /// this (the trained targets of the whole step, over ranks; set by the
     /// caller). Windows take the mean over their targets.
     pub normaliser: f64,
+    /// Preference pairs: rows alternate chosen and rejected, and the loss is DPO's.
+    pub dpo: Option<DpoBatch>,
+}
+
+pub struct DpoBatch {
+    pub config: DpoConfig,
+    /// `[B, 2]` the reference model's summed log-probabilities.
+    pub reference: Tensor,
+    /// What the last loss computed, for the metrics.
+    pub stats: Cell<DpoStats>,
 }
 
 impl Batch {
     fn place(&self) -> Place<'_> {
         match &self.packing {
-            Some(p) => Place::Packed(p),
-            None => Place::From(0),
+            Some(p) if self.dpo.is_none() => Place::Packed(p),
+            _ => Place::From(0),
         }
     }
 
@@ -36,6 +49,12 @@ impl Batch {
     }
 
     fn loss(&self, logits: &Tensor) -> Tensor {
+        if let Some(d) = &self.dpo {
+            let (sums, counts) = dpo::sequence_logps(logits, &self.targets);
+            let (loss, stats) = dpo::loss(&d.config, &sums.view([-1, 2]), &d.reference, &counts.view([-1, 2]));
+            d.stats.set(stats);
+            return loss;
+        }
         match self.packing {
             Some(_) => cross_entropy_sum(logits, &self.targets) / self.normaliser,
             None => cross_entropy(logits, &self.targets),
@@ -59,12 +78,19 @@ pub fn batch(data: &Data, indices: &[u64], device: Device) -> Result<Batch, Data
                 targets: all.narrow(1, 1, t).to_device(device),
                 packing: None,
                 normaliser: 1.0,
+                dpo: None,
             })
         }
         Data::Packed(rows) => {
             let t = rows.seq_len() as i64;
+            // A pair is two rows: its chosen and its rejected completion.
+            let row_indices: Vec<u64> = match rows.pairs {
+                Some(_) => indices.iter().flat_map(|&i| [2 * i, 2 * i + 1]).collect(),
+                None => indices.to_vec(),
+            };
+            let b = row_indices.len() as i64;
             let (mut tokens, mut targets, mut positions, mut segments) = (vec![], vec![], vec![], vec![]);
-            for &i in indices {
+            for &i in &row_indices {
                 let row = rows.row(i);
                 tokens.extend(row.tokens);
                 targets.extend(row.targets);
@@ -73,8 +99,22 @@ pub fn batch(data: &Data, indices: &[u64], device: Device) -> Result<Batch, Data
             }
             let tensor = |v: &[i64]| Tensor::from_slice(v).view([b, t]).to_device(device);
             let packing = Packing::new(tensor(&positions), &tensor(&segments));
-            let batch =
-                Batch { input: tensor(&tokens), targets: tensor(&targets), packing: Some(packing), normaliser: 1.0 };
+            let dpo = rows.pairs.as_ref().map(|p| {
+                let table = p.reference.as_ref().expect("the reference pass runs before any DPO batch");
+                let at = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
+                DpoBatch {
+                    config: p.config.clone(),
+                    reference: table.index_select(0, &at).to_device(device),
+                    stats: Cell::new(DpoStats::default()),
+                }
+            });
+            let batch = Batch {
+                input: tensor(&tokens),
+                targets: tensor(&targets),
+                packing: Some(packing),
+                normaliser: 1.0,
+                dpo,
+            };
             Ok(Batch { normaliser: batch.trained().max(1) as f64, ..batch })
         }
     }
@@ -138,20 +178,70 @@ pub fn evaluate(
     device: Device,
     rank: usize,
     world: usize,
-) -> Result<(f64, u64), DataError> {
+) -> Result<Evaluation, DataError> {
     let total = ((batches * batch_size) as u64).min(data.count());
     let mine: Vec<u64> = (rank as u64..total).step_by(world).collect();
-    let (mut sum, mut count) = (0.0, 0);
+    let (mut sum, mut count, mut pairs) = (0.0, 0, DpoStats::default());
     tch::no_grad(|| {
         for indices in mine.chunks(batch_size) {
             let mut batch = batch(data, indices, device)?;
             batch.normaliser = 1.0;
             let n = batch.trained();
             let loss = precision.autocast(device, || batch.loss(&model.forward_at(&batch.input, batch.place())));
+            if let Some(d) = &batch.dpo {
+                // DPO's loss is a mean over the batch's pairs: its stats hold the sum.
+                pairs.add(&d.stats.get());
+                continue;
+            }
             // Windows give a mean, packed examples a sum.
             sum += loss.double_value(&[]) * if batch.packing.is_some() { 1.0 } else { n as f64 };
             count += n;
         }
-        Ok((sum, count))
+        if pairs.pairs > 0.0 {
+            return Ok(Evaluation { sum: pairs.loss, count: pairs.pairs as u64, dpo: Some(pairs) });
+        }
+        Ok(Evaluation { sum, count, dpo: None })
     })
+}
+
+/// An evaluation's loss summed over `count` targets (pairs for DPO), and
+/// DPO's stats.
+pub struct Evaluation {
+    pub sum: f64,
+    pub count: u64,
+    pub dpo: Option<DpoStats>,
+}
+
+/// The reference model's summed log-probabilities of every pair of `rows`
+/// (`[pairs, 2]`, on the CPU): the model as it is now, without its LoRA
+/// adapters.
+pub fn reference_logps(
+    model: &dyn CausalLm,
+    precision: Precision,
+    rows: &crate::packing::Rows,
+    batch_size: usize,
+    device: Device,
+) -> Tensor {
+    let t = rows.seq_len() as i64;
+    let mut out = Vec::with_capacity(rows.rows() as usize);
+    tch::no_grad(|| {
+        crate::model::lora::without_adapters(|| {
+            let all: Vec<u64> = (0..rows.rows()).collect();
+            for chunk in all.chunks(2 * batch_size.max(1)) {
+                let (mut tokens, mut targets) = (Vec::new(), Vec::new());
+                for &i in chunk {
+                    let row = rows.row(i);
+                    tokens.extend(row.tokens);
+                    targets.extend(row.targets);
+                }
+                let n = chunk.len() as i64;
+                let ids = Tensor::from_slice(&tokens).view([n, t]).to_device(device);
+                let targets = Tensor::from_slice(&targets).view([n, t]).to_device(device);
+                let logits = precision.autocast(device, || model.forward_at(&ids, Place::From(0)));
+                let (sums, _) = dpo::sequence_logps(&logits, &targets);
+                out.push(sums.to_device(Device::Cpu));
+            }
+        })
+    });
+    Tensor::cat(&out, 0).view([-1, 2])
 }

@@ -73,9 +73,23 @@ impl Setup {
         }
         let seq_len = config.data.seq_len;
         let vocab_size = config.model.vocab_size.expect("resolved above") as u64;
+        match (&config.dpo, manifest.pairs) {
+            (None, true) => bail!(
+                "data.path: {} holds preference pairs (prompt, chosen, rejected): train on them with a [dpo] table",
+                manifest_path.display()
+            ),
+            (Some(_), false) => bail!(
+                "dpo: {} holds no preference pairs (curate tokenize --chat of prompt, chosen, rejected records)",
+                manifest_path.display()
+            ),
+            _ => {}
+        }
         let open = |split: Split| -> anyhow::Result<Data> {
             if manifest.loss_mask {
                 let examples = packing::read_examples(&config.data.path, &manifest, split, format, vocab_size)?;
+                if let Some(dpo) = &config.dpo {
+                    return Ok(Data::Packed(packing::pair_rows(examples, seq_len, config.data.overlong, dpo.clone())));
+                }
                 return Ok(Data::Packed(packing::pack(examples, seq_len, config.data.overlong, config.data.packing)));
             }
             Ok(Data::Windows(Windows::new(
@@ -180,6 +194,8 @@ struct StepOutcome {
     /// The update was skipped (fp16 overflow, or a non-finite loss under
     /// `nan_policy = "skip"`).
     skipped: bool,
+    /// DPO's sums over the step's pairs (all ranks).
+    dpo: Option<crate::dpo::DpoStats>,
 }
 
 pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> {
@@ -191,7 +207,8 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
             output.display()
         );
     }
-    let setup = Setup::new(config, options.launch.clone())?;
+    let mut setup = Setup::new(config, options.launch.clone())?;
+    reference_pass(&mut setup, &output)?;
     let t = setup.config.training.clone();
     let (rank, world) = (setup.rank(), setup.world());
     let leader = rank == 0;
@@ -275,6 +292,11 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
                 "peak_rss_bytes": peak_rss,
                 "elapsed_s": started.elapsed().as_secs_f64(),
             }))?;
+            if let Some(d) = outcome.dpo {
+                let mut m = d.means("");
+                m.insert("step".into(), serde_json::json!(state.step));
+                metrics.write(&serde_json::Value::Object(m))?;
+            }
         }
         if leader {
             show_step(&progress, &t, state.step, &outcome, tokens_per_s);
@@ -395,7 +417,7 @@ fn train_step(
     // whichever micro-batch and rank it falls in (as transformers'
     // num_items_in_batch). The reducer's average over ranks divides by the
     // world once more, so each rank divides by the total / world.
-    let packed = matches!(setup.train, Data::Packed(_));
+    let packed = matches!(&setup.train, Data::Packed(r) if r.pairs.is_none());
     if packed {
         let mine: u64 = batches.iter().map(step::Batch::trained).sum();
         let total = match dp.as_deref() {
@@ -407,6 +429,7 @@ fn train_step(
         }
     }
     let mut loss = 0.0;
+    let mut dpo: Option<crate::dpo::DpoStats> = None;
     for (micro, batch) in batches.iter().enumerate() {
         if micro + 1 == accumulation {
             if let Some(dp) = dp.as_deref_mut() {
@@ -433,10 +456,17 @@ fn train_step(
                 t.activation_checkpointing,
             )
         }) * share;
+        if let Some(d) = &batch.dpo {
+            dpo.get_or_insert_with(crate::dpo::DpoStats::default).add(&d.stats.get());
+        }
     }
     if let Some(dp) = dp.as_deref_mut() {
         dp.reducer.finish()?;
         loss = dp.group.mean(loss, "the loss")?;
+        if let Some(d) = dpo {
+            let sums = dp.group.all_reduce_values(&d.to_vec(), Reduce::Sum, "the DPO metrics")?;
+            dpo = Some(crate::dpo::DpoStats::from_slice(&sums));
+        }
     }
     let shared = dp.as_deref();
     if scale != 1.0 {
@@ -480,7 +510,7 @@ fn train_step(
         // Kernels run asynchronously: wait, so the step's time is its own.
         tch::Cuda::synchronize(index as i64);
     }
-    Ok(StepOutcome { loss, grad_norm, lr, skipped })
+    Ok(StepOutcome { loss, grad_norm, lr, skipped, dpo })
 }
 
 /// The step on the progress bar, or a log line every tenth of the run when
@@ -512,7 +542,7 @@ fn evaluate(
     let t = &setup.config.training;
     let windows = setup.validation.as_ref().expect("checked in Setup::new");
     let (rank, world) = (setup.rank(), setup.world());
-    let (sum, count) = step::evaluate(
+    let e = step::evaluate(
         setup.model.as_ref(),
         setup.precision,
         windows,
@@ -522,18 +552,30 @@ fn evaluate(
         rank,
         world,
     )?;
+    let mut values = vec![e.sum, e.count as f64];
+    values.extend(e.dpo.map(|d| d.to_vec()).unwrap_or_default());
     let totals = match dp {
-        Some(dp) => dp.group.all_reduce_values(&[sum, count as f64], Reduce::Sum, "the validation loss")?,
-        None => vec![sum, count as f64],
+        Some(dp) => dp.group.all_reduce_values(&values, Reduce::Sum, "the validation loss")?,
+        None => values,
     };
     let eval_loss = totals[0] / totals[1];
     let Some(metrics) = metrics else { return Ok(()) };
-    metrics.write(&serde_json::json!({
-        "step": step,
-        "eval_loss": eval_loss,
-        "eval_perplexity": eval_loss.exp(),
-    }))?;
-    let line = format!("step {step}: validation loss {eval_loss:.4}, perplexity {:.2}", eval_loss.exp());
+    let mut line = serde_json::json!({ "step": step, "eval_loss": eval_loss });
+    let text = match e.dpo {
+        Some(_) => {
+            let stats = crate::dpo::DpoStats::from_slice(&totals[2..]);
+            let means = stats.means("eval_");
+            let accuracy = means["eval_rewards/accuracies"].as_f64().unwrap_or(0.0);
+            line.as_object_mut().expect("an object").extend(means);
+            format!("step {step}: validation DPO loss {eval_loss:.4}, reward accuracy {:.1}%", 100.0 * accuracy)
+        }
+        None => {
+            line["eval_perplexity"] = serde_json::json!(eval_loss.exp());
+            format!("step {step}: validation loss {eval_loss:.4}, perplexity {:.2}", eval_loss.exp())
+        }
+    };
+    metrics.write(&line)?;
+    let line = text;
     if progress.is_hidden() {
         eprintln!("{line}");
     } else {
@@ -581,6 +623,44 @@ fn save(
         dp.group.barrier(&format!("after checkpoint {}", dir.display()))?;
     }
     Ok(dir)
+}
+
+/// DPO's reference log-probabilities of every pair, computed once with the
+/// model as it starts (under LoRA, without its adapters) and kept in
+/// `OUTPUT/reference_logps.safetensors`, which a resumed run reads instead.
+/// Every rank computes them alike; rank 0 writes the file.
+pub fn reference_pass(setup: &mut Setup, output: &Path) -> anyhow::Result<()> {
+    if !matches!(&setup.train, Data::Packed(r) if r.pairs.is_some()) {
+        return Ok(());
+    }
+    let file = output.join("reference_logps.safetensors");
+    let mut stored: std::collections::BTreeMap<String, tch::Tensor> =
+        if file.is_file() { checkpoint::read_safetensors(&file)? } else { Default::default() };
+    let mut computed = false;
+    let batch = setup.config.training.batch_size;
+    let (model, precision, device) = (setup.model.as_ref(), setup.precision, setup.device);
+    for (name, data) in [("train", Some(&mut setup.train)), ("validation", setup.validation.as_mut())] {
+        let Some(Data::Packed(rows)) = data else { continue };
+        let table = match stored.get(name) {
+            Some(t) if t.size() == [rows.count() as i64, 2] => t.shallow_clone(),
+            Some(t) => bail!("{}: `{name}` has shape {:?}, not [{}, 2]", file.display(), t.size(), rows.count()),
+            None => {
+                computed = true;
+                let t = step::reference_logps(model, precision, rows, batch, device);
+                stored.insert(name.to_owned(), t.shallow_clone());
+                t
+            }
+        };
+        rows.pairs.as_mut().expect("pairs").reference = Some(table);
+    }
+    if computed && setup.rank() == 0 {
+        std::fs::create_dir_all(output).with_context(|| output.display().to_string())?;
+        let temp = output.join(".reference_logps.safetensors.partial");
+        let tensors: Vec<(String, tch::Tensor)> = stored.into_iter().collect();
+        checkpoint::write_safetensors(&temp, &tensors)?;
+        std::fs::rename(&temp, &file).with_context(|| file.display().to_string())?;
+    }
+    Ok(())
 }
 
 /// The special tokens a checkpoint's config.json names: the pretrained

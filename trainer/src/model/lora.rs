@@ -13,6 +13,16 @@ use tch::{nn, Tensor};
 thread_local! {
     /// Whether adapters apply their dropout: only inside [`training`].
     static TRAINING: Cell<bool> = const { Cell::new(false) };
+    /// Whether adapters are left out: inside [`without_adapters`].
+    static DISABLED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` on the base model alone (DPO's reference under LoRA).
+pub fn without_adapters<T>(f: impl FnOnce() -> T) -> T {
+    let before = DISABLED.with(|d| d.replace(true));
+    let out = f();
+    DISABLED.with(|d| d.set(before));
+    out
 }
 
 /// Runs `f` with adapter dropout on (a training step's forward pass);
@@ -65,6 +75,9 @@ impl Adapter {
 
     /// `y` (the frozen projection's output) plus the update for input `x`.
     pub fn add(&self, x: &Tensor, y: Tensor) -> Tensor {
+        if DISABLED.with(Cell::get) {
+            return y;
+        }
         let drop = self.dropout > 0.0 && TRAINING.with(Cell::get);
         let x = if drop { x.dropout(self.dropout, true) } else { x.shallow_clone() };
         y + x.linear(&self.a, None::<Tensor>).linear(&self.b, None::<Tensor>) * self.scaling

@@ -11,6 +11,9 @@
     hf_models.py lora-make BASE OUT TARGETS    a PEFT LoRA adapter (r 4, alpha 8, A and B random) on BASE's model
     hf_models.py lora-loss BASE ADAPTER BATCH OUT  loss and the adapters' gradients of PeftModel on a batch -> OUT
     hf_models.py lora-logits BASE ADAPTER IDS OUT  logits of PeftModel and of its merge_and_unload -> OUT
+    hf_models.py dpo BASE ADAPTER|- BATCH LOSS BETA SMOOTHING OUT
+                                          TRL's DPO formulas on a batch of pairs (rows: chosen, rejected, ...):
+                                          loss, rewards, the policy's and reference's log-probabilities, gradients
 
 Everything in fp32 on the CPU; the seed is fixed, so a case is the same
 model on every run.
@@ -176,7 +179,58 @@ def lora_logits(base: str, adapter: str, ids: str, out: str) -> None:
     save_file({"adapted": adapted, "merged": merged}, out)
 
 
+def dpo(base: str, adapter: str, batch: str, loss_type: str, beta: str, smoothing: str, out: str) -> None:
+    """TRL's DPOTrainer.dpo_loss on log-probabilities summed over each
+    completion's tokens (averaged per token for IPO); the reference is the
+    model at the start, without adapters under LoRA."""
+    beta, smoothing = float(beta), float(smoothing)
+    model = load(base) if adapter == "-" else peft_model(base, adapter, trainable=True)
+    tensors = load_file(batch)
+    ids, targets = tensors["input_ids"], tensors["targets"]
+    mask = targets != -100
+
+    def logps(m):
+        logits = m(input_ids=ids, use_cache=False).logits.float()
+        per_token = torch.gather(logits.log_softmax(-1), 2, targets.clamp(min=0).unsqueeze(2)).squeeze(2)
+        sums = (per_token * mask).sum(-1)
+        return sums / mask.sum(-1) if loss_type == "ipo" else sums
+
+    with torch.no_grad():
+        if adapter == "-":
+            reference = logps(model)
+        else:
+            with model.disable_adapter():
+                reference = logps(model)
+    policy = logps(model)
+    chosen, rejected = policy[0::2], policy[1::2]
+    ref_chosen, ref_rejected = reference[0::2], reference[1::2]
+    logits = (chosen - rejected) - (ref_chosen - ref_rejected)
+    if loss_type == "sigmoid":
+        losses = (-torch.nn.functional.logsigmoid(beta * logits) * (1 - smoothing)
+                  - torch.nn.functional.logsigmoid(-beta * logits) * smoothing)
+    elif loss_type == "hinge":
+        losses = torch.relu(1 - beta * logits)
+    else:
+        losses = (logits - 1 / (2 * beta)) ** 2
+    chosen_rewards = beta * (chosen - ref_chosen).detach()
+    rejected_rewards = beta * (rejected - ref_rejected).detach()
+    loss = losses.mean()
+    loss.backward()
+    result = {curate_name(n): p.grad.contiguous() for n, p in model.named_parameters() if p.grad is not None}
+    result.update({
+        "loss": loss.detach().reshape(1),
+        "reference": torch.stack([ref_chosen, ref_rejected], 1).contiguous(),
+        "rewards/chosen": chosen_rewards.mean().reshape(1),
+        "rewards/rejected": rejected_rewards.mean().reshape(1),
+        "rewards/margins": (chosen_rewards - rejected_rewards).mean().reshape(1),
+        "rewards/accuracies": (chosen_rewards > rejected_rewards).float().mean().reshape(1),
+        "logps/chosen": chosen.detach().mean().reshape(1),
+        "logps/rejected": rejected.detach().mean().reshape(1),
+    })
+    save_file(result, out)
+
+
 if __name__ == "__main__":
     commands = {"make": make, "logits": logits, "loss": loss, "tokenizer": tokenizer, "perplexity": perplexity,
-                "generate": generate, "lora-make": lora_make, "lora-loss": lora_loss, "lora-logits": lora_logits}
+                "generate": generate, "lora-make": lora_make, "lora-loss": lora_loss, "lora-logits": lora_logits, "dpo": dpo}
     commands[sys.argv[1]](*sys.argv[2:])
