@@ -48,6 +48,11 @@ pub struct LoraConfig {
     /// rsLoRA: scale by alpha / √rank.
     #[serde(default)]
     pub use_rslora: bool,
+    /// Hold the frozen base model in bfloat16 (half its memory); the
+    /// adapters stay fp32. Needs `training.bf16`, whose autocast computes
+    /// the products in bf16 anyway.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub base_bf16: bool,
 }
 
 fn d_lora_rank() -> usize {
@@ -514,6 +519,9 @@ impl TrainConfig {
             lora.spec(m.architecture)?;
             if m.init_from.is_none() {
                 return fail("lora", "adapters train on a pretrained model: set model.init_from".into());
+            }
+            if lora.base_bf16 && !t.bf16 {
+                return fail("lora.base_bf16", "needs training.bf16 = true (bf16 autocast)".into());
             }
             if lora.dropout > 0.0 && t.activation_checkpointing {
                 return fail(

@@ -89,13 +89,20 @@ pub fn batch(data: &Data, indices: &[u64], device: Device) -> Result<Batch, Data
                 None => indices.to_vec(),
             };
             let b = row_indices.len() as i64;
+            let all: Vec<crate::packing::Row> = row_indices.iter().map(|&i| rows.row(i)).collect();
+            // A pair's rows hold one completion each: the batch is as long
+            // as its longest, not seq_len (the padding after it changes nothing).
+            let t = match rows.pairs {
+                Some(_) => all.iter().map(|r| r.segments.iter().filter(|&&s| s == 0).count()).max().unwrap_or(1) as i64,
+                None => t,
+            };
             let (mut tokens, mut targets, mut positions, mut segments) = (vec![], vec![], vec![], vec![]);
-            for &i in &row_indices {
-                let row = rows.row(i);
-                tokens.extend(row.tokens);
-                targets.extend(row.targets);
-                positions.extend(row.positions);
-                segments.extend(row.segments);
+            for row in all {
+                let n = t as usize;
+                tokens.extend(&row.tokens[..n]);
+                targets.extend(&row.targets[..n]);
+                positions.extend(&row.positions[..n]);
+                segments.extend(&row.segments[..n]);
             }
             let tensor = |v: &[i64]| Tensor::from_slice(v).view([b, t]).to_device(device);
             let packing = Packing::new(tensor(&positions), &tensor(&segments));

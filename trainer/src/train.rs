@@ -148,8 +148,13 @@ impl Setup {
         }
         if lora.is_some() {
             // Only the adapters train: the base gets no gradient and no optimizer state.
-            for (_, w) in base {
+            let bf16 = config.lora.as_ref().is_some_and(|l| l.base_bf16);
+            for (_, mut w) in base {
                 let _ = w.set_requires_grad(false);
+                if bf16 && w.kind() == tch::Kind::Float {
+                    // In place, so the model's own handles see the bf16 copy.
+                    tch::no_grad(|| w.set_data(&w.to_kind(tch::Kind::BFloat16)));
+                }
             }
         }
         Ok(Setup { config, manifest, device, precision, vs, model, train, validation, launch, accumulation, lora })
@@ -259,6 +264,9 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
         Some(dp) => dp.layout.buckets.iter().map(|b| b.len as u64 * 4).sum(),
         None => setup.weights().iter().map(|(_, w)| w.numel() as u64 * 4).sum(),
     };
+    // Every weight, trained or frozen, in the dtype it is held in.
+    let weight_bytes: u64 =
+        setup.vs.variables().values().map(|w| (w.numel() * w.kind().elt_size_in_bytes()) as u64).sum();
     let progress = if leader { progress_bar(t.max_steps, state.step) } else { indicatif::ProgressBar::hidden() };
     let started = Instant::now();
     let mut last_loss = f64::NAN;
@@ -287,6 +295,7 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
                 "tokens_per_s": tokens_per_s,
                 "mfu": mfu,
                 "ranks": world,
+                "weight_bytes": weight_bytes,
                 "optimizer_state_bytes": optimizer.state_bytes(),
                 "gradient_bytes": gradient_bytes,
                 "peak_rss_bytes": peak_rss,

@@ -190,6 +190,33 @@ fn lora_trains_only_adapters_in_less_memory_and_resumes_with_dropout_bit_for_bit
 }
 
 #[test]
+fn a_bf16_base_halves_the_weights_and_trains_as_the_fp32_base_does_under_bf16_autocast() {
+    let work = tempfile::tempdir().unwrap();
+    let hf = work.path().join("hf");
+    reference(&["make", hf.to_str().unwrap(), "chat"]);
+    let model = format!("init_from = \"{}\"", hf.join("llama-chat").display());
+    let data = format!("path = \"{}\"\nseq_len = 256", fixture("chat/tokens").display());
+    let training = "max_steps = 4\nbatch_size = 2\nlearning_rate = 1e-3\nbf16 = true";
+    let run = |name: &str, lora: &str| {
+        let dir = work.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        train_ok(&config_with_lora(&dir, &model, &data, training, lora), &[]);
+        metrics(&dir.join("run")).into_iter().filter(|m| m.get("loss").is_some()).collect::<Vec<_>>()
+    };
+    let fp32 = run("fp32", "rank = 4");
+    let bf16 = run("bf16", "rank = 4\nbase_bf16 = true");
+    let bytes = |m: &[serde_json::Value]| m[0]["weight_bytes"].as_f64().unwrap();
+    assert!(bytes(&bf16) < 0.55 * bytes(&fp32), "weights {} against {}", bytes(&bf16), bytes(&fp32));
+    for (a, b) in fp32.iter().zip(&bf16) {
+        let (x, y) = (a["loss"].as_f64().unwrap(), b["loss"].as_f64().unwrap());
+        assert!((x - y).abs() <= 2e-2 * x, "step {}: loss {y} with a bf16 base, {x} with fp32", a["step"]);
+    }
+    let c = config_with_lora(&work.path().join("fp32"), &model, &data, "max_steps = 1", "base_bf16 = true");
+    let out = train(&c, &[]);
+    assert!(stderr(&out).contains("lora.base_bf16: needs training.bf16 = true"), "{}", stderr(&out));
+}
+
+#[test]
 fn lora_settings_that_cannot_work_are_refused_by_key() {
     let work = tempfile::tempdir().unwrap();
     let data = "seq_len = 64";

@@ -86,6 +86,7 @@ pub fn read_config(dir: &Path) -> anyhow::Result<AdapterConfig> {
         dropout: c["lora_dropout"].as_f64().unwrap_or(0.0),
         target_modules: targets,
         use_rslora: c["use_rslora"] == true,
+        base_bf16: false,
     };
     let base = c["base_model_name_or_path"]
         .as_str()
