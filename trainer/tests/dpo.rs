@@ -152,3 +152,32 @@ fn preference_data_and_the_objective_must_agree() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("dpo.beta: -1 is not a positive number"), "{}", stderr(&out));
 }
+
+#[test]
+fn two_ranks_follow_one_rank_with_the_same_pairs() {
+    let training = "max_steps = 4\nbatch_size = 4\nglobal_batch_size = 4\nlearning_rate = 3e-3\nwarmup_steps = 1";
+    let single = tempfile::tempdir().unwrap();
+    train_ok(&dpo_config(single.path(), training), &[]);
+    let two = tempfile::tempdir().unwrap();
+    let c = dpo_config(two.path(), &format!("{training}\nbatch_size = 2"));
+    let out = trainer().arg("train").arg(&c).args(["--nproc-per-node", "2"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = |dir: &Path| {
+        metrics(&dir.join("run"))
+            .into_iter()
+            .filter_map(|m| Some((m.get("loss")?.as_f64()?, m["grad_norm"].as_f64()?)))
+            .collect::<Vec<_>>()
+    };
+    let margins = |dir: &Path| {
+        metrics(&dir.join("run")).into_iter().filter_map(|m| m.get("rewards/margins")?.as_f64()).collect::<Vec<_>>()
+    };
+    let (a, b) = (rows(single.path()), rows(two.path()));
+    assert_eq!(a.len(), 4);
+    for (step, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!((x.0 - y.0).abs() <= 1e-4 * x.0.abs(), "step {}: loss {} on one rank, {} on two", step + 1, x.0, y.0);
+        assert!((x.1 - y.1).abs() <= 1e-4 * x.1.abs(), "step {}: grad_norm {} against {}", step + 1, x.1, y.1);
+    }
+    for (x, y) in margins(single.path()).iter().zip(margins(two.path())) {
+        assert!((x - y).abs() <= 1e-4 * x.abs().max(1e-3), "reward margins {x} on one rank, {y} on two");
+    }
+}
