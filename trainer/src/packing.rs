@@ -75,6 +75,8 @@ pub struct PackStats {
 /// One row's tensors' contents, `seq_len` each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
+    /// Tokens before the padding.
+    pub len: usize,
     pub tokens: Vec<i64>,
     pub targets: Vec<i64>,
     pub positions: Vec<i64>,
@@ -124,6 +126,7 @@ impl Rows {
     pub fn row(&self, i: u64) -> Row {
         let n = self.seq_len;
         let mut row = Row {
+            len: 0,
             tokens: Vec::with_capacity(n),
             targets: Vec::with_capacity(n),
             positions: Vec::with_capacity(n),
@@ -142,6 +145,7 @@ impl Rows {
                 });
             }
         }
+        row.len = row.tokens.len();
         let pad = n - row.tokens.len();
         row.tokens.extend(std::iter::repeat_n(0, pad));
         row.targets.extend(std::iter::repeat_n(IGNORE, pad));

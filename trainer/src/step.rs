@@ -22,6 +22,8 @@ pub struct Batch {
     pub normaliser: f64,
     /// Preference pairs: rows alternate chosen and rejected, and the loss is DPO's.
     pub dpo: Option<DpoBatch>,
+    /// Input tokens, padding left out.
+    pub tokens: u64,
 }
 
 pub struct DpoBatch {
@@ -79,6 +81,7 @@ pub fn batch(data: &Data, indices: &[u64], device: Device) -> Result<Batch, Data
                 packing: None,
                 normaliser: 1.0,
                 dpo: None,
+                tokens: (b * t) as u64,
             })
         }
         Data::Packed(rows) => {
@@ -96,6 +99,7 @@ pub fn batch(data: &Data, indices: &[u64], device: Device) -> Result<Batch, Data
                 Some(_) => all.iter().map(|r| r.segments.iter().filter(|&&s| s == 0).count()).max().unwrap_or(1) as i64,
                 None => t,
             };
+            let real: usize = all.iter().map(|r| r.len).sum();
             let (mut tokens, mut targets, mut positions, mut segments) = (vec![], vec![], vec![], vec![]);
             for row in all {
                 let n = t as usize;
@@ -121,6 +125,7 @@ pub fn batch(data: &Data, indices: &[u64], device: Device) -> Result<Batch, Data
                 packing: Some(packing),
                 normaliser: 1.0,
                 dpo,
+                tokens: real as u64,
             };
             Ok(Batch { normaliser: batch.trained().max(1) as f64, ..batch })
         }

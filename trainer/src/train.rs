@@ -139,23 +139,26 @@ impl Setup {
         let model = model::build_with(&vs, &config.model, lora.as_ref());
         let (adapters, base): (Vec<_>, Vec<_>) =
             pretrained::variables(&vs).into_iter().partition(|(name, _)| pretrained::adapter::is_adapter_weight(name));
+        if lora.is_some() {
+            // Only the adapters train: the base gets no gradient and no optimizer state.
+            let bf16 = config.lora.as_ref().is_some_and(|l| l.base_bf16);
+            for (_, w) in &base {
+                let mut w = w.shallow_clone();
+                let _ = w.set_requires_grad(false);
+                if bf16 && w.kind() == tch::Kind::Float {
+                    // In place, so the model's own handles see it, and before
+                    // the weights are read, so fp32 and bf16 copies of the
+                    // model are never in memory together.
+                    tch::no_grad(|| w.set_data(&w.to_kind(tch::Kind::BFloat16)));
+                }
+            }
+        }
         if let Some(from) = &config.model.init_from {
             // Before a resume replaces them; it costs one read of the weights.
             pretrained::weights::load_into(&base, from)?;
         }
         if let Some(from) = config.lora.as_ref().and_then(|l| l.init_from.as_ref()) {
             pretrained::load_adapter_weights(&adapters, from)?;
-        }
-        if lora.is_some() {
-            // Only the adapters train: the base gets no gradient and no optimizer state.
-            let bf16 = config.lora.as_ref().is_some_and(|l| l.base_bf16);
-            for (_, mut w) in base {
-                let _ = w.set_requires_grad(false);
-                if bf16 && w.kind() == tch::Kind::Float {
-                    // In place, so the model's own handles see the bf16 copy.
-                    tch::no_grad(|| w.set_data(&w.to_kind(tch::Kind::BFloat16)));
-                }
-            }
         }
         Ok(Setup { config, manifest, device, precision, vs, model, train, validation, launch, accumulation, lora })
     }
@@ -201,6 +204,8 @@ struct StepOutcome {
     skipped: bool,
     /// DPO's sums over the step's pairs (all ranks).
     dpo: Option<crate::dpo::DpoStats>,
+    /// Input tokens of the step over all ranks, padding left out.
+    tokens: u64,
 }
 
 pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> {
@@ -254,7 +259,6 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
             m.write(&serde_json::json!({ "step": 0, "packing": p }))?;
         }
     }
-    let tokens_per_step = (t.batch_size * setup.accumulation * world * setup.config.data.seq_len) as u64;
     let flops_per_token = 6.0 * model::flop_parameters(&setup.vs) as f64
         + 12.0 * (setup.config.model.num_layers * setup.config.model.hidden_size * setup.config.data.seq_len) as f64;
     // The gradients a rank holds from the end of the backward pass to the
@@ -277,9 +281,9 @@ pub fn train(config: TrainConfig, options: &Options) -> anyhow::Result<Summary> 
         let outcome = train_step(&setup, &mut optimizer, parallel.as_mut(), &mut sampler, &mut state)?;
         state.step += 1;
         state.optimizer_step = optimizer.updates();
-        state.tokens_seen += tokens_per_step;
+        state.tokens_seen += outcome.tokens;
         last_loss = outcome.loss;
-        let tokens_per_s = tokens_per_step as f64 / step_started.elapsed().as_secs_f64();
+        let tokens_per_s = outcome.tokens as f64 / step_started.elapsed().as_secs_f64();
         // Peak FLOP/s is per device: the job's peak is every rank's.
         let mfu = t.peak_tflops.map(|peak| flops_per_token * tokens_per_s / (peak * 1e12 * world as f64));
         let peak_rss = peak_rss_by_rank(parallel.as_ref())?;
@@ -427,15 +431,22 @@ fn train_step(
     // num_items_in_batch). The reducer's average over ranks divides by the
     // world once more, so each rank divides by the total / world.
     let packed = matches!(&setup.train, Data::Packed(r) if r.pairs.is_none());
+    let mut tokens: u64 = batches.iter().map(|b| b.tokens).sum();
     if packed {
         let mine: u64 = batches.iter().map(step::Batch::trained).sum();
-        let total = match dp.as_deref() {
-            Some(dp) => dp.group.all_reduce_values(&[mine as f64], Reduce::Sum, "the step's trained tokens")?[0],
-            None => mine as f64,
+        let totals = match dp.as_deref() {
+            Some(dp) => {
+                dp.group.all_reduce_values(&[mine as f64, tokens as f64], Reduce::Sum, "the step's trained tokens")?
+            }
+            None => vec![mine as f64, tokens as f64],
         };
+        tokens = totals[1] as u64;
         for b in &mut batches {
-            b.normaliser = (total / setup.world() as f64).max(f64::MIN_POSITIVE);
+            b.normaliser = (totals[0] / setup.world() as f64).max(f64::MIN_POSITIVE);
         }
+    } else if matches!(setup.train, Data::Windows(_)) {
+        // Windows are all seq_len long: every rank reads as many tokens.
+        tokens *= setup.world() as u64;
     }
     let mut loss = 0.0;
     let mut dpo: Option<crate::dpo::DpoStats> = None;
@@ -473,7 +484,10 @@ fn train_step(
         dp.reducer.finish()?;
         loss = dp.group.mean(loss, "the loss")?;
         if let Some(d) = dpo {
-            let sums = dp.group.all_reduce_values(&d.to_vec(), Reduce::Sum, "the DPO metrics")?;
+            let mut values = d.to_vec();
+            values.push(tokens as f64);
+            let sums = dp.group.all_reduce_values(&values, Reduce::Sum, "the DPO metrics")?;
+            tokens = sums[sums.len() - 1] as u64;
             dpo = Some(crate::dpo::DpoStats::from_slice(&sums));
         }
     }
@@ -519,7 +533,7 @@ fn train_step(
         // Kernels run asynchronously: wait, so the step's time is its own.
         tch::Cuda::synchronize(index as i64);
     }
-    Ok(StepOutcome { loss, grad_norm, lr, skipped, dpo })
+    Ok(StepOutcome { loss, grad_norm, lr, skipped, dpo, tokens })
 }
 
 /// The step on the progress bar, or a log line every tenth of the run when

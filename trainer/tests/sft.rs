@@ -190,12 +190,16 @@ fn an_sft_run_learns_reports_its_packing_and_resumes_bit_for_bit() {
         unpacked.path(),
         "architecture = \"gpt2\"\nhidden_size = 32\nnum_layers = 1\nnum_heads = 2",
         &data,
-        "max_steps = 1\nbatch_size = 2",
+        "max_steps = 3\nbatch_size = 2",
     );
     train_ok(&c, &[]);
-    let p = &metrics(&unpacked.path().join("run"))[0]["packing"];
+    let m = metrics(&unpacked.path().join("run"));
+    let p = &m[0]["packing"];
     assert_eq!(p["rows"], 6, "{p}");
     assert!(p["padding_share"].as_f64().unwrap() > packing["padding_share"].as_f64().unwrap(), "{p}");
+    // Three steps of two rows are one epoch: the tokens counted are the examples', not the padding.
+    let seen = m.iter().rev().find_map(|l| l["tokens"].as_u64()).unwrap();
+    assert_eq!(seen, p["tokens"].as_u64().unwrap(), "{p}");
 }
 
 /// (loss, grad_norm) of every step.
