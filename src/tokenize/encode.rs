@@ -315,8 +315,9 @@ impl Encoder {
 
     /// A chat record to its sequences: `messages`, or `prompt` and
     /// `completion` (both text, or both messages), give one; a preference
-    /// pair, `prompt` with `chosen` and `rejected`, gives two (chosen first),
-    /// each trained on its completion.
+    /// pair, `prompt` with `chosen` and `rejected` (or, without `prompt`, two
+    /// conversations whose shared first messages are the prompt), gives two
+    /// (chosen first), each trained on its completion.
     fn encode_chat(&self, chat: &Chat, doc: &Doc) -> Result<Vec<Encoded>, ChatFailure> {
         let record = |m: String| ChatFailure::Record(RecordError::Record(m));
         let field = |name: &str| doc.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.get());
@@ -335,6 +336,27 @@ impl Encoder {
                 for (completion, what) in [(chosen, "chosen"), (rejected, "rejected")] {
                     let (rendered, plain) = self.render_pair(chat, prompt, completion, what, TrainOn::Completion)?;
                     out.push(self.encode_rendered(rendered, plain)?);
+                }
+                Ok(out)
+            }
+            (None, None, Some(chosen), Some(rejected)) => {
+                // TRL's implicit prompt: two conversations that share their start.
+                let parse =
+                    |raw: &str, what: &str| chat::parse_messages(raw).map_err(|e| record(format!("{what} {e}")));
+                let (chosen, rejected) = (parse(chosen, "chosen")?, parse(rejected, "rejected")?);
+                let shared = chosen.iter().zip(&rejected).take_while(|(a, b)| a == b).count();
+                if shared == 0 || shared == chosen.len() || shared == rejected.len() {
+                    return Err(record(
+                        "without \"prompt\", chosen and rejected must be conversations that share their first \
+                         messages and then differ"
+                            .into(),
+                    ));
+                }
+                let prompt = &chosen[..shared];
+                let mut out = Vec::with_capacity(2);
+                for completion in [&chosen[shared..], &rejected[shared..]] {
+                    let rendered = chat.template.prompt_completion(prompt, completion, TrainOn::Completion)?;
+                    out.push(self.encode_rendered(rendered, false)?);
                 }
                 Ok(out)
             }

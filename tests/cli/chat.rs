@@ -313,6 +313,32 @@ fn preference_pairs_become_adjacent_chosen_and_rejected_sequences() {
         );
     }
 
+    // TRL's implicit prompt: two whole conversations sharing their start
+    // give what the explicit record gives.
+    let explicit = work.path().join("explicit.jsonl");
+    let implicit = work.path().join("implicit.jsonl");
+    let user = r#"{"role": "user", "content": "Capital of Peru?"}"#;
+    let (good, bad) =
+        (r#"{"role": "assistant", "content": "Lima."}"#, r#"{"role": "assistant", "content": "No idea."}"#);
+    std::fs::write(
+        &explicit,
+        format!("{{\"id\": \"p\", \"prompt\": [{user}], \"chosen\": [{good}], \"rejected\": [{bad}]}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        &implicit,
+        format!(
+            "{{\"id\": \"p\", \"chosen\": [{user}, {good}], \"rejected\": [{user}, {bad}]}}\n\
+             {{\"id\": \"same\", \"chosen\": [{user}, {good}], \"rejected\": [{user}, {good}]}}\n"
+        ),
+    )
+    .unwrap();
+    let (a, b) = (work.path().join("explicit"), work.path().join("implicit"));
+    tokenize_chat(&explicit, &a, &flags[..2]);
+    let stats = tokenize_chat(&implicit, &b, &flags[..2]);
+    assert_eq!(read_chat_shards(&a, Split::Train), read_chat_shards(&b, Split::Train));
+    assert_eq!(stats["errors"]["chat_record"]["count"], 1, "identical conversations have no prompt to find: {stats:#}");
+
     // A dataset holds pairs or single conversations, not both.
     let mixed = work.path().join("mixed.jsonl");
     let mut text = std::fs::read_to_string(chat_fixtures().join("preferences.jsonl")).unwrap();
