@@ -26,9 +26,11 @@ mod language;
 mod length;
 mod perplexity;
 mod pii;
+pub mod public_suffix;
 mod repeats;
 mod rules;
 pub mod text;
+mod url_filter;
 mod word_list;
 pub mod words;
 
@@ -42,6 +44,7 @@ pub use language::{LanguageConfig, LanguageFilter};
 pub use length::{LengthFilter, LengthFilterConfig};
 pub use perplexity::{Model as NgramModel, Perplexity, PerplexityConfig};
 pub use pii::{Pii, PiiConfig, PiiKind, Replacement};
+pub use url_filter::{UrlFilter, UrlFilterConfig};
 pub use word_list::{WordList, WordListConfig};
 
 use std::borrow::Cow;

@@ -15,7 +15,8 @@ use serde::de::DeserializeOwned;
 
 use curate_filters::{
     C4QualityConfig, FieldValueFilterConfig, FilterConfig, FineWebQualityConfig, GopherQualityConfig,
-    GopherRepetitionConfig, LanguageConfig, LengthFilterConfig, PerplexityConfig, PiiConfig, WordListConfig,
+    GopherRepetitionConfig, LanguageConfig, LengthFilterConfig, PerplexityConfig, PiiConfig, UrlFilterConfig,
+    WordListConfig,
 };
 
 use crate::dedup::filter::{DedupConfig, DedupStep};
@@ -120,6 +121,12 @@ pub const STEP_TYPES: &[StepType] = &[
         summary: "drop documents with words from a list (C4's bad words): per language, on word boundaries",
         check: check_word_list,
         build: word_list_step,
+    },
+    StepType {
+        name: "url_filter",
+        summary: "drop documents by URL, as datatrove's URLFilter: block-listed domains, hosts and URLs, banned words",
+        check: check_url_filter,
+        build: url_filter_step,
     },
     StepType {
         name: "pii",
@@ -249,6 +256,59 @@ fn word_list_step(options: &toml::Table) -> Result<Box<dyn Step>, StepError> {
             None => config.words.extend(words),
             Some(lang) => config.lists.entry(lang).or_default().extend(words),
         }
+    }
+    config.validate()?;
+    Ok(Box::new(FilterStep::new(config.build()?)))
+}
+
+/// A URL filter's list files: `domains_path`, `urls_path`,
+/// `banned_words_path`, `banned_subwords_path`, `soft_banned_words_path`,
+/// each adding its lines to the list of the same name.
+const URL_LISTS: [&str; 5] = ["domains", "urls", "banned_words", "banned_subwords", "soft_banned_words"];
+
+/// Each list file (the list's name and the path), and the options without them.
+type ListFiles = (Vec<(&'static str, PathBuf)>, toml::Table);
+
+fn url_list_files(options: &toml::Table) -> Result<ListFiles, StepError> {
+    let mut rest = options.clone();
+    let mut files = Vec::new();
+    for list in URL_LISTS {
+        let key = format!("{list}_path");
+        if let Some(value) = rest.remove(&key) {
+            files.push((list, path_at(&value, &key)?));
+        }
+    }
+    Ok((files, rest))
+}
+
+fn check_url_filter(options: &toml::Table) -> Result<(), StepError> {
+    let (files, rest) = url_list_files(options)?;
+    for (list, path) in &files {
+        readable(path, "URL list", &format!("{list}_path"))?;
+    }
+    check_filter::<UrlFilterConfig>(&rest)
+}
+
+/// A URL filter: its list files are read here, line by line as Python
+/// reads a text file (newlines kept, `\r\n` as `\n`), and appended to the
+/// inline lists.
+fn url_filter_step(options: &toml::Table) -> Result<Box<dyn Step>, StepError> {
+    let (files, rest) = url_list_files(options)?;
+    let mut config: UrlFilterConfig = options_of(&rest)?;
+    for (list, path) in files {
+        let key = format!("{list}_path");
+        let text = std::fs::read_to_string(&path).map_err(|source| {
+            StepError::new(Some(&key), StepErrorKind::Unreadable { what: "URL list", path: path.clone(), source })
+        })?;
+        let lines = text.replace("\r\n", "\n").split_inclusive('\n').map(String::from).collect::<Vec<_>>();
+        let target = match list {
+            "domains" => &mut config.domains,
+            "urls" => &mut config.urls,
+            "banned_words" => &mut config.banned_words,
+            "banned_subwords" => &mut config.banned_subwords,
+            _ => &mut config.soft_banned_words,
+        };
+        target.extend(lines);
     }
     config.validate()?;
     Ok(Box::new(FilterStep::new(config.build()?)))

@@ -165,6 +165,56 @@ fn word_lists_are_read_from_files_per_language() {
 }
 
 #[test]
+fn urls_are_filtered_by_list_files_with_datatroves_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("domains.txt"), "# blocked\nspam.co.uk\nwww.bad.com\n").unwrap();
+    std::fs::write(dir.path().join("words.txt"), "casino\r\n").unwrap();
+    std::fs::write(dir.path().join("soft.txt"), "free\nwin\n").unwrap();
+    let docs = [
+        ("a", Some("https://shop.spam.co.uk/page")),
+        ("b", Some("http://www.bad.com/")),
+        ("c", Some("http://bad.com/")),
+        ("d", Some("https://ok.org/casino-night")),
+        ("e", Some("https://ok.org/free/win")),
+        ("f", Some("https://ok.org/free")),
+        ("g", None),
+    ];
+    let docs: Vec<serde_json::Value> = docs
+        .iter()
+        .map(|(id, url)| match url {
+            Some(url) => serde_json::json!({"id": id, "text": "x", "url": url}),
+            None => serde_json::json!({"id": id, "text": "x"}),
+        })
+        .collect();
+    let input = dir.path().join("in.jsonl");
+    write_jsonl(&input, &docs);
+    let out = dir.path().join("out");
+    let step = format!(
+        "[[step]]\ntype = \"url_filter\"\ndomains_path = \"{}\"\nbanned_words_path = \"{}\"\nsoft_banned_words_path = \"{}\"\n",
+        dir.path().join("domains.txt").display(),
+        dir.path().join("words.txt").display(),
+        dir.path().join("soft.txt").display()
+    );
+    let body = format!(
+        "[input]\npath = \"{}\"\n{step}[output]\npath = \"{}\"\nformat = \"jsonl\"\n",
+        input.display(),
+        out.display()
+    );
+    run_ok(&pipeline(dir.path(), &body), &[]);
+    let kept: Vec<String> = jsonl_docs(&out).iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kept, ["c", "f"]);
+    let reasons = &stats(&out)["steps"][0]["reasons"];
+    for (reason, n) in
+        [("domain", 1), ("subdomain", 1), ("hard_blacklisted", 1), ("soft_blacklisted", 1), ("no_url", 1)]
+    {
+        assert_eq!(reasons[reason], n, "{reason}: {reasons}");
+    }
+    let none = run(&pipeline(dir.path(), &body.replace(&step, "[[step]]\ntype = \"url_filter\"\n")), &[]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(stderr(&none).contains("give at least one list"), "{}", stderr(&none));
+}
+
+#[test]
 fn pii_is_redacted_in_the_output_and_counted_by_kind() {
     let dir = tempfile::tempdir().unwrap();
     let docs = [
