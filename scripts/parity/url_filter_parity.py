@@ -112,7 +112,7 @@ rejected = true
         for file in sorted((tmp / "out").rglob("*.jsonl.zst")):
             rejected = file.parent.name == "rejected"
             text = zstandard.ZstdDecompressor().stream_reader(open(file, "rb")).read().decode("utf-8")
-            for line in text.splitlines():
+            for line in filter(None, text.split("\n")):
                 d = json.loads(line)
                 ours[d["id"]] = d["rejected_reason"] if rejected else "keep"
     same = sum(ours.get(k) == v for k, v in theirs.items())

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 pub enum InputFormat {
     Jsonl,
     Parquet,
+    /// WARC or WET (Common Crawl's archives).
+    Warc,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]

@@ -1,7 +1,8 @@
 //! Files in and out: documents ([`doc`]), the formats ([`format`]), finding
 //! inputs and cutting them into units of work ([`plan`]), streaming
-//! documents out of a unit in bounded batches ([`read`], and [`docs`] for
-//! commands that only read), writing shards ([`write`]), and publishing
+//! documents out of a unit in bounded batches ([`read`], WARC and WET
+//! archives in [`warc`], and [`docs`] for commands that only read),
+//! writing shards ([`write`]), and publishing
 //! files atomically and durably ([`atomic`]).
 //!
 //! The unit is the engine's grain of work, resume and output: a whole
@@ -18,4 +19,5 @@ pub mod docs;
 pub mod format;
 pub mod plan;
 pub mod read;
+pub mod warc;
 pub mod write;

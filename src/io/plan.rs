@@ -264,6 +264,8 @@ fn detect(path: &Path) -> (Option<InputFormat>, Compression) {
         Some(InputFormat::Jsonl)
     } else if stem.ends_with(".parquet") && compression == Compression::None {
         Some(InputFormat::Parquet)
+    } else if stem.ends_with(".warc") || stem.ends_with(".wet") || stem.ends_with(".arc.wet") {
+        Some(InputFormat::Warc)
     } else {
         None
     };

@@ -28,6 +28,11 @@ pub enum Where {
         line: u64,
     },
     Row(u64),
+    /// A WARC record, numbered from 1, at its offset in the decompressed file.
+    Record {
+        offset: u64,
+        number: u64,
+    },
     File,
 }
 
@@ -60,7 +65,34 @@ pub fn open(file: &InputFile, unit: &Unit, options: Arc<ReadOptions>) -> Box<dyn
     match file.format {
         InputFormat::Jsonl => Box::new(JsonlReader::open(file, unit, options)),
         InputFormat::Parquet => Box::new(ParquetReader::open(file, unit, options)),
+        InputFormat::Warc => Box::new(super::warc::WarcReader::open(file, unit, options)),
     }
+}
+
+/// A whole file's bytes, decompressed by its extension, with the
+/// compressed bytes read counted into `count` (for progress).
+pub(crate) fn decompressed(file: &InputFile, count: Arc<AtomicU64>) -> Result<Box<dyn BufRead + Send>, RecordError> {
+    let fail = |message: String| RecordError {
+        error: DocError::new(ErrorKind::UnreadableFile, message),
+        at: Where::File,
+        count: 1,
+    };
+    if let Some(why) = &file.unlisted {
+        return Err(fail(format!("cannot list the folder: {why}")));
+    }
+    let handle = File::open(&file.path).map_err(|e| fail(format!("cannot open: {e}")))?;
+    let counted = Counting { inner: handle, count };
+    const BUF: usize = 1 << 20;
+    Ok(match file.compression {
+        Compression::None => Box::new(BufReader::with_capacity(BUF, counted)),
+        Compression::Gzip => {
+            Box::new(BufReader::with_capacity(BUF, flate2::read::MultiGzDecoder::new(BufReader::new(counted))))
+        }
+        Compression::Zstd => {
+            let d = zstd::stream::read::Decoder::new(counted).map_err(|e| fail(format!("cannot start zstd: {e}")))?;
+            Box::new(BufReader::with_capacity(BUF, d))
+        }
+    })
 }
 
 /// A human-readable location: `path:line`, `path: row N` or `path`. Lines of
@@ -71,6 +103,7 @@ pub fn describe(at: Where, file: &InputFile, unit: &Unit) -> String {
     match at {
         Where::File => file.path.display().to_string(),
         Where::Row(row) => format!("{}: row {row}", file.path.display()),
+        Where::Record { offset, number } => format!("{}: record {number} (byte {offset})", file.path.display()),
         Where::Line { offset, line } => match unit.span {
             Span::Bytes { start, .. } if start > 0 => match newlines_before(file, offset) {
                 Ok(n) => format!("{}:{}", file.path.display(), n + 1),

@@ -13,3 +13,4 @@ mod ranks;
 mod resume;
 mod tokenize;
 mod util;
+mod warc;
