@@ -19,6 +19,8 @@ use curate_filters::{
     WordListConfig,
 };
 
+use curate_extract::HtmlExtractConfig;
+
 use crate::dedup::filter::{DedupConfig, DedupStep};
 use crate::dedup::line_step::{LineDedupConfig, LineDedupStep};
 use crate::dedup::DedupError;
@@ -121,6 +123,12 @@ pub const STEP_TYPES: &[StepType] = &[
         summary: "drop documents with words from a list (C4's bad words): per language, on word boundaries",
         check: check_word_list,
         build: word_list_step,
+    },
+    StepType {
+        name: "html_extract",
+        summary: "HTML to its main text, as trafilatura extracts it (or all visible text); title and language as fields",
+        check: check_filter::<HtmlExtractConfig>,
+        build: filter_step::<HtmlExtractConfig>,
     },
     StepType {
         name: "url_filter",
