@@ -11,7 +11,8 @@
 //! - a `conversion` record (WET's extracted text), as it is.
 //!
 //! Other records (`warcinfo`, `request`, `metadata`, `revisit`, responses
-//! that are images or PDFs) are not documents and are passed over. Each
+//! that are images or PDFs, and any record over 64 MiB, which is read
+//! through without being held) are not documents and are passed over. Each
 //! document has the record's id as its id and carries `url`,
 //! `warc_record_id`, `date`, `content_type` and `html_length` (the decoded
 //! payload's bytes). A record cut short, or bytes that are not a WARC
@@ -27,6 +28,10 @@ use serde_json::value::RawValue;
 use super::doc::{Doc, DocError, ErrorKind};
 use super::plan::{InputFile, Unit};
 use super::read::{decompressed, Record, RecordError, UnitReader, Where};
+
+/// Records longer than this are read through, not kept: no web page is
+/// this large, and a crawl's videos and archives are not documents.
+const MAX_BLOCK: u64 = 64 << 20;
 
 /// One WARC record as stored: where it starts, its headers, its block.
 struct RawRecord {
@@ -131,9 +136,14 @@ impl WarcReader {
         let Some(length) = header(&headers, "Content-Length").and_then(|v| v.parse::<u64>().ok()) else {
             return Err(self.corrupt(offset, format!("the record at byte {offset} has no Content-Length")));
         };
-        let mut block = Vec::with_capacity(length.min(64 << 20) as usize);
+        let mut block = Vec::with_capacity(length.min(MAX_BLOCK) as usize);
         let source = self.source.as_mut().expect("reading");
-        let got = source.take(length).read_to_end(&mut block).map_err(|e| io(self, offset, e))?;
+        let got = if length > MAX_BLOCK {
+            // Not kept in memory: a video or an archive, not a page.
+            io::copy(&mut source.take(length), &mut io::sink()).map_err(|e| io(self, offset, e))? as usize
+        } else {
+            source.take(length).read_to_end(&mut block).map_err(|e| io(self, offset, e))?
+        };
         self.pos += got as u64;
         if (got as u64) < length {
             return Err(
@@ -141,6 +151,11 @@ impl WarcReader {
             );
         }
         self.number += 1;
+        if length > MAX_BLOCK {
+            // Passed over, as other records that are not documents are.
+            headers.retain(|(k, _)| !k.eq_ignore_ascii_case("WARC-Type"));
+            headers.push(("WARC-Type".into(), "oversized".into()));
+        }
         Ok(Some(RawRecord { offset, headers, block }))
     }
 

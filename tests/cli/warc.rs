@@ -105,3 +105,74 @@ fn zstd_gives_the_same_documents_and_a_cut_file_keeps_what_came_before() {
     assert!(docs.is_empty());
     assert!(stats["errors"]["corrupt_input"]["examples"].to_string().contains("not a WARC record at byte 0"));
 }
+
+#[test]
+fn the_warc_pipeline_goes_from_a_crawl_to_token_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let result = curate()
+        .current_dir(root())
+        .args(["run", "fixtures/warc-pipeline.toml", "--progress", "none", "--output"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", stderr(&result));
+    let stats = stats(&out);
+    assert_eq!((stats["input_docs"].as_u64(), stats["kept_docs"].as_u64()), (Some(9), Some(4)), "{stats:#}");
+    assert_eq!(stats["steps"][0]["reasons"]["domain"], 1, "example.com is block-listed: {stats:#}");
+    let truth: Value =
+        serde_json::from_slice(&std::fs::read(root().join("fixtures/html/ground-truth.json")).unwrap()).unwrap();
+    let docs = jsonl_docs(&out);
+    for page in truth.as_object().unwrap().values() {
+        let doc = docs.iter().find(|d| d["url"] == page["url"]).unwrap_or_else(|| panic!("{}", page["url"]));
+        let text = doc["text"].as_str().unwrap();
+        let first = page["articleBody"].as_str().unwrap().lines().next().unwrap();
+        assert!(text.contains(first), "the article's first paragraph, not the page's HTML: {text}");
+        assert!(!text.contains("<div") && doc["title"].is_string() && doc["html_lang"].is_string(), "{doc}");
+    }
+    let manifest = curate_shards::Manifest::load(&out.join("tokens/manifest.json")).unwrap();
+    assert_eq!(manifest.docs(curate_shards::Split::Train), 4);
+}
+
+#[test]
+fn mutated_archives_are_read_without_a_crash_and_every_record_accounted() {
+    use std::io::Read;
+    let mut raw = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(root().join("fixtures/warc/pages.warc.gz")).unwrap())
+        .read_to_end(&mut raw)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = |n: usize| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 33) as usize) % n.max(1)
+    };
+    for seed in 0..40 {
+        let mut bytes = raw.clone();
+        for _ in 0..1 + next(3) {
+            let at = next(bytes.len());
+            match next(5) {
+                0 => bytes.truncate(at),
+                1 => bytes[at] ^= 1 << next(8),
+                2 => {
+                    bytes.splice(at..at, b"WARC/1.0\r\nContent-Length: 99999999\r\n\r\n".iter().copied()).for_each(drop)
+                }
+                3 => {
+                    // A Content-Length off by a few bytes.
+                    if let Some(p) = memchr::memmem::find(&bytes[at..], b"Content-Length: ") {
+                        let digit = at + p + 16;
+                        bytes[digit] = b'1' + (next(8) as u8);
+                    }
+                }
+                _ => bytes.splice(at..at, (0..next(300)).map(|i| (i * 37) as u8)).for_each(drop),
+            }
+        }
+        let input = dir.path().join(format!("m{seed}/pages.warc"));
+        std::fs::create_dir_all(input.parent().unwrap()).unwrap();
+        std::fs::write(&input, &bytes).unwrap();
+        let (docs, stats, _) = run_warc(dir.path(), &input);
+        // stats() checked input = kept + dropped + errors; a damaged file is at most one error.
+        assert!(stats["error_docs"].as_u64().unwrap() <= 1, "seed {seed}: {stats:#}");
+        assert!(docs.len() <= 9, "seed {seed}");
+    }
+}
