@@ -236,7 +236,8 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
     serde_json::to_writer(out, s).expect("writing to a Vec cannot fail");
 }
 
-fn json_string(s: &str) -> Box<RawValue> {
+/// A string as a raw JSON value.
+pub(crate) fn json_string(s: &str) -> Box<RawValue> {
     RawValue::from_string(serde_json::to_string(s).expect("a string serialises")).expect("a serialised string is JSON")
 }
 

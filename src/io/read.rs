@@ -171,23 +171,23 @@ impl JsonlReader {
             pending: None,
             buf: Vec::new(),
         };
+        let (Compression::None, Span::Bytes { start, end }) = (file.compression, unit.span) else {
+            match decompressed(file, count) {
+                Ok(source) => reader.source = Some(source),
+                Err(e) => reader.pending = Some(e),
+            }
+            return reader;
+        };
+        // A byte range of a plain file: it starts after the line that
+        // straddles `start` (which belongs to the unit before) and ends
+        // with the line that straddles `end`.
         let file_error = |e: io::Error, what: &str| RecordError {
             error: DocError::new(ErrorKind::UnreadableFile, format!("cannot {what}: {e}")),
             at: Where::File,
             count: 1,
         };
-        if let Some(why) = &file.unlisted {
-            reader.pending = Some(RecordError {
-                error: DocError::new(ErrorKind::UnreadableFile, format!("cannot list the folder: {why}")),
-                at: Where::File,
-                count: 1,
-            });
-            return reader;
-        }
         let opened = File::open(&file.path).and_then(|mut f| {
-            if let Span::Bytes { start, .. } = unit.span {
-                f.seek(SeekFrom::Start(start.saturating_sub(1)))?;
-            }
+            f.seek(SeekFrom::Start(start.saturating_sub(1)))?;
             Ok(f)
         });
         let handle = match opened {
@@ -197,39 +197,20 @@ impl JsonlReader {
                 return reader;
             }
         };
-        let counted = Counting { inner: handle, count };
-        const BUF: usize = 1 << 20;
-        let source: Box<dyn BufRead + Send> = match (file.compression, unit.span) {
-            (Compression::None, Span::Bytes { start, end }) => {
-                let mut r = BufReader::with_capacity(BUF, counted);
-                reader.end = Some(end);
-                if start > 0 {
-                    // The line that straddles `start` belongs to the unit
-                    // before: skip to just past the newline at or after start-1.
-                    let mut skipped = Vec::new();
-                    match r.read_until(b'\n', &mut skipped) {
-                        Ok(n) => reader.pos = start - 1 + n as u64,
-                        Err(e) => {
-                            reader.pending = Some(file_error(e, "read"));
-                            return reader;
-                        }
-                    }
-                }
-                Box::new(r)
-            }
-            (Compression::None, _) => Box::new(BufReader::with_capacity(BUF, counted)),
-            (Compression::Gzip, _) => {
-                Box::new(BufReader::with_capacity(BUF, flate2::read::MultiGzDecoder::new(BufReader::new(counted))))
-            }
-            (Compression::Zstd, _) => match zstd::stream::read::Decoder::new(counted) {
-                Ok(d) => Box::new(BufReader::with_capacity(BUF, d)),
+        let mut r = BufReader::with_capacity(1 << 20, Counting { inner: handle, count });
+        reader.end = Some(end);
+        if start > 0 {
+            // Skip to just past the newline at or after start-1.
+            let mut skipped = Vec::new();
+            match r.read_until(b'\n', &mut skipped) {
+                Ok(n) => reader.pos = start - 1 + n as u64,
                 Err(e) => {
-                    reader.pending = Some(file_error(e, "start zstd"));
+                    reader.pending = Some(file_error(e, "read"));
                     return reader;
                 }
-            },
-        };
-        reader.source = Some(source);
+            }
+        }
+        reader.source = Some(Box::new(r));
         reader
     }
 }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use super::doc::{Doc, DocError, ErrorKind};
+use super::doc::{json_string, Doc, DocError, ErrorKind};
 use super::plan::{InputFile, Unit};
 use super::read::{decompressed, Record, RecordError, UnitReader, Where};
 
@@ -186,13 +186,12 @@ impl WarcReader {
             }
             _ => return None,
         };
-        let json = |s: &str| RawValue::from_string(serde_json::to_string(s).expect("a string")).expect("JSON");
         let fields = vec![
-            (self.options.names.id.clone(), json(&id)),
-            ("url".to_owned(), json(&url)),
-            ("warc_record_id".to_owned(), json(&id)),
-            ("date".to_owned(), json(&date)),
-            ("content_type".to_owned(), json(&content_type)),
+            (self.options.names.id.clone(), json_string(&id)),
+            ("url".to_owned(), json_string(&url)),
+            ("warc_record_id".to_owned(), json_string(&id)),
+            ("date".to_owned(), json_string(&date)),
+            ("content_type".to_owned(), json_string(&content_type)),
             ("html_length".to_owned(), RawValue::from_string(length.to_string()).expect("a number")),
         ];
         let offset = r.offset;
