@@ -350,8 +350,11 @@ pub fn to_utf8(body: &[u8], declared: Option<&str>) -> String {
 
 /// `<meta charset="...">` or `<meta http-equiv="Content-Type" content="...; charset=...">`.
 fn meta_charset(body: &[u8]) -> Option<String> {
+    static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let pattern = PATTERN.get_or_init(|| {
+        regex::Regex::new(r#"<meta[^>]*?charset\s*=\s*["']?\s*([a-z0-9_\-:.]+)"#).expect("a valid pattern")
+    });
     let head = String::from_utf8_lossy(&body[..body.len().min(1024)]).to_ascii_lowercase();
-    let pattern = regex::Regex::new(r#"<meta[^>]*?charset\s*=\s*["']?\s*([a-z0-9_\-:.]+)"#).expect("a valid pattern");
     pattern.captures(&head).map(|c| c[1].to_owned())
 }
 
