@@ -21,6 +21,7 @@ use curate::runtime::progress::ProgressMode;
 use curate::runtime::ErrorClass;
 
 use cli::bench::{bench, BenchArgs};
+use cli::classifier::ClassifierCommand;
 use cli::dedup::{dedup, DedupCommand};
 use cli::inspect::{print_minhash, print_words};
 use cli::lm::{train_lm, LmCommand};
@@ -84,6 +85,14 @@ enum Command {
     /// without enough words: one JSON array per line, for parity checks.
     #[command(hide = true)]
     Minhash,
+    /// Print each input line's text as a fastText model predicts it: every label, in fastText's order.
+    #[command(hide = true)]
+    FasttextPredict { model: std::path::PathBuf },
+    /// Train a fastText classifier (for the classifier step).
+    Classifier {
+        #[command(subcommand)]
+        command: ClassifierCommand,
+    },
     /// Train an n-gram language model (for the perplexity step).
     Lm {
         #[command(subcommand)]
@@ -167,10 +176,12 @@ fn dispatch(command: Command) -> Result<ExitCode, Error> {
         Command::Tokenizer { command: TokenizerCommand::Train(args) } => train_tokenizer(args),
         Command::Bench(args) => bench(args),
         Command::Lm { command: LmCommand::Train(args) } => train_lm(args),
+        Command::Classifier { command } => cli::classifier::classifier(command),
         Command::Tokenize(args) => tokenize(args),
         Command::Dedup { command } => dedup(command),
         Command::Words => Ok(print_words()),
         Command::Minhash => Ok(print_minhash()),
+        Command::FasttextPredict { model } => Ok(cli::inspect::print_fasttext(&model)),
         Command::Train { args } => cli::trainer::exec("train", args),
         Command::Generate { args } => cli::trainer::exec("generate", args),
         Command::Export { args } => cli::trainer::exec("export", args),

@@ -17,6 +17,8 @@
 //! holds the source's values (`None` turns a rule off).
 
 mod c4_quality;
+mod classifier;
+pub mod fasttext_model;
 mod field_value;
 mod fineweb_quality;
 mod gopher_quality;
@@ -35,12 +37,14 @@ mod word_list;
 pub mod words;
 
 pub use c4_quality::{C4Quality, C4QualityConfig};
+pub use classifier::{Classifier, ClassifierConfig, Level as ClassifierLevel};
+pub use fasttext_model::FastTextModel;
 pub use field_value::{FieldValueFilter, FieldValueFilterConfig, Missing};
 pub use fineweb_quality::{FineWebQuality, FineWebQualityConfig};
 pub use gopher_quality::{GopherQuality, GopherQualityConfig};
 pub use gopher_repetition::{GopherRepetition, GopherRepetitionConfig};
 pub use kneser_ney::{KneserNey, KneserNeyError};
-pub use language::{LanguageConfig, LanguageFilter};
+pub use language::{LanguageConfig, LanguageFilter, LanguageModel};
 pub use length::{LengthFilter, LengthFilterConfig};
 pub use perplexity::{Model as NgramModel, Perplexity, PerplexityConfig};
 pub use pii::{Pii, PiiConfig, PiiKind, Replacement};

@@ -42,3 +42,25 @@ pub fn print_minhash() -> ExitCode {
     let hasher = curate::dedup::minhash::MinHasher::new(Default::default()).expect("the defaults make signatures");
     for_each_text(|text| to_json(&hasher.signature(text)))
 }
+
+/// `curate fasttext-predict MODEL`: each line's text (newlines as spaces,
+/// as datatrove sends it) predicted by a fastText model, every label, as
+/// `{"labels": [...], "probs": [...]}` in fastText's order.
+pub fn print_fasttext(model: &std::path::Path) -> ExitCode {
+    let model = match std::fs::read(model)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| curate_filters::FastTextModel::from_bytes(&bytes).map_err(|e| e.to_string()))
+    {
+        Ok(model) => model,
+        Err(e) => {
+            eprintln!("curate: error: {}: {e}", model.display());
+            return ExitCode::from(2);
+        }
+    };
+    for_each_text(|text| {
+        let predictions = model.predict(&text.replace('\n', " "), usize::MAX, 0.0);
+        let labels: Vec<&str> = predictions.iter().map(|p| model.labels()[p.label].as_str()).collect();
+        let probs: Vec<f32> = predictions.iter().map(|p| p.prob).collect();
+        to_json(&serde_json::json!({"labels": labels, "probs": probs}))
+    })
+}

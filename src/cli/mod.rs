@@ -3,6 +3,7 @@
 //! here, before the library is asked to do anything.
 
 pub mod bench;
+pub mod classifier;
 pub mod dedup;
 pub mod inspect;
 pub mod lm;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use curate_filters::{
-    C4QualityConfig, FieldValueFilterConfig, FilterConfig, FineWebQualityConfig, GopherQualityConfig,
+    C4QualityConfig, ClassifierConfig, FieldValueFilterConfig, FilterConfig, FineWebQualityConfig, GopherQualityConfig,
     GopherRepetitionConfig, LanguageConfig, LengthFilterConfig, PerplexityConfig, PiiConfig, UrlFilterConfig,
     WordListConfig,
 };
@@ -144,9 +144,15 @@ pub const STEP_TYPES: &[StepType] = &[
     },
     StepType {
         name: "language",
-        summary: "identify the language (whatlang), set language and language_score, keep an allow-list",
-        check: check_filter::<LanguageConfig>,
-        build: filter_step::<LanguageConfig>,
+        summary: "identify the language (whatlang, or a fastText model such as lid.176 or GlotLID), set language and language_score, keep an allow-list",
+        check: check_model_filter::<LanguageConfig>,
+        build: model_filter_step::<LanguageConfig>,
+    },
+    StepType {
+        name: "classifier",
+        summary: "score documents (or paragraphs, lines) with a fastText classifier, as datatrove's FastTextClassifierFilter: keep or remove by label score",
+        check: check_model_filter::<ClassifierConfig>,
+        build: model_filter_step::<ClassifierConfig>,
     },
     StepType {
         name: "dedup",
@@ -320,6 +326,54 @@ fn url_filter_step(options: &toml::Table) -> Result<Box<dyn Step>, StepError> {
     }
     config.validate()?;
     Ok(Box::new(FilterStep::new(config.build()?)))
+}
+
+/// A filter whose model file is `model_path` (fastText): read here, handed
+/// to the filter as bytes.
+trait ModelBytes: FilterConfig {
+    fn set_model(&mut self, bytes: Vec<u8>);
+}
+
+impl ModelBytes for LanguageConfig {
+    fn set_model(&mut self, bytes: Vec<u8>) {
+        self.model_bytes = Some(bytes);
+    }
+}
+
+impl ModelBytes for ClassifierConfig {
+    fn set_model(&mut self, bytes: Vec<u8>) {
+        self.model_bytes = Some(bytes);
+    }
+}
+
+/// The `model_path` of a step's options, and the options without it.
+fn model_path(options: &toml::Table) -> Result<(Option<PathBuf>, toml::Table), StepError> {
+    let mut rest = options.clone();
+    let path = rest.remove("model_path").map(|value| path_at(&value, "model_path")).transpose()?;
+    Ok((path, rest))
+}
+
+fn check_model_filter<C: ModelBytes>(options: &toml::Table) -> Result<(), StepError> {
+    let (path, rest) = model_path(options)?;
+    if let Some(path) = &path {
+        readable(path, "model", "model_path")?;
+    }
+    check_filter::<C>(&rest)
+}
+
+fn model_filter_step<C: ModelBytes>(options: &toml::Table) -> Result<Box<dyn Step>, StepError> {
+    let (path, rest) = model_path(options)?;
+    let mut config: C = options_of(&rest)?;
+    config.validate()?;
+    let Some(path) = path else {
+        return Ok(Box::new(FilterStep::new(config.build()?)));
+    };
+    let bytes = std::fs::read(&path).map_err(|source| {
+        StepError::new(Some("model_path"), StepErrorKind::Unreadable { what: "model", path: path.clone(), source })
+    })?;
+    config.set_model(bytes);
+    let filter = config.build().map_err(|source| StepError::new(None, StepErrorKind::Model { path, source }))?;
+    Ok(Box::new(FilterStep::new(filter)))
 }
 
 /// A perplexity step's model file, and its other options.

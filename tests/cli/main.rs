@@ -6,6 +6,7 @@ mod config;
 mod dedup;
 mod determinism;
 mod exit_codes;
+mod fasttext;
 mod filters;
 mod formats;
 mod layers;
