@@ -88,6 +88,11 @@ enum Command {
     /// Print each input line's text as a fastText model predicts it: every label, in fastText's order.
     #[command(hide = true)]
     FasttextPredict { model: std::path::PathBuf },
+    /// Index benchmark n-grams (for the decontaminate step).
+    Decont {
+        #[command(subcommand)]
+        command: cli::decont::DecontCommand,
+    },
     /// Train a fastText classifier (for the classifier step).
     Classifier {
         #[command(subcommand)]
@@ -177,6 +182,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Error> {
         Command::Bench(args) => bench(args),
         Command::Lm { command: LmCommand::Train(args) } => train_lm(args),
         Command::Classifier { command } => cli::classifier::classifier(command),
+        Command::Decont { command } => cli::decont::decont(command),
         Command::Tokenize(args) => tokenize(args),
         Command::Dedup { command } => dedup(command),
         Command::Words => Ok(print_words()),

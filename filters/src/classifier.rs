@@ -131,9 +131,10 @@ pub struct Classifier {
 
 impl Classifier {
     /// Whether a unit with these scores (by label index) is kept. datatrove
-    /// compares numpy float32 scores with the threshold as float32 (NEP 50).
-    fn passes(&self, scores: &[f32]) -> bool {
-        let any = self.labels.iter().any(|&(label, min)| scores[label] >= min);
+    /// compares numpy float32 scores with the threshold as float32 (NEP 50);
+    /// a unit without scores has no label above any threshold.
+    fn passes(&self, scores: Option<&[f32]>) -> bool {
+        let any = scores.is_some_and(|scores| self.labels.iter().any(|&(label, min)| scores[label] >= min));
         if self.keep {
             any
         } else {
@@ -141,15 +142,10 @@ impl Classifier {
         }
     }
 
-    /// Every label's score for one unit (0 for a label not predicted, which
-    /// cannot happen at threshold 0).
-    fn scores(&self, unit: &str) -> Vec<f32> {
-        let line = py_strip(unit).replace('\n', &self.config.newline_replacement);
-        let mut scores = vec![0.0; self.model.labels().len()];
-        for p in self.model.predict(&line, usize::MAX, 0.0) {
-            scores[p.label] = p.prob;
-        }
-        scores
+    /// Every label's score for one unit, or `None` when fastText predicts
+    /// nothing (no token of the line is known, not even the end of line).
+    fn scores(&self, unit: &str) -> Option<Vec<f32>> {
+        self.model.probabilities(&py_strip(unit).replace('\n', &self.config.newline_replacement), 0.0)
     }
 }
 
@@ -193,14 +189,18 @@ impl Filter for Classifier {
     fn filter(&self, doc: &Document<'_>, measure: Measure<'_>) -> Verdict {
         let units = units(doc.text, self.config.level);
         let mut sums = vec![0.0f32; self.model.labels().len()];
+        let mut scored = 0;
         let mut kept = String::new();
         let mut all_kept = true;
         for unit in &units {
             let scores = self.scores(unit);
-            for (sum, score) in sums.iter_mut().zip(&scores) {
-                *sum += score;
+            if let Some(scores) = &scores {
+                scored += 1;
+                for (sum, score) in sums.iter_mut().zip(scores) {
+                    *sum += score;
+                }
             }
-            if self.passes(&scores) {
+            if self.passes(scores.as_deref()) {
                 kept.push_str(unit);
             } else {
                 all_kept = false;
@@ -208,8 +208,8 @@ impl Filter for Classifier {
         }
         if let Measure::Metadata(values) = measure {
             if self.config.save_labels {
-                let n = units.len() as f32;
-                values.extend(sums.iter().map(|s| if units.is_empty() { Value::Null } else { Value::from(s / n) }));
+                let n = scored as f32;
+                values.extend(sums.iter().map(|s| if scored == 0 { Value::Null } else { Value::from(s / n) }));
             }
         }
         if py_strip(&kept).is_empty() {

@@ -91,6 +91,40 @@ impl FastTextModel {
     /// probability is at least `threshold`, most probable first, as
     /// `model.predict(line, k, threshold)` answers.
     pub fn predict(&self, line: &str, k: usize, threshold: f32) -> Vec<Prediction> {
+        let items = self.log_probs(line, threshold);
+        let k = k.min(self.labels.len());
+        let mut sorted = items.clone();
+        sorted.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+        // Without equal scores every selection and sort agrees with
+        // fastText's heap; with them, the heap decides where ties land.
+        let best = if sorted.windows(2).any(|w| w[0].0 == w[1].0) {
+            find_k_best(&items, k)
+        } else {
+            sorted.truncate(k);
+            sorted
+        };
+        best.into_iter().map(|(log_prob, label)| Prediction { label, prob: log_prob.exp() }).collect()
+    }
+
+    /// Every label's probability as `predict` reports it (0 for a label
+    /// below `threshold`), by label index, or `None` when fastText predicts
+    /// nothing (a line without tokens the model knows): what a caller
+    /// that wants scores and not an order needs, without the sort.
+    pub fn probabilities(&self, line: &str, threshold: f32) -> Option<Vec<f32>> {
+        let items = self.log_probs(line, threshold);
+        if items.is_empty() {
+            return None;
+        }
+        let mut probs = vec![0.0; self.labels.len()];
+        for (log_prob, label) in items {
+            probs[label] = log_prob.exp();
+        }
+        Some(probs)
+    }
+
+    /// `(log-probability as fastText ranks it, label)` for every label at
+    /// or above the threshold, in the order fastText visits labels.
+    fn log_probs(&self, line: &str, threshold: f32) -> Vec<(f32, usize)> {
         debug_assert!(!line.contains('\n'), "fastText predicts one line");
         let mut input = Vec::with_capacity(line.len() + 1);
         input.extend_from_slice(line.as_bytes());
@@ -100,9 +134,7 @@ impl FastTextModel {
         if words.is_empty() {
             return Vec::new();
         }
-        // (log-probability as fastText ranks it, label), in the order
-        // fastText visits labels, at or above the threshold.
-        let items: Vec<(f32, usize)> = match self.model.args().loss {
+        match self.model.args().loss {
             LossName::Softmax | LossName::OneVsAll | LossName::NegativeSampling if !self.model.is_quant() => self
                 .output(&words)
                 .into_iter()
@@ -116,11 +148,7 @@ impl FastTextModel {
                 items.sort_unstable_by_key(|&(_, label)| label);
                 items
             }
-        };
-        find_k_best(&items, k.min(self.labels.len()))
-            .into_iter()
-            .map(|(log_prob, label)| Prediction { label, prob: log_prob.exp() })
-            .collect()
+        }
     }
 
     /// fastText's `Model::computeHidden` and `Loss::computeOutput` for a

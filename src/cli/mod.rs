@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod classifier;
+pub mod decont;
 pub mod dedup;
 pub mod inspect;
 pub mod lm;

@@ -448,7 +448,7 @@ mod tests {
     fn steps_are_checked_against_the_registry() {
         assert_eq!(
             error(&format!("{MINIMAL}[[step]]\ntype = \"lenght\"\n")),
-            "p.toml: step[0].type: unknown step type \"lenght\"; known steps: length, field_value, gopher_quality, gopher_repetition, c4_quality, fineweb_quality, word_list, html_extract, url_filter, pii, language, classifier, dedup, line_dedup, perplexity"
+            "p.toml: step[0].type: unknown step type \"lenght\"; known steps: length, field_value, gopher_quality, gopher_repetition, c4_quality, fineweb_quality, word_list, html_extract, url_filter, pii, language, classifier, dedup, line_dedup, decontaminate, perplexity"
         );
         assert_eq!(
             error(&format!("{MINIMAL}[[step]]\ntype = \"length\"\nmin_char = 3\n")),

@@ -21,6 +21,8 @@ use curate_filters::{
 
 use curate_extract::HtmlExtractConfig;
 
+use crate::decont::index::{Index, IndexError};
+use crate::decont::step::{Decontaminate, DecontaminateConfig};
 use crate::dedup::filter::{DedupConfig, DedupStep};
 use crate::dedup::line_step::{LineDedupConfig, LineDedupStep};
 use crate::dedup::DedupError;
@@ -61,6 +63,8 @@ pub enum StepErrorKind {
     Model { path: PathBuf, source: curate_filters::ConfigError },
     #[error(transparent)]
     Dedup(#[from] DedupError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
 }
 
 impl StepError {
@@ -165,6 +169,12 @@ pub const STEP_TYPES: &[StepType] = &[
         summary: "remove lines that `curate dedup lines` counted more than max_repeats times over the corpus (CCNet)",
         check: |options| Ok(options_of::<LineDedupConfig>(options)?.check()?),
         build: |options| Ok(Box::new(LineDedupStep::new(options_of(options)?)?)),
+    },
+    StepType {
+        name: "decontaminate",
+        summary: "drop documents holding an n-gram of a benchmark (index from `curate decont index` or datatrove), as datatrove's NGramsDecontFilter; or cut the match out, as GPT-3",
+        check: check_decontaminate,
+        build: decontaminate_step,
     },
     StepType {
         name: "perplexity",
@@ -374,6 +384,24 @@ fn model_filter_step<C: ModelBytes>(options: &toml::Table) -> Result<Box<dyn Ste
     config.set_model(bytes);
     let filter = config.build().map_err(|source| StepError::new(None, StepErrorKind::Model { path, source }))?;
     Ok(Box::new(FilterStep::new(filter)))
+}
+
+fn check_decontaminate(options: &toml::Table) -> Result<(), StepError> {
+    let config: DecontaminateConfig = options_of(options)?;
+    std::fs::read_dir(&config.index).map(drop).map_err(|source| {
+        StepError::new(
+            Some("index"),
+            StepErrorKind::Unreadable { what: "index folder", path: config.index.clone(), source },
+        )
+    })
+}
+
+/// A decontamination step: the index is loaded here, once per run.
+fn decontaminate_step(options: &toml::Table) -> Result<Box<dyn Step>, StepError> {
+    let config: DecontaminateConfig = options_of(options)?;
+    let index = Index::load(&config.index).map_err(|e| StepError::new(Some("index"), e))?;
+    let step = Decontaminate::new(config, index)?;
+    Ok(Box::new(FilterStep::new(step)))
 }
 
 /// A perplexity step's model file, and its other options.

@@ -17,7 +17,7 @@ fn a_bad_pipeline_is_refused_with_its_toml_path_and_nothing_is_written() {
         ),
         (
             "[[step]]\ntype = \"langauge\"\n",
-            "step[0].type: unknown step type \"langauge\"; known steps: length, field_value, gopher_quality, gopher_repetition, c4_quality, fineweb_quality, word_list, html_extract, url_filter, pii, language, classifier, dedup, line_dedup, perplexity",
+            "step[0].type: unknown step type \"langauge\"; known steps: length, field_value, gopher_quality, gopher_repetition, c4_quality, fineweb_quality, word_list, html_extract, url_filter, pii, language, classifier, dedup, line_dedup, decontaminate, perplexity",
         ),
         ("[[step]]\ntype = \"field_value\"\nfield = \"lang\"\n", "step[0]: set keep_values, drop_values or both"),
         ("[output2]\n", "output2: unknown field `output2`"),

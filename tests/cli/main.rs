@@ -3,6 +3,7 @@
 mod bad_input;
 mod chat;
 mod config;
+mod decont;
 mod dedup;
 mod determinism;
 mod exit_codes;
