@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 use serde_json::Value;
-use whatlang::{Lang, Script};
+use whatlang::Lang;
 
 use crate::fasttext_model::FastTextModel;
 use crate::{ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
@@ -264,17 +264,320 @@ fn code(lang: Lang) -> &'static str {
     iso639_1(lang).unwrap_or(lang.code())
 }
 
-/// The whatlang language and confidence of `text`. Han characters alone
-/// are Chinese to whatlang, but Japanese text without kana is rare and
-/// whatlang's Mandarin profile holds it; text with kana is Japanese.
+/// The whatlang language and confidence of `text`, corrected by script
+/// rules and by second opinions on pairs whatlang confuses (below).
 fn whatlang_detect(text: &str) -> Option<(Lang, f64)> {
+    if let Some(lang) = cjk_by_script(text) {
+        return Some((lang, 1.0));
+    }
     let info = whatlang::detect(text)?;
-    let lang = if info.script() == Script::Mandarin && text.chars().any(|c| matches!(c as u32, 0x3040..=0x30FF)) {
+    let lang = own_letters(text).unwrap_or_else(|| second_opinion(text, info.lang()));
+    Some((lang, info.confidence()))
+}
+
+/// Letters that only one of whatlang's languages writes. A short Czech
+/// text with a Spanish title or English terms is read as Spanish or
+/// English; its ř, ů and ě say otherwise.
+/// Lower case only: text decoded with the wrong charset (`fÃ¼r`,
+/// `nyomtatĂłk`) is full of upper-case Latin letters with marks. Not
+/// Polish's ł, which that same mojibake writes (`Ăł` for `ó`), nor
+/// Portuguese's ã and õ, which Estonian and Vietnamese write too.
+const OWN_LETTERS: &[(Lang, &str)] = &[(Lang::Ces, "řůě"), (Lang::Hun, "őű"), (Lang::Slk, "ĺľŕ")];
+
+/// The language whose own letters the text has at least three of, making
+/// at least 1% of its letters (a name or two from another language does
+/// not count); `None` when no language or more than one qualifies.
+fn own_letters(text: &str) -> Option<Lang> {
+    let mut counts = [0usize; OWN_LETTERS.len()];
+    let mut letters = 0usize;
+    for c in text.chars().filter(|c| c.is_alphabetic()) {
+        letters += 1;
+        if let Some(i) = OWN_LETTERS.iter().position(|(_, own)| own.contains(c)) {
+            counts[i] += 1;
+        }
+    }
+    let mut found = OWN_LETTERS.iter().zip(counts).filter(|&(_, n)| n >= 3 && n * 100 >= letters);
+    match (found.next(), found.next()) {
+        (Some((&(lang, _), _)), None) => Some(lang),
+        _ => None,
+    }
+}
+
+/// Chinese, Japanese or Korean by script alone. whatlang answers in the
+/// script most letters are in, so a short Japanese text full of English
+/// names and terms is read as English; but a CJK character stands for
+/// about a word, five Latin letters. Measured on short texts
+/// (docs/benchmarks.md), CJK characters were at least 29% of the other
+/// letters in every Chinese, Japanese and Korean text, and at most 1.1% in
+/// any other: at a tenth, the text is CJK. Then hangul makes it Korean and
+/// kana Japanese (whichever has more), and Han alone is Chinese (whatlang
+/// takes some classical Chinese for Japanese).
+fn cjk_by_script(text: &str) -> Option<Lang> {
+    let (mut han, mut kana, mut hangul, mut letters) = (0usize, 0usize, 0usize, 0usize);
+    for c in text.chars() {
+        match c as u32 {
+            0x3040..=0x30FF | 0x31F0..=0x31FF | 0xFF66..=0xFF9F => kana += 1,
+            0xAC00..=0xD7AF | 0x1100..=0x11FF | 0x3130..=0x318F => hangul += 1,
+            0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FFFF => han += 1,
+            _ if c.is_alphabetic() => letters += 1,
+            _ => {}
+        }
+    }
+    let cjk = han + kana + hangul;
+    if cjk < 2 || cjk * 10 < letters {
+        return None;
+    }
+    Some(if hangul > 0 && hangul >= kana {
+        Lang::Kor
+    } else if kana > 0 {
         Lang::Jpn
     } else {
-        info.lang()
+        Lang::Cmn
+    })
+}
+
+/// Pairs of close languages whatlang's trigram profiles confuse on short
+/// texts, each with what tells them apart: letters one of them lacks, or
+/// words one of them spells otherwise. When whatlang answers one of a pair
+/// and the text's evidence leans the other way, the other it is; without
+/// evidence whatlang's answer stands.
+struct Pair {
+    a: Lang,
+    b: Lang,
+    /// Characters only `a` writes, and only `b`.
+    a_letters: &'static str,
+    b_letters: &'static str,
+    /// Words (lower case) `a` spells so and `b` otherwise, and the reverse.
+    a_words: &'static [&'static str],
+    b_words: &'static [&'static str],
+    /// Letter pairs inside words that only `a` writes (Dutch `ij`), and only `b`.
+    a_digraphs: &'static [&'static str],
+    b_digraphs: &'static [&'static str],
+}
+
+const PAIRS: &[Pair] = &[
+    // Czech ř ů ě, Slovak ä ĺ ľ ô ŕ, and words each spells its own way.
+    Pair {
+        a: Lang::Ces,
+        b: Lang::Slk,
+        a_letters: "řůěŘŮĚ",
+        b_letters: "äĺľôŕÄĹĽÔŔ",
+        a_words: &[
+            "pro",
+            "jsou",
+            "nebo",
+            "také",
+            "který",
+            "která",
+            "které",
+            "jako",
+            "jen",
+            "knihovny",
+            "knihovna",
+            "balíček",
+        ],
+        b_words: &[
+            "pre",
+            "sú",
+            "alebo",
+            "tiež",
+            "ktorý",
+            "ktorá",
+            "ktoré",
+            "ako",
+            "len",
+            "knižnice",
+            "knižnica",
+            "balík",
+            "aj",
+        ],
+        a_digraphs: &[],
+        b_digraphs: &[],
+    },
+    // Spanish ñ ¿ ¡, Portuguese ã õ ç nh lh, and words each spells its own way.
+    Pair {
+        a: Lang::Spa,
+        b: Lang::Por,
+        a_letters: "ñ¿¡Ñ",
+        b_letters: "ãõçÃÕÇ",
+        a_words: &[
+            "el",
+            "la",
+            "los",
+            "las",
+            "del",
+            "y",
+            "es",
+            "en",
+            "una",
+            "con",
+            "puede",
+            "también",
+            "más",
+            "muy",
+            "pero",
+            "hay",
+            "su",
+            "sus",
+            "archivos",
+            "archivo",
+            "paquete",
+            "contiene",
+            "datos",
+            "herramienta",
+            "usuario",
+            "cuando",
+            "donde",
+            "esto",
+            "lo",
+        ],
+        b_words: &[
+            "os",
+            "do",
+            "da",
+            "dos",
+            "das",
+            "e",
+            "é",
+            "um",
+            "em",
+            "com",
+            "não",
+            "pode",
+            "também",
+            "mais",
+            "muito",
+            "seu",
+            "sua",
+            "seus",
+            "suas",
+            "arquivos",
+            "arquivo",
+            "pacote",
+            "contém",
+            "dados",
+            "ferramenta",
+            "usuário",
+            "quando",
+            "onde",
+            "isto",
+            "na",
+            "nos",
+            "nas",
+            "ao",
+            "outro",
+            "outra",
+        ],
+        a_digraphs: &[],
+        b_digraphs: &["nh", "lh"],
+    },
+    // Danish and Norwegian Bokmål share their letters; these words differ.
+    Pair {
+        a: Lang::Dan,
+        b: Lang::Nob,
+        a_letters: "",
+        b_letters: "",
+        a_words: &[
+            "af",
+            "efter",
+            "hvad",
+            "nogle",
+            "noget",
+            "mig",
+            "dig",
+            "sig",
+            "bliver",
+            "giver",
+            "nu",
+            "ud",
+            "op",
+            "sprog",
+            "fejl",
+            "meget",
+            "indeholder",
+            "understøttelse",
+            "kræver",
+            "værktøj",
+            "værktøjer",
+            "nemt",
+            "mulighed",
+            "bruges",
+            "brug",
+            "tilbyder",
+            "tillader",
+            "grænseflade",
+            "nuværende",
+        ],
+        b_words: &[
+            "av",
+            "etter",
+            "hva",
+            "noen",
+            "noe",
+            "meg",
+            "deg",
+            "seg",
+            "blir",
+            "gir",
+            "nå",
+            "ut",
+            "opp",
+            "språk",
+            "feil",
+            "mye",
+            "inneholder",
+            "krever",
+            "programvare",
+            "verktøy",
+            "mulighet",
+            "brukes",
+            "bruk",
+            "tilbyr",
+            "tillater",
+            "grensesnitt",
+            "nåværende",
+        ],
+        // Danish writes øj and ej where Bokmål writes øy and ei (højere,
+        // arbejde); English fragments have ei too, so only øy counts for it.
+        a_digraphs: &["øj", "ej"],
+        b_digraphs: &["øy"],
+    },
+    // Dutch writes ij where Afrikaans writes y, and its own articles.
+    Pair {
+        a: Lang::Nld,
+        b: Lang::Afr,
+        a_letters: "",
+        b_letters: "",
+        // Not het, voor or u, which Afrikaans writes as often.
+        a_words: &["de", "een", "niet", "zijn", "wordt", "deze", "worden", "kunt", "uw", "naar"],
+        b_words: &["nie", "'n", "vir", "hierdie", "ek", "jy", "hulle", "baie"],
+        a_digraphs: &["ij"],
+        b_digraphs: &[],
+    },
+];
+
+fn second_opinion(text: &str, lang: Lang) -> Lang {
+    let Some(pair) = PAIRS.iter().find(|p| p.a == lang || p.b == lang) else {
+        return lang;
     };
-    Some((lang, info.confidence()))
+    let (mut a, mut b) = (0usize, 0usize);
+    for c in text.chars() {
+        a += usize::from(pair.a_letters.contains(c));
+        b += usize::from(pair.b_letters.contains(c));
+    }
+    if !pair.a_words.is_empty() || !pair.a_digraphs.is_empty() {
+        for word in text.split(|c: char| !(c.is_alphanumeric() || c == '\'')).filter(|w| !w.is_empty()) {
+            let word = word.to_lowercase();
+            let has = |digraphs: &[&str]| digraphs.iter().filter(|d| word.contains(*d)).count();
+            a += usize::from(pair.a_words.contains(&word.as_str())) + has(pair.a_digraphs);
+            b += usize::from(pair.b_words.contains(&word.as_str())) + has(pair.b_digraphs);
+        }
+    }
+    match a.cmp(&b) {
+        std::cmp::Ordering::Greater => pair.a,
+        std::cmp::Ordering::Less => pair.b,
+        std::cmp::Ordering::Equal => lang,
+    }
 }
 
 impl LanguageFilter {
@@ -377,6 +680,51 @@ mod tests {
             filter(&[], 0.0).filter(&Document::text_only("12345 !!!"), Measure::Verdict),
             Verdict::drop("language_undetected")
         );
+    }
+
+    fn code_of(text: &str) -> String {
+        let mut values = Vec::new();
+        filter(&[], 0.0).filter(&Document::text_only(text), Measure::Metadata(&mut values));
+        values[0].as_str().unwrap_or("none").to_owned()
+    }
+
+    #[test]
+    fn cjk_text_full_of_english_terms_goes_by_its_script() {
+        // Short descriptions as Debian translates them: whatlang alone reads
+        // these as English (more Latin letters than CJK characters).
+        let ja = "GNU/Linux の Debian パッケージ管理システム (apt-get, dpkg, aptitude) をサポートします。";
+        let zh = "GNU/Linux Debian 软件包管理器 (apt-get, dpkg, aptitude), with the libapt library.";
+        let ko = "GNU/Linux Debian 패키지 관리자 (apt-get, dpkg, aptitude), with the libapt library.";
+        for (text, want) in [(ja, "ja"), (zh, "zh"), (ko, "ko")] {
+            assert_eq!(whatlang::detect(text).unwrap().script(), whatlang::Script::Latin, "whatlang alone: {text}");
+            assert_eq!(code_of(text), want);
+        }
+        // A name in Han characters does not make an English text Chinese.
+        assert_eq!(code_of("The city of Tokyo (東京) is the capital of Japan and its largest city by far."), "en");
+    }
+
+    #[test]
+    fn close_languages_are_told_apart_by_their_own_letters_and_words() {
+        // Debian descriptions that whatlang 0.18 reads as the other of the pair.
+        for (text, whatlang, want) in [
+            ("Dette modul tilbyder et Perlomslag for biblioteket, som tillader adgang til data.", Lang::Nob, "da"),
+            (
+                "Dit pakket bevat het stuurprogramma voor Trident Blade/Image/ProVidia/TGUI\n/9xxx-videokaarten.\n\n\
+                 Dit pakket is gebouwd vanuit de X.org xf86-video-trident driver module.",
+                Lang::Afr,
+                "nl",
+            ),
+            ("Tento balíček obsahuje obrázky a ruby karet používané karetními hrami v GNOME.", Lang::Slk, "cs"),
+        ] {
+            assert_eq!(whatlang::detect(text).unwrap().lang(), whatlang, "whatlang alone: {text}");
+            assert_eq!(code_of(text), want);
+        }
+        // Czech's own letters win over a Spanish title.
+        let cs = "\"Tenes Empanadas Graciela\" je klon Plan Tactico y Estrategico\nde la Guerra, vycházející ze hry \
+                  Risk.\n\nTeg je hra pro více hráčů (je jí možné hrát přes Internet), která\nobsahuje server, klient \
+                  GNOME a nějakého robota. Obsahuje také\npodporu IPv6.";
+        assert_eq!(whatlang::detect(cs).unwrap().lang(), Lang::Spa);
+        assert_eq!(code_of(cs), "cs");
     }
 
     #[test]
