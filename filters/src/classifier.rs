@@ -84,6 +84,9 @@ impl FilterConfig for ClassifierConfig {
     type Filter = Classifier;
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.newline_replacement.contains('\n') {
+            return Err("newline_replacement must not hold a newline: fastText scores one line".into());
+        }
         if self.min_score.is_some() && self.label.is_none() {
             return Err("min_score is for `label`; give the label too".into());
         }
@@ -254,6 +257,8 @@ mod tests {
         assert_eq!(lone.validate().unwrap_err().0, "min_score is for `label`; give the label too");
         let high = ClassifierConfig { keep_labels: [("hq".to_owned(), 1.5)].into(), ..Default::default() };
         assert_eq!(high.validate().unwrap_err().0, "the score of \"hq\" 1.5 is not between 0 and 1");
+        let newline = ClassifierConfig { newline_replacement: "\n".into(), ..Default::default() };
+        assert!(newline.validate().unwrap_err().0.starts_with("newline_replacement must not hold a newline"));
         assert_eq!(ClassifierConfig::default().build().err().unwrap().0, "give the fastText model as `model_path`");
     }
 }

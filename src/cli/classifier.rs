@@ -121,6 +121,9 @@ fn train(args: ClassifierTrainArgs) -> Result<ExitCode, Error> {
     if args.positive_label == args.negative_label {
         return Err(usage("--positive-label and --negative-label are the same"));
     }
+    if args.newline_replacement.contains('\n') {
+        return Err(usage("--newline-replacement must not hold a newline: a training example is one line"));
+    }
     if args.threads < 1 {
         return Err(usage("--threads must be at least 1"));
     }
