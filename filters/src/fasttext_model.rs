@@ -155,6 +155,13 @@ impl FastTextModel {
     /// full-precision model: every label's score.
     fn output(&self, words: &[i32]) -> Vec<f32> {
         let input = self.model.input_matrix();
+        // The rows are scattered over a matrix of tens of megabytes, so each
+        // is a cache miss. Reading one value of each cache line of every
+        // row first lets the processor wait for many misses at once (the
+        // loads do not depend on each other), where the sum below would
+        // wait for them a row or two at a time.
+        let touched: f32 = words.iter().flat_map(|&word| input.row(i64::from(word)).iter().step_by(16)).sum();
+        std::hint::black_box(touched);
         let mut hidden = vec![0.0f32; self.model.args().dim as usize];
         for &word in words {
             for (h, w) in hidden.iter_mut().zip(input.row(i64::from(word))) {
