@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::fasttext_model::FastTextModel;
-use crate::text::{is_space, split_lines};
+use crate::text::{split_lines, strip};
 use crate::{check_threshold, ConfigError, Document, Filter, FilterConfig, Measure, Verdict};
 
 /// What a score is computed on.
@@ -148,13 +148,8 @@ impl Classifier {
     /// Every label's score for one unit, or `None` when fastText predicts
     /// nothing (no token of the line is known, not even the end of line).
     fn scores(&self, unit: &str) -> Option<Vec<f32>> {
-        self.model.probabilities(&py_strip(unit).replace('\n', &self.config.newline_replacement), 0.0)
+        self.model.probabilities(&strip(unit).replace('\n', &self.config.newline_replacement), 0.0)
     }
-}
-
-/// Python's `str.strip()`.
-fn py_strip(text: &str) -> &str {
-    text.trim_matches(is_space)
 }
 
 /// The units of `text` at `level`, as datatrove's `split_into_parts` cuts
@@ -172,7 +167,7 @@ fn units(text: &str, level: Level) -> Vec<String> {
             let mut parts = Vec::new();
             let mut current = String::new();
             for (i, line) in lines.iter().enumerate() {
-                if !py_strip(line).is_empty() && !current.is_empty() {
+                if !strip(line).is_empty() && !current.is_empty() {
                     parts.push(std::mem::take(&mut current));
                 }
                 current.push_str(line);
@@ -215,7 +210,7 @@ impl Filter for Classifier {
                 values.extend(sums.iter().map(|s| if scored == 0 { Value::Null } else { Value::from(s / n) }));
             }
         }
-        if py_strip(&kept).is_empty() {
+        if strip(&kept).is_empty() {
             Verdict::drop("classifier_low_score")
         } else if all_kept && kept == doc.text {
             Verdict::Keep

@@ -140,8 +140,7 @@ fn train(args: ClassifierTrainArgs) -> Result<ExitCode, Error> {
         let mut n = 0u64;
         while let Some((_, batch)) = batches.next_batch() {
             for doc in batch {
-                let text =
-                    doc.text.trim_matches(curate_filters::text::is_space).replace('\n', &args.newline_replacement);
+                let text = curate_filters::text::strip(&doc.text).replace('\n', &args.newline_replacement);
                 // The hash of the side, the position and the text: documents
                 // with the same text on one side still sort apart.
                 let key = xxh3_64_with_seed(format!("{positive}\u{0}{n}\u{0}{text}").as_bytes(), args.seed as u64);
