@@ -10,6 +10,7 @@
 //! written on every document under the label's name (`__label__hq`), as
 //! datatrove writes `doc.metadata`. The engine reads the model file.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -155,20 +156,25 @@ impl Classifier {
 /// The units of `text` at `level`, as datatrove's `split_into_parts` cuts
 /// them; their concatenation is the text, save for line endings other than
 /// `\n`, which become `\n` (Python's `splitlines` then `"\n".join`).
-fn units(text: &str, level: Level) -> Vec<String> {
-    let lines = split_lines(text);
+fn units(text: &str, level: Level) -> Vec<Cow<'_, str>> {
     match level {
-        Level::Document => vec![text.to_owned()],
+        Level::Document => vec![Cow::Borrowed(text)],
         Level::Line => {
+            let lines = split_lines(text);
             let n = lines.len();
-            lines.iter().enumerate().map(|(i, l)| if i + 1 < n { format!("{l}\n") } else { (*l).to_owned() }).collect()
+            lines
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| if i + 1 < n { Cow::Owned(format!("{l}\n")) } else { Cow::Borrowed(l) })
+                .collect()
         }
         Level::Paragraph => {
+            let lines = split_lines(text);
             let mut parts = Vec::new();
             let mut current = String::new();
             for (i, line) in lines.iter().enumerate() {
                 if !strip(line).is_empty() && !current.is_empty() {
-                    parts.push(std::mem::take(&mut current));
+                    parts.push(Cow::Owned(std::mem::take(&mut current)));
                 }
                 current.push_str(line);
                 if i + 1 != lines.len() {
@@ -176,7 +182,7 @@ fn units(text: &str, level: Level) -> Vec<String> {
                 }
             }
             if !current.is_empty() {
-                parts.push(current);
+                parts.push(Cow::Owned(current));
             }
             parts
         }
