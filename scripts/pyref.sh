@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Python references the tests compare against (Hugging Face
-# transformers, PEFT, lm-evaluation-harness and fastText, on the PyTorch of
+# transformers, PEFT, lm-evaluation-harness, fastText and Polars, on the PyTorch of
 # scripts/libtorch.sh) into a virtual environment cached by its
 # requirements, and prints its python.
 #
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 torch_venv=$(scripts/libtorch.sh)
-requirements="transformers==5.24.0 safetensors==0.8.0 jinja2==3.1.6 numpy==2.4.6 lm-eval==0.4.13 accelerate==1.15.0 peft==0.21.2 fasttext-numpy2-wheel==0.9.2"
+requirements="transformers==5.24.0 safetensors==0.8.0 jinja2==3.1.6 numpy==2.4.6 lm-eval==0.4.13 accelerate==1.15.0 peft==0.21.2 fasttext-numpy2-wheel==0.9.2 polars==2.1.0"
 cache=${CURATE_TORCH_CACHE:-$HOME/.cache/curate}
 key=$(printf '%s %s' "$requirements" "$torch_venv" | sha256sum | cut -c1-12)
 venv=$cache/pyref-$key

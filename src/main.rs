@@ -26,6 +26,7 @@ use cli::dedup::{dedup, DedupCommand};
 use cli::inspect::{print_minhash, print_words};
 use cli::lm::{train_lm, LmCommand};
 use cli::run::{run, stats};
+use cli::select::{select, SelectArgs};
 use cli::tokenizer::{tokenize, train_tokenizer, TokenizeArgs, TokenizerCommand};
 use cli::{named, Error};
 
@@ -74,6 +75,11 @@ enum Command {
         #[arg(long)]
         world_size: Option<usize>,
     },
+    /// Keep the documents of annotated output for which a SQL condition over their fields holds.
+    ///
+    /// Output, stats.json, resumption and tasks as `curate run`; the others
+    /// are dropped for the reason `select`.
+    Select(SelectArgs),
     /// List the step types a pipeline can use.
     Steps,
     /// Measure filter throughput: each step alone and the whole pipeline, on one core and on all cores.
@@ -178,6 +184,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Stats { output, world_size } => stats(output, world_size),
+        Command::Select(args) => select(args),
         Command::Tokenizer { command: TokenizerCommand::Train(args) } => train_tokenizer(args),
         Command::Bench(args) => bench(args),
         Command::Lm { command: LmCommand::Train(args) } => train_lm(args),

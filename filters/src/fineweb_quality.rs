@@ -43,6 +43,15 @@ impl Default for FineWebQualityConfig {
 impl FilterConfig for FineWebQualityConfig {
     type Filter = FineWebQuality;
 
+    fn thresholds(&self) -> Vec<(&'static str, f64)> {
+        crate::bounds(&[
+            ("line_punct_ratio", Some(self.line_punct_thr)),
+            ("short_line_ratio", Some(self.short_line_thr)),
+            ("char_dup_ratio", Some(self.char_duplicates_ratio)),
+            ("list_ratio", Some(self.new_line_ratio)),
+        ])
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         check_threshold("line_punct_thr", Some(self.line_punct_thr), 0.0..=1.0)?;
         check_threshold("short_line_thr", Some(self.short_line_thr), 0.0..=1.0)?;

@@ -57,6 +57,22 @@ impl Default for GopherQualityConfig {
 impl FilterConfig for GopherQualityConfig {
     type Filter = GopherQuality;
 
+    fn thresholds(&self) -> Vec<(&'static str, f64)> {
+        let words = |v: Option<usize>| v.map(|v| v as f64);
+        crate::bounds(&[
+            ("words", words(self.min_doc_words)),
+            ("words", words(self.max_doc_words)),
+            ("mean_word_length", self.min_avg_word_length),
+            ("mean_word_length", self.max_avg_word_length),
+            ("hash_ratio", self.max_symbol_word_ratio),
+            ("ellipsis_ratio", self.max_symbol_word_ratio),
+            ("bullet_lines_ratio", self.max_bullet_lines_ratio),
+            ("end_ellipsis_lines_ratio", self.max_ellipsis_lines_ratio),
+            ("alpha_words_ratio", self.max_non_alpha_words_ratio),
+            ("stop_words", words(self.min_stop_words)),
+        ])
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let any = 0.0..=f64::INFINITY;
         check_threshold("min_avg_word_length", self.min_avg_word_length, any.clone())?;

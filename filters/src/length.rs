@@ -21,6 +21,16 @@ pub struct LengthFilterConfig {
 impl FilterConfig for LengthFilterConfig {
     type Filter = LengthFilter;
 
+    fn thresholds(&self) -> Vec<(&'static str, f64)> {
+        let n = |v: Option<u64>| v.map(|v| v as f64);
+        crate::bounds(&[
+            ("chars", n(self.min_chars)),
+            ("chars", n(self.max_chars)),
+            ("bytes", n(self.min_bytes)),
+            ("bytes", n(self.max_bytes)),
+        ])
+    }
+
     fn build(self) -> Result<LengthFilter, ConfigError> {
         Ok(LengthFilter::new(self))
     }

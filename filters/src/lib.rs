@@ -192,6 +192,17 @@ pub trait FilterConfig: serde::de::DeserializeOwned {
     /// The filter; fails when what the options carry does not make one (a
     /// model's text that does not parse, word lists with no word).
     fn build(self) -> Result<Self::Filter, ConfigError>;
+    /// The bounds this configuration puts on the filter's signals, as
+    /// (signal name, value), rules turned off left out: what a report
+    /// draws on the histogram of an annotated signal.
+    fn thresholds(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+}
+
+/// The thresholds that are on: `Some` and not 0 (datatrove's `None`).
+pub(crate) fn bounds(pairs: &[(&'static str, Option<f64>)]) -> Vec<(&'static str, f64)> {
+    pairs.iter().filter_map(|&(signal, v)| v.filter(|&v| v != 0.0).map(|v| (signal, v))).collect()
 }
 
 /// What the caller wants besides the verdict.

@@ -9,6 +9,7 @@ pub mod dedup;
 pub mod inspect;
 pub mod lm;
 pub mod run;
+pub mod select;
 pub mod tokenizer;
 pub mod trainer;
 

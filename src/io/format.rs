@@ -20,6 +20,17 @@ pub enum OutputFormat {
     Jsonl,
 }
 
+impl crate::runtime::options::Named for OutputFormat {
+    const ALL: &'static [Self] = &[OutputFormat::Parquet, OutputFormat::Jsonl];
+
+    fn name(self) -> &'static str {
+        match self {
+            OutputFormat::Parquet => "parquet",
+            OutputFormat::Jsonl => "jsonl",
+        }
+    }
+}
+
 /// How an input file's bytes are compressed, by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -95,6 +95,27 @@ pub(crate) fn decompressed(file: &InputFile, count: Arc<AtomicU64>) -> Result<Bo
     })
 }
 
+/// The documents of the first batch of each of the first `files` files:
+/// what the output schema is inferred from and fields are checked against
+/// before any work (bad records left out).
+pub fn sample(plan: &super::plan::Plan, options: &Arc<ReadOptions>, files: usize) -> Vec<Doc> {
+    let mut sample = Vec::new();
+    let mut sampled = std::collections::HashSet::new();
+    for unit in &plan.units {
+        if sampled.len() == files {
+            break;
+        }
+        if !sampled.insert(unit.file) {
+            continue;
+        }
+        let mut reader = open(&plan.files[unit.file], unit, options.clone());
+        if let Some(batch) = reader.next_batch() {
+            sample.extend(batch.into_iter().filter_map(Result::ok));
+        }
+    }
+    sample
+}
+
 /// A human-readable location: `path:line`, `path: row N` or `path`. Lines of
 /// a byte range that does not start the file are numbered by counting the
 /// newlines before them, which is done here (for the few locations that are

@@ -92,12 +92,30 @@ pub struct TaskReport {
     pub ignored: Vec<Ignored>,
 }
 
+/// The pipeline a run's output folder was made by, in `OUT/.curate/`.
+pub const PIPELINE_FILE: &str = "pipeline.json";
+
 /// The bookkeeping of a run's output folder: `OUT/.curate/` and `OUT/stats/`.
 pub fn run_dir(out: &Path) -> StageDir {
     StageDir::new(out.join(".curate"), out.join("stats"))
 }
 
 pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunError> {
+    run_with(pipeline, options, None)
+}
+
+/// [`run`] with steps the caller built, one per `pipeline.steps` in order:
+/// the condition of `curate select`, which the registry does not build.
+pub fn run_built(pipeline: &Pipeline, options: &RunOptions, steps: Vec<Box<dyn Step>>) -> Result<TaskReport, RunError> {
+    assert_eq!(steps.len(), pipeline.steps.len(), "one built step per step of the pipeline");
+    run_with(pipeline, options, Some(steps))
+}
+
+fn run_with(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    built: Option<Vec<Box<dyn Step>>>,
+) -> Result<TaskReport, RunError> {
     let task = options.task;
     let plan = plan::plan(&pipeline.input.path, pipeline.input.format, pipeline.input.split_bytes.0)
         .map_err(StageError::from)?;
@@ -106,7 +124,11 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
     // Steps built, and their fields checked against the input's, before the
     // folder is claimed: a step that cannot run (a model that does not load,
     // a field that collides) leaves nothing behind to be refused later.
-    let steps = build_steps(pipeline, &plan)?;
+    let steps = match built {
+        Some(steps) => steps,
+        None => build_steps(pipeline)?,
+    };
+    check_steps(pipeline, &plan, &steps)?;
     let pool = pool::pool(options.threads)?;
     let owned = (0..plan.units.len()).filter(|&u| task.owns(u)).count();
     let workers = options.threads.min(owned).max(1);
@@ -115,6 +137,10 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
     dir.create()?;
     let holds = "the output of a different pipeline or input";
     let stage = Stage::<Stats>::claim(&dir, &plan, task, &fingerprint(pipeline, &plan), holds, |_| true)?;
+    // The pipeline as run, for `curate report` (thresholds, step types).
+    let as_run = serde_json::to_vec_pretty(pipeline).expect("serialisable");
+    crate::io::atomic::write_shared(&out.join(".curate").join(PIPELINE_FILE), &as_run, &task.name())
+        .map_err(StageError::from)?;
     if let Some(stats) = stage.finished() {
         let merged = merge_if_complete(&dir, &out, task)?;
         return Ok(TaskReport { task: stats, merged, already_done: true, ignored: plan.ignored });
@@ -129,19 +155,25 @@ pub fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<TaskReport, RunE
     Ok(TaskReport { task: stats, merged, already_done: false, ignored: plan.ignored })
 }
 
-/// Each step, built once from its options (reading the files they name),
-/// and checked against the input.
-fn build_steps(pipeline: &Pipeline, plan: &Plan) -> Result<Vec<Box<dyn Step>>, RunError> {
-    let names =
-        FieldNames { text: pipeline.input.text_field.clone(), id: pipeline.input.id_field.clone(), raw_text: false };
+/// Each step, built once from its options (reading the files they name).
+fn build_steps(pipeline: &Pipeline) -> Result<Vec<Box<dyn Step>>, RunError> {
     let mut steps = Vec::with_capacity(pipeline.steps.len());
     for spec in &pipeline.steps {
         let step = registry::build(&spec.kind, &spec.options)
             .map_err(|source| RunError::Step { name: spec.name.clone(), source: Box::new(source) })?;
-        step.check_input(plan, &names).map_err(|source| RunError::Input { name: spec.name.clone(), source })?;
         steps.push(step);
     }
     Ok(steps)
+}
+
+/// Each step checked against the input.
+fn check_steps(pipeline: &Pipeline, plan: &Plan, steps: &[Box<dyn Step>]) -> Result<(), RunError> {
+    let names =
+        FieldNames { text: pipeline.input.text_field.clone(), id: pipeline.input.id_field.clone(), raw_text: false };
+    for (spec, step) in pipeline.steps.iter().zip(steps) {
+        step.check_input(plan, &names).map_err(|source| RunError::Input { name: spec.name.clone(), source })?;
+    }
+    Ok(())
 }
 
 /// The folders a killed run may have left temporary shards in: the output,

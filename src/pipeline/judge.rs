@@ -286,6 +286,10 @@ impl<'a> Judge<'a> {
             let name = self.step_names[i];
             let annotating = self.pipeline.steps[i].mode == StepMode::Annotate;
             let counting = !annotating && step.sums_signals();
+            if !annotating && !counting && self.judge_batch(i, step.as_ref(), docs, &mut fates) {
+                stats.steps[i].seconds += t.elapsed().as_secs_f64();
+                continue;
+            }
             let results: Vec<(Option<Cow<'static, str>>, Vec<f64>)> = docs
                 .par_iter_mut()
                 .zip(fates.par_iter_mut())
@@ -336,6 +340,28 @@ impl<'a> Judge<'a> {
             stats.steps[i].seconds += t.elapsed().as_secs_f64();
         }
         fates
+    }
+
+    /// Runs step `i` on the batch's living documents at once, if it judges
+    /// whole batches; false if it judges one document at a time.
+    fn judge_batch(&self, i: usize, step: &dyn Step, docs: &[Doc], fates: &mut [Fate]) -> bool {
+        let alive: Vec<usize> = (0..docs.len()).filter(|&k| matches!(fates[k], Fate::Alive)).collect();
+        let batch: Vec<&Doc> = alive.iter().map(|&k| &docs[k]).collect();
+        // A panic costs the batch's documents (each counted as an error), not the run.
+        let outcomes = match catch_unwind(AssertUnwindSafe(|| step.judge_batch(&batch))) {
+            Ok(None) => return false,
+            Ok(Some(outcomes)) => outcomes,
+            Err(panic) => vec![Err(panic_message(panic)); batch.len()],
+        };
+        assert_eq!(outcomes.len(), alive.len(), "step {}: one outcome per document", self.step_names[i]);
+        for (k, outcome) in alive.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(Outcome::Keep) => {}
+                Ok(Outcome::Drop(reason)) => fates[k] = Fate::Dropped(i, reason),
+                Err(message) => fates[k] = Fate::Failed(i, message),
+            }
+        }
+        true
     }
 
     /// Counts the dropped documents by step and reason; a document a step

@@ -205,6 +205,22 @@ pub fn build(kind: &str, options: &toml::Table) -> Result<Box<dyn Step>, StepErr
     (step_type(kind)?.build)(options)
 }
 
+/// The bounds a step of this type and these options puts on its signals
+/// (signal, value), defaults filled in: what `curate report` draws on the
+/// histograms of annotated signals. Empty for types without such bounds or
+/// options that do not parse.
+pub fn thresholds(kind: &str, options: &toml::Table) -> Vec<(&'static str, f64)> {
+    fn of<C: FilterConfig>(options: &toml::Table) -> Vec<(&'static str, f64)> {
+        options_of::<C>(options).map(|c| c.thresholds()).unwrap_or_default()
+    }
+    match kind {
+        "length" => of::<LengthFilterConfig>(options),
+        "gopher_quality" => of::<GopherQualityConfig>(options),
+        "fineweb_quality" => of::<FineWebQualityConfig>(options),
+        _ => Vec::new(),
+    }
+}
+
 fn check_filter<C: FilterConfig>(options: &toml::Table) -> Result<(), StepError> {
     Ok(options_of::<C>(options)?.validate()?)
 }

@@ -40,25 +40,10 @@ pub(super) fn output_schema(plan: &Plan, read: &Arc<ReadOptions>, sample: &[Doc]
     Ok(write::infer_schema(&sample, &names.text, &names.id))
 }
 
-/// The documents of the first batch of each of the first
-/// [`SCHEMA_SAMPLE_FILES`] files: what the output schema is inferred from,
-/// and the fields an annotating step must not collide with.
+/// The documents an annotating step must not collide with and the output
+/// schema is inferred from: [`read::sample`] of [`SCHEMA_SAMPLE_FILES`] files.
 pub(super) fn sample_docs(plan: &Plan, read: &Arc<ReadOptions>) -> Vec<Doc> {
-    let mut sample = Vec::new();
-    let mut sampled = std::collections::HashSet::new();
-    for unit in &plan.units {
-        if sampled.len() == SCHEMA_SAMPLE_FILES {
-            break;
-        }
-        if !sampled.insert(unit.file) {
-            continue;
-        }
-        let mut reader = read::open(&plan.files[unit.file], unit, read.clone());
-        if let Some(batch) = reader.next_batch() {
-            sample.extend(batch.into_iter().filter_map(Result::ok));
-        }
-    }
-    sample
+    read::sample(plan, read, SCHEMA_SAMPLE_FILES)
 }
 
 /// Refuses, before any work, an annotating step that would write a field

@@ -13,8 +13,10 @@ use crate::io::doc::{Doc, FieldNames};
 use crate::io::plan::Plan;
 
 mod filter_step;
+mod select;
 
 pub use filter_step::FilterStep;
+pub use select::{Condition, FieldsSample, SelectStep, SELECT_REASON};
 
 /// What a step decided for one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,5 +64,14 @@ pub trait Step: Send + Sync {
     fn check_input(&self, plan: &Plan, names: &FieldNames) -> Result<(), InputMismatch> {
         let _ = (plan, names);
         Ok(())
+    }
+
+    /// Judges a batch's documents together, in filter mode, for a step that
+    /// decides column by column (a `curate select` condition evaluated by
+    /// Polars): one outcome per document, or why that document could not be
+    /// judged. `None`, the default: the executor calls [`Step::judge`] on each.
+    fn judge_batch(&self, docs: &[&Doc]) -> Option<Vec<Result<Outcome, String>>> {
+        let _ = docs;
+        None
     }
 }

@@ -13,6 +13,7 @@ mod formats;
 mod layers;
 mod ranks;
 mod resume;
+mod select;
 mod tokenize;
 mod util;
 mod warc;
