@@ -6,8 +6,9 @@
 # version under ~/.cache/curate, once. The target dir also lives outside the
 # clone, so that reruns on the same machine (and CI runs on a machine that
 # built before) reuse compiled dependencies. scripts/pyref.sh adds
-# transformers beside that PyTorch, for the tests that compare with it. The
-# last line totals every test binary's results.
+# transformers beside that PyTorch, for the tests that compare with it, and
+# scripts/chromium.sh a headless browser. The last line totals every test
+# binary's results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/curate/target}
@@ -16,6 +17,9 @@ export LIBTORCH_USE_PYTORCH=1 PATH=$venv/bin:$PATH
 # transformers, the reference the trainer's Hugging Face tests compare against.
 CURATE_PYREF=$(scripts/pyref.sh)
 export CURATE_PYREF
+# Debian's chromium, in which the report tests open `curate report`'s HTML.
+CURATE_CHROMIUM=$(scripts/chromium.sh)
+export CURATE_CHROMIUM
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

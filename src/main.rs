@@ -25,6 +25,7 @@ use cli::classifier::ClassifierCommand;
 use cli::dedup::{dedup, DedupCommand};
 use cli::inspect::{print_minhash, print_words};
 use cli::lm::{train_lm, LmCommand};
+use cli::report::{report, ReportArgs};
 use cli::run::{run, stats};
 use cli::select::{select, SelectArgs};
 use cli::tokenizer::{tokenize, train_tokenizer, TokenizeArgs, TokenizerCommand};
@@ -80,6 +81,12 @@ enum Command {
     /// Output, stats.json, resumption and tasks as `curate run`; the others
     /// are dropped for the reason `select`.
     Select(SelectArgs),
+    /// Write one self-contained HTML report of a run's output folder or a training run's folder.
+    ///
+    /// For a run: the drop funnel, histograms of annotated signals with their
+    /// thresholds, languages, lengths, tokens and example documents per
+    /// reason; for training: loss, learning rate, gradient norm, throughput.
+    Report(ReportArgs),
     /// List the step types a pipeline can use.
     Steps,
     /// Measure filter throughput: each step alone and the whole pipeline, on one core and on all cores.
@@ -185,6 +192,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Error> {
         }
         Command::Stats { output, world_size } => stats(output, world_size),
         Command::Select(args) => select(args),
+        Command::Report(args) => report(args),
         Command::Tokenizer { command: TokenizerCommand::Train(args) } => train_tokenizer(args),
         Command::Bench(args) => bench(args),
         Command::Lm { command: LmCommand::Train(args) } => train_lm(args),

@@ -7,6 +7,7 @@
 //! engine and hands this crate columns of their fields.
 
 mod fields;
+pub mod page;
 mod predicate;
 mod profile;
 pub mod svg;

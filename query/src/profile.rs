@@ -31,8 +31,8 @@ pub struct Distribution {
     pub width: f64,
     pub counts: Vec<u64>,
     /// Values past the last bin: the range stops at four standard
-    /// deviations above the mean (or at the farthest threshold) so that a
-    /// long tail does not squeeze the rest into one bar.
+    /// deviations above the mean (or at a threshold near the data) so that
+    /// a long tail does not squeeze the rest into one bar.
     pub above: u64,
 }
 
@@ -116,9 +116,14 @@ impl Shards {
         }
         let (min, max, mean) = (get("min").unwrap_or(0.0), get("max").unwrap_or(0.0), get("mean").unwrap_or(0.0));
         let std = get("std").unwrap_or(0.0);
-        let farthest_mark = marks.iter().copied().filter(|m| m.is_finite()).fold(f64::NEG_INFINITY, f64::max);
-        let lo = marks.iter().copied().filter(|m| m.is_finite()).fold(min, f64::min);
-        let hi = max.min(mean + 4.0 * std).max(farthest_mark).max(lo);
+        // The range covers the data (its tail cut at four standard
+        // deviations) and the thresholds near it: a bound far from every
+        // value (100,000 words) would squeeze the data into one bar.
+        let data_hi = max.min(mean + 4.0 * std).max(min);
+        let span = data_hi - min;
+        let near = |m: f64| m.is_finite() && (span == 0.0 || (m >= min - span && m <= data_hi + span));
+        let lo = marks.iter().copied().filter(|&m| near(m)).fold(min, f64::min);
+        let hi = marks.iter().copied().filter(|&m| near(m)).fold(data_hi, f64::max);
         let bins = bins.max(1);
         let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
         // Bin -1: past the range; `bins`: the top edge itself, in the last bin.

@@ -7,7 +7,7 @@ const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 220.0;
 const LEFT: f64 = 64.0;
 const RIGHT: f64 = 16.0;
-const TOP: f64 = 28.0;
+const TOP: f64 = 38.0;
 const BOTTOM: f64 = 40.0;
 
 /// The colours of a chart's series, in order.
@@ -55,19 +55,21 @@ pub fn histogram(title: &str, lo: f64, width: f64, counts: &[u64], above: u64, m
             svg,
             r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">more</text>"#,
             end_x + bar_w / 2.0,
-            HEIGHT - BOTTOM + 14.0
+            HEIGHT - BOTTOM + 27.0
         );
     }
     for (k, (value, label)) in marks.iter().enumerate() {
-        if !(lo..=hi).contains(value) || width <= 0.0 {
+        let slack = (hi - lo).abs() * 1e-9;
+        if !(lo - slack..=hi + slack).contains(value) || width <= 0.0 {
             continue;
         }
         let x = LEFT + (value - lo) / (hi - lo).max(f64::MIN_POSITIVE) * (bar_w * counts.len() as f64);
+        // A label near the right edge is written leftwards of its line.
+        let (label_x, anchor) = if x > WIDTH * 0.7 { (x - 3.0, "end") } else { (x + 3.0, "start") };
         let _ = write!(
             svg,
-            r##"<line class="mark" x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{:.1}" stroke="#d62728" stroke-width="2" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}" font-size="11" fill="#d62728">{}</text>"##,
+            r##"<line class="mark" x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{:.1}" stroke="#d62728" stroke-width="2" stroke-dasharray="4 3"/><text x="{label_x:.1}" y="{:.1}" font-size="11" fill="#d62728" text-anchor="{anchor}">{}</text>"##,
             TOP + plot_h,
-            x + 3.0,
             TOP + 12.0 + 12.0 * k as f64,
             escape(label)
         );
@@ -79,7 +81,7 @@ pub fn histogram(title: &str, lo: f64, width: f64, counts: &[u64], above: u64, m
 pub fn bars(title: &str, rows: &[(String, u64)]) -> String {
     let row_h = 20.0;
     let height = TOP + row_h * rows.len().max(1) as f64 + 12.0;
-    let label_w = 220.0;
+    let label_w = 230.0;
     let top = rows.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1) as f64;
     let plot_w = WIDTH - label_w - 80.0;
     let mut svg = open_sized(title, height);
@@ -91,7 +93,7 @@ pub fn bars(title: &str, rows: &[(String, u64)]) -> String {
             r#"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="end">{}</text><rect class="bar" x="{label_w}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {n}</title></rect><text x="{:.1}" y="{:.1}" font-size="12">{n}</text>"#,
             label_w - 6.0,
             y + 13.0,
-            escape(&shorten(name, 34)),
+            escape(&shorten(name, 30)),
             w.max(0.5),
             row_h - 4.0,
             PALETTE[i % PALETTE.len()],
@@ -185,11 +187,16 @@ fn open(title: &str) -> String {
     open_sized(title, HEIGHT)
 }
 
+/// A chart's frame and title; what follows the title's first ` (` or ` [`
+/// (its figures) goes on a second, smaller line.
 fn open_sized(title: &str, height: f64) -> String {
+    let split = [" (", " ["].iter().filter_map(|p| title.find(p)).min().unwrap_or(title.len());
+    let (name, detail) = title.split_at(split);
     format!(
-        r#"<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0}" viewBox="0 0 {WIDTH} {height:.0}" role="img"><title>{}</title><text x="{LEFT}" y="16" font-size="13" font-weight="bold">{}</text>"#,
+        r##"<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0}" viewBox="0 0 {WIDTH} {height:.0}" role="img"><title>{}</title><text x="12" y="15" font-size="13" font-weight="bold">{}</text><text x="12" y="29" font-size="10" fill="#555">{}</text>"##,
         escape(title),
-        escape(title)
+        escape(name),
+        escape(detail.trim())
     )
 }
 

@@ -12,6 +12,7 @@ mod filters;
 mod formats;
 mod layers;
 mod ranks;
+mod report;
 mod resume;
 mod select;
 mod tokenize;
