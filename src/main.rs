@@ -25,6 +25,7 @@ use cli::classifier::ClassifierCommand;
 use cli::dedup::{dedup, DedupCommand};
 use cli::inspect::{print_minhash, print_words};
 use cli::lm::{train_lm, LmCommand};
+use cli::mix::{mix, MixArgs};
 use cli::report::{report, ReportArgs};
 use cli::run::{run, stats};
 use cli::select::{select, SelectArgs};
@@ -81,6 +82,8 @@ enum Command {
     /// Output, stats.json, resumption and tasks as `curate run`; the others
     /// are dropped for the reason `select`.
     Select(SelectArgs),
+    /// Mix sources into one corpus by token counts or weights, reproducibly (see the README's recipe).
+    Mix(MixArgs),
     /// Write one self-contained HTML report of a run's output folder or a training run's folder.
     ///
     /// For a run: the drop funnel, histograms of annotated signals with their
@@ -193,6 +196,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Error> {
         Command::Stats { output, world_size } => stats(output, world_size),
         Command::Select(args) => select(args),
         Command::Report(args) => report(args),
+        Command::Mix(args) => mix(args),
         Command::Tokenizer { command: TokenizerCommand::Train(args) } => train_tokenizer(args),
         Command::Bench(args) => bench(args),
         Command::Lm { command: LmCommand::Train(args) } => train_lm(args),

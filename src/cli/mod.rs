@@ -8,6 +8,7 @@ pub mod decont;
 pub mod dedup;
 pub mod inspect;
 pub mod lm;
+pub mod mix;
 pub mod report;
 pub mod run;
 pub mod select;

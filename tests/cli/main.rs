@@ -11,6 +11,7 @@ mod fasttext;
 mod filters;
 mod formats;
 mod layers;
+mod mix;
 mod ranks;
 mod report;
 mod resume;
