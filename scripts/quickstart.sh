@@ -56,7 +56,7 @@ cargo build --release --locked -p curate -p curate-trainer --bins
 bin=$CARGO_TARGET_DIR/release/curate
 done_stage
 
-stage 3 "curating fixtures/corpus with fixtures/pipeline.toml into out/fixtures, then token shards"
+stage 3 "curating fixtures/corpus with fixtures/pipeline.toml into out/fixtures, then token shards and a report"
 # A fresh demo each time: an existing output folder would be resumed (and
 # reported complete) rather than rewritten.
 rm -rf out/fixtures
@@ -64,11 +64,13 @@ rm -rf out/fixtures
 echo
 echo "Curated output in out/fixtures:"
 ls -l out/fixtures out/fixtures/rejected out/fixtures/tokens
+"$bin" report out/fixtures
 done_stage
 
 stage 4 "training a small LLaMA-style model (fixtures/train.toml) on out/fixtures/tokens"
 "$bin" train fixtures/train.toml --data out/fixtures/tokens --output out/fixtures/run
 echo "Metrics in out/fixtures/run/metrics.jsonl, checkpoints in out/fixtures/run/checkpoints/."
+"$bin" report out/fixtures/run
 done_stage
 
 stage 5 "sampling from the trained model"
