@@ -98,7 +98,7 @@ fn run_report(folder: &Path, args: &ReportArgs) -> Result<Page, Error> {
         tokens_section(page.section("Tokens"), &tokens);
     }
     let names = FieldNames { text: text_field, id: id_field, raw_text: false };
-    examples(&mut page, folder, &stats, &names, args.examples)?;
+    examples(&mut page, folder, &tokens_dir, &stats, &names, args.examples)?;
     Ok(page)
 }
 
@@ -283,7 +283,14 @@ fn tokens_section(section: &mut Section, tokens: &Value) {
 
 /// Example documents for each reason: dropped ones from `rejected/`, and
 /// those an annotating step flagged from the kept output.
-fn examples(page: &mut Page, folder: &Path, stats: &Stats, names: &FieldNames, per: usize) -> Result<(), Error> {
+fn examples(
+    page: &mut Page,
+    folder: &Path,
+    tokens: &Path,
+    stats: &Stats,
+    names: &FieldNames,
+    per: usize,
+) -> Result<(), Error> {
     if per == 0 {
         return Ok(());
     }
@@ -318,8 +325,7 @@ fn examples(page: &mut Page, folder: &Path, stats: &Stats, names: &FieldNames, p
         })?;
     }
     if !flagged_steps.is_empty() && !full(&found) {
-        let tokens = folder.join("tokens");
-        let (parquet, jsonl) = shard_files(folder, &tokens);
+        let (parquet, jsonl) = shard_files(folder, tokens);
         for shard in parquet.into_iter().chain(jsonl) {
             let mut more = true;
             scan(&shard, names, &mut |doc| {
