@@ -30,7 +30,7 @@ CONDITIONS = [
     '"length.chars" BETWEEN 2000 AND 50000 AND NOT (fineweb = \'keep\')',
     '"quality.stop_words" >= 4 AND "quality.alpha_words_ratio" > 0.9 OR language_score < 0.5',
     "lang IS NULL AND \"fineweb.char_dup_ratio\" <= 0.01",
-    "title LIKE '%Chapter%' OR \"quality.hash_ratio\" > 0",
+    "title LIKE 'The %' OR \"quality.hash_ratio\" > 0",
 ]
 
 
