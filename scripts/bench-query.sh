@@ -10,6 +10,9 @@
 #
 #   scripts/bench-query.sh WORKDIR [BYTES...]    # default sizes: 1e9 1e10 bytes of JSON Lines text
 #
+# THREADS=N gives each of the three N threads (curate --threads, POLARS_MAX_THREADS,
+# DuckDB's SET threads); by default each uses every core.
+#
 # Needs a release build (cargo build --release -p curate) and installs
 # Polars and DuckDB into a scratch venv (~/.cache/curate/bench-query-venv).
 set -euo pipefail
@@ -55,12 +58,16 @@ EOF
     echo "== $bytes bytes of text; annotated Parquet: $input_mb MB"
     rm -rf "$dir/sel-curate" "$dir/sel-polars.parquet" "$dir/sel-duckdb.parquet"
     t0=$EPOCHREALTIME
-    "$bin" select "$dir/annotated" --where "$condition" --output "$dir/sel-curate" --progress none 2>/dev/null
+    "$bin" select "$dir/annotated" --where "$condition" --output "$dir/sel-curate" --progress none \
+        ${THREADS:+--threads $THREADS} 2>/dev/null
     t1=$EPOCHREALTIME
     kept_curate=$(python3 -c "import json; print(json.load(open('$dir/sel-curate/stats.json'))['kept_docs'])")
-    "$py" - "$dir" "$condition" "$t0" "$t1" "$input_mb" "$kept_curate" <<'EOF'
+    ${THREADS:+env POLARS_MAX_THREADS=$THREADS} "$py" - "$dir" "$condition" "$t0" "$t1" "$input_mb" "$kept_curate" <<'EOF'
 import sys, time, glob
+import os
 import polars as pl, duckdb
+if os.environ.get("POLARS_MAX_THREADS"):
+    duckdb.sql(f"SET threads = {os.environ['POLARS_MAX_THREADS']}")
 d, cond, t0, t1, mb, kept_curate = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
 shards = sorted(glob.glob(f"{d}/annotated/*.parquet"))
 t = time.time()
@@ -78,5 +85,5 @@ print(f"select: curate {curate_s:.2f} s ({mb / curate_s:.0f} MB/s), Python Polar
 print(f"kept: curate {kept_curate}, Polars {kept_polars}, DuckDB {kept_duckdb}")
 assert kept_curate == kept_polars == kept_duckdb, "the three keep the same documents"
 EOF
-    /usr/bin/time -f "report: %e s, peak memory %M KiB" "$bin" report "$dir/annotated" 2>&1 | tail -1
+    ${THREADS:+env POLARS_MAX_THREADS=$THREADS} /usr/bin/time -f "report: %e s, peak memory %M KiB" "$bin" report "$dir/annotated" 2>&1 | tail -1
 done
