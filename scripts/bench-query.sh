@@ -34,7 +34,7 @@ for bytes in "${sizes[@]}"; do
     dir=$work/$bytes
     if [[ ! -f $dir/annotated/stats.json ]]; then
         mkdir -p "$dir"
-        python3 scripts/gen_corpus.py "$dir/corpus.jsonl" --bytes "$bytes" --seed 1
+        [[ -f $dir/corpus.jsonl ]] || python3 scripts/gen_corpus.py "$dir/corpus.jsonl" --bytes "$bytes" --seed 1
         cat >"$dir/annotate.toml" <<EOF
 [input]
 path = "$dir/corpus.jsonl"
