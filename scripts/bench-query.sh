@@ -78,7 +78,7 @@ t = time.time()
 files = ", ".join(f"'{s}'" for s in shards)
 duckdb.sql(f"COPY (SELECT * FROM read_parquet([{files}]) WHERE {cond}) TO '{d}/sel-duckdb.parquet' (FORMAT parquet, COMPRESSION zstd)")
 duckdb_s = time.time() - t
-kept_duckdb = duckdb.sql(f"SELECT count(*) FROM read_parquet('{d}/sel-duckdb.parquet')").fetchone()[0]
+kept_duckdb = duckdb.sql(f"SELECT count(*) FROM read_parquet('{d}/sel-duckdb.parquet')").fetchall()[0][0]
 curate_s = t1 - t0
 print(f"select: curate {curate_s:.2f} s ({mb / curate_s:.0f} MB/s), Python Polars {polars_s:.2f} s ({mb / polars_s:.0f} MB/s), "
       f"DuckDB {duckdb_s:.2f} s ({mb / duckdb_s:.0f} MB/s); curate/Polars {polars_s / curate_s:.2f}x, curate/DuckDB {duckdb_s / curate_s:.2f}x")

@@ -9,6 +9,9 @@ use polars::prelude::*;
 
 use crate::QueryError;
 
+/// Shards a query reads at once (see [`Shards::scan`]).
+const FILES_PER_SCAN: usize = 4;
+
 /// What a report needs to know about a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnKind {
@@ -47,15 +50,22 @@ impl Shards {
         Shards { files }
     }
 
-    fn scan(&self) -> Result<LazyFrame, QueryError> {
-        let paths = self
-            .files
+    /// A lazy scan of some of the shards: queries run over
+    /// [`FILES_PER_SCAN`] files at a time and merge their results, because
+    /// Polars' streaming scan reads ahead in several files at once and its
+    /// memory would grow with their number.
+    fn scan(&self, files: &[PathBuf]) -> Result<LazyFrame, QueryError> {
+        let paths = files
             .iter()
             .map(|p| PlRefPath::try_from_path(p))
             .collect::<PolarsResult<Vec<_>>>()
             .map_err(|e| self.failed(e))?;
         LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())
             .map_err(|e| self.failed(e))
+    }
+
+    fn groups(&self) -> std::slice::Chunks<'_, PathBuf> {
+        self.files.chunks(FILES_PER_SCAN)
     }
 
     fn failed(&self, e: PolarsError) -> QueryError {
@@ -69,7 +79,7 @@ impl Shards {
 
     /// Every column and its kind, from the shards' schema.
     pub fn columns(&self) -> Result<Vec<(String, ColumnKind)>, QueryError> {
-        let schema = self.scan()?.collect_schema().map_err(|e| self.failed(e))?;
+        let schema = self.scan(&self.files[..self.files.len().min(1)])?.collect_schema().map_err(|e| self.failed(e))?;
         Ok(schema
             .iter()
             .map(|(name, dtype)| {
@@ -97,25 +107,33 @@ impl Shards {
 
     fn distribution_of(&self, value: Expr, bins: usize, marks: &[f64]) -> Result<Option<Distribution>, QueryError> {
         let value = value.alias("v");
-        let summary = self.collect(self.scan()?.select([value.clone()]).select([
-            col("v").count().cast(DataType::UInt64).alias("count"),
-            col("v").null_count().cast(DataType::UInt64).alias("nulls"),
-            col("v").min().alias("min"),
-            col("v").max().alias("max"),
-            col("v").mean().alias("mean"),
-            col("v").std(1).alias("std"),
-        ]))?;
-        let get = |name: &str| -> Option<f64> {
-            let c = summary.column(name).ok()?;
-            c.cast(&DataType::Float64).ok()?.f64().ok()?.get(0)
-        };
-        let count = get("count").unwrap_or(0.0) as u64;
-        let nulls = get("nulls").unwrap_or(0.0) as u64;
+        let (mut count, mut nulls, mut sum, mut squares) = (0u64, 0u64, 0.0f64, 0.0f64);
+        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+        for files in self.groups() {
+            let summary = self.collect(self.scan(files)?.select([value.clone()]).select([
+                col("v").count().cast(DataType::Float64).alias("count"),
+                col("v").null_count().cast(DataType::Float64).alias("nulls"),
+                col("v").min().alias("min"),
+                col("v").max().alias("max"),
+                col("v").sum().alias("sum"),
+                (col("v") * col("v")).sum().alias("squares"),
+            ]))?;
+            let get = |name: &str| -> Option<f64> {
+                let c = summary.column(name).ok()?;
+                c.cast(&DataType::Float64).ok()?.f64().ok()?.get(0)
+            };
+            count += get("count").unwrap_or(0.0) as u64;
+            nulls += get("nulls").unwrap_or(0.0) as u64;
+            sum += get("sum").unwrap_or(0.0);
+            squares += get("squares").unwrap_or(0.0);
+            min = min.min(get("min").unwrap_or(f64::INFINITY));
+            max = max.max(get("max").unwrap_or(f64::NEG_INFINITY));
+        }
         if count == 0 {
             return Ok(None);
         }
-        let (min, max, mean) = (get("min").unwrap_or(0.0), get("max").unwrap_or(0.0), get("mean").unwrap_or(0.0));
-        let std = get("std").unwrap_or(0.0);
+        let mean = sum / count as f64;
+        let std = if count > 1 { ((squares - sum * mean) / (count - 1) as f64).max(0.0).sqrt() } else { 0.0 };
         // The range covers the data (its tail cut at four standard
         // deviations) and the thresholds near it: a bound far from every
         // value (100,000 words) would squeeze the data into one bar.
@@ -131,25 +149,27 @@ impl Shards {
             .then(lit(-1i64))
             .otherwise(((col("v") - lit(lo)) / lit(width)).cast(DataType::Int64))
             .alias("bin");
-        let counted = self.collect(
-            self.scan()?
-                .select([value])
-                .filter(col("v").is_not_null())
-                .select([bin])
-                .group_by([col("bin")])
-                .agg([len().cast(DataType::UInt64).alias("n")]),
-        )?;
         let mut counts = vec![0u64; bins];
         let mut above = 0;
-        let (b, n) = (counted.column("bin"), counted.column("n"));
-        let (Ok(b), Ok(n)) = (b, n) else { return Err(self.failed(polars_err!(ColumnNotFound: "bin"))) };
-        let (b, n) = (b.i64().map_err(|e| self.failed(e))?, n.u64().map_err(|e| self.failed(e))?);
-        for (b, n) in (0..b.len()).map(|i| (b.get(i), n.get(i))) {
-            let (Some(b), Some(n)) = (b, n) else { continue };
-            if b < 0 {
-                above += n;
-            } else {
-                counts[(b as usize).min(bins - 1)] += n;
+        for files in self.groups() {
+            let counted = self.collect(
+                self.scan(files)?
+                    .select([value.clone()])
+                    .filter(col("v").is_not_null())
+                    .select([bin.clone()])
+                    .group_by([col("bin")])
+                    .agg([len().cast(DataType::UInt64).alias("n")]),
+            )?;
+            let (b, n) = (counted.column("bin"), counted.column("n"));
+            let (Ok(b), Ok(n)) = (b, n) else { return Err(self.failed(polars_err!(ColumnNotFound: "bin"))) };
+            let (b, n) = (b.i64().map_err(|e| self.failed(e))?, n.u64().map_err(|e| self.failed(e))?);
+            for (b, n) in (0..b.len()).map(|i| (b.get(i), n.get(i))) {
+                let (Some(b), Some(n)) = (b, n) else { continue };
+                if b < 0 {
+                    above += n;
+                } else {
+                    counts[(b as usize).min(bins - 1)] += n;
+                }
             }
         }
         Ok(Some(Distribution { count, nulls, min, max, mean, lo, width, counts, above }))
@@ -159,17 +179,22 @@ impl Shards {
     /// by value), the `top` most common and the rest summed as `(other)`;
     /// nulls as `(null)`.
     pub fn value_counts(&self, column: &str, top: usize) -> Result<Vec<(String, u64)>, QueryError> {
-        let counted = self.collect(
-            self.scan()?
-                .select([col(column).cast(DataType::String).alias("value")])
-                .group_by([col("value")])
-                .agg([len().cast(DataType::UInt64).alias("n")]),
-        )?;
-        let values = counted.column("value").and_then(|c| c.str().cloned()).map_err(|e| self.failed(e))?;
-        let n = counted.column("n").and_then(|c| c.u64().cloned()).map_err(|e| self.failed(e))?;
-        let mut rows: Vec<(String, u64)> = (0..values.len())
-            .map(|i| (values.get(i).map_or_else(|| "(null)".to_owned(), str::to_owned), n.get(i).unwrap_or(0)))
-            .collect();
+        let mut totals: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        for files in self.groups() {
+            let counted = self.collect(
+                self.scan(files)?
+                    .select([col(column).cast(DataType::String).alias("value")])
+                    .group_by([col("value")])
+                    .agg([len().cast(DataType::UInt64).alias("n")]),
+            )?;
+            let values = counted.column("value").and_then(|c| c.str().cloned()).map_err(|e| self.failed(e))?;
+            let n = counted.column("n").and_then(|c| c.u64().cloned()).map_err(|e| self.failed(e))?;
+            for i in 0..values.len() {
+                let value = values.get(i).map_or_else(|| "(null)".to_owned(), str::to_owned);
+                *totals.entry(value).or_default() += n.get(i).unwrap_or(0);
+            }
+        }
+        let mut rows: Vec<(String, u64)> = totals.into_iter().collect();
         rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         if rows.len() > top {
             let other: u64 = rows[top..].iter().map(|(_, n)| n).sum();

@@ -295,7 +295,7 @@ fn count(
                         match c.evaluate(&fields) {
                             Ok(k) => k.into_iter().map(|k| k.unwrap_or(false)).collect(),
                             Err(e) => {
-                                failed.lock().unwrap().get_or_insert(e);
+                                failed.lock().unwrap().get_or_insert(e.0);
                                 return out;
                             }
                         }

@@ -9,7 +9,7 @@ use curate::pipeline::config::{OutputFormat, Pipeline, StepMode, StepSpec};
 use curate::pipeline::executor::{self, RunOptions};
 use curate::runtime::progress::ProgressMode;
 use curate::runtime::task::Task;
-use curate::step::{Condition, FieldsSample, SelectStep, Step};
+use curate::step::{Condition, FieldsSample, InputMismatch, JudgeError, SelectStep, Step};
 use curate_query::{Predicate, Typed};
 
 use super::{named, summarise, threads, usage, Error};
@@ -108,14 +108,15 @@ impl PolarsCondition {
 }
 
 impl Condition for PolarsCondition {
-    fn check(&self, sample: &FieldsSample) -> Result<(), String> {
-        let typed = Typed::from_sample(self.predicate.clone(), sample).map_err(|e| e.to_string())?;
+    fn check(&self, sample: &FieldsSample) -> Result<(), InputMismatch> {
+        let typed = Typed::from_sample(self.predicate.clone(), sample).map_err(|e| InputMismatch(e.to_string()))?;
         let _ = self.typed.set(typed);
         Ok(())
     }
 
-    fn evaluate(&self, docs: &FieldsSample) -> Result<Vec<Result<bool, String>>, String> {
+    fn evaluate(&self, docs: &FieldsSample) -> Result<Vec<Result<bool, JudgeError>>, JudgeError> {
         let typed = self.typed.get().expect("the executor checks a step before it runs it");
-        typed.evaluate(docs).map_err(|e| e.to_string())
+        let judged = typed.evaluate(docs).map_err(|e| JudgeError(e.to_string()))?;
+        Ok(judged.into_iter().map(|r| r.map_err(JudgeError)).collect())
     }
 }

@@ -26,7 +26,7 @@ use crate::io::read::{self, ReadOptions, Record};
 use crate::io::write::{self, PartitionedWriter, Prepared, WriterOptions, REJECTED_REASON, REJECTED_STEP};
 use crate::runtime::hooks;
 use crate::runtime::progress::UnitProgress;
-use crate::step::{Mode, Outcome, Step};
+use crate::step::{JudgeError, Mode, Outcome, Step};
 
 /// Everything the work on a unit needs, built once per task.
 pub(super) struct Judge<'a> {
@@ -351,14 +351,14 @@ impl<'a> Judge<'a> {
         let outcomes = match catch_unwind(AssertUnwindSafe(|| step.judge_batch(&batch))) {
             Ok(None) => return false,
             Ok(Some(outcomes)) => outcomes,
-            Err(panic) => vec![Err(panic_message(panic)); batch.len()],
+            Err(panic) => vec![Err(JudgeError(panic_message(panic))); batch.len()],
         };
         assert_eq!(outcomes.len(), alive.len(), "step {}: one outcome per document", self.step_names[i]);
         for (k, outcome) in alive.into_iter().zip(outcomes) {
             match outcome {
                 Ok(Outcome::Keep) => {}
                 Ok(Outcome::Drop(reason)) => fates[k] = Fate::Dropped(i, reason),
-                Err(message) => fates[k] = Fate::Failed(i, message),
+                Err(JudgeError(message)) => fates[k] = Fate::Failed(i, message),
             }
         }
         true

@@ -18,6 +18,12 @@ mod select;
 pub use filter_step::FilterStep;
 pub use select::{Condition, FieldsSample, SelectStep, SELECT_REASON};
 
+/// Why a step could not judge a document: counted as that document's
+/// `step_failed` error, with this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct JudgeError(pub String);
+
 /// What a step decided for one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -70,7 +76,7 @@ pub trait Step: Send + Sync {
     /// decides column by column (a `curate select` condition evaluated by
     /// Polars): one outcome per document, or why that document could not be
     /// judged. `None`, the default: the executor calls [`Step::judge`] on each.
-    fn judge_batch(&self, docs: &[&Doc]) -> Option<Vec<Result<Outcome, String>>> {
+    fn judge_batch(&self, docs: &[&Doc]) -> Option<Vec<Result<Outcome, JudgeError>>> {
         let _ = docs;
         None
     }

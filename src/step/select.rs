@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use super::{InputMismatch, Mode, Outcome, Step};
+use super::{InputMismatch, JudgeError, Mode, Outcome, Step};
 use crate::io::doc::{Doc, FieldNames};
 use crate::io::plan::Plan;
 use crate::io::read::{self, ReadOptions};
@@ -26,11 +26,11 @@ pub type FieldsSample<'a> = [&'a [(String, Box<RawValue>)]];
 pub trait Condition: Send + Sync {
     /// Checks the condition against the fields of documents sampled from the
     /// input, before any work: an unknown field, a type mismatch.
-    fn check(&self, sample: &FieldsSample) -> Result<(), String>;
+    fn check(&self, sample: &FieldsSample) -> Result<(), InputMismatch>;
 
     /// Whether the condition holds for each document, or why that document
     /// cannot be judged; `Err` when the whole batch cannot be.
-    fn evaluate(&self, docs: &FieldsSample) -> Result<Vec<Result<bool, String>>, String>;
+    fn evaluate(&self, docs: &FieldsSample) -> Result<Vec<Result<bool, JudgeError>>, JudgeError>;
 }
 
 pub struct SelectStep {
@@ -42,7 +42,7 @@ impl SelectStep {
         SelectStep { condition }
     }
 
-    fn outcomes(&self, docs: &[&Doc]) -> Vec<Result<Outcome, String>> {
+    fn outcomes(&self, docs: &[&Doc]) -> Vec<Result<Outcome, JudgeError>> {
         let fields: Vec<&[(String, Box<RawValue>)]> = docs.iter().map(|d| d.fields.as_slice()).collect();
         match self.condition.evaluate(&fields) {
             Ok(kept) => kept
@@ -61,7 +61,7 @@ impl Step for SelectStep {
     fn judge(&self, doc: &mut Doc, _: Mode<'_>) -> Outcome {
         match self.outcomes(&[doc]).pop().expect("one outcome per document") {
             Ok(outcome) => outcome,
-            Err(message) => panic!("{message}"),
+            Err(JudgeError(message)) => panic!("{message}"),
         }
     }
 
@@ -81,10 +81,10 @@ impl Step for SelectStep {
         let options = Arc::new(ReadOptions { names: names.clone(), batch_size: 1000, batch_bytes: 16 << 20 });
         let sample = read::sample(plan, &options, SAMPLE_FILES);
         let fields: Vec<&[(String, Box<RawValue>)]> = sample.iter().map(|d| d.fields.as_slice()).collect();
-        self.condition.check(&fields).map_err(InputMismatch)
+        self.condition.check(&fields)
     }
 
-    fn judge_batch(&self, docs: &[&Doc]) -> Option<Vec<Result<Outcome, String>>> {
+    fn judge_batch(&self, docs: &[&Doc]) -> Option<Vec<Result<Outcome, JudgeError>>> {
         Some(self.outcomes(docs))
     }
 }
