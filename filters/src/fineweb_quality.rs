@@ -133,6 +133,15 @@ impl Filter for FineWebQuality {
 mod tests {
     use super::*;
 
+    #[test]
+    fn thresholds_bound_signals_the_filter_reports() {
+        let config = FineWebQualityConfig { short_line_thr: 0.5, ..Default::default() };
+        let thresholds = config.thresholds();
+        assert_eq!(thresholds.len(), 4);
+        assert!(thresholds.iter().all(|(s, _)| SIGNALS.contains(s)));
+        assert!(thresholds.contains(&("short_line_ratio", 0.5)));
+    }
+
     fn verdict(text: &str) -> Verdict {
         FineWebQualityConfig::default().build().unwrap().filter(&Document::text_only(text), Measure::Verdict)
     }

@@ -308,6 +308,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn thresholds_bound_signals_the_filter_reports_and_leave_out_rules_turned_off() {
+        let config = GopherQualityConfig { max_doc_words: None, min_stop_words: Some(0), ..Default::default() };
+        let thresholds = config.thresholds();
+        let signals = config.clone().build().unwrap().signal_names();
+        assert!(thresholds.iter().all(|(s, _)| signals.contains(s)), "{thresholds:?}");
+        assert!(thresholds.contains(&("words", 50.0)) && thresholds.contains(&("alpha_words_ratio", 0.8)));
+        assert!(!thresholds.contains(&("words", 100_000.0)) && !thresholds.iter().any(|(s, _)| *s == "stop_words"));
+    }
+
+    #[test]
     fn symbols_are_counted_as_python_counts_them() {
         use crate::text::count;
         for text in ["", "#", "a#b##", "..", "...", "....", "......", ". . .", "…", "a…b…", "x...…....#", "é€…\u{2027}"]

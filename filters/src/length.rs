@@ -96,6 +96,12 @@ impl Filter for LengthFilter {
 mod tests {
     use super::*;
 
+    #[test]
+    fn thresholds_are_the_bounds_that_are_set() {
+        let config = LengthFilterConfig { min_chars: Some(200), max_bytes: Some(1000), ..Default::default() };
+        assert_eq!(config.thresholds(), [("chars", 200.0), ("bytes", 1000.0)]);
+    }
+
     fn verdict(config: LengthFilterConfig, text: &str) -> Verdict {
         LengthFilter::new(config).filter(&Document::text_only(text), Measure::Verdict)
     }
