@@ -379,12 +379,15 @@ fn scan(input: &Path, names: &FieldNames, each: &mut dyn FnMut(&Doc) -> bool) ->
     Ok(())
 }
 
+/// One metric's points (step, value): by rank for per-rank values, under
+/// `None` for the run's own.
+type Series = BTreeMap<Option<usize>, Vec<(f64, f64)>>;
+
 /// The report of a training run's folder: its metrics over steps.
 fn training_report(folder: &Path) -> Result<Page, Error> {
     let path = folder.join("metrics.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
-    // metric → rank (None: the run's value) → (step, value)
-    let mut series: BTreeMap<String, BTreeMap<Option<usize>, Vec<(f64, f64)>>> = BTreeMap::new();
+    let mut series: BTreeMap<String, Series> = BTreeMap::new();
     let mut first: Option<Value> = None;
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let record: Value = serde_json::from_str(line)

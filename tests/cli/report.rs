@@ -53,7 +53,8 @@ fn assert_rendered(html: &Path, dir: &Path) -> usize {
     );
     assert!(dom.contains("data-empty-charts=\"0\""), "a chart rendered empty");
     for line in log.lines() {
-        assert!(!(line.contains("CONSOLE") && line.contains("rror")) && !line.contains("Uncaught"), "{line}");
+        let script_error = line.contains("Uncaught") || (line.contains("CONSOLE") && line.contains("rror"));
+        assert!(!script_error, "{line}");
     }
     let png = fs::read(&png).unwrap();
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a screenshot with something in it");
