@@ -424,18 +424,6 @@ impl Step for SampleStep {
             Outcome::Drop("mix_not_sampled".into())
         }
     }
-
-    fn signal_names(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    fn metadata_fields(&self) -> &[(String, bool)] {
-        &[]
-    }
-
-    fn sums_signals(&self) -> bool {
-        false
-    }
 }
 
 #[cfg(test)]

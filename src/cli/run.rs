@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use curate::io::doc::FieldNames;
 use curate::io::plan::resolved;
 use curate::pipeline::config::Pipeline;
-use curate::pipeline::executor::{self, RunError, RunOptions};
+use curate::pipeline::executor::{self, RunError, RunOptions, TaskReport};
 use curate::pipeline::stats::Stats;
 use curate::runtime::options::BadValue;
 use curate::runtime::progress::ProgressMode;
@@ -56,20 +56,8 @@ pub fn run(
     let task = Task::resolve(rank, world_size, |k| std::env::var(k).ok())?;
     let threads = threads(threads_flag.or(pipeline.run.threads))?;
     let report = executor::run(&pipeline, &RunOptions { task, threads, progress })?;
-    for ignored in &report.ignored {
-        eprintln!("curate: {ignored}");
-    }
-    let who = if task.world > 1 { format!("task {} of {}: ", task.rank, task.world) } else { String::new() };
-    if report.already_done {
-        eprintln!("curate: {who}already complete in {}; nothing to do", pipeline.output.path);
-    }
-    summarise(&who, &report.task);
-    match &report.merged {
-        Some((_, path)) => eprintln!("curate: stats in {}", path.display()),
-        None => {
-            eprintln!("curate: {who}done; stats.json is written when the last task finishes (or by `curate stats`)");
-            return Ok(ExitCode::SUCCESS);
-        }
+    if !print_report(&report, task, &pipeline.output.path) {
+        return Ok(ExitCode::SUCCESS);
     }
     // The task that completes the run tokenizes its output.
     let Some(config) = pipeline.tokenize else { return Ok(ExitCode::SUCCESS) };
@@ -87,6 +75,27 @@ pub fn run(
         progress,
     };
     run_tokenize(&options)
+}
+
+/// Tells what a task of a run did (what the input holds that was not read,
+/// whether it had finished before, its counts and where the stats are);
+/// true when the whole run is complete.
+pub fn print_report(report: &TaskReport, task: Task, output: &str) -> bool {
+    for ignored in &report.ignored {
+        eprintln!("curate: {ignored}");
+    }
+    let who = if task.world > 1 { format!("task {} of {}: ", task.rank, task.world) } else { String::new() };
+    if report.already_done {
+        eprintln!("curate: {who}already complete in {output}; nothing to do");
+    }
+    summarise(&who, &report.task);
+    match &report.merged {
+        Some((_, path)) => eprintln!("curate: stats in {}", path.display()),
+        None => {
+            eprintln!("curate: {who}done; stats.json is written when the last task finishes (or by `curate stats`)")
+        }
+    }
+    report.merged.is_some()
 }
 
 /// Where a pipeline's token shards go: `[tokenize] path`, by default `tokens/`

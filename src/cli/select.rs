@@ -12,7 +12,8 @@ use curate::runtime::task::Task;
 use curate::step::{Condition, FieldsSample, InputMismatch, JudgeError, SelectStep, Step};
 use curate_query::{Predicate, Typed};
 
-use super::{named, summarise, threads, usage, Error};
+use super::run::print_report;
+use super::{named, threads, usage, Error};
 
 #[derive(clap::Args)]
 pub struct SelectArgs {
@@ -57,20 +58,7 @@ pub fn select(args: SelectArgs) -> Result<ExitCode, Error> {
     let threads = threads(args.threads)?;
     let steps: Vec<Box<dyn Step>> = vec![Box::new(SelectStep::new(Arc::new(PolarsCondition::new(predicate))))];
     let report = executor::run_built(&pipeline, &RunOptions { task, threads, progress: args.progress }, steps)?;
-    for ignored in &report.ignored {
-        eprintln!("curate: {ignored}");
-    }
-    let who = if task.world > 1 { format!("task {} of {}: ", task.rank, task.world) } else { String::new() };
-    if report.already_done {
-        eprintln!("curate: {who}already complete in {}; nothing to do", pipeline.output.path);
-    }
-    summarise(&who, &report.task);
-    match &report.merged {
-        Some((_, path)) => eprintln!("curate: stats in {}", path.display()),
-        None => {
-            eprintln!("curate: {who}done; stats.json is written when the last task finishes (or by `curate stats`)")
-        }
-    }
+    print_report(&report, task, &pipeline.output.path);
     Ok(ExitCode::SUCCESS)
 }
 

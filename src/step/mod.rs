@@ -55,16 +55,24 @@ pub struct InputMismatch(pub String);
 pub trait Step: Send + Sync {
     fn judge(&self, doc: &mut Doc, mode: Mode<'_>) -> Outcome;
 
-    /// Names of the signals [`Mode::Count`] and [`Mode::Annotate`] report.
-    fn signal_names(&self) -> &'static [&'static str];
+    /// Names of the signals [`Mode::Count`] and [`Mode::Annotate`] report
+    /// (none by default).
+    fn signal_names(&self) -> &'static [&'static str] {
+        &[]
+    }
 
     /// Metadata fields the step sets on every document (name, and whether
-    /// the value is a number), which the output must have room for.
-    fn metadata_fields(&self) -> &[(String, bool)];
+    /// the value is a number), which the output must have room for (none by
+    /// default).
+    fn metadata_fields(&self) -> &[(String, bool)] {
+        &[]
+    }
 
     /// Whether the executor totals this step's signals in the stats in
-    /// filter mode too, judging with [`Mode::Count`].
-    fn sums_signals(&self) -> bool;
+    /// filter mode too, judging with [`Mode::Count`] (not by default).
+    fn sums_signals(&self) -> bool {
+        false
+    }
 
     /// Refuses a run whose input is not what the step was prepared for.
     fn check_input(&self, plan: &Plan, names: &FieldNames) -> Result<(), InputMismatch> {

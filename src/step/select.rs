@@ -65,18 +65,6 @@ impl Step for SelectStep {
         }
     }
 
-    fn signal_names(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    fn metadata_fields(&self) -> &[(String, bool)] {
-        &[]
-    }
-
-    fn sums_signals(&self) -> bool {
-        false
-    }
-
     fn check_input(&self, plan: &Plan, names: &FieldNames) -> Result<(), InputMismatch> {
         let options = Arc::new(ReadOptions { names: names.clone(), batch_size: 1000, batch_bytes: 16 << 20 });
         let sample = read::sample(plan, &options, SAMPLE_FILES);
