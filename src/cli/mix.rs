@@ -148,11 +148,11 @@ pub fn mix(args: MixArgs) -> Result<ExitCode, Error> {
             Some(text) => {
                 let predicate = Predicate::parse(text).map_err(|e| usage(format!("{file}: source[{i}].where: {e}")))?;
                 let condition = Arc::new(PolarsCondition::new(predicate));
+                // The select step's own check: its sample of the input, its types.
                 let plan = plan::plan(&source.path, None, 256 << 20)?;
-                let sample = read::sample(&plan, &Arc::new(read_options(&names)), 16);
-                let fields: Vec<&[(String, Box<serde_json::value::RawValue>)]> =
-                    sample.iter().map(|d| d.fields.as_slice()).collect();
-                condition.check(&fields).map_err(|e| usage(format!("{file}: source[{i}] ({}): {e}", source.path)))?;
+                SelectStep::new(condition.clone())
+                    .check_input(&plan, &names)
+                    .map_err(|e| usage(format!("{file}: source[{i}] ({}): {e}", source.path)))?;
                 Some(condition)
             }
             None => None,
