@@ -9,6 +9,7 @@ pub mod dedup;
 pub mod inspect;
 pub mod lm;
 pub mod mix;
+pub mod remote;
 pub mod report;
 pub mod run;
 pub mod select;
@@ -62,6 +63,9 @@ pub enum Error {
     Pool(#[from] PoolError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// An object store refused or could not be reached (retries spent).
+    #[error(transparent)]
+    Store(Box<curate_store::StoreError>),
     #[error(transparent)]
     LanguageModel(#[from] curate_filters::KneserNeyError),
     /// The trainer binary that `curate train` hands over to does not start.
@@ -79,6 +83,10 @@ impl Error {
             | Error::Plan(_)
             | Error::LanguageModel(_) => ErrorClass::Usage,
             Error::Unfinished(_) | Error::Pool(_) | Error::Write(_) | Error::Trainer { .. } => ErrorClass::Failed,
+            Error::Store(e) => match **e {
+                curate_store::StoreError::BadUrl(_) | curate_store::StoreError::Setup { .. } => ErrorClass::Usage,
+                _ => ErrorClass::Failed,
+            },
             Error::Run(e) => e.class(),
             Error::Dedup(e) => e.class(),
             Error::Tokenize(e) | Error::PipelineTokenizer { source: e, .. } => e.class(),

@@ -15,6 +15,7 @@ use curate::stage::StageStats;
 use curate::tokenize::encode::TokenizeOptions;
 use curate::tokenize::TokenizeConfig;
 
+use super::remote::StagedOutput;
 use super::tokenizer::run_tokenize;
 use super::{summarise, threads, Error};
 
@@ -35,6 +36,21 @@ pub fn run(
         pipeline.output.path = output;
     }
     pipeline.validate()?;
+    let task = Task::resolve(rank, world_size, |k| std::env::var(k).ok())?;
+    // An output in an object store is written through a local staging folder.
+    let url = pipeline.output.path.clone();
+    let staged = match curate_store::is_remote(&url) {
+        true => {
+            refuse_remote_output_in_input(&pipeline.input.path, &url)?;
+            if pipeline.tokenize.as_ref().is_some_and(|t| t.path.is_some()) {
+                return Err(BadValue::new("tokenize.path", "with an output in an object store, the token shards go to tokens/ in it; leave tokenize.path out").into());
+            }
+            let staged = StagedOutput::stage(&url, task)?;
+            pipeline.output.path = staged.local().to_string_lossy().into_owned();
+            Some(staged)
+        }
+        false => None,
+    };
     let out = PathBuf::from(&pipeline.output.path);
     if let Some(config) = &pipeline.tokenize {
         // Checked before the run, which may take hours: not after it.
@@ -53,28 +69,52 @@ pub fn run(
             .into());
         }
     }
-    let task = Task::resolve(rank, world_size, |k| std::env::var(k).ok())?;
     let threads = threads(threads_flag.or(pipeline.run.threads))?;
-    let report = executor::run(&pipeline, &RunOptions { task, threads, progress })?;
-    if !print_report(&report, task, &pipeline.output.path) {
-        return Ok(ExitCode::SUCCESS);
+    let mut report = executor::run(&pipeline, &RunOptions { task, threads, progress })?;
+    if let (Some(staged), None) = (&staged, &report.merged) {
+        // Other tasks' stats are in the store, not in this task's staging folder.
+        staged.download("stats")?;
+        staged.download(".curate")?;
+        report.merged = executor::merge_if_complete(&executor::run_dir(&out), &out, task)?;
     }
-    // The task that completes the run tokenizes its output.
-    let Some(config) = pipeline.tokenize else { return Ok(ExitCode::SUCCESS) };
-    let options = TokenizeOptions {
-        output: tokens_folder(&config, &out),
-        config,
-        input: pipeline.output.path.clone(),
-        names: FieldNames {
-            text: pipeline.input.text_field.clone(),
-            id: pipeline.input.id_field.clone(),
-            raw_text: false,
-        },
-        threads,
-        batch_size: pipeline.input.batch_size,
-        progress,
+    let complete = print_report(&report, task, &url);
+    let tokenized = match (complete, pipeline.tokenize) {
+        // The task that completes the run tokenizes its output (from the
+        // store, where its shards are).
+        (true, Some(config)) => {
+            let options = TokenizeOptions {
+                output: tokens_folder(&config, &out),
+                config,
+                input: url.clone(),
+                names: FieldNames {
+                    text: pipeline.input.text_field.clone(),
+                    id: pipeline.input.id_field.clone(),
+                    raw_text: false,
+                },
+                threads,
+                batch_size: pipeline.input.batch_size,
+                progress,
+            };
+            run_tokenize(&options)?
+        }
+        _ => ExitCode::SUCCESS,
     };
-    run_tokenize(&options)
+    if let Some(staged) = staged {
+        staged.finish(task)?;
+    }
+    Ok(tokenized)
+}
+
+/// Refuses an output in the store under the input's prefix, which the next
+/// run over the input would read back.
+fn refuse_remote_output_in_input(input: &str, output: &str) -> Result<(), Error> {
+    let root = input.split(['*', '?', '[']).next().unwrap_or(input).trim_end_matches('/');
+    match output.trim_end_matches('/').strip_prefix(root) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => Err(Error::Usage(format!(
+            "the output {output} is inside the input {input}; the next run would read its own output"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Tells what a task of a run did (what the input holds that was not read,
@@ -90,7 +130,7 @@ pub fn print_report(report: &TaskReport, task: Task, output: &str) -> bool {
     }
     summarise(&who, &report.task);
     match &report.merged {
-        Some((_, path)) => eprintln!("curate: stats in {}", path.display()),
+        Some(_) => eprintln!("curate: stats in {}/stats.json", output.trim_end_matches('/')),
         None => {
             eprintln!("curate: {who}done; stats.json is written when the last task finishes (or by `curate stats`)")
         }

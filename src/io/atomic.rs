@@ -4,10 +4,16 @@
 //! file under a final name, and a crashed node never comes back with a
 //! completion marker whose files the disk lost: markers are written through
 //! here too, after the files they vouch for.
+//!
+//! A process may also install a [`Mirror`]: every file is then handed to
+//! it once durable, in the order written, so a copy elsewhere (the object
+//! store behind an `s3://` output) receives shards before the markers that
+//! vouch for them.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::runtime::hooks;
 
@@ -23,6 +29,29 @@ pub struct WriteError {
 impl WriteError {
     pub fn at(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
         move |source| WriteError { path: path.to_owned(), source }
+    }
+}
+
+/// Where each file written here is copied once it is durable.
+pub trait Mirror: Send + Sync {
+    /// Copies the file now at `path`; an error fails the write.
+    fn copy(&self, path: &Path) -> io::Result<()>;
+    /// Removes the copies of everything under the folder `dir`.
+    fn remove(&self, dir: &Path) -> io::Result<()>;
+}
+
+static MIRROR: OnceLock<Box<dyn Mirror>> = OnceLock::new();
+
+/// Installs the process's mirror; only the first call has effect (one
+/// output per process).
+pub fn mirror_to(mirror: Box<dyn Mirror>) {
+    let _ = MIRROR.set(mirror);
+}
+
+fn mirrored(path: &Path) -> Result<(), WriteError> {
+    match MIRROR.get() {
+        Some(mirror) => mirror.copy(path).map_err(WriteError::at(path)),
+        None => Ok(()),
     }
 }
 
@@ -59,7 +88,22 @@ fn write_through(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), WriteError
     let mut file = File::create(tmp).map_err(WriteError::at(path))?;
     file.write_all(bytes).and_then(|()| file.sync_all()).map_err(WriteError::at(path))?;
     fs::rename(tmp, path).map_err(WriteError::at(path))?;
-    sync_folder_of(path)
+    sync_folder_of(path)?;
+    mirrored(path)
+}
+
+/// Removes the folder `dir` and all it holds (scratch files a finished
+/// stage no longer needs), and their copies in the mirror. A folder that is
+/// not there is no error.
+pub fn remove_dir(dir: &Path) -> Result<(), WriteError> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(WriteError::at(dir)(e)),
+        _ => {}
+    }
+    match MIRROR.get() {
+        Some(mirror) => mirror.remove(dir).map_err(WriteError::at(dir)),
+        None => Ok(()),
+    }
 }
 
 /// Moves files written under their [`temp_path`]s to their final names:
@@ -76,7 +120,7 @@ pub fn publish(paths: &[PathBuf]) -> Result<(), WriteError> {
     for folder in folders {
         sync_folder(folder)?;
     }
-    Ok(())
+    paths.iter().try_for_each(|p| mirrored(p))
 }
 
 fn sync_folder_of(path: &Path) -> Result<(), WriteError> {

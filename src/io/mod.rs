@@ -3,7 +3,8 @@
 //! documents out of a unit in bounded batches ([`read`], WARC and WET
 //! archives in [`warc`], and [`docs`] for commands that only read),
 //! writing shards ([`write`]), and publishing
-//! files atomically and durably ([`atomic`]).
+//! files atomically and durably ([`atomic`]). An input file may be an
+//! object in an object store: [`source`] reads either kind.
 //!
 //! The unit is the engine's grain of work, resume and output: a whole
 //! compressed file, a byte range of a plain JSON Lines file, or one Parquet
@@ -19,5 +20,6 @@ pub mod docs;
 pub mod format;
 pub mod plan;
 pub mod read;
+pub mod source;
 pub mod warc;
 pub mod write;

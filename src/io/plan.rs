@@ -11,6 +11,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use serde::Serialize;
 
 use super::format::{Compression, InputFormat};
+use super::source::{Remote, Source};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct InputFile {
@@ -34,6 +35,17 @@ pub struct InputFile {
     /// run (an unreadable file is counted the same way).
     #[serde(skip)]
     pub unlisted: Option<String>,
+    /// Set for an object in an object store (`path` is then its address,
+    /// `s3://bucket/key`).
+    #[serde(skip)]
+    pub remote: Option<Remote>,
+}
+
+impl InputFile {
+    /// The file's bytes, from the disk or the object store.
+    pub fn open(&self) -> io::Result<Source> {
+        Source::open(&self.path, self.remote.as_ref(), self.size)
+    }
 }
 
 /// Which part of its file a unit reads.
@@ -109,6 +121,8 @@ pub enum PlanError {
     UnknownFormat(String),
     #[error(transparent)]
     OutputInInput(Box<OutputInInput>),
+    #[error(transparent)]
+    Store(#[from] Box<curate_store::StoreError>),
 }
 
 /// An output folder inside the input, as given and with links resolved
@@ -182,6 +196,41 @@ pub fn refuse_output_in_input(input: &str, output: &Path) -> Result<(), PlanErro
 /// Lists the input at `input` (a file, a folder walked recursively, or a
 /// glob) in sorted order and cuts it into units.
 pub fn plan(input: &str, format: Option<InputFormat>, split_bytes: u64) -> Result<Plan, PlanError> {
+    let (files, ignored) =
+        if curate_store::is_remote(input) { remote_files(input, format)? } else { local_files(input, format)? };
+    if files.is_empty() {
+        return Err(PlanError::Empty(input.to_owned()));
+    }
+    let mut units = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let mut push = |span, bytes| units.push(Unit { index: units.len(), file: i, span, bytes });
+        match (file.format, file.compression) {
+            (InputFormat::Jsonl, Compression::None) if file.size > split_bytes => {
+                let mut start = 0;
+                while start < file.size {
+                    let end = (start + split_bytes).min(file.size);
+                    push(Span::Bytes { start, end }, end - start);
+                    start = end;
+                }
+            }
+            (InputFormat::Parquet, _) => match row_groups(file) {
+                Some(groups) if !groups.is_empty() => {
+                    let mut first_row = 0;
+                    for (index, (rows, bytes)) in groups.into_iter().enumerate() {
+                        push(Span::RowGroup { index, first_row, rows }, bytes);
+                        first_row += rows;
+                    }
+                }
+                _ => push(Span::Whole, file.size),
+            },
+            _ => push(Span::Whole, file.size),
+        }
+    }
+    Ok(Plan { files, units, ignored })
+}
+
+/// The input files on the local disk, and what was passed over.
+fn local_files(input: &str, format: Option<InputFormat>) -> Result<(Vec<InputFile>, Vec<Ignored>), PlanError> {
     let Found { root, files: candidates, explicit, mut ignored, unlisted } = find(input)?;
     let mut files = Vec::new();
     for path in candidates {
@@ -204,48 +253,104 @@ pub fn plan(input: &str, format: Option<InputFormat>, split_bytes: u64) -> Resul
             .and_then(|m| m.modified().ok())
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| (d.as_secs(), d.subsec_nanos()));
-        files.push(InputFile { path, name, format, compression, size, modified, unlisted: None });
+        files.push(InputFile { path, name, format, compression, size, modified, unlisted: None, remote: None });
     }
     for (path, why) in unlisted {
         let name = path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().into_owned();
         let (format, compression, size, modified) = (InputFormat::Jsonl, Compression::None, 0, None);
-        files.push(InputFile { path, name, format, compression, size, modified, unlisted: Some(why) });
+        files.push(InputFile { path, name, format, compression, size, modified, unlisted: Some(why), remote: None });
     }
-    if files.is_empty() {
-        return Err(PlanError::Empty(input.to_owned()));
+    Ok((files, ignored))
+}
+
+/// The input files under an object store address (`s3://bucket/prefix`, a
+/// single object, or a glob over keys), with the same rules as on disk:
+/// hidden names are skipped, and in an earlier run's output only its
+/// `part-*` shards are read.
+fn remote_files(input: &str, format: Option<InputFormat>) -> Result<(Vec<InputFile>, Vec<Ignored>), PlanError> {
+    let (bucket, prefix) = curate_store::Bucket::open(input).map_err(Box::new)?;
+    let globbed = prefix.contains(['*', '?', '[']);
+    let root = match globbed {
+        true => prefix[..prefix[..prefix.find(['*', '?', '[']).unwrap_or(0)].rfind('/').unwrap_or(0)].to_owned(),
+        false => prefix.clone(),
+    };
+    let objects = bucket.list(&root).map_err(Box::new)?;
+    let single = !globbed && objects.iter().any(|o| o.key == prefix);
+    if objects.is_empty() {
+        return Err(PlanError::Missing(input.to_owned()));
     }
-    let mut units = Vec::new();
-    for (i, file) in files.iter().enumerate() {
-        let mut push = |span, bytes| units.push(Unit { index: units.len(), file: i, span, bytes });
-        match (file.format, file.compression) {
-            (InputFormat::Jsonl, Compression::None) if file.size > split_bytes => {
-                let mut start = 0;
-                while start < file.size {
-                    let end = (start + split_bytes).min(file.size);
-                    push(Span::Bytes { start, end }, end - start);
-                    start = end;
-                }
-            }
-            (InputFormat::Parquet, _) => match row_groups(&file.path) {
-                Some(groups) if !groups.is_empty() => {
-                    let mut first_row = 0;
-                    for (index, (rows, bytes)) in groups.into_iter().enumerate() {
-                        push(Span::RowGroup { index, first_row, rows }, bytes);
-                        first_row += rows;
-                    }
-                }
-                _ => push(Span::Whole, file.size),
-            },
-            _ => push(Span::Whole, file.size),
+    let pattern = match globbed {
+        true => Some(
+            glob::Pattern::new(&prefix)
+                .map_err(|e| PlanError::Glob { pattern: input.into(), message: e.to_string() })?,
+        ),
+        false => None,
+    };
+    let matching = glob::MatchOptions { require_literal_separator: true, ..glob::MatchOptions::new() };
+    // The folders holding an earlier run's output (`.curate/` in them).
+    let outputs: std::collections::HashSet<&str> =
+        objects.iter().filter_map(|o| o.key.split_once("/.curate/").map(|(dir, _)| dir)).collect();
+    let explicit = single || globbed;
+    let (mut files, mut ignored) = (Vec::new(), Vec::new());
+    for object in &objects {
+        let key = object.key.as_str();
+        let name = match single {
+            true => key.rsplit('/').next().unwrap_or(key),
+            false => key.strip_prefix(root.as_str()).unwrap_or(key).trim_start_matches('/'),
+        };
+        if single && key != prefix {
+            continue;
         }
+        if let Some(pattern) = &pattern {
+            if !pattern.matches_with(key, matching) {
+                continue;
+            }
+        }
+        if !single && skipped_in_listing(key, &root, &outputs) {
+            continue;
+        }
+        let path = PathBuf::from(bucket.url(key));
+        let (detected, compression) = detect(&path);
+        let Some(format) = format.or(detected) else {
+            if explicit {
+                return Err(PlanError::UnknownFormat(path.display().to_string()));
+            }
+            ignored.push(Ignored { path, why: WhyIgnored::NotAnInputFormat });
+            continue;
+        };
+        files.push(InputFile {
+            path,
+            name: name.to_owned(),
+            format,
+            compression,
+            size: object.size,
+            modified: Some(object.modified),
+            unlisted: None,
+            remote: Some(Remote { bucket: bucket.clone(), key: key.to_owned() }),
+        });
     }
-    Ok(Plan { files, units, ignored })
+    Ok((files, ignored))
+}
+
+/// Whether a listed key is passed over as a folder walk would pass it: a
+/// hidden name on the way down from `root`, or anything but `part-*` in a
+/// folder that is an earlier run's output.
+fn skipped_in_listing(key: &str, root: &str, outputs: &std::collections::HashSet<&str>) -> bool {
+    let rest = key.strip_prefix(root).unwrap_or(key).trim_start_matches('/');
+    let mut dir = root.to_owned();
+    for part in rest.split('/') {
+        if part.starts_with('.') || (outputs.contains(dir.as_str()) && !part.starts_with("part-")) {
+            return true;
+        }
+        dir = if dir.is_empty() { part.to_owned() } else { format!("{dir}/{part}") };
+    }
+    false
 }
 
 /// Rows and compressed bytes of each row group; `None` when the footer does
 /// not read (the reader then reports why, as a counted error).
-fn row_groups(path: &Path) -> Option<Vec<(u64, u64)>> {
-    let reader = SerializedFileReader::new(fs::File::open(path).ok()?).ok()?;
+fn row_groups(file: &InputFile) -> Option<Vec<(u64, u64)>> {
+    let reader = SerializedFileReader::new(file.open().ok()?).ok()?;
     let meta = reader.metadata();
     Some(meta.row_groups().iter().map(|rg| (rg.num_rows().max(0) as u64, rg.compressed_size().max(0) as u64)).collect())
 }

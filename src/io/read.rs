@@ -4,7 +4,6 @@
 //! batch's records is spread over the rayon pool, so one huge compressed
 //! file still keeps every core busy.
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -80,7 +79,7 @@ pub(crate) fn decompressed(file: &InputFile, count: Arc<AtomicU64>) -> Result<Bo
     if let Some(why) = &file.unlisted {
         return Err(fail(format!("cannot list the folder: {why}")));
     }
-    let handle = File::open(&file.path).map_err(|e| fail(format!("cannot open: {e}")))?;
+    let handle = file.open().map_err(|e| fail(format!("cannot open: {e}")))?;
     let counted = Counting { inner: handle, count };
     const BUF: usize = 1 << 20;
     Ok(match file.compression {
@@ -136,7 +135,7 @@ pub fn describe(at: Where, file: &InputFile, unit: &Unit) -> String {
 }
 
 fn newlines_before(file: &InputFile, offset: u64) -> io::Result<u64> {
-    let mut reader = BufReader::with_capacity(1 << 20, File::open(&file.path)?.take(offset));
+    let mut reader = BufReader::with_capacity(1 << 20, file.open()?.take(offset));
     let mut count = 0;
     loop {
         let buf = reader.fill_buf()?;
@@ -207,7 +206,7 @@ impl JsonlReader {
             at: Where::File,
             count: 1,
         };
-        let opened = File::open(&file.path).and_then(|mut f| {
+        let opened = file.open().and_then(|mut f| {
             f.seek(SeekFrom::Start(start.saturating_sub(1)))?;
             Ok(f)
         });
@@ -345,7 +344,7 @@ impl ParquetReader {
             at: Where::File,
             count: rows.max(1),
         };
-        let handle = match File::open(&file.path) {
+        let handle = match file.open() {
             Ok(f) => f,
             Err(e) => {
                 reader.pending = Some(fail(ErrorKind::UnreadableFile, format!("cannot open: {e}")));

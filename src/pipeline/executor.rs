@@ -190,10 +190,10 @@ fn output_folders(out: &Path, partitioned: bool) -> Vec<PathBuf> {
     folders
 }
 
-/// Writes `OUT/stats.json` once every task is done. Several tasks may
+/// Writes `OUT/stats.json` once every task is done (`dir` is [`run_dir`]). Several tasks may
 /// finish at once and write the same merged stats; each uses its own
 /// temporary name.
-fn merge_if_complete(dir: &StageDir, out: &Path, task: Task) -> Result<Option<(Stats, PathBuf)>, RunError> {
+pub fn merge_if_complete(dir: &StageDir, out: &Path, task: Task) -> Result<Option<(Stats, PathBuf)>, RunError> {
     match dir.merged::<Stats>(task.world) {
         Ok(stats) => {
             stats.check()?;

@@ -528,7 +528,7 @@ pub fn tokenize(options: &TokenizeOptions) -> Result<TokenizeReport, TokenizeErr
     };
     atomic::write(&layout.stats, &serde_json::to_vec_pretty(&stats).expect("serialisable"))?;
     atomic::write(&layout.manifest, &serde_json::to_vec_pretty(&manifest).expect("serialisable"))?;
-    let _ = std::fs::remove_dir_all(&layout.spill);
+    atomic::remove_dir(&layout.spill)?;
     Ok(TokenizeReport { stats, manifest, already_done: false, ignored: plan.ignored })
 }
 

@@ -15,6 +15,7 @@ mod mix;
 mod ranks;
 mod report;
 mod resume;
+mod s3;
 mod select;
 mod tokenize;
 mod util;

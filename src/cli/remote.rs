@@ -1,0 +1,158 @@
+//! Outputs in an object store (`s3://bucket/prefix`), for every command
+//! that writes a folder. The engine writes to a local staging folder, and
+//! each file it publishes there is uploaded once durable, in the order it
+//! was written: shards, then the markers that vouch for them, so the store
+//! never shows a marker without its files. A shard becomes visible under
+//! its final key only when complete (a single PUT, or a multipart upload
+//! that the store publishes on completion).
+//!
+//! The staging folder starts empty each time and is filled with the
+//! store's copy of the folder's bookkeeping (everything but the `part-*`
+//! shards): the fingerprint, unit and task markers, stats. A task resumed on
+//! another machine so finds the work done, wherever it was done, and redoes
+//! only units without a marker, overwriting what a killed attempt left.
+//! Uploaded `part-*` shards are removed from the staging folder at once,
+//! so it holds a task's bookkeeping, not its output.
+//!
+//! Where: `$CURATE_STAGING`, else the system's temporary folder, in
+//! `curate-staging/<hash of the address>-<task>`; it is removed when the
+//! command ends.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use curate::io::atomic::{self, Mirror};
+use curate::runtime::task::Task;
+use curate_store::{Bucket, StoreError};
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::Error;
+
+pub struct StagedOutput {
+    url: String,
+    bucket: Arc<Bucket>,
+    prefix: String,
+    local: PathBuf,
+}
+
+/// Copies each file published under the staging folder to its key.
+struct Upload {
+    bucket: Arc<Bucket>,
+    prefix: String,
+    local: PathBuf,
+}
+
+impl Mirror for Upload {
+    fn copy(&self, path: &Path) -> std::io::Result<()> {
+        let Ok(rel) = path.strip_prefix(&self.local) else { return Ok(()) };
+        self.bucket.put_file(path, &key(&self.prefix, rel))?;
+        if rel.file_name().is_some_and(|n| n.to_string_lossy().starts_with("part-")) {
+            std::fs::remove_file(path)?;
+        }
+        Ok(())
+    }
+
+    fn remove(&self, dir: &Path) -> std::io::Result<()> {
+        let Ok(rel) = dir.strip_prefix(&self.local) else { return Ok(()) };
+        let under = key(&self.prefix, rel);
+        for object in self.bucket.list(&under)? {
+            self.bucket.delete(&object.key)?;
+        }
+        Ok(())
+    }
+}
+
+fn key(prefix: &str, rel: &Path) -> String {
+    let rel = rel.to_string_lossy();
+    if prefix.is_empty() {
+        rel.into_owned()
+    } else {
+        format!("{prefix}/{rel}")
+    }
+}
+
+impl StagedOutput {
+    /// Stages the output at `url` for `task`: a fresh staging folder with
+    /// the store's bookkeeping in it, and every file written under it
+    /// uploaded. One output per process.
+    pub fn stage(url: &str, task: Task) -> Result<StagedOutput, Error> {
+        let (bucket, prefix) = Bucket::open(url)?;
+        let root = std::env::var_os("CURATE_STAGING").map_or_else(std::env::temp_dir, PathBuf::from);
+        let local = root.join("curate-staging").join(format!("{:016x}-{}", xxh3_64(url.as_bytes()), task.name()));
+        remove(&local)?;
+        atomic::create_dir(&local)?;
+        let staged = StagedOutput { url: url.to_owned(), bucket, prefix, local };
+        staged.download("")?;
+        atomic::mirror_to(Box::new(Upload {
+            bucket: staged.bucket.clone(),
+            prefix: staged.prefix.clone(),
+            local: staged.local.clone(),
+        }));
+        Ok(staged)
+    }
+
+    /// The local folder the command writes to.
+    pub fn local(&self) -> &Path {
+        &self.local
+    }
+
+    /// Brings down the store's bookkeeping under `sub` (all of it for
+    /// `""`) that this folder does not hold yet: what other tasks, on other
+    /// machines, have written since, so that a merge of the tasks' stats
+    /// sees them.
+    pub fn download(&self, sub: &str) -> Result<(), Error> {
+        let under = key(&self.prefix, Path::new(sub));
+        let under = under.trim_end_matches('/');
+        for object in self.bucket.list(under)? {
+            let rel = object.key.strip_prefix(self.prefix.as_str()).unwrap_or(&object.key).trim_start_matches('/');
+            let name = rel.rsplit('/').next().unwrap_or(rel);
+            let path = self.local.join(rel);
+            if rel.is_empty() || name.starts_with("part-") || path.exists() {
+                continue;
+            }
+            let Some(bytes) = self.bucket.get(&object.key)? else { continue };
+            let parent = path.parent().expect("a file under the staging folder");
+            atomic::create_dir(parent)?;
+            std::fs::write(&path, &bytes).map_err(atomic::WriteError::at(&path))?;
+        }
+        Ok(())
+    }
+
+    /// Records what this task asked of the store (requests, retries,
+    /// bytes) in `.curate/storage/<task>.json`, uploaded, and removes the
+    /// staging folder: everything in it is in the store.
+    pub fn finish(self, task: Task) -> Result<(), Error> {
+        let c = curate_store::counters();
+        eprintln!(
+            "curate: {}: {} requests, {} retried, {:.1} MB read, {:.1} MB written",
+            self.url,
+            c.requests,
+            c.retries,
+            c.bytes_read as f64 / 1e6,
+            c.bytes_written as f64 / 1e6
+        );
+        let record = serde_json::json!({
+            "requests": c.requests,
+            "retries": c.retries,
+            "bytes_read": c.bytes_read,
+            "bytes_written": c.bytes_written,
+        });
+        let path = self.local.join(".curate").join("storage").join(format!("{}.json", task.name()));
+        atomic::create_dir(path.parent().expect("a folder"))?;
+        atomic::write(&path, &serde_json::to_vec_pretty(&record).expect("serialisable"))?;
+        remove(&self.local)
+    }
+}
+
+fn remove(dir: &Path) -> Result<(), Error> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(atomic::WriteError::at(dir)(e).into()),
+        _ => Ok(()),
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Error {
+        Error::Store(Box::new(e))
+    }
+}
