@@ -212,7 +212,8 @@ pub fn mix(args: MixArgs) -> Result<ExitCode, Error> {
             batch_size: 1000,
             progress: args.progress,
         };
-        return run_tokenize(&options);
+        let shown = options.output.clone();
+        return run_tokenize(&options, &shown);
     }
     Ok(ExitCode::SUCCESS)
 }

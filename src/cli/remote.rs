@@ -30,6 +30,9 @@ use super::Error;
 
 pub struct StagedOutput {
     url: String,
+    /// A folder of curate's (bookkeeping brought down, counts recorded),
+    /// rather than the folder of a single output file.
+    bookkeeping: bool,
     bucket: Arc<Bucket>,
     prefix: String,
     local: PathBuf,
@@ -71,18 +74,48 @@ fn key(prefix: &str, rel: &Path) -> String {
     }
 }
 
+/// `output` as the folder to write to: itself, or for an object store
+/// address a staging folder (see [`StagedOutput::stage`]) to finish once
+/// the work is done.
+pub fn stage_if_remote(output: &str, task: Task) -> Result<(String, Option<StagedOutput>), Error> {
+    if !curate_store::is_remote(output) {
+        return Ok((output.to_owned(), None));
+    }
+    let staged = StagedOutput::stage(output, task, true)?;
+    Ok((staged.local().to_string_lossy().into_owned(), Some(staged)))
+}
+
+/// For an output file (`--output s3://bucket/tokenizer.json`): the local
+/// path to write, which is uploaded once written, and the staging of its
+/// folder to finish.
+pub fn stage_file_if_remote(output: &Path, task: Task) -> Result<(PathBuf, Option<StagedOutput>), Error> {
+    let url = output.to_string_lossy();
+    if !curate_store::is_remote(&url) {
+        return Ok((output.to_owned(), None));
+    }
+    let (folder, name) = url.trim_end_matches('/').rsplit_once('/').expect("an address has a slash");
+    if folder.ends_with(':') || folder.ends_with("//") {
+        return Err(Error::Usage(format!("{url}: name a file in a bucket (s3://bucket/name.json)")));
+    }
+    let staged = StagedOutput::stage(folder, task, false)?;
+    Ok((staged.local().join(name), Some(staged)))
+}
+
 impl StagedOutput {
     /// Stages the output at `url` for `task`: a fresh staging folder with
-    /// the store's bookkeeping in it, and every file written under it
+    /// the store's bookkeeping in it (unless `bookkeeping` is false: the
+    /// folder of a single output file), and every file written under it
     /// uploaded. One output per process.
-    pub fn stage(url: &str, task: Task) -> Result<StagedOutput, Error> {
+    pub fn stage(url: &str, task: Task, bookkeeping: bool) -> Result<StagedOutput, Error> {
         let (bucket, prefix) = Bucket::open(url)?;
         let root = std::env::var_os("CURATE_STAGING").map_or_else(std::env::temp_dir, PathBuf::from);
         let local = root.join("curate-staging").join(format!("{:016x}-{}", xxh3_64(url.as_bytes()), task.name()));
         remove(&local)?;
         atomic::create_dir(&local)?;
-        let staged = StagedOutput { url: url.to_owned(), bucket, prefix, local };
-        staged.download("")?;
+        let staged = StagedOutput { url: url.to_owned(), bookkeeping, bucket, prefix, local };
+        if bookkeeping {
+            staged.download("")?;
+        }
         atomic::mirror_to(Box::new(Upload {
             bucket: staged.bucket.clone(),
             prefix: staged.prefix.clone(),
@@ -118,10 +151,11 @@ impl StagedOutput {
         Ok(())
     }
 
-    /// Records what this task asked of the store (requests, retries,
-    /// bytes) in `.curate/storage/<task>.json`, uploaded, and removes the
-    /// staging folder: everything in it is in the store.
-    pub fn finish(self, task: Task) -> Result<(), Error> {
+    /// Records what this process asked of the store (requests, retries,
+    /// bytes) in `.curate/storage/<record>.json` (`rank-00003-of-00008`,
+    /// `tokenize`) of a folder of curate's, uploaded, and removes the staging folder: everything in
+    /// it is in the store.
+    pub fn finish(self, record: &str) -> Result<(), Error> {
         let c = curate_store::counters();
         eprintln!(
             "curate: {}: {} requests, {} retried, {:.1} MB read, {:.1} MB written",
@@ -131,15 +165,17 @@ impl StagedOutput {
             c.bytes_read as f64 / 1e6,
             c.bytes_written as f64 / 1e6
         );
-        let record = serde_json::json!({
+        let counts = serde_json::json!({
             "requests": c.requests,
             "retries": c.retries,
             "bytes_read": c.bytes_read,
             "bytes_written": c.bytes_written,
         });
-        let path = self.local.join(".curate").join("storage").join(format!("{}.json", task.name()));
-        atomic::create_dir(path.parent().expect("a folder"))?;
-        atomic::write(&path, &serde_json::to_vec_pretty(&record).expect("serialisable"))?;
+        if self.bookkeeping {
+            let path = self.local.join(".curate").join("storage").join(format!("{record}.json"));
+            atomic::create_dir(path.parent().expect("a folder"))?;
+            atomic::write(&path, &serde_json::to_vec_pretty(&counts).expect("serialisable"))?;
+        }
         remove(&self.local)
     }
 }

@@ -15,7 +15,7 @@ use curate::stage::StageStats;
 use curate::tokenize::encode::TokenizeOptions;
 use curate::tokenize::TokenizeConfig;
 
-use super::remote::StagedOutput;
+use super::remote::{stage_if_remote, StagedOutput};
 use super::tokenizer::run_tokenize;
 use super::{summarise, threads, Error};
 
@@ -45,7 +45,7 @@ pub fn run(
             if pipeline.tokenize.as_ref().is_some_and(|t| t.path.is_some()) {
                 return Err(BadValue::new("tokenize.path", "with an output in an object store, the token shards go to tokens/ in it; leave tokenize.path out").into());
             }
-            let staged = StagedOutput::stage(&url, task)?;
+            let staged = StagedOutput::stage(&url, task, true)?;
             pipeline.output.path = staged.local().to_string_lossy().into_owned();
             Some(staged)
         }
@@ -71,17 +71,13 @@ pub fn run(
     }
     let threads = threads(threads_flag.or(pipeline.run.threads))?;
     let mut report = executor::run(&pipeline, &RunOptions { task, threads, progress })?;
-    if let (Some(staged), None) = (&staged, &report.merged) {
-        // Other tasks' stats are in the store, not in this task's staging folder.
-        staged.download("stats")?;
-        staged.download(".curate")?;
-        report.merged = executor::merge_if_complete(&executor::run_dir(&out), &out, task)?;
-    }
+    merge_staged(staged.as_ref(), &mut report, &pipeline, task)?;
     let complete = print_report(&report, task, &url);
     let tokenized = match (complete, pipeline.tokenize) {
         // The task that completes the run tokenizes its output (from the
         // store, where its shards are).
         (true, Some(config)) => {
+            let config_shown = config.clone();
             let options = TokenizeOptions {
                 output: tokens_folder(&config, &out),
                 config,
@@ -95,14 +91,32 @@ pub fn run(
                 batch_size: pipeline.input.batch_size,
                 progress,
             };
-            run_tokenize(&options)?
+            let shown = tokens_folder(&config_shown, Path::new(&url));
+            run_tokenize(&options, &shown)?
         }
         _ => ExitCode::SUCCESS,
     };
     if let Some(staged) = staged {
-        staged.finish(task)?;
+        staged.finish(&task.name())?;
     }
     Ok(tokenized)
+}
+
+/// For a staged output, merges the tasks' stats once they are all done:
+/// other tasks' stats are in the store, not in this task's staging folder.
+pub fn merge_staged(
+    staged: Option<&StagedOutput>,
+    report: &mut TaskReport,
+    pipeline: &Pipeline,
+    task: Task,
+) -> Result<(), Error> {
+    if let (Some(staged), None) = (staged, &report.merged) {
+        staged.download("stats")?;
+        staged.download(".curate")?;
+        let out = Path::new(&pipeline.output.path);
+        report.merged = executor::merge_if_complete(&executor::run_dir(out), out, task)?;
+    }
+    Ok(())
 }
 
 /// Refuses an output in the store under the input's prefix, which the next
@@ -145,21 +159,30 @@ fn tokens_folder(config: &TokenizeConfig, out: &Path) -> PathBuf {
 }
 
 pub fn stats(output: PathBuf, world_size: Option<usize>) -> Result<ExitCode, Error> {
+    let (local, staged) = stage_if_remote(&output.to_string_lossy(), Task { rank: 0, world: 1 })?;
+    let merged = merge_stats(Path::new(&local), &output, world_size);
+    if let Some(staged) = staged {
+        staged.finish("stats")?;
+    }
+    merged
+}
+
+fn merge_stats(output: &Path, shown: &Path, world_size: Option<usize>) -> Result<ExitCode, Error> {
     if !output.join(".curate").is_dir() {
-        return Err(Error::Usage(format!("{} is not the output folder of a curate run", output.display())));
+        return Err(Error::Usage(format!("{} is not the output folder of a curate run", shown.display())));
     }
     if world_size == Some(0) {
         return Err(Error::Usage("--world-size must be at least 1".into()));
     }
-    let dir = executor::run_dir(&output);
+    let dir = executor::run_dir(output);
     let world = match (world_size, dir.world_sizes().as_slice()) {
         (Some(w), _) => w,
         (None, [w]) => *w,
-        (None, []) => return Err(Error::Usage(format!("no task has finished in {}", output.display()))),
+        (None, []) => return Err(Error::Usage(format!("no task has finished in {}", shown.display()))),
         (None, many) => {
             return Err(Error::Usage(format!(
                 "tasks of several world sizes ({many:?}) finished in {}; pass --world-size",
-                output.display()
+                shown.display()
             )))
         }
     };
@@ -167,8 +190,8 @@ pub fn stats(output: PathBuf, world_size: Option<usize>) -> Result<ExitCode, Err
         Error::Unfinished(format!("{} of {world} tasks have not finished: ranks {missing:?}", missing.len()))
     })?;
     stats.check().map_err(RunError::from)?;
-    let path = executor::write_merged(&output, &stats, Task { rank: 0, world })?;
+    executor::write_merged(output, &stats, Task { rank: 0, world })?;
     summarise("", &stats);
-    eprintln!("curate: stats in {}", path.display());
+    eprintln!("curate: stats in {}", shown.join("stats.json").display());
     Ok(ExitCode::SUCCESS)
 }

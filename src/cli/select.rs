@@ -12,7 +12,8 @@ use curate::runtime::task::Task;
 use curate::step::{Condition, FieldsSample, InputMismatch, JudgeError, SelectStep, Step};
 use curate_query::{Predicate, Typed};
 
-use super::run::print_report;
+use super::remote::stage_if_remote;
+use super::run::{merge_staged, print_report};
 use super::{named, threads, usage, Error};
 
 #[derive(clap::Args)]
@@ -57,8 +58,14 @@ pub fn select(args: SelectArgs) -> Result<ExitCode, Error> {
     let task = Task::resolve(args.rank, args.world_size, |k| std::env::var(k).ok())?;
     let threads = threads(args.threads)?;
     let steps: Vec<Box<dyn Step>> = vec![Box::new(SelectStep::new(Arc::new(PolarsCondition::new(predicate))))];
-    let report = executor::run_built(&pipeline, &RunOptions { task, threads, progress: args.progress }, steps)?;
-    print_report(&report, task, &pipeline.output.path);
+    let (local, staged) = stage_if_remote(&args.output, task)?;
+    pipeline.output.path = local;
+    let mut report = executor::run_built(&pipeline, &RunOptions { task, threads, progress: args.progress }, steps)?;
+    merge_staged(staged.as_ref(), &mut report, &pipeline, task)?;
+    print_report(&report, task, &args.output);
+    if let Some(staged) = staged {
+        staged.finish(&task.name())?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,14 +1,16 @@
 //! `curate tokenizer train` and `curate tokenize`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use curate::io::doc::FieldNames;
 use curate::runtime::progress::ProgressMode;
+use curate::runtime::task::Task;
 use curate::tokenize::encode::TokenizeOptions;
 use curate::tokenize::{TokenFormat, TokenizeConfig, TrainOn};
 
+use super::remote::{stage_file_if_remote, stage_if_remote};
 use super::{fraction, named, print_errors, usage, Error, InputArgs};
 
 #[derive(Subcommand)]
@@ -112,7 +114,11 @@ pub fn train_tokenizer(args: TrainArgs) -> Result<ExitCode, Error> {
     };
     let names = FieldNames { text: args.input.text_field, id: args.input.id_field, raw_text: false };
     let pool = curate::runtime::pool::pool(threads)?;
-    let report = pool.install(|| curate::tokenize::train::train(&plan, names, &options, &args.output))?;
+    let (output, staged) = stage_file_if_remote(&args.output, Task { rank: 0, world: 1 })?;
+    let report = pool.install(|| curate::tokenize::train::train(&plan, names, &options, &output))?;
+    if let Some(staged) = staged {
+        staged.finish("tokenizer-train")?;
+    }
     eprintln!(
         "curate: trained a vocabulary of {} on {} documents ({} bad records skipped); wrote {}",
         report.vocab_size,
@@ -144,26 +150,33 @@ pub fn tokenize(args: TokenizeArgs) -> Result<ExitCode, Error> {
         let flag = e.key.trim_start_matches("tokenize.").replace('_', "-");
         return Err(usage(format!("--{flag}: {}", e.message)));
     }
+    let (output, staged) = stage_if_remote(&args.output.to_string_lossy(), Task { rank: 0, world: 1 })?;
     let options = TokenizeOptions {
         config,
         threads: args.input.threads()?,
         input: args.input.input,
         names: FieldNames { text: args.input.text_field, id: args.input.id_field, raw_text: false },
-        output: args.output,
+        output: PathBuf::from(output),
         batch_size: args.batch_size.max(1),
         progress: args.progress,
     };
-    run_tokenize(&options)
+    let code = run_tokenize(&options, &args.output)?;
+    if let Some(staged) = staged {
+        staged.finish("tokenize")?;
+    }
+    Ok(code)
 }
 
-pub fn run_tokenize(options: &TokenizeOptions) -> Result<ExitCode, Error> {
+/// Tokenizes as `options` say; messages name the output `shown` (an
+/// object store address where `options.output` is its staging folder).
+pub fn run_tokenize(options: &TokenizeOptions, shown: &Path) -> Result<ExitCode, Error> {
     let report = curate::tokenize::encode::tokenize(options)?;
     for ignored in &report.ignored {
         eprintln!("curate: {ignored}");
     }
     let s = &report.stats;
     if report.already_done {
-        eprintln!("curate: tokens already complete in {}; nothing to do", options.output.display());
+        eprintln!("curate: tokens already complete in {}; nothing to do", shown.display());
     }
     eprintln!(
         "curate: {} tokens in {} documents ({} skipped as empty, {} errors), {:.2} characters per token",
@@ -181,7 +194,7 @@ pub fn run_tokenize(options: &TokenizeOptions) -> Result<ExitCode, Error> {
     eprintln!(
         "curate: {} shards; manifest in {}",
         report.manifest.shards.len(),
-        options.output.join("manifest.json").display()
+        shown.join("manifest.json").display()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -28,7 +28,8 @@ pub(super) fn output_schema(plan: &Plan, read: &Arc<ReadOptions>, sample: &[Doc]
     let names = &read.names;
     if plan.files.iter().all(|f| f.format == InputFormat::Parquet) {
         let first = &plan.files[0];
-        let builder = std::fs::File::open(&first.path)
+        let builder = first
+            .open()
             .map_err(|e| e.to_string())
             .and_then(|f| ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| e.to_string()));
         return match builder {
