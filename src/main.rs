@@ -90,6 +90,13 @@ enum Command {
     /// thresholds, languages, lengths, tokens and example documents per
     /// reason; for training: loss, learning rate, gradient norm, throughput.
     Report(ReportArgs),
+    /// Submit a pipeline to Slurm as job arrays (with a dedup step: the chain of its stages), or only its unfinished tasks.
+    ///
+    /// Writes the sbatch scripts, the tasks' logs and jobs.json to --logs
+    /// (default OUTPUT/slurm); --dry-run prints the scripts instead.
+    Slurm(cli::slurm::SlurmArgs),
+    /// Show the tasks of a pipeline submitted with `curate slurm`: done, pending, running, failed.
+    Status(cli::slurm::StatusArgs),
     /// List the step types a pipeline can use.
     Steps,
     /// Measure filter throughput: each step alone and the whole pipeline, on one core and on all cores.
@@ -195,6 +202,8 @@ fn dispatch(command: Command) -> Result<ExitCode, Error> {
         }
         Command::Stats { output, world_size } => stats(output, world_size),
         Command::Select(args) => select(args),
+        Command::Slurm(args) => cli::slurm::slurm(args),
+        Command::Status(args) => cli::slurm::status(args),
         Command::Report(args) => report(args),
         Command::Mix(args) => mix(args),
         Command::Tokenizer { command: TokenizerCommand::Train(args) } => train_tokenizer(args),

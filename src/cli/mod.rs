@@ -13,6 +13,7 @@ pub mod remote;
 pub mod report;
 pub mod run;
 pub mod select;
+pub mod slurm;
 pub mod tokenizer;
 pub mod trainer;
 

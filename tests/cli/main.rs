@@ -17,6 +17,7 @@ mod report;
 mod resume;
 mod s3;
 mod select;
+mod slurm;
 mod tokenize;
 mod util;
 mod warc;

@@ -17,7 +17,7 @@ use curate::runtime::hooks;
 use crate::util::{curate, generate_docs, root, snapshot, stats, write_jsonl};
 
 /// A moto S3 server on a free loopback port, stopped on drop.
-struct S3Server {
+pub struct S3Server {
     child: Child,
     endpoint: String,
 }
@@ -44,7 +44,7 @@ fn wait_for(port: u16, child: &mut Child) {
 }
 
 impl S3Server {
-    fn start() -> S3Server {
+    pub fn start() -> S3Server {
         let port = free_port();
         let mut child = Command::new(python())
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
@@ -57,7 +57,7 @@ impl S3Server {
     }
 
     /// boto3 against this server (tests/reference/s3_objects.py).
-    fn client(&self, args: &[&str]) -> String {
+    pub fn client(&self, args: &[&str]) -> String {
         let out = Command::new(python())
             .arg(root().join("tests/reference/s3_objects.py"))
             .args(args)
@@ -71,10 +71,21 @@ impl S3Server {
 
     /// Everything under `s3://bucket/prefix/`, by path relative to it,
     /// after checking that no multipart upload was left unfinished.
-    fn download(&self, bucket: &str, prefix: &str, into: &Path) -> BTreeMap<String, Vec<u8>> {
+    pub fn download(&self, bucket: &str, prefix: &str, into: &Path) -> BTreeMap<String, Vec<u8>> {
         let pending = self.client(&["download", bucket, prefix, into.to_str().unwrap()]);
         assert_eq!(pending.trim(), "0", "no multipart upload is left unfinished");
         snapshot(into)
+    }
+}
+
+impl S3Server {
+    /// What curate needs in its environment to use this server, staging
+    /// under `staging`.
+    pub fn environment(&self, staging: &Path) -> Vec<(String, String)> {
+        let mut vars: Vec<(String, String)> = credentials().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        vars.push(("AWS_ENDPOINT_URL".into(), self.endpoint.clone()));
+        vars.push(("CURATE_STAGING".into(), staging.display().to_string()));
+        vars
     }
 }
 
