@@ -6,9 +6,10 @@
 # version under ~/.cache/curate, once. The target dir also lives outside the
 # clone, so that reruns on the same machine (and CI runs on a machine that
 # built before) reuse compiled dependencies. scripts/pyref.sh adds
-# transformers beside that PyTorch, for the tests that compare with it, and
-# scripts/chromium.sh a headless browser. The last line totals every test
-# binary's results.
+# transformers beside that PyTorch, for the tests that compare with it,
+# scripts/chromium.sh a headless browser, scripts/s3-server.sh an S3 server
+# and scripts/slurm.sh Slurm. The last line totals every test binary's
+# results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/curate/target}
@@ -20,6 +21,18 @@ export CURATE_PYREF
 # Debian's chromium, in which the report tests open `curate report`'s HTML.
 CURATE_CHROMIUM=$(scripts/chromium.sh)
 export CURATE_CHROMIUM
+# moto's S3 server, which the object-store tests start on a loopback port.
+CURATE_S3_PYTHON=$(scripts/s3-server.sh)
+export CURATE_S3_PYTHON
+# Debian's Slurm and munge, which the Slurm test configures and starts
+# itself; where they cannot be installed, that test says so and skips.
+if slurm_log=$(scripts/slurm.sh 2>&1); then
+    export CURATE_SLURM=1
+else
+    echo "scripts/slurm.sh failed; the Slurm test will skip: $slurm_log" >&2
+    CURATE_SLURM="scripts/slurm.sh failed: $(tail -n 1 <<<"$slurm_log")"
+    export CURATE_SLURM
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -43,7 +43,11 @@ pub fn run(
         true => {
             refuse_remote_output_in_input(&pipeline.input.path, &url)?;
             if pipeline.tokenize.as_ref().is_some_and(|t| t.path.is_some()) {
-                return Err(BadValue::new("tokenize.path", "with an output in an object store, the token shards go to tokens/ in it; leave tokenize.path out").into());
+                return Err(BadValue::new(
+                    "tokenize.path",
+                    "with an output in an object store, the token shards go to tokens/ in it; leave tokenize.path out",
+                )
+                .into());
             }
             let staged = StagedOutput::stage(&url, task, true)?;
             pipeline.output.path = staged.local().to_string_lossy().into_owned();

@@ -106,7 +106,8 @@ pub fn slurm(args: SlurmArgs) -> Result<ExitCode, Error> {
                 single: false,
                 command: signatures,
             });
-            let buckets = ["dedup", "buckets", "--work", &work, "--rank", RANK, "--world-size", &world, "--progress", "none"];
+            let buckets =
+                ["dedup", "buckets", "--work", &work, "--rank", RANK, "--world-size", &world, "--progress", "none"];
             stages.push(Stage {
                 name: "buckets",
                 world: args.tasks,
@@ -169,7 +170,9 @@ pub fn slurm(args: SlurmArgs) -> Result<ExitCode, Error> {
         let out = sbatch.arg(&path).output().map_err(|e| usage(format!("cannot run sbatch: {e}")))?;
         let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         let job = said.split(';').next().unwrap_or("").to_owned();
-        if job.is_empty() || (!out.status.success() && !(args.wait && i == last)) {
+        // With --wait, sbatch's own status is the job's: a failed job is told below.
+        let waited = args.wait && i == last;
+        if job.is_empty() || !(out.status.success() || waited) {
             return Err(Error::Unfinished(format!(
                 "sbatch refused {}: {}",
                 path.display(),
@@ -184,9 +187,15 @@ pub fn slurm(args: SlurmArgs) -> Result<ExitCode, Error> {
             _ => marker(&output, "stats", stage.world),
         };
         eprintln!("curate: submitted {} as job {job}: {}", stage.name, describe(&stage.missing, stage.world));
-        record.push(Submitted { stage: stage.name.into(), job: job.clone(), world: stage.world, tasks: stage.missing.clone(), marker });
+        record.push(Submitted {
+            stage: stage.name.into(),
+            job: job.clone(),
+            world: stage.world,
+            tasks: stage.missing.clone(),
+            marker,
+        });
         atomic::write(&logs.join("jobs.json"), &serde_json::to_vec_pretty(&record).expect("serialisable"))?;
-        if args.wait && i == last && !out.status.success() {
+        if waited && !out.status.success() {
             return Err(Error::Unfinished(format!("job {job} ({}) failed; see `curate status {output}`", stage.name)));
         }
         previous = Some(job);
@@ -213,8 +222,7 @@ fn logs_folder(logs: Option<&Path>, output: &str) -> Result<PathBuf, Error> {
 /// chain is about to run: it is left out of the check here, and checked
 /// when its tasks run.
 fn load(path: &Path) -> Result<(Pipeline, Option<String>), Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
     let mut table: toml::Table =
         toml::from_str(&text).map_err(|e| usage(format!("{}: {}", path.display(), e.message())))?;
     let mut work = None;
@@ -288,7 +296,8 @@ fn compact(tasks: &[usize]) -> String {
 }
 
 fn quote(word: &str) -> String {
-    if word == RANK || (!word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c))) {
+    if word == RANK || (!word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c)))
+    {
         return word.to_owned();
     }
     format!("'{}'", word.replace('\'', r"'\''"))
@@ -344,7 +353,10 @@ pub fn status(args: StatusArgs) -> Result<ExitCode, Error> {
     let logs = logs_folder(args.logs.as_deref(), &args.output)?;
     let jobs = read_jobs(&logs);
     if jobs.is_empty() {
-        return Err(usage(format!("no jobs.json in {}: nothing was submitted with `curate slurm` there", logs.display())));
+        return Err(usage(format!(
+            "no jobs.json in {}: nothing was submitted with `curate slurm` there",
+            logs.display()
+        )));
     }
     let queued = queue_states(&jobs);
     // The latest submission of each stage, in the order stages were first submitted.

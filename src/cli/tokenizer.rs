@@ -191,10 +191,6 @@ pub fn run_tokenize(options: &TokenizeOptions, shown: &Path) -> Result<ExitCode,
         );
     }
     print_errors(&s.errors.kinds);
-    eprintln!(
-        "curate: {} shards; manifest in {}",
-        report.manifest.shards.len(),
-        shown.join("manifest.json").display()
-    );
+    eprintln!("curate: {} shards; manifest in {}", report.manifest.shards.len(), shown.join("manifest.json").display());
     Ok(ExitCode::SUCCESS)
 }

@@ -78,7 +78,9 @@ impl Bucket {
         // Retries are ours (see `retry`), so that each is counted.
         let no_retries = RetryConfig { max_retries: 0, ..RetryConfig::default() };
         let store: Arc<dyn ObjectStore> = match scheme {
-            "s3" => Arc::new(crate::profile::s3_builder().with_bucket_name(name).with_retry(no_retries).build().map_err(setup)?),
+            "s3" => Arc::new(
+                crate::profile::s3_builder().with_bucket_name(name).with_retry(no_retries).build().map_err(setup)?,
+            ),
             "gs" => Arc::new(
                 object_store::gcp::GoogleCloudStorageBuilder::from_env()
                     .with_bucket_name(name)
@@ -166,9 +168,8 @@ impl Bucket {
     /// Bytes `range` of the object at `key`.
     pub fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
         let at = Key::from(key);
-        let bytes = runtime()
-            .block_on(retrying(|| self.store.get_range(&at, range.clone())))
-            .map_err(self.failed(key))?;
+        let bytes =
+            runtime().block_on(retrying(|| self.store.get_range(&at, range.clone()))).map_err(self.failed(key))?;
         retry::read(bytes.len() as u64);
         Ok(bytes)
     }

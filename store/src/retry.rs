@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-
 /// Retries after the first attempt, at most.
 const MAX_RETRIES: u32 = 10;
 /// The first wait; it doubles with each retry, up to [`MAX_WAIT`].
@@ -16,7 +15,6 @@ static REQUESTS: AtomicU64 = AtomicU64::new(0);
 static RETRIES: AtomicU64 = AtomicU64::new(0);
 static BYTES_READ: AtomicU64 = AtomicU64::new(0);
 static BYTES_WRITTEN: AtomicU64 = AtomicU64::new(0);
-
 
 /// What this process asked of object stores so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

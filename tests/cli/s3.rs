@@ -82,7 +82,8 @@ impl S3Server {
     /// What curate needs in its environment to use this server, staging
     /// under `staging`.
     pub fn environment(&self, staging: &Path) -> Vec<(String, String)> {
-        let mut vars: Vec<(String, String)> = credentials().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut vars: Vec<(String, String)> =
+            credentials().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         vars.push(("AWS_ENDPOINT_URL".into(), self.endpoint.clone()));
         vars.push(("CURATE_STAGING".into(), staging.display().to_string()));
         vars
@@ -140,7 +141,11 @@ fn the_main_job_from_s3_to_s3_writes_what_a_local_run_writes() {
     let said = ok(run("s3://corpus/raw", "s3://corpus/curated"));
     assert!(said.contains("stats in s3://corpus/curated/stats.json"), "{said}");
     let remote = server.download("corpus", "curated", &dir.path().join("remote"));
-    assert!(remote.contains_key("tokens/manifest.json") && !remote.keys().any(|k| k.contains(".spill")), "{:?}", remote.keys());
+    assert!(
+        remote.contains_key("tokens/manifest.json") && !remote.keys().any(|k| k.contains(".spill")),
+        "{:?}",
+        remote.keys()
+    );
     // Token shards' bookkeeping holds timings, as the run's does (which
     // `snapshot` leaves out); the lock a task holds is the local disk's.
     let shards = |files: BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Vec<u8>> {
@@ -178,7 +183,8 @@ fn upload_generated(server: &S3Server, dir: &Path, bucket: &str, files: usize) {
     server.client(&["upload", input.to_str().unwrap(), bucket, "in"]);
 }
 
-const KEEP_LONG: &str = "[input]\npath = \"unused\"\n[output]\npath = \"unused\"\nformat = \"jsonl\"\nrejected = true\n\
+const KEEP_LONG: &str =
+    "[input]\npath = \"unused\"\n[output]\npath = \"unused\"\nformat = \"jsonl\"\nrejected = true\n\
     [[step]]\ntype = \"length\"\nmin_chars = 400\n";
 
 /// A run killed midway on S3 (a shard under way, others published, some
@@ -243,7 +249,8 @@ impl FaultyProxy {
             let seen = AtomicU64::new(0);
             for client in listener.incoming().flatten() {
                 let n = seen.fetch_add(1, Ordering::SeqCst);
-                let fail = n % 2 == 1 && l.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1)).is_ok();
+                let fail =
+                    n % 2 == 1 && l.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1)).is_ok();
                 let (upstream, c) = (upstream.clone(), c.clone());
                 std::thread::spawn(move || relay(client, &upstream, fail, &c));
             }
@@ -317,7 +324,8 @@ fn throttling_and_a_cut_upload_are_retried_and_lose_nothing() {
     let big: String = (0..24_000_000)
         .map(|_| {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:'-!?()[]{}<>+*/=_@#$%&"[(state >> 33) as usize % 88] as char
+            b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:'-!?()[]{}<>+*/=_@#$%&"
+                [(state >> 33) as usize % 88] as char
         })
         .collect();
     let big_dir = dir.path().join("big");
@@ -328,7 +336,16 @@ fn throttling_and_a_cut_upload_are_retried_and_lose_nothing() {
     std::fs::write(&pipeline, KEEP_LONG.replace("[[step]]", "shard_bytes = \"1GB\"\n[[step]]")).unwrap();
     let run = |endpoint: &str, output: &str, staging: &str| {
         let mut cmd = curate_s3(endpoint, &dir.path().join(staging));
-        cmd.args(["run", pipeline.to_str().unwrap(), "--progress", "none", "--input", "s3://bkt/in", "--output", output]);
+        cmd.args([
+            "run",
+            pipeline.to_str().unwrap(),
+            "--progress",
+            "none",
+            "--input",
+            "s3://bkt/in",
+            "--output",
+            output,
+        ]);
         ok(cmd.output().unwrap())
     };
     run(&server.endpoint, "s3://bkt/calm", "staging-a");

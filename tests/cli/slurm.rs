@@ -142,11 +142,17 @@ fn pipelines_and_dedup_chains_run_on_a_real_slurm_cluster_as_they_run_locally() 
     // Copies of two files, for the dedup chain to find.
     write_jsonl(&d.join("in/copies.jsonl"), &docs[..50]);
     let filter = "[output]\nformat = \"jsonl\"\nrejected = true\n[[step]]\ntype = \"length\"\nmin_chars = 400\n";
-    std::fs::write(d.join("p.toml"), format!("[input]\npath = \"in\"\n{}", filter.replace("[output]", "[output]\npath = \"out\""))).unwrap();
+    std::fs::write(
+        d.join("p.toml"),
+        format!("[input]\npath = \"in\"\n{}", filter.replace("[output]", "[output]\npath = \"out\"")),
+    )
+    .unwrap();
     ok(cluster.curate(d, &["run", "p.toml", "--output", "local", "--progress", "none"]));
 
     // A dry run prints the array and submits nothing.
-    let dry = ok(cluster.curate(d, &["slurm", "p.toml", "--tasks", "3", "--dry-run", "--partition", "debug", "--time", "10:00"]));
+    let dry =
+        ok(cluster
+            .curate(d, &["slurm", "p.toml", "--tasks", "3", "--dry-run", "--partition", "debug", "--time", "10:00"]));
     assert!(dry.contains("#SBATCH --array=0-2") && dry.contains("#SBATCH --partition=debug"), "{dry}");
     assert!(dry.contains("--rank ${SLURM_ARRAY_TASK_ID} --world-size 3"), "{dry}");
     assert!(!d.join("out").exists(), "a dry run writes nothing");
@@ -154,9 +160,16 @@ fn pipelines_and_dedup_chains_run_on_a_real_slurm_cluster_as_they_run_locally() 
     // The array runs; its output is the local run's, with one log per task.
     let said = ok(cluster.curate(d, &["slurm", "p.toml", "--tasks", "3", "--wait"]));
     assert!(said.contains("submitted run as job") && said.contains("tasks 0-2 of 3"), "{said}");
-    assert_eq!(snapshot(&d.join("out")).into_iter().filter(|(k, _)| !k.starts_with("slurm/")).collect::<Vec<_>>(), snapshot(&d.join("local")).into_iter().collect::<Vec<_>>());
+    assert_eq!(
+        snapshot(&d.join("out")).into_iter().filter(|(k, _)| !k.starts_with("slurm/")).collect::<Vec<_>>(),
+        snapshot(&d.join("local")).into_iter().collect::<Vec<_>>()
+    );
     assert_eq!(stats(&d.join("out"))["kept_docs"], stats(&d.join("local"))["kept_docs"]);
-    let logs: Vec<String> = std::fs::read_dir(d.join("out/slurm")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".log")).collect();
+    let logs: Vec<String> = std::fs::read_dir(d.join("out/slurm"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".log"))
+        .collect();
     assert_eq!(logs.len(), 3, "{logs:?}");
     let status = ok(cluster.curate(d, &["status", "out"]));
     assert!(status.contains("run: 3 of 3 done, 0 pending, 0 running, 0 failed"), "{status}");
@@ -207,7 +220,11 @@ fn pipelines_and_dedup_chains_run_on_a_real_slurm_cluster_as_they_run_locally() 
     // finish merges every task's stats from the store.
     let server = S3Server::start();
     server.client(&["mkbucket", "bkt"]);
-    std::fs::write(d.join("s3.toml"), format!("[input]\npath = \"in\"\n{}", filter.replace("[output]", "[output]\npath = \"s3://bkt/out\""))).unwrap();
+    std::fs::write(
+        d.join("s3.toml"),
+        format!("[input]\npath = \"in\"\n{}", filter.replace("[output]", "[output]\npath = \"s3://bkt/out\"")),
+    )
+    .unwrap();
     let mut submit = curate();
     submit.env("SLURM_CONF", &cluster.conf).current_dir(d).envs(server.environment(&d.join("staging")));
     let out = submit.args(["slurm", "s3.toml", "--tasks", "2", "--logs", "s3-logs", "--wait"]).output().unwrap();
