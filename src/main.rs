@@ -167,13 +167,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match dispatch(Cli::parse().command) {
+    let started = std::time::Instant::now();
+    let code = match dispatch(Cli::parse().command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("curate: error: {e}");
             exit_code(e.class())
         }
+    };
+    // A Slurm task's log ends with what its --time and --mem must cover.
+    if std::env::var_os("SLURM_JOB_ID").is_some() {
+        let peak = curate::runtime::memory::peak_rss_bytes().unwrap_or(0);
+        eprintln!("curate: {:.1} s, peak memory {:.1} MB", started.elapsed().as_secs_f64(), peak as f64 / 1e6);
     }
+    code
 }
 
 /// The one mapping from an error's class to the exit code (clap's own

@@ -398,7 +398,11 @@ pub fn status(args: StatusArgs) -> Result<ExitCode, Error> {
                 _ => logs.join(format!("{stage}-{}_{rank}.log", job.job)),
             };
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let last_line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(no log)");
+            let last_line = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty() && !l.contains(" s, peak memory "))
+                .unwrap_or("(no log)");
             println!("  task {rank} (job {}): {}: {last_line}", job.job, log.display());
         }
     }

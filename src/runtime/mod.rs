@@ -9,12 +9,14 @@
 //!   and warnings are reported everywhere.
 //! - [`hooks`]: the test hooks (`CURATE_TEST_*`), read here and nowhere else.
 //! - [`options`]: enums chosen by name, and values refused with their key.
+//! - [`memory`]: the process's peak resident memory.
 //! - [`ErrorClass`]: how a failure exits the program.
 //!
 //! Nothing here imports from another module of the crate: every layer
 //! above may use it.
 
 pub mod hooks;
+pub mod memory;
 pub mod options;
 pub mod pool;
 pub mod progress;
