@@ -5,11 +5,14 @@
 # (moto). Prints, per stage, its wall time, throughput, and each task's
 # time and peak memory (the line `curate` ends a Slurm task's log with).
 #
-#   CURATE=target/release/curate scripts/scale-out.sh GB TASKS [WORK]
+#   CURATE=target/release/curate [TOKENIZE=0] scripts/scale-out.sh GB TASKS [WORK]
 #
-# Needs scripts/slurm.sh and scripts/s3-server.sh (run once each); WORK
-# (default /tmp/curate-scale-GB) holds the corpus, the dedup work folder
-# and the logs; the S3 server keeps its objects under WORK/s3.
+# Needs scripts/slurm.sh and scripts/s3-server.sh (run once each). The
+# corpus is generated once into $CORPUS (default /tmp/curate-scale-corpus),
+# 4 files of 250 MB of text per GB, and a run of N GB reads its first 4N;
+# WORK (default /tmp/curate-scale-GB) holds the dedup work folder and the
+# logs, and the S3 server's objects. TOKENIZE=0 leaves the tokenization
+# (one task, the last to finish: see docs/benchmarks.md) out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 gb=$1
@@ -17,16 +20,20 @@ tasks=$2
 work=${3:-/tmp/curate-scale-$gb}
 curate=$(realpath "${CURATE:-target/release/curate}")
 python=$(scripts/s3-server.sh)
+corpus=${CORPUS:-/tmp/curate-scale-corpus}
+mkdir -p "$corpus"
+rm -rf "$work"
 mkdir -p "$work/in"
 # The corpus: 4 files per GB of JSON Lines text, zstd-compressed.
 files=$((gb * 4))
 for ((i = 0; i < files; i++)); do
-    f=$work/in/part-$(printf %04d "$i").jsonl
-    [[ -f $f.zst ]] && continue
-    python3 scripts/gen_corpus.py "$f" --bytes 250000000 --seed "$i" >/dev/null
-    zstd -q -T2 --rm "$f"
+    f=$corpus/part-$(printf %04d "$i").jsonl
+    if [[ ! -f $f.zst ]]; then
+        python3 scripts/gen_corpus.py "$f" --bytes 250000000 --seed "$i" >/dev/null
+        zstd -q -T2 --rm "$f"
+    fi
+    ln -s "$f.zst" "$work/in/"
 done
-rm -rf "$work/dedup" "$work/logs" "$work/slurm" "$work/s3" "$work/staging"
 mkdir -p "$work/slurm"/{state,spool,log} "$work/s3"
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; }
@@ -42,7 +49,7 @@ until (echo >/dev/tcp/127.0.0.1/"$s3_port") 2>/dev/null; do sleep 0.2; done
 "$python" tests/reference/s3_objects.py mkbucket scale
 # Slurm: one node with this machine's cores, as tests/cli/slurm.rs sets it up.
 if ! (munge -n | unmunge) >/dev/null 2>&1; then
-    munged --force --foreground &
+    munged --force --foreground 2>"$work/munged.log" &
     pids+=($!)
     until [[ -S /run/munge/munge.socket.2 ]]; do sleep 0.2; done
 fi
@@ -90,10 +97,10 @@ type = "fineweb_quality"
 [[step]]
 type = "dedup"
 work = "$work/dedup"
-[tokenize]
-tokenizer = "$(realpath fixtures/tokenizer.json)"
-formats = ["megatron"]
 TOML
+if [[ ${TOKENIZE:-1} != 0 ]]; then
+    printf '[tokenize]\ntokenizer = "%s"\nformats = ["megatron"]\n' "$(realpath fixtures/tokenizer.json)" >>"$work/pipeline.toml"
+fi
 start=$(date +%s.%N)
 "$curate" slurm "$work/pipeline.toml" --tasks "$tasks" --logs "$work/logs" --wait
 end=$(date +%s.%N)
@@ -118,7 +125,16 @@ for stage in ["signatures", "buckets", "clusters", "run"]:
     secs = [r[2] for r in rows]
     print(f"| {stage} | {len(rows)} | {wall:.1f} | {rate:.1f} | {min(secs):.1f}-{max(secs):.1f} | {max(r[3] for r in rows):.0f} |")
 PY
-"$python" tests/reference/s3_objects.py download scale out "$work/from-s3" >/dev/null
-python3 -c "import json,sys; s=json.load(open('$work/from-s3/stats.json')); print('documents:', s['input_docs'], 'kept:', s['kept_docs'], 'dropped:', s['dropped_docs'], 'errors:', s['error_docs'])"
-python3 -c "import json; m=json.load(open('$work/from-s3/tokens/manifest.json')); print('tokens:', sum(s.get('tokens', 0) for s in m.get('shards', [])))" || true
-du -sh "$work/in" "$work/dedup" "$work/from-s3"
+"$python" tests/reference/s3_objects.py get scale out/stats.json "$work/stats.json"
+python3 -c "import json,sys; s=json.load(open('$work/stats.json')); print('documents:', s['input_docs'], 'kept:', s['kept_docs'], 'dropped:', s['dropped_docs'], 'errors:', s['error_docs'], 'by step:', [(x['name'], x['dropped']) for x in s['steps']])"
+if [[ ${TOKENIZE:-1} != 0 ]]; then
+    "$python" tests/reference/s3_objects.py get scale out/tokens/stats.json "$work/tokens-stats.json"
+    python3 -c "import json; s=json.load(open('$work/tokens-stats.json')); print('tokens:', s['tokens'], 'in', round(s['wall_seconds']), 's, one task,', round(s['text_chars'] / s['wall_seconds'] / 1e6, 1), 'M characters/s')"
+fi
+"$python" tests/reference/s3_objects.py download scale out/.curate/storage "$work/storage" >/dev/null
+python3 -c "
+import glob, json
+rs = [json.load(open(f)) for f in glob.glob('$work/storage/*.json')]
+print('object store, all tasks:', sum(r['requests'] for r in rs), 'requests,', sum(r['retries'] for r in rs), 'retries,', round(sum(r['bytes_written'] for r in rs) / 1e9, 2), 'GB written')"
+du -shL "$work/in"
+du -sh "$work/dedup"

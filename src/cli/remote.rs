@@ -129,6 +129,16 @@ impl StagedOutput {
         &self.local
     }
 
+    /// Records the pipeline as run with its output as the user gave it (the
+    /// store's address), where the engine recorded the staging folder.
+    pub fn record_pipeline(&self, pipeline: &curate::pipeline::config::Pipeline, task: Task) -> Result<(), Error> {
+        let mut as_given = pipeline.clone();
+        as_given.output.path = self.url.clone();
+        let path = self.local.join(".curate").join(curate::pipeline::executor::PIPELINE_FILE);
+        let bytes = serde_json::to_vec_pretty(&as_given).expect("serialisable");
+        Ok(atomic::write_shared(&path, &bytes, &task.name())?)
+    }
+
     /// Brings down the store's bookkeeping under `sub` (all of it for
     /// `""`) that this folder does not hold yet: what other tasks, on other
     /// machines, have written since, so that a merge of the tasks' stats

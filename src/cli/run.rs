@@ -75,6 +75,9 @@ pub fn run(
     }
     let threads = threads(threads_flag.or(pipeline.run.threads))?;
     let mut report = executor::run(&pipeline, &RunOptions { task, threads, progress })?;
+    if let Some(staged) = &staged {
+        staged.record_pipeline(&pipeline, task)?;
+    }
     merge_staged(staged.as_ref(), &mut report, &pipeline, task)?;
     let complete = print_report(&report, task, &url);
     let tokenized = match (complete, pipeline.tokenize) {

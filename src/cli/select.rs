@@ -61,6 +61,9 @@ pub fn select(args: SelectArgs) -> Result<ExitCode, Error> {
     let (local, staged) = stage_if_remote(&args.output, task)?;
     pipeline.output.path = local;
     let mut report = executor::run_built(&pipeline, &RunOptions { task, threads, progress: args.progress }, steps)?;
+    if let Some(staged) = &staged {
+        staged.record_pipeline(&pipeline, task)?;
+    }
     merge_staged(staged.as_ref(), &mut report, &pipeline, task)?;
     print_report(&report, task, &args.output);
     if let Some(staged) = staged {

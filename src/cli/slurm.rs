@@ -98,7 +98,9 @@ pub fn slurm(args: SlurmArgs) -> Result<ExitCode, Error> {
             let mut signatures = vec![exe.clone(), "dedup".into(), "signatures".into()];
             signatures.extend(["--input", pipeline.input.path.as_str(), "--work", work.as_str()].map(String::from));
             signatures.extend(args.signature_flags.split_whitespace().map(String::from));
-            signatures.extend(["--rank", RANK, "--world-size", &world, "--progress", "none"].map(String::from));
+            signatures.extend(
+                ["--rank", RANK, "--world-size", &world, "--threads", &threads, "--progress", "none"].map(String::from),
+            );
             stages.push(Stage {
                 name: "signatures",
                 world: args.tasks,
@@ -196,12 +198,20 @@ pub fn slurm(args: SlurmArgs) -> Result<ExitCode, Error> {
         });
         atomic::write(&logs.join("jobs.json"), &serde_json::to_vec_pretty(&record).expect("serialisable"))?;
         if waited && !out.status.success() {
-            return Err(Error::Unfinished(format!("job {job} ({}) failed; see `curate status {output}`", stage.name)));
+            return Err(Error::Unfinished(format!(
+                "job {job} ({}) failed; `curate status {output} --logs {}` shows which tasks, and why",
+                stage.name,
+                logs.display()
+            )));
         }
         previous = Some(job);
     }
     if !args.dry_run {
-        eprintln!("curate: logs in {}; `curate status {output}` shows each task", logs.display());
+        let flag = match &args.logs {
+            Some(_) => format!(" --logs {}", logs.display()),
+            None => String::new(),
+        };
+        eprintln!("curate: logs in {}; `curate status {output}{flag}` shows each task", logs.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -287,9 +287,7 @@ fn remote_files(input: &str, format: Option<InputFormat>) -> Result<(Vec<InputFi
         false => None,
     };
     let matching = glob::MatchOptions { require_literal_separator: true, ..glob::MatchOptions::new() };
-    // The folders holding an earlier run's output (`.curate/` in them).
-    let outputs: std::collections::HashSet<&str> =
-        objects.iter().filter_map(|o| o.key.split_once("/.curate/").map(|(dir, _)| dir)).collect();
+    let outputs = run_outputs(objects.iter().map(|o| o.key.as_str()));
     let explicit = single || globbed;
     let (mut files, mut ignored) = (Vec::new(), Vec::new());
     for object in &objects {
@@ -330,6 +328,16 @@ fn remote_files(input: &str, format: Option<InputFormat>) -> Result<(Vec<InputFi
         });
     }
     Ok((files, ignored))
+}
+
+/// The folders (key prefixes, `""` for the bucket's top) that hold an
+/// earlier run's output: a `.curate/` in them.
+fn run_outputs<'a>(keys: impl Iterator<Item = &'a str>) -> std::collections::HashSet<&'a str> {
+    keys.filter_map(|key| match key.starts_with(".curate/") {
+        true => Some(""),
+        false => key.split_once("/.curate/").map(|(dir, _)| dir),
+    })
+    .collect()
 }
 
 /// Whether a listed key is passed over as a folder walk would pass it: a
@@ -580,6 +588,27 @@ mod tests {
         let globbed = super::plan(&glob, None, 10).unwrap();
         let names: Vec<_> = globbed.files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["a.jsonl", "c-link.jsonl"], "a glob matches files that exist, each once");
+    }
+
+    #[test]
+    fn a_listing_skips_what_a_folder_walk_skips() {
+        let keys = [
+            ".curate/run.json",
+            "part-000000-000.jsonl.zst",
+            "stats.json",
+            "sub/.curate/run.json",
+            "sub/part-000001-000.parquet",
+            "sub/rejected/part-000001-000.parquet",
+            "data/.hidden.jsonl",
+            "data/a.jsonl",
+        ];
+        let outputs = run_outputs(keys.iter().copied());
+        let read = |root: &str| -> Vec<&str> {
+            keys.iter().copied().filter(|k| k.starts_with(root) && !skipped_in_listing(k, root, &outputs)).collect()
+        };
+        assert_eq!(read(""), ["part-000000-000.jsonl.zst"], "the top is a run's output: only its shards");
+        assert_eq!(read("sub"), ["sub/part-000001-000.parquet"]);
+        assert_eq!(read("data"), ["data/a.jsonl"]);
     }
 
     #[test]

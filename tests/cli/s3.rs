@@ -162,6 +162,9 @@ fn the_main_job_from_s3_to_s3_writes_what_a_local_run_writes() {
     for key in ["input_docs", "kept_docs", "dropped_docs", "error_docs", "dropped_by_reason"] {
         assert_eq!(l[key], r[key], "{key}");
     }
+    let as_run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("remote/.curate/pipeline.json")).unwrap()).unwrap();
+    assert_eq!(as_run["output"]["path"], "s3://corpus/curated", "the pipeline is recorded with the output as given");
     // The staging folder is gone; what the task asked of the store is recorded.
     assert_eq!(std::fs::read_dir(dir.path().join("staging/curate-staging")).unwrap().count(), 0);
     let storage: serde_json::Value = serde_json::from_slice(

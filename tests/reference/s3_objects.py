@@ -4,6 +4,7 @@ server package brings) against the test's server at $AWS_ENDPOINT_URL.
     s3_objects.py mkbucket BUCKET
     s3_objects.py upload DIR BUCKET PREFIX      every file under DIR
     s3_objects.py download BUCKET PREFIX DIR    every object under PREFIX/
+    s3_objects.py get BUCKET KEY PATH           one object
 """
 import os
 import sys
@@ -33,6 +34,9 @@ def main():
         # Unfinished multipart uploads would be parts the store never published.
         pending = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
         print(len(pending))
+    elif command == "get":
+        bucket, key, path = args
+        s3.download_file(bucket, key, path)
     else:
         sys.exit(f"unknown command {command}")
 
