@@ -165,6 +165,21 @@ fn the_main_job_from_s3_to_s3_writes_what_a_local_run_writes() {
     let as_run: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("remote/.curate/pipeline.json")).unwrap()).unwrap();
     assert_eq!(as_run["output"]["path"], "s3://corpus/curated", "the pipeline is recorded with the output as given");
+    // A tokenizer trained on the curated output in the store, written to
+    // the store, is the one trained on the local output.
+    let train = |input: &str, output: &str| {
+        curate_s3(&server.endpoint, &dir.path().join("staging"))
+            .args(["tokenizer", "train", "--input", input, "--output", output, "--vocab-size", "400", "--threads", "1"])
+            .output()
+            .unwrap()
+    };
+    ok(train(local.to_str().unwrap(), dir.path().join("local-tokenizer.json").to_str().unwrap()));
+    ok(train("s3://corpus/curated", "s3://corpus/tokenizer.json"));
+    server.client(&["get", "corpus", "tokenizer.json", dir.path().join("remote-tokenizer.json").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(dir.path().join("remote-tokenizer.json")).unwrap(),
+        std::fs::read(dir.path().join("local-tokenizer.json")).unwrap()
+    );
     // The staging folder is gone; what the task asked of the store is recorded.
     assert_eq!(std::fs::read_dir(dir.path().join("staging/curate-staging")).unwrap().count(), 0);
     let storage: serde_json::Value = serde_json::from_slice(
@@ -228,6 +243,10 @@ fn a_killed_run_on_s3_resumes_to_the_objects_of_an_uninterrupted_one() {
     assert_eq!(resumed.keys().collect::<Vec<_>>(), whole.keys().collect::<Vec<_>>());
     assert!(resumed == whole, "byte-identical shards");
     assert_eq!(stats(&dir.path().join("resumed"))["kept_docs"], stats(&dir.path().join("whole"))["kept_docs"]);
+    // `curate stats` merges the tasks' stats where they are, in the store.
+    let merged = curate_s3(&server.endpoint, &dir.path().join("staging-d")).args(["stats", "s3://bkt/killed"]).output();
+    let said = ok(merged.unwrap());
+    assert!(said.contains("stats in s3://bkt/killed/stats.json"), "{said}");
 }
 
 /// A proxy between curate and the server: it answers 503 Slow Down to

@@ -234,4 +234,8 @@ fn pipelines_and_dedup_chains_run_on_a_real_slurm_cluster_as_they_run_locally() 
     assert_eq!(remote.keys().collect::<Vec<_>>(), local.keys().collect::<Vec<_>>());
     assert!(remote == local, "the same shards");
     assert_eq!(stats(&d.join("from-s3"))["kept_docs"], stats(&d.join("local"))["kept_docs"]);
+    let mut status = curate();
+    status.env("SLURM_CONF", &cluster.conf).current_dir(d).envs(server.environment(&d.join("staging")));
+    let status = ok(status.args(["status", "s3://bkt/out", "--logs", "s3-logs"]).output().unwrap());
+    assert!(status.contains("run: 2 of 2 done"), "the markers are found in the store: {status}");
 }
