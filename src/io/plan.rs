@@ -237,14 +237,7 @@ fn local_files(input: &str, format: Option<InputFormat>) -> Result<(Vec<InputFil
         let name = path.strip_prefix(&root).unwrap_or(&path).to_string_lossy().into_owned();
         let name =
             if name.is_empty() { path.file_name().unwrap_or_default().to_string_lossy().into_owned() } else { name };
-        let (detected, compression) = detect(&path);
-        let Some(format) = format.or(detected) else {
-            if explicit {
-                return Err(PlanError::UnknownFormat(path.display().to_string()));
-            }
-            ignored.push(Ignored { path, why: WhyIgnored::NotAnInputFormat });
-            continue;
-        };
+        let Some((format, compression)) = format_of(&path, format, explicit, &mut ignored)? else { continue };
         // A file we cannot stat still becomes a unit: reading it fails, and
         // that failure is counted where the user looks, in the stats.
         let meta = fs::metadata(&path).ok();
@@ -308,14 +301,7 @@ fn remote_files(input: &str, format: Option<InputFormat>) -> Result<(Vec<InputFi
             continue;
         }
         let path = PathBuf::from(bucket.url(key));
-        let (detected, compression) = detect(&path);
-        let Some(format) = format.or(detected) else {
-            if explicit {
-                return Err(PlanError::UnknownFormat(path.display().to_string()));
-            }
-            ignored.push(Ignored { path, why: WhyIgnored::NotAnInputFormat });
-            continue;
-        };
+        let Some((format, compression)) = format_of(&path, format, explicit, &mut ignored)? else { continue };
         files.push(InputFile {
             path,
             name: name.to_owned(),
@@ -353,6 +339,27 @@ fn skipped_in_listing(key: &str, root: &str, outputs: &std::collections::HashSet
         dir = if dir.is_empty() { part.to_owned() } else { format!("{dir}/{part}") };
     }
     false
+}
+
+/// The format (`format` if the user set one, else the extension's) and
+/// compression of the file at `path`; `None`, with the file added to
+/// `ignored`, where the extension names no input format, or an error where
+/// the user named the file itself (`explicit`).
+fn format_of(
+    path: &Path,
+    format: Option<InputFormat>,
+    explicit: bool,
+    ignored: &mut Vec<Ignored>,
+) -> Result<Option<(InputFormat, Compression)>, PlanError> {
+    let (detected, compression) = detect(path);
+    match format.or(detected) {
+        Some(format) => Ok(Some((format, compression))),
+        None if explicit => Err(PlanError::UnknownFormat(path.display().to_string())),
+        None => {
+            ignored.push(Ignored { path: path.to_owned(), why: WhyIgnored::NotAnInputFormat });
+            Ok(None)
+        }
+    }
 }
 
 /// Rows and compressed bytes of each row group; `None` when the footer does

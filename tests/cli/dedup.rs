@@ -690,19 +690,7 @@ fn simhash_removes_near_copies_and_keeps_every_original() {
 /// Starts `curate dedup ARGS` with the stage paused (the test hook) before
 /// committing its `files`-th file, then kills it with SIGKILL.
 fn kill_midway(args: &[&std::ffi::OsStr], files: u32) {
-    use std::io::{BufRead, BufReader};
-    let mut child = curate()
-        .arg("dedup")
-        .args(args)
-        .env(hooks::PAUSE_AFTER_FILES, files.to_string())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    assert!(lines.any(|l| l.unwrap().contains("paused for test")), "the stage reaches the pause: {args:?}");
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+    kill_at_pause(curate().arg("dedup").args(args).env(hooks::PAUSE_AFTER_FILES, files.to_string()));
 }
 
 /// Each stage killed midway (a file half-committed under its temporary

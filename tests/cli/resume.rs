@@ -1,9 +1,6 @@
 //! A task killed with SIGKILL and run again writes exactly what an
 //! uninterrupted run writes.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
 use curate::runtime::hooks;
 
 use crate::util::*;
@@ -31,19 +28,9 @@ fn sigkill_then_resume_gives_byte_identical_output() {
 
     let killed = dir.path().join("killed");
     let p = pipeline(dir.path(), &body(&input, &killed, 300));
-    let mut child = curate()
-        .arg("run")
-        .arg(&p)
-        .args(["--progress", "none", "--threads", "1"])
-        .env(hooks::PAUSE_AFTER_BATCHES, "9")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    assert!(lines.any(|l| l.unwrap().contains("paused for test")), "the run reaches the pause");
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+    kill_at_pause(
+        curate().arg("run").arg(&p).args(["--progress", "none", "--threads", "1"]).env(hooks::PAUSE_AFTER_BATCHES, "9"),
+    );
 
     // Killed mid-unit: some units committed, one half-written under temporary names.
     let entries: Vec<String> =

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use curate::runtime::hooks;
 
-use crate::util::{curate, generate_docs, root, snapshot, stats, write_jsonl};
+use crate::util::{curate, generate_docs, kill_at_pause, root, snapshot, stats, write_jsonl};
 
 /// A moto S3 server on a free loopback port, stopped on drop.
 pub struct S3Server {
@@ -224,15 +224,7 @@ fn a_killed_run_on_s3_resumes_to_the_objects_of_an_uninterrupted_one() {
     ok(run("s3://bkt/whole", "staging-a").output().unwrap());
     // 8 units, each a batch of kept and one of rejected documents: pause
     // with the fifth unit's kept batch in its temporary file.
-    let mut child = run("s3://bkt/killed", "staging-b")
-        .env(hooks::PAUSE_AFTER_BATCHES, "9")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    assert!(lines.any(|l| l.unwrap().contains("paused for test")), "the run reaches the pause");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_at_pause(run("s3://bkt/killed", "staging-b").env(hooks::PAUSE_AFTER_BATCHES, "9"));
     let partial = server.download("bkt", "killed", &dir.path().join("partial"));
     let markers = std::fs::read_dir(dir.path().join("partial/.curate/units")).unwrap().count();
     assert!((1..8).contains(&markers), "some units are done, not all: {markers}");

@@ -24,6 +24,18 @@ pub fn curate() -> Command {
     cmd
 }
 
+/// Starts `cmd` (with a `CURATE_TEST_PAUSE_*` hook set), waits until it
+/// says it paused, and kills it there with SIGKILL.
+pub fn kill_at_pause(cmd: &mut Command) {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(lines.any(|l| l.unwrap().contains("paused for test")), "the process reaches the pause");
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
+}
+
 /// A pipeline file in `dir` with the given TOML body; returns its path.
 pub fn pipeline(dir: &Path, body: &str) -> PathBuf {
     let path = dir.join("pipeline.toml");
