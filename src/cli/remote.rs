@@ -15,13 +15,15 @@
 //! so it holds a task's bookkeeping, not its output.
 //!
 //! Where: `$CURATE_STAGING`, else the system's temporary folder, in
-//! `curate-staging/<hash of the address>-<task>`; it is removed when the
-//! command ends.
+//! `curate-staging/<hash of the address>-<task or command>`, held by a
+//! lock beside it; it is removed when the command ends.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use curate::io::atomic::{self, Mirror};
+use curate::pipeline::config::Pipeline;
+use curate::pipeline::executor::{self, TaskReport};
 use curate::runtime::task::Task;
 use curate_store::{Bucket, StoreError};
 use xxhash_rust::xxh3::xxh3_64;
@@ -30,6 +32,12 @@ use super::Error;
 
 pub struct StagedOutput {
     url: String,
+    /// Who writes through this staging folder: a task (`rank-00003-of-00008`)
+    /// or a command (`stats`); it names the folder and the storage record.
+    name: String,
+    /// Held while the folder is in use: a second process of the same name
+    /// on this machine would wipe it.
+    _lock: std::fs::File,
     /// A folder of curate's (bookkeeping brought down, counts recorded),
     /// rather than the folder of a single output file.
     bookkeeping: bool,
@@ -77,42 +85,65 @@ fn key(prefix: &str, rel: &Path) -> String {
 /// `output` as the folder to write to: itself, or for an object store
 /// address a staging folder (see [`StagedOutput::stage`]) to finish once
 /// the work is done.
-pub fn stage_if_remote(output: &str, task: Task) -> Result<(String, Option<StagedOutput>), Error> {
+pub fn stage_if_remote(output: &str, name: &str) -> Result<(String, Option<StagedOutput>), Error> {
     if !curate_store::is_remote(output) {
         return Ok((output.to_owned(), None));
     }
-    let staged = StagedOutput::stage(output, task, true)?;
+    let staged = StagedOutput::stage(output, name, true)?;
     Ok((staged.local().to_string_lossy().into_owned(), Some(staged)))
 }
 
 /// For an output file (`--output s3://bucket/tokenizer.json`): the local
 /// path to write, which is uploaded once written, and the staging of its
 /// folder to finish.
-pub fn stage_file_if_remote(output: &Path, task: Task) -> Result<(PathBuf, Option<StagedOutput>), Error> {
+pub fn stage_file_if_remote(output: &Path, name: &str) -> Result<(PathBuf, Option<StagedOutput>), Error> {
     let url = output.to_string_lossy();
     if !curate_store::is_remote(&url) {
         return Ok((output.to_owned(), None));
     }
-    let (folder, name) = url.trim_end_matches('/').rsplit_once('/').expect("an address has a slash");
+    let (folder, file) = url.trim_end_matches('/').rsplit_once('/').expect("an address has a slash");
     if folder.ends_with(':') || folder.ends_with("//") {
         return Err(Error::Usage(format!("{url}: name a file in a bucket (s3://bucket/name.json)")));
     }
-    let staged = StagedOutput::stage(folder, task, false)?;
-    Ok((staged.local().join(name), Some(staged)))
+    let staged = StagedOutput::stage(folder, name, false)?;
+    Ok((staged.local().join(file), Some(staged)))
 }
 
 impl StagedOutput {
-    /// Stages the output at `url` for `task`: a fresh staging folder with
-    /// the store's bookkeeping in it (unless `bookkeeping` is false: the
-    /// folder of a single output file), and every file written under it
-    /// uploaded. One output per process.
-    pub fn stage(url: &str, task: Task, bookkeeping: bool) -> Result<StagedOutput, Error> {
+    /// Stages the output at `url` for `name` (a task, or a command): a
+    /// fresh staging folder with the store's bookkeeping in it (unless
+    /// `bookkeeping` is false: the folder of a single output file), and
+    /// every file written under it uploaded. One output per process.
+    pub fn stage(url: &str, name: &str, bookkeeping: bool) -> Result<StagedOutput, Error> {
         let (bucket, prefix) = Bucket::open(url)?;
         let root = std::env::var_os("CURATE_STAGING").map_or_else(std::env::temp_dir, PathBuf::from);
-        let local = root.join("curate-staging").join(format!("{:016x}-{}", xxh3_64(url.as_bytes()), task.name()));
+        let folder = format!("{:016x}-{name}", xxh3_64(url.as_bytes()));
+        let local = root.join("curate-staging").join(&folder);
+        atomic::create_dir(local.parent().expect("a folder"))?;
+        let lock = local.with_file_name(format!(".{folder}.lock"));
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(atomic::WriteError::at(&lock))?;
+        if lock_file.try_lock().is_err() {
+            return Err(Error::Usage(format!(
+                "another curate process on this machine is writing {url} as {name} (it holds {})",
+                lock.display()
+            )));
+        }
         remove(&local)?;
         atomic::create_dir(&local)?;
-        let staged = StagedOutput { url: url.to_owned(), bookkeeping, bucket, prefix, local };
+        let staged = StagedOutput {
+            url: url.to_owned(),
+            name: name.to_owned(),
+            _lock: lock_file,
+            bookkeeping,
+            bucket,
+            prefix,
+            local,
+        };
         if bookkeeping {
             staged.download("")?;
         }
@@ -131,12 +162,27 @@ impl StagedOutput {
 
     /// Records the pipeline as run with its output as the user gave it (the
     /// store's address), where the engine recorded the staging folder.
-    pub fn record_pipeline(&self, pipeline: &curate::pipeline::config::Pipeline, task: Task) -> Result<(), Error> {
+    fn record_pipeline(&self, pipeline: &Pipeline) -> Result<(), Error> {
         let mut as_given = pipeline.clone();
         as_given.output.path = self.url.clone();
-        let path = self.local.join(".curate").join(curate::pipeline::executor::PIPELINE_FILE);
+        let path = self.local.join(".curate").join(executor::PIPELINE_FILE);
         let bytes = serde_json::to_vec_pretty(&as_given).expect("serialisable");
-        Ok(atomic::write_shared(&path, &bytes, &task.name())?)
+        Ok(atomic::write_shared(&path, &bytes, &self.name)?)
+    }
+
+    /// After a task of a run (or `select`) into this staging folder: the
+    /// pipeline recorded with the store's address, and once every task is
+    /// done the merged stats, which need the other tasks' stats from the
+    /// store.
+    pub fn complete_run(&self, pipeline: &Pipeline, report: &mut TaskReport, task: Task) -> Result<(), Error> {
+        self.record_pipeline(pipeline)?;
+        if report.merged.is_none() {
+            self.download("stats")?;
+            self.download(".curate")?;
+            let out = Path::new(&pipeline.output.path);
+            report.merged = executor::merge_if_complete(&executor::run_dir(out), out, task)?;
+        }
+        Ok(())
     }
 
     /// Brings down the store's bookkeeping under `sub` (all of it for
@@ -162,10 +208,10 @@ impl StagedOutput {
     }
 
     /// Records what this process asked of the store (requests, retries,
-    /// bytes) in `.curate/storage/<record>.json` (`rank-00003-of-00008`,
-    /// `tokenize`) of a folder of curate's, uploaded, and removes the staging folder: everything in
-    /// it is in the store.
-    pub fn finish(self, record: &str) -> Result<(), Error> {
+    /// bytes) in `.curate/storage/<name>.json` (`rank-00003-of-00008`,
+    /// `tokenize`) of a folder of curate's, uploaded, and removes the
+    /// staging folder: everything in it is in the store.
+    pub fn finish(self) -> Result<(), Error> {
         let c = curate_store::counters();
         eprintln!(
             "curate: {}: {} requests, {} retried, {:.1} MB read, {:.1} MB written",
@@ -182,7 +228,7 @@ impl StagedOutput {
             "bytes_written": c.bytes_written,
         });
         if self.bookkeeping {
-            let path = self.local.join(".curate").join("storage").join(format!("{record}.json"));
+            let path = self.local.join(".curate").join("storage").join(format!("{}.json", self.name));
             atomic::create_dir(path.parent().expect("a folder"))?;
             atomic::write(&path, &serde_json::to_vec_pretty(&counts).expect("serialisable"))?;
         }

@@ -15,7 +15,7 @@ use curate::stage::StageStats;
 use curate::tokenize::encode::TokenizeOptions;
 use curate::tokenize::TokenizeConfig;
 
-use super::remote::{stage_if_remote, StagedOutput};
+use super::remote::stage_if_remote;
 use super::tokenizer::run_tokenize;
 use super::{summarise, threads, Error};
 
@@ -39,22 +39,18 @@ pub fn run(
     let task = Task::resolve(rank, world_size, |k| std::env::var(k).ok())?;
     // An output in an object store is written through a local staging folder.
     let url = pipeline.output.path.clone();
-    let staged = match curate_store::is_remote(&url) {
-        true => {
-            refuse_remote_output_in_input(&pipeline.input.path, &url)?;
-            if pipeline.tokenize.as_ref().is_some_and(|t| t.path.is_some()) {
-                return Err(BadValue::new(
-                    "tokenize.path",
-                    "with an output in an object store, the token shards go to tokens/ in it; leave tokenize.path out",
-                )
-                .into());
-            }
-            let staged = StagedOutput::stage(&url, task, true)?;
-            pipeline.output.path = staged.local().to_string_lossy().into_owned();
-            Some(staged)
+    if curate_store::is_remote(&url) {
+        refuse_remote_output_in_input(&pipeline.input.path, &url)?;
+        if pipeline.tokenize.as_ref().is_some_and(|t| t.path.is_some()) {
+            return Err(BadValue::new(
+                "tokenize.path",
+                "with an output in an object store, the token shards go to tokens/ in it; leave tokenize.path out",
+            )
+            .into());
         }
-        false => None,
-    };
+    }
+    let (local, staged) = stage_if_remote(&url, &task.name())?;
+    pipeline.output.path = local;
     let out = PathBuf::from(&pipeline.output.path);
     if let Some(config) = &pipeline.tokenize {
         // Checked before the run, which may take hours: not after it.
@@ -76,15 +72,14 @@ pub fn run(
     let threads = threads(threads_flag.or(pipeline.run.threads))?;
     let mut report = executor::run(&pipeline, &RunOptions { task, threads, progress })?;
     if let Some(staged) = &staged {
-        staged.record_pipeline(&pipeline, task)?;
+        staged.complete_run(&pipeline, &mut report, task)?;
     }
-    merge_staged(staged.as_ref(), &mut report, &pipeline, task)?;
     let complete = print_report(&report, task, &url);
     let tokenized = match (complete, pipeline.tokenize) {
         // The task that completes the run tokenizes its output (from the
         // store, where its shards are).
         (true, Some(config)) => {
-            let config_shown = config.clone();
+            let shown = tokens_folder(&config, Path::new(&url));
             let options = TokenizeOptions {
                 output: tokens_folder(&config, &out),
                 config,
@@ -98,32 +93,14 @@ pub fn run(
                 batch_size: pipeline.input.batch_size,
                 progress,
             };
-            let shown = tokens_folder(&config_shown, Path::new(&url));
             run_tokenize(&options, &shown)?
         }
         _ => ExitCode::SUCCESS,
     };
     if let Some(staged) = staged {
-        staged.finish(&task.name())?;
+        staged.finish()?;
     }
     Ok(tokenized)
-}
-
-/// For a staged output, merges the tasks' stats once they are all done:
-/// other tasks' stats are in the store, not in this task's staging folder.
-pub fn merge_staged(
-    staged: Option<&StagedOutput>,
-    report: &mut TaskReport,
-    pipeline: &Pipeline,
-    task: Task,
-) -> Result<(), Error> {
-    if let (Some(staged), None) = (staged, &report.merged) {
-        staged.download("stats")?;
-        staged.download(".curate")?;
-        let out = Path::new(&pipeline.output.path);
-        report.merged = executor::merge_if_complete(&executor::run_dir(out), out, task)?;
-    }
-    Ok(())
 }
 
 /// Refuses an output in the store under the input's prefix, which the next
@@ -166,10 +143,10 @@ fn tokens_folder(config: &TokenizeConfig, out: &Path) -> PathBuf {
 }
 
 pub fn stats(output: PathBuf, world_size: Option<usize>) -> Result<ExitCode, Error> {
-    let (local, staged) = stage_if_remote(&output.to_string_lossy(), Task { rank: 0, world: 1 })?;
+    let (local, staged) = stage_if_remote(&output.to_string_lossy(), "stats")?;
     let merged = merge_stats(Path::new(&local), &output, world_size);
     if let Some(staged) = staged {
-        staged.finish("stats")?;
+        staged.finish()?;
     }
     merged
 }

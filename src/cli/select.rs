@@ -13,7 +13,7 @@ use curate::step::{Condition, FieldsSample, InputMismatch, JudgeError, SelectSte
 use curate_query::{Predicate, Typed};
 
 use super::remote::stage_if_remote;
-use super::run::{merge_staged, print_report};
+use super::run::print_report;
 use super::{named, threads, usage, Error};
 
 #[derive(clap::Args)]
@@ -58,16 +58,15 @@ pub fn select(args: SelectArgs) -> Result<ExitCode, Error> {
     let task = Task::resolve(args.rank, args.world_size, |k| std::env::var(k).ok())?;
     let threads = threads(args.threads)?;
     let steps: Vec<Box<dyn Step>> = vec![Box::new(SelectStep::new(Arc::new(PolarsCondition::new(predicate))))];
-    let (local, staged) = stage_if_remote(&args.output, task)?;
+    let (local, staged) = stage_if_remote(&args.output, &task.name())?;
     pipeline.output.path = local;
     let mut report = executor::run_built(&pipeline, &RunOptions { task, threads, progress: args.progress }, steps)?;
     if let Some(staged) = &staged {
-        staged.record_pipeline(&pipeline, task)?;
+        staged.complete_run(&pipeline, &mut report, task)?;
     }
-    merge_staged(staged.as_ref(), &mut report, &pipeline, task)?;
     print_report(&report, task, &args.output);
     if let Some(staged) = staged {
-        staged.finish(&task.name())?;
+        staged.finish()?;
     }
     Ok(ExitCode::SUCCESS)
 }

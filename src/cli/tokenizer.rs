@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use curate::io::doc::FieldNames;
 use curate::runtime::progress::ProgressMode;
-use curate::runtime::task::Task;
 use curate::tokenize::encode::TokenizeOptions;
 use curate::tokenize::{TokenFormat, TokenizeConfig, TrainOn};
 
@@ -114,10 +113,10 @@ pub fn train_tokenizer(args: TrainArgs) -> Result<ExitCode, Error> {
     };
     let names = FieldNames { text: args.input.text_field, id: args.input.id_field, raw_text: false };
     let pool = curate::runtime::pool::pool(threads)?;
-    let (output, staged) = stage_file_if_remote(&args.output, Task { rank: 0, world: 1 })?;
+    let (output, staged) = stage_file_if_remote(&args.output, "tokenizer-train")?;
     let report = pool.install(|| curate::tokenize::train::train(&plan, names, &options, &output))?;
     if let Some(staged) = staged {
-        staged.finish("tokenizer-train")?;
+        staged.finish()?;
     }
     eprintln!(
         "curate: trained a vocabulary of {} on {} documents ({} bad records skipped); wrote {}",
@@ -150,7 +149,7 @@ pub fn tokenize(args: TokenizeArgs) -> Result<ExitCode, Error> {
         let flag = e.key.trim_start_matches("tokenize.").replace('_', "-");
         return Err(usage(format!("--{flag}: {}", e.message)));
     }
-    let (output, staged) = stage_if_remote(&args.output.to_string_lossy(), Task { rank: 0, world: 1 })?;
+    let (output, staged) = stage_if_remote(&args.output.to_string_lossy(), "tokenize")?;
     let options = TokenizeOptions {
         config,
         threads: args.input.threads()?,
@@ -162,7 +161,7 @@ pub fn tokenize(args: TokenizeArgs) -> Result<ExitCode, Error> {
     };
     let code = run_tokenize(&options, &args.output)?;
     if let Some(staged) = staged {
-        staged.finish("tokenize")?;
+        staged.finish()?;
     }
     Ok(code)
 }

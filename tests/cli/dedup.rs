@@ -690,7 +690,7 @@ fn simhash_removes_near_copies_and_keeps_every_original() {
 /// Starts `curate dedup ARGS` with the stage paused (the test hook) before
 /// committing its `files`-th file, then kills it with SIGKILL.
 fn kill_midway(args: &[&std::ffi::OsStr], files: u32) {
-    kill_at_pause(curate().arg("dedup").args(args).env(hooks::PAUSE_AFTER_FILES, files.to_string()));
+    kill_at_pause(curate().arg("dedup").args(args).env(hooks::PAUSE_AFTER_FILES, files.to_string()), || {});
 }
 
 /// Each stage killed midway (a file half-committed under its temporary

@@ -30,6 +30,7 @@ fn sigkill_then_resume_gives_byte_identical_output() {
     let p = pipeline(dir.path(), &body(&input, &killed, 300));
     kill_at_pause(
         curate().arg("run").arg(&p).args(["--progress", "none", "--threads", "1"]).env(hooks::PAUSE_AFTER_BATCHES, "9"),
+        || {},
     );
 
     // Killed mid-unit: some units committed, one half-written under temporary names.

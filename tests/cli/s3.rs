@@ -180,8 +180,12 @@ fn the_main_job_from_s3_to_s3_writes_what_a_local_run_writes() {
         std::fs::read(dir.path().join("remote-tokenizer.json")).unwrap(),
         std::fs::read(dir.path().join("local-tokenizer.json")).unwrap()
     );
-    // The staging folder is gone; what the task asked of the store is recorded.
-    assert_eq!(std::fs::read_dir(dir.path().join("staging/curate-staging")).unwrap().count(), 0);
+    // The staging folders are gone; what the task asked of the store is recorded.
+    let staging: Vec<String> = std::fs::read_dir(dir.path().join("staging/curate-staging"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(staging.iter().all(|n| n.starts_with('.') && n.ends_with(".lock")), "only the locks stay: {staging:?}");
     let storage: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dir.path().join("remote/.curate/storage/rank-00000-of-00001.json")).unwrap(),
     )
@@ -224,7 +228,13 @@ fn a_killed_run_on_s3_resumes_to_the_objects_of_an_uninterrupted_one() {
     ok(run("s3://bkt/whole", "staging-a").output().unwrap());
     // 8 units, each a batch of kept and one of rejected documents: pause
     // with the fifth unit's kept batch in its temporary file.
-    kill_at_pause(run("s3://bkt/killed", "staging-b").env(hooks::PAUSE_AFTER_BATCHES, "9"));
+    kill_at_pause(run("s3://bkt/killed", "staging-b").env(hooks::PAUSE_AFTER_BATCHES, "9"), || {
+        // The same task started again on this machine would wipe the
+        // paused one's staging folder: it is refused.
+        let second = run("s3://bkt/killed", "staging-b").output().unwrap();
+        assert_eq!(second.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&second.stderr).contains("another curate process on this machine"));
+    });
     let partial = server.download("bkt", "killed", &dir.path().join("partial"));
     let markers = std::fs::read_dir(dir.path().join("partial/.curate/units")).unwrap().count();
     assert!((1..8).contains(&markers), "some units are done, not all: {markers}");

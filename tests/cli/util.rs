@@ -25,12 +25,13 @@ pub fn curate() -> Command {
 }
 
 /// Starts `cmd` (with a `CURATE_TEST_PAUSE_*` hook set), waits until it
-/// says it paused, and kills it there with SIGKILL.
-pub fn kill_at_pause(cmd: &mut Command) {
+/// says it paused, calls `while_paused`, and kills it there with SIGKILL.
+pub fn kill_at_pause(cmd: &mut Command, while_paused: impl FnOnce()) {
     use std::io::{BufRead, BufReader};
     let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     assert!(lines.any(|l| l.unwrap().contains("paused for test")), "the process reaches the pause");
+    while_paused();
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
