@@ -38,6 +38,9 @@ pub struct StagedOutput {
     /// Held while the folder is in use: a second process of the same name
     /// on this machine would wipe it.
     _lock: std::fs::File,
+    /// The task of a run writing here: of the run's unit markers, it needs
+    /// only those of its own units.
+    owner: Option<Task>,
     /// A folder of curate's (bookkeeping brought down, counts recorded),
     /// rather than the folder of a single output file.
     bookkeeping: bool,
@@ -85,11 +88,11 @@ fn key(prefix: &str, rel: &Path) -> String {
 /// `output` as the folder to write to: itself, or for an object store
 /// address a staging folder (see [`StagedOutput::stage`]) to finish once
 /// the work is done.
-pub fn stage_if_remote(output: &str, name: &str) -> Result<(String, Option<StagedOutput>), Error> {
+pub fn stage_if_remote(output: &str, name: &str, owner: Option<Task>) -> Result<(String, Option<StagedOutput>), Error> {
     if !curate_store::is_remote(output) {
         return Ok((output.to_owned(), None));
     }
-    let staged = StagedOutput::stage(output, name, true)?;
+    let staged = StagedOutput::stage(output, name, owner, true)?;
     Ok((staged.local().to_string_lossy().into_owned(), Some(staged)))
 }
 
@@ -105,16 +108,17 @@ pub fn stage_file_if_remote(output: &Path, name: &str) -> Result<(PathBuf, Optio
     if folder.ends_with(':') || folder.ends_with("//") {
         return Err(Error::Usage(format!("{url}: name a file in a bucket (s3://bucket/name.json)")));
     }
-    let staged = StagedOutput::stage(folder, name, false)?;
+    let staged = StagedOutput::stage(folder, name, None, false)?;
     Ok((staged.local().join(file), Some(staged)))
 }
 
 impl StagedOutput {
     /// Stages the output at `url` for `name` (a task, or a command): a
     /// fresh staging folder with the store's bookkeeping in it (unless
-    /// `bookkeeping` is false: the folder of a single output file), and
-    /// every file written under it uploaded. One output per process.
-    pub fn stage(url: &str, name: &str, bookkeeping: bool) -> Result<StagedOutput, Error> {
+    /// `bookkeeping` is false: the folder of a single output file), of the
+    /// run's unit markers only `owner`'s, and every file written under it
+    /// uploaded. One output per process.
+    pub fn stage(url: &str, name: &str, owner: Option<Task>, bookkeeping: bool) -> Result<StagedOutput, Error> {
         let (bucket, prefix) = Bucket::open(url)?;
         let root = std::env::var_os("CURATE_STAGING").map_or_else(std::env::temp_dir, PathBuf::from);
         let folder = format!("{:016x}-{name}", xxh3_64(url.as_bytes()));
@@ -139,6 +143,7 @@ impl StagedOutput {
             url: url.to_owned(),
             name: name.to_owned(),
             _lock: lock_file,
+            owner,
             bookkeeping,
             bucket,
             prefix,
@@ -172,13 +177,12 @@ impl StagedOutput {
 
     /// After a task of a run (or `select`) into this staging folder: the
     /// pipeline recorded with the store's address, and once every task is
-    /// done the merged stats, which need the other tasks' stats from the
-    /// store.
+    /// done the merged stats, which need the other tasks' stats (their
+    /// markers) from the store.
     pub fn complete_run(&self, pipeline: &Pipeline, report: &mut TaskReport, task: Task) -> Result<(), Error> {
         self.record_pipeline(pipeline)?;
         if report.merged.is_none() {
             self.download("stats")?;
-            self.download(".curate")?;
             let out = Path::new(&pipeline.output.path);
             report.merged = executor::merge_if_complete(&executor::run_dir(out), out, task)?;
         }
@@ -196,7 +200,7 @@ impl StagedOutput {
             let rel = object.key.strip_prefix(self.prefix.as_str()).unwrap_or(&object.key).trim_start_matches('/');
             let name = rel.rsplit('/').next().unwrap_or(rel);
             let path = self.local.join(rel);
-            if rel.is_empty() || name.starts_with("part-") || path.exists() {
+            if rel.is_empty() || name.starts_with("part-") || path.exists() || not_owned(self.owner, rel) {
                 continue;
             }
             let Some(bytes) = self.bucket.get(&object.key)? else { continue };
@@ -236,6 +240,17 @@ impl StagedOutput {
     }
 }
 
+/// Whether `rel` is the marker of a unit of the run that another task than
+/// `owner` owns (`.curate/units/unit-000012.json`): a task that brought
+/// down every marker would make as many requests as the run has units.
+fn not_owned(owner: Option<Task>, rel: &str) -> bool {
+    let unit = rel.strip_prefix(".curate/units/unit-").and_then(|r| r.strip_suffix(".json"));
+    match (owner, unit.and_then(|u| u.parse::<usize>().ok())) {
+        (Some(task), Some(unit)) => !task.owns(unit),
+        _ => false,
+    }
+}
+
 fn remove(dir: &Path) -> Result<(), Error> {
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(atomic::WriteError::at(dir)(e).into()),
@@ -246,5 +261,20 @@ fn remove(dir: &Path) -> Result<(), Error> {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Error {
         Error::Store(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_brings_down_only_its_own_unit_markers() {
+        let task = Some(Task { rank: 1, world: 4 });
+        assert!(!not_owned(task, ".curate/units/unit-000005.json"), "unit 5 is task 1's");
+        assert!(not_owned(task, ".curate/units/unit-000006.json"));
+        assert!(!not_owned(task, ".curate/run.json"));
+        assert!(!not_owned(task, "tokens/.curate/units/unit-000006.json"), "tokenization's units are not the run's");
+        assert!(!not_owned(None, ".curate/units/unit-000006.json"), "a command that is no task needs them all");
     }
 }

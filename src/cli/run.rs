@@ -49,7 +49,7 @@ pub fn run(
             .into());
         }
     }
-    let (local, staged) = stage_if_remote(&url, &task.name())?;
+    let (local, staged) = stage_if_remote(&url, &task.name(), Some(task))?;
     pipeline.output.path = local;
     let out = PathBuf::from(&pipeline.output.path);
     if let Some(config) = &pipeline.tokenize {
@@ -143,7 +143,7 @@ fn tokens_folder(config: &TokenizeConfig, out: &Path) -> PathBuf {
 }
 
 pub fn stats(output: PathBuf, world_size: Option<usize>) -> Result<ExitCode, Error> {
-    let (local, staged) = stage_if_remote(&output.to_string_lossy(), "stats")?;
+    let (local, staged) = stage_if_remote(&output.to_string_lossy(), "stats", None)?;
     let merged = merge_stats(Path::new(&local), &output, world_size);
     if let Some(staged) = staged {
         staged.finish()?;

@@ -58,7 +58,7 @@ pub fn select(args: SelectArgs) -> Result<ExitCode, Error> {
     let task = Task::resolve(args.rank, args.world_size, |k| std::env::var(k).ok())?;
     let threads = threads(args.threads)?;
     let steps: Vec<Box<dyn Step>> = vec![Box::new(SelectStep::new(Arc::new(PolarsCondition::new(predicate))))];
-    let (local, staged) = stage_if_remote(&args.output, &task.name())?;
+    let (local, staged) = stage_if_remote(&args.output, &task.name(), Some(task))?;
     pipeline.output.path = local;
     let mut report = executor::run_built(&pipeline, &RunOptions { task, threads, progress: args.progress }, steps)?;
     if let Some(staged) = &staged {

@@ -149,7 +149,7 @@ pub fn tokenize(args: TokenizeArgs) -> Result<ExitCode, Error> {
         let flag = e.key.trim_start_matches("tokenize.").replace('_', "-");
         return Err(usage(format!("--{flag}: {}", e.message)));
     }
-    let (output, staged) = stage_if_remote(&args.output.to_string_lossy(), "tokenize")?;
+    let (output, staged) = stage_if_remote(&args.output.to_string_lossy(), "tokenize", None)?;
     let options = TokenizeOptions {
         config,
         threads: args.input.threads()?,
