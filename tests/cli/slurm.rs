@@ -61,7 +61,8 @@ impl Cluster {
         if !munge_answers() {
             let munged = Command::new("munged").args(["--force", "--foreground"]).stderr(Stdio::null()).spawn();
             let mut munged = munged.expect("munged starts");
-            wait_until("munged listens", &mut munged, || Path::new("/run/munge/munge.socket.2").exists());
+            // Not the socket's existence: a munged killed earlier may have left it.
+            wait_until("munged answers", &mut munged, munge_answers);
             daemons.push(munged);
         }
         let host = String::from_utf8(Command::new("hostname").arg("-s").output().unwrap().stdout).unwrap();
@@ -109,9 +110,16 @@ impl Cluster {
 }
 
 impl Drop for Cluster {
+    /// Stops slurmd and slurmctld (their files are in the temporary
+    /// folder), then munged, if the test started it, with SIGTERM: it
+    /// removes its socket as it exits.
     fn drop(&mut self) {
-        for daemon in self.daemons.iter_mut().rev() {
-            let _ = daemon.kill();
+        let munged = self.daemons.len() == 3;
+        for (i, daemon) in self.daemons.iter_mut().enumerate().rev() {
+            match munged && i == 0 {
+                true => drop(Command::new("kill").arg("-TERM").arg(daemon.id().to_string()).status()),
+                false => drop(daemon.kill()),
+            }
             let _ = daemon.wait();
         }
     }
