@@ -60,11 +60,28 @@ pub struct SlurmArgs {
 struct Stage {
     name: &'static str,
     world: usize,
+    /// Where a task's marker is (see [`Submitted::marker`]).
+    marker: String,
     /// Tasks without a marker; empty when the stage is complete.
     missing: Vec<usize>,
     /// One task rather than an array.
     single: bool,
     command: Vec<String>,
+}
+
+impl Stage {
+    /// A stage of `world` tasks (one task, not an array, when `single`),
+    /// whose markers at `marker` say which are left to run.
+    fn new(
+        name: &'static str,
+        world: usize,
+        single: bool,
+        marker: String,
+        command: Vec<String>,
+    ) -> Result<Stage, Error> {
+        let missing = missing(&marker, world)?;
+        Ok(Stage { name, world, marker, missing, single, command })
+    }
 }
 
 /// What `jobs.json` records of one submission.
@@ -93,7 +110,7 @@ pub fn slurm(args: SlurmArgs) -> Result<ExitCode, Error> {
     let threads = args.cpus_per_task.to_string();
     let world = args.tasks.to_string();
     let mut stages = Vec::new();
-    if let Some(work) = dedup_work.clone() {
+    if let Some(work) = dedup_work {
         if !Path::new(&work).join("clusters/stats.json").is_file() {
             let mut signatures = vec![exe.clone(), "dedup".into(), "signatures".into()];
             signatures.extend(["--input", pipeline.input.path.as_str(), "--work", work.as_str()].map(String::from));
@@ -101,42 +118,21 @@ pub fn slurm(args: SlurmArgs) -> Result<ExitCode, Error> {
             signatures.extend(
                 ["--rank", RANK, "--world-size", &world, "--threads", &threads, "--progress", "none"].map(String::from),
             );
-            stages.push(Stage {
-                name: "signatures",
-                world: args.tasks,
-                missing: missing(&marker(&work, "signatures/stats", args.tasks), args.tasks)?,
-                single: false,
-                command: signatures,
-            });
+            let done = marker(&work, "signatures/stats", args.tasks);
+            stages.push(Stage::new("signatures", args.tasks, false, done, signatures)?);
             let buckets =
                 ["dedup", "buckets", "--work", &work, "--rank", RANK, "--world-size", &world, "--progress", "none"];
-            stages.push(Stage {
-                name: "buckets",
-                world: args.tasks,
-                missing: missing(&marker(&work, "buckets/stats", args.tasks), args.tasks)?,
-                single: false,
-                command: std::iter::once(exe.clone()).chain(buckets.map(String::from)).collect(),
-            });
-            stages.push(Stage {
-                name: "clusters",
-                world: 1,
-                missing: vec![0],
-                single: true,
-                command: [exe.as_str(), "dedup", "clusters", "--work", &work].map(String::from).to_vec(),
-            });
+            let buckets = std::iter::once(exe.clone()).chain(buckets.map(String::from)).collect();
+            stages.push(Stage::new("buckets", args.tasks, false, marker(&work, "buckets/stats", args.tasks), buckets)?);
+            let clusters = [exe.as_str(), "dedup", "clusters", "--work", &work].map(String::from).to_vec();
+            stages.push(Stage::new("clusters", 1, true, format!("{work}/clusters/stats.json"), clusters)?);
         }
     }
     let pipeline_path = pipeline_path.to_string_lossy().into_owned();
     let run = [exe.as_str(), "run", &pipeline_path, "--rank", RANK, "--world-size", &world];
     let mut run: Vec<String> = run.map(String::from).to_vec();
     run.extend(["--threads", &threads, "--progress", "none"].map(String::from));
-    stages.push(Stage {
-        name: "run",
-        world: args.tasks,
-        missing: missing(&marker(&output, "stats", args.tasks), args.tasks)?,
-        single: false,
-        command: run,
-    });
+    stages.push(Stage::new("run", args.tasks, false, marker(&output, "stats", args.tasks), run)?);
     // Once a stage has work to do, every stage after it runs again too
     // (each skips what it finds done), after it.
     let first = stages.iter().position(|s| !s.missing.is_empty());
@@ -181,20 +177,13 @@ pub fn slurm(args: SlurmArgs) -> Result<ExitCode, Error> {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        let marker = match stage.name {
-            "signatures" | "buckets" => {
-                marker(dedup_work.as_deref().unwrap_or_default(), &format!("{}/stats", stage.name), stage.world)
-            }
-            "clusters" => format!("{}/clusters/stats.json", dedup_work.as_deref().unwrap_or_default()),
-            _ => marker(&output, "stats", stage.world),
-        };
         eprintln!("curate: submitted {} as job {job}: {}", stage.name, describe(&stage.missing, stage.world));
         record.push(Submitted {
             stage: stage.name.into(),
             job: job.clone(),
             world: stage.world,
             tasks: stage.missing.clone(),
-            marker,
+            marker: stage.marker.clone(),
         });
         atomic::write(&logs.join("jobs.json"), &serde_json::to_vec_pretty(&record).expect("serialisable"))?;
         if waited && !out.status.success() {
